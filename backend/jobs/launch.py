@@ -1,0 +1,46 @@
+"""Start a worker process for a job folder and read its event stream.
+
+The worker runs in its own session (process group), so a cancel can signal it
+and everything it spawned, and so closing a terminal or the GUI does not take
+the job down with it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+
+from backend.events import Event, LineSplitter, parse_event
+from backend.jobs.layout import JobLayout
+
+
+def start_worker(layout: JobLayout, resume: bool = False) -> subprocess.Popen[bytes]:
+    """Launch ``python -m backend.worker`` for the job; stderr goes to the job's worker.log."""
+    argv = [sys.executable, "-m", "backend.worker", str(layout.root)]
+    if resume:
+        argv.append("--resume")
+    with layout.log.open("ab") as log:
+        return subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, start_new_session=True
+        )
+
+
+def stream(process: subprocess.Popen[bytes]) -> Iterator[Event | str]:
+    """Events from the worker's stdout as they come; a line that is not an event is yielded as text."""
+    assert process.stdout is not None
+    splitter = LineSplitter()
+    while chunk := process.stdout.read1(65536):
+        for line in splitter.feed(chunk):
+            if line.strip():
+                yield _parse(line)
+    for line in splitter.flush():
+        if line.strip():
+            yield _parse(line)
+
+
+def _parse(line: str) -> Event | str:
+    try:
+        return parse_event(line)
+    except ValueError:
+        return line

@@ -1,0 +1,21 @@
+"""A stop request shared by signal handlers, the cancel-file watcher and the training loop."""
+
+from __future__ import annotations
+
+import threading
+
+
+class StopRequest:
+    """Set from a signal handler or a watcher thread; read by the training loop at step boundaries."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = ""
+
+    def set(self, reason: str) -> None:
+        if not self._event.is_set():
+            self.reason = reason
+            self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()

@@ -1,0 +1,293 @@
+"""The job specification: one typed, versioned document per job.
+
+A spec is written by the GUI form or by hand (YAML or JSON), validated before a
+job is queued, and copied into the job folder so a run can always be repeated.
+Validation errors are phrased for a person ("lora.alpha must be greater than 0;
+you wrote -16"), never as a stack trace.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+
+TargetPreset = Literal["attention", "attention_mlp", "all_linear"]
+QuantMode = Literal["nf4", "fp4", "int8", "none"]
+Optimizer = Literal[
+    "adamw_torch",
+    "adamw_8bit",
+    "paged_adamw_8bit",
+    "paged_adamw_32bit",
+    "adafactor",
+    "sgd",
+]
+Scheduler = Literal["cosine", "linear", "constant", "constant_with_warmup", "cosine_with_min_lr"]
+Precision = Literal["auto", "bf16", "fp16", "fp32"]
+ComputeDtype = Literal["auto", "bfloat16", "float16", "float32"]
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class SpecError(ValueError):
+    """A spec that cannot be run, with one readable line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Quantization(_Section):
+    """How the frozen base weights are stored while the adapter trains."""
+
+    mode: QuantMode = Field("nf4", description="4-bit NF4/FP4 (QLoRA), 8-bit, or none (plain LoRA).")
+    double_quant: bool = Field(True, description="Quantize the 4-bit scales too: ~0.4 bit/param saved.")
+    compute_dtype: ComputeDtype = Field(
+        "auto", description="Dtype of the matmuls on dequantized weights; auto = bf16 where supported."
+    )
+
+
+class Lora(_Section):
+    """The adapter's shape: which layers get low-rank updates, and how large."""
+
+    r: PositiveInt = Field(16, le=1024, description="Rank of each update matrix.")
+    alpha: PositiveFloat | None = Field(None, description="Scale of the update; default 2 x r.")
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: TargetPreset | list[str] = Field(
+        "all_linear", description="A preset or explicit module names found in the model."
+    )
+    use_rslora: bool = Field(False, description="Scale by alpha/sqrt(r): steadier at high rank.")
+    use_dora: bool = Field(False, description="Weight-decomposed LoRA: better quality, slower steps.")
+    modules_to_save: list[str] = Field(
+        default_factory=list, description="Modules trained in full, e.g. embed_tokens after adding tokens."
+    )
+
+    @field_validator("target_modules")
+    @classmethod
+    def _names_not_empty(cls, value: TargetPreset | list[str]) -> TargetPreset | list[str]:
+        if isinstance(value, list) and not value:
+            raise ValueError("needs at least one module name, or a preset (attention, attention_mlp, all_linear)")
+        return value
+
+    @property
+    def effective_alpha(self) -> float:
+        return self.alpha if self.alpha is not None else 2.0 * self.r
+
+
+class Training(_Section):
+    """The optimisation schedule."""
+
+    learning_rate: PositiveFloat = Field(2e-4, le=1.0)
+    lr_scheduler: Scheduler = "cosine"
+    warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
+    epochs: PositiveFloat = Field(1.0, le=1000)
+    max_steps: PositiveInt | None = Field(None, description="Stop after this many optimizer steps; overrides epochs.")
+    micro_batch_size: PositiveInt = Field(4, le=4096)
+    gradient_accumulation_steps: PositiveInt = Field(4, le=4096)
+    max_seq_length: PositiveInt = Field(1024, ge=16, le=1_048_576)
+    packing: bool = False
+    gradient_checkpointing: bool = True
+    optimizer: Optimizer = "adamw_torch"
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0)
+    max_grad_norm: float = Field(0.3, ge=0.0)
+    precision: Precision = Field("auto", description="Mixed precision; auto = bf16 where supported, else fp32.")
+    seed: int = Field(42, ge=0)
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.micro_batch_size * self.gradient_accumulation_steps
+
+
+class Data(_Section):
+    """What to train on."""
+
+    path: str = Field(..., min_length=1, description="A chat dataset file (JSONL with messages).")
+    eval_path: str | None = Field(None, description="A separate held-out file; else a split of path.")
+    eval_split: float = Field(0.1, ge=0.0, le=0.5, description="Share held out when eval_path is not set.")
+    split_seed: int = Field(42, ge=0)
+    loss_on: Literal["assistant", "all"] = Field(
+        "assistant", description="Train on the assistant's replies only, or on every token."
+    )
+
+
+class Schedule(_Section):
+    """When to evaluate, checkpoint and log."""
+
+    eval_every_steps: PositiveInt | None = Field(None, description="None = about ten evaluations per run.")
+    save_every_steps: PositiveInt = 50
+    keep_checkpoints: PositiveInt = Field(3, le=1000)
+    log_every_steps: PositiveInt = 1
+
+
+class JobSpec(_Section):
+    """Everything a training job needs, and nothing machine-specific."""
+
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["train"] = "train"
+    name: str = Field("adapter", min_length=1, max_length=120)
+    base_model: str = Field(
+        "default", min_length=1, description="'default', a model imported into the store, a local folder or a hub id."
+    )
+    quantization: Quantization = Field(default_factory=Quantization)
+    lora: Lora = Field(default_factory=Lora)
+    training: Training = Field(default_factory=Training)
+    data: Data
+    schedule: Schedule = Field(default_factory=Schedule)
+    output_dir: str | None = Field(None, description="Where the adapter goes; default: the job folder.")
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        if value > SCHEMA_VERSION:
+            raise ValueError(
+                f"was written by a newer LoRA Studio (schema {value}; this one reads up to {SCHEMA_VERSION}); "
+                "update LoRA Studio"
+            )
+        if value < 1:
+            raise ValueError("must be 1 or more")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> JobSpec:
+        if self.lora.use_dora and self.quantization.mode == "int8":
+            raise ValueError("lora.use_dora does not work with an 8-bit base; use nf4 or none")
+        if self.training.precision == "fp16" and self.quantization.compute_dtype == "bfloat16":
+            raise ValueError(
+                "training.precision fp16 with quantization.compute_dtype bfloat16 mixes two half formats; "
+                "choose bf16 for both or fp16 for both"
+            )
+        return self
+
+    # -- serialisation -------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save(self, path: Path) -> None:
+        """Write as YAML or JSON by the file's suffix, atomically."""
+        text = self.to_json() if path.suffix == ".json" else self.to_yaml()
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> JobSpec:
+        if not isinstance(data, dict):
+            raise SpecError([f"a spec must be a mapping of settings; this file holds a {type(data).__name__}"])
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise SpecError(_explain(exc)) from None
+
+    @classmethod
+    def from_text(cls, text: str, fmt: Literal["yaml", "json"] = "yaml") -> JobSpec:
+        try:
+            data = json.loads(text) if fmt == "json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            raise SpecError([f"the spec is not valid {fmt.upper()}: {exc}"]) from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: Path) -> JobSpec:
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except OSError as exc:
+            raise SpecError([f"cannot read the spec {path}: {exc.strerror}"]) from None
+        return cls.from_text(text, "json" if path.suffix == ".json" else "yaml")
+
+
+# -- readable errors -----------------------------------------------------------
+
+_PHRASES: dict[str, str] = {
+    "greater_than": "must be greater than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be text",
+    "string_too_short": "must not be empty",
+    "string_too_long": "must be at most {max_length} characters",
+    "missing": "is required",
+    "model_type": "must be a section of settings",
+    "model_attributes_type": "must be a section of settings",
+    "list_type": "must be a list",
+}
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    # Pydantic adds union-branch names ("list[str]", "literal[...]") to the location; a person never wrote those.
+    parts = [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
+    return ".".join(parts)
+
+
+def _known_fields(loc: tuple[int | str, ...]) -> list[str]:
+    model: type[BaseModel] = JobSpec
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _explain(exc: ValidationError) -> list[str]:
+    problems: list[str] = []
+    seen: set[str] = set()
+    for err in exc.errors(include_url=False):
+        name = _field_name(err["loc"]) or "the spec"
+        kind = err["type"]
+        ctx = {k: f"{v:g}" if isinstance(v, float) else v for k, v in (err.get("ctx") or {}).items()}
+        if kind == "extra_forbidden":
+            last = str(err["loc"][-1])
+            close = difflib.get_close_matches(last, _known_fields(err["loc"]), n=1)
+            hint = f"; did you mean {close[0]}?" if close else "; remove it"
+            message = f"{name} is not a setting LoRA Studio knows{hint}"
+        elif kind == "literal_error":
+            message = f"{name} must be one of {ctx.get('expected', '')}; you wrote {err['input']!r}"
+        elif kind == "value_error":
+            message = f"{name} {ctx.get('error', err['msg'])!s}".strip()
+            if name == "the spec":
+                message = str(ctx.get("error", err["msg"]))
+        elif kind in _PHRASES:
+            message = f"{name} {_PHRASES[kind].format(**ctx)}"
+            if kind != "missing":
+                message += f"; you wrote {err['input']!r}"
+        else:
+            message = f"{name}: {err['msg']}; you wrote {err['input']!r}"
+        # A value failing a union (preset or list) reports once per branch; one line is enough.
+        if name in seen and kind != "extra_forbidden":
+            continue
+        seen.add(name)
+        problems.append(message)
+    return problems

@@ -1,0 +1,98 @@
+"""What the machine can do, and how the spec's "auto" choices resolve on it.
+
+One place decides device, dtypes and quantization settings, so the events, the
+adapter record and the trainer all agree on what really ran.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+from backend.events import DeviceInfo
+from backend.spec import JobSpec
+
+_PACKAGES = ("torch", "transformers", "peft", "trl", "bitsandbytes", "accelerate", "datasets")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("lora-studio", *_PACKAGES):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+@dataclass
+class Runtime:
+    device: str
+    device_name: str
+    memory_total_bytes: int | None
+    compute_dtype: str  # torch dtype name: bfloat16, float16, float32
+    mixed_precision: str  # bf16, fp16 or no
+    quant_mode: str
+    double_quant: bool
+    versions: dict[str, str] = field(default_factory=library_versions)
+    trainer_overrides: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def detect(cls, spec: JobSpec) -> Runtime:
+        import torch
+
+        if torch.cuda.is_available():
+            props = torch.cuda.get_device_properties(0)
+            device, name, total = "cuda", props.name, int(props.total_memory)
+            half = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        else:
+            device, name, total = "cpu", platform.processor() or platform.machine(), None
+            # On the CPU a half-precision compute dtype only pays where the matmul kernels exist;
+            # fp32 is the safe default (see bench/results/cpu_step.md).
+            half = "float32"
+        compute = spec.quantization.compute_dtype
+        compute = half if compute == "auto" else compute
+        precision = spec.training.precision
+        if precision == "auto":
+            precision = {"bfloat16": "bf16", "float16": "fp16"}.get(compute, "no")
+        elif precision == "fp32":
+            precision = "no"
+        return cls(
+            device=device,
+            device_name=name,
+            memory_total_bytes=total,
+            compute_dtype=compute,
+            mixed_precision=precision,
+            quant_mode=spec.quantization.mode,
+            double_quant=spec.quantization.double_quant,
+        )
+
+    def device_info(self) -> DeviceInfo:
+        return DeviceInfo(kind=self.device, name=self.device_name, memory_total_bytes=self.memory_total_bytes)
+
+    def describe(self) -> str:
+        quant = {"nf4": "4-bit NF4", "fp4": "4-bit FP4", "int8": "8-bit", "none": "unquantized"}[self.quant_mode]
+        return f"{quant} base, {self.compute_dtype} compute on {self.device}"
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``AutoModelForCausalLM.from_pretrained``."""
+        import torch
+
+        dtype = getattr(torch, self.compute_dtype)
+        kwargs: dict[str, Any] = {"dtype": dtype, "device_map": {"": 0 if self.device == "cuda" else "cpu"}}
+        if self.quant_mode in ("nf4", "fp4"):
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type=self.quant_mode,
+                bnb_4bit_use_double_quant=self.double_quant,
+                bnb_4bit_compute_dtype=dtype,
+            )
+        elif self.quant_mode == "int8":
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+        return kwargs

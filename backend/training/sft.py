@@ -1,0 +1,272 @@
+"""The training job: QLoRA/LoRA supervised fine-tuning of a causal LM on chat data.
+
+transformers loads (and bitsandbytes quantizes) the base, peft adds the adapter,
+trl's SFTTrainer runs the loop. Conversations are tokenized here with the
+model's chat template and labels masked to the assistant's replies, so the loss
+is right for any template (see chat_tokens.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backend.data.chat import ChatDataset, DataError, load_chat_jsonl
+from backend.events import Artifact, EventSink, Warn
+from backend.jobs.layout import JobLayout
+from backend.jobs.stop import StopRequest
+from backend.models.fingerprint import fingerprint
+from backend.models.store import resolve_model_path
+from backend.spec import JobSpec
+from backend.training.chat_tokens import IGNORE, TemplateError, tokenize_chat
+from backend.training.checkpoints import latest_checkpoint
+from backend.training.progress import EventCallback
+from backend.training.runtime import Runtime
+from backend.training.targets import resolve_targets
+
+ADAPTER_RECORD = "lora_studio_adapter.json"
+_MAX_LISTED_PROBLEMS = 20
+_OPTIMIZERS = {"adamw_8bit": "adamw_bnb_8bit"}
+
+
+class Cancelled(Exception):
+    """The job was asked to stop before training started."""
+
+
+@dataclass
+class SftResult:
+    status: str
+    step: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    adapter_path: Path | None = None
+
+
+def _load_data(spec: JobSpec, sink: EventSink) -> tuple[list, list, str]:
+    """Train and eval conversations plus a hash of both; every rejected row is reported."""
+    data = spec.data
+    datasets: list[ChatDataset] = [load_chat_jsonl(Path(data.path))]
+    if data.eval_path:
+        datasets.append(load_chat_jsonl(Path(data.eval_path)))
+    for dataset in datasets:
+        for problem in dataset.problems[:_MAX_LISTED_PROBLEMS]:
+            sink.emit(Warn(code="row_rejected", message=f"{dataset.path.name} {problem}"))
+        if len(dataset.problems) > _MAX_LISTED_PROBLEMS:
+            sink.emit(
+                Warn(
+                    code="rows_rejected",
+                    message=f"{dataset.path.name}: {len(dataset.problems)} rows rejected in all; "
+                    "run 'lora-studio data check' for the full list",
+                )
+            )
+    if data.eval_path:
+        train, held = datasets[0].examples, datasets[1].examples
+    else:
+        train, held = datasets[0].split(data.eval_split, data.split_seed)
+    content_hash = datasets[0].content_hash() if len(datasets) == 1 else _combined_hash(datasets)
+    return train, held, content_hash
+
+
+def _combined_hash(datasets: list[ChatDataset]) -> str:
+    import hashlib
+
+    return hashlib.sha256("".join(d.content_hash() for d in datasets).encode()).hexdigest()
+
+
+def _tokenize(tokenizer: Any, conversations: list, spec: JobSpec, split: str, sink: EventSink) -> Any:
+    from datasets import Dataset
+
+    max_len = spec.training.max_seq_length
+    ids, labels = [], []
+    truncated = cut_tokens = lost = 0
+    for conversation in conversations:
+        try:
+            tokens = tokenize_chat(tokenizer, conversation, spec.data.loss_on)
+        except TemplateError as exc:
+            raise DataError(str(exc)) from None
+        if len(tokens.input_ids) > max_len:
+            truncated += 1
+            cut_tokens += len(tokens.input_ids) - max_len
+            if all(label == IGNORE for label in tokens.labels[:max_len]):
+                lost += 1
+        ids.append(tokens.input_ids)
+        labels.append(tokens.labels)
+    if truncated and not spec.training.packing:
+        sink.emit(
+            Warn(
+                code="truncated",
+                message=f"{truncated} of {len(conversations)} {split} examples are longer than "
+                f"max_seq_length={max_len}; {cut_tokens} tokens will be cut"
+                + (f", and {lost} examples lose their whole reply and are skipped" if lost else "")
+                + ". Raise training.max_seq_length to keep them.",
+            )
+        )
+    if split == "train" and lost == len(conversations):
+        raise DataError(f"every training example loses its assistant reply at max_seq_length={max_len}; raise it")
+    return Dataset.from_dict({"input_ids": ids, "labels": labels})
+
+
+def _sft_config(spec: JobSpec, layout: JobLayout, runtime: Runtime, steps_hint: int, has_eval: bool) -> Any:
+    from trl import SFTConfig
+
+    t, s = spec.training, spec.schedule
+    eval_every = s.eval_every_steps or max(1, steps_hint // 10)
+    return SFTConfig(
+        output_dir=str(layout.checkpoints),
+        per_device_train_batch_size=t.micro_batch_size,
+        per_device_eval_batch_size=t.micro_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_ratio,
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps or -1,
+        max_length=t.max_seq_length,
+        packing=t.packing,
+        activation_checkpointing=t.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
+        optim=_OPTIMIZERS.get(t.optimizer, t.optimizer),
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        bf16=runtime.mixed_precision == "bf16",
+        fp16=runtime.mixed_precision == "fp16",
+        seed=t.seed,
+        data_seed=t.seed,
+        logging_steps=s.log_every_steps,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=eval_every if has_eval else None,
+        save_strategy="steps",
+        save_steps=s.save_every_steps,
+        save_total_limit=s.keep_checkpoints,
+        include_num_input_tokens_seen="non_padding",
+        report_to=[],
+        disable_tqdm=True,
+        use_cpu=runtime.device == "cpu",
+        dataloader_pin_memory=runtime.device == "cuda",
+        **runtime.trainer_overrides,
+    )
+
+
+def _lora_config(spec: JobSpec, targets: list[str]) -> Any:
+    from peft import LoraConfig
+
+    lora = spec.lora
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.effective_alpha,
+        lora_dropout=lora.dropout,
+        target_modules=targets,
+        use_rslora=lora.use_rslora,
+        use_dora=lora.use_dora,
+        modules_to_save=lora.modules_to_save or None,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def _steps_hint(spec: JobSpec, n_train: int) -> int:
+    t = spec.training
+    if t.max_steps:
+        return t.max_steps
+    per_epoch = math.ceil(math.ceil(n_train / t.micro_batch_size) / t.gradient_accumulation_steps)
+    return max(1, math.ceil(per_epoch * t.epochs))
+
+
+def run_sft(
+    spec: JobSpec, layout: JobLayout, sink: EventSink, stop: StopRequest, resume: bool, runtime: Runtime
+) -> SftResult:
+    """Train the adapter the spec describes; returns how it ended."""
+    model_path = resolve_model_path(spec.base_model, progress=lambda stage, _f: sink.log(f"base model: {stage}"))
+
+    train_convs, eval_convs, content_hash = _load_data(spec, sink)
+    sink.log(f"dataset: {len(train_convs)} training and {len(eval_convs)} held-out conversations")
+    if stop.is_set():
+        raise Cancelled
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    train_ds = _tokenize(tokenizer, train_convs, spec, "train", sink)
+    eval_ds = _tokenize(tokenizer, eval_convs, spec, "eval", sink) if eval_convs else None
+    if stop.is_set():
+        raise Cancelled
+
+    sink.log(f"loading {model_path.name} ({runtime.describe()})")
+    model = AutoModelForCausalLM.from_pretrained(model_path, **runtime.model_kwargs())
+    targets = resolve_targets(model, spec.lora.target_modules)
+    sink.log(f"LoRA targets: {', '.join(targets)}")
+    if stop.is_set():
+        raise Cancelled
+
+    from trl import SFTTrainer
+
+    callback = EventCallback(sink, stop)
+    trainer = SFTTrainer(
+        model=model,
+        args=_sft_config(spec, layout, runtime, _steps_hint(spec, len(train_ds)), eval_ds is not None),
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        peft_config=_lora_config(spec, targets),
+        callbacks=[callback],
+    )
+    resume_from = latest_checkpoint(layout.checkpoints) if resume else None
+    if resume and resume_from is None:
+        sink.emit(Warn(code="no_checkpoint", message="no complete checkpoint to resume from; starting over"))
+    if resume_from is not None:
+        sink.log(f"resuming from {resume_from.name}")
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+
+    step = trainer.state.global_step
+    if callback.stopped_early:
+        return SftResult(status="cancelled", step=step, metrics=callback.last_train)
+
+    metrics = {f"train_{k}": v for k, v in callback.last_train.items()}
+    if eval_ds is not None:
+        if callback.last_eval_step != step:
+            trainer.evaluate()
+        metrics.update(callback.last_eval)
+    adapter = _save_adapter(trainer, tokenizer, spec, layout, model_path, content_hash, metrics, runtime)
+    sink.emit(Artifact(kind="adapter", path=str(adapter), step=step))
+    return SftResult(status="succeeded", step=step, metrics=metrics, adapter_path=adapter)
+
+
+def _save_adapter(
+    trainer: Any,
+    tokenizer: Any,
+    spec: JobSpec,
+    layout: JobLayout,
+    model_path: Path,
+    content_hash: str,
+    metrics: dict[str, float],
+    runtime: Runtime,
+) -> Path:
+    """Write the PEFT adapter and its record to a temporary folder, then rename it into place."""
+    final = Path(spec.output_dir) if spec.output_dir else layout.adapter
+    tmp = final.with_name(f".{final.name}.partial-{uuid.uuid4().hex[:8]}")
+    trainer.model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    record = {
+        "format": 1,
+        "name": spec.name,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "base_model": {"ref": spec.base_model, "path": str(model_path), "fingerprint": fingerprint(model_path)},
+        "dataset": {"path": spec.data.path, "eval_path": spec.data.eval_path, "content_hash": content_hash},
+        "spec": spec.to_dict(),
+        "metrics": metrics,
+        "steps": trainer.state.global_step,
+        "versions": runtime.versions,
+    }
+    (tmp / ADAPTER_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    if final.exists():
+        shutil.rmtree(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp.replace(final)
+    return final

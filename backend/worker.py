@@ -1,0 +1,128 @@
+"""The worker process: runs one job from its folder and streams events.
+
+    python -m backend.worker JOB_DIR [--resume]
+
+The job folder holds ``spec.yaml``; the worker appends events to
+``events.jsonl`` and prints the same lines on stdout. Nothing else reaches
+stdout: library output is moved to stderr, which the launcher sends to
+``worker.log``. It stops at the next training step, with a checkpoint, when
+``cancel.request`` appears in the folder or on SIGTERM/SIGINT.
+
+Exit status: 0 succeeded, 1 failed (an ``error`` event says why), 2 bad
+invocation, 3 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TextIO
+
+from backend.events import Done, EventSink, Started
+from backend.failures import classify
+from backend.jobs.layout import JobLayout
+from backend.jobs.stop import StopRequest
+from backend.spec import JobSpec
+from backend.telemetry import Sampler
+from backend.training.checkpoints import checkpoint_step, latest_checkpoint
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 3
+_CANCEL_POLL_S = 0.5
+
+
+def _claim_stdout() -> TextIO:
+    """Keep the real stdout for events and point fd 1 at stderr for everything else.
+
+    Libraries print progress bars and notices; one stray line in the event stream
+    would be garbage to the reader, so only this handle may write to the pipe.
+    """
+    events = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    return events
+
+
+def _watch_cancel(layout: JobLayout, stop: StopRequest, done: threading.Event) -> None:
+    while not done.wait(_CANCEL_POLL_S):
+        if layout.cancel_request.exists():
+            stop.set("cancel requested")
+            return
+
+
+def run_job(layout: JobLayout, resume: bool, stream: TextIO | None) -> int:
+    sink = EventSink(layout.events, stream)
+    stop = StopRequest()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda num, _frame: stop.set(signal.Signals(num).name))
+    finished = threading.Event()
+    threading.Thread(target=_watch_cancel, args=(layout, stop, finished), daemon=True, name="cancel").start()
+    started = time.monotonic()
+    sampler: Sampler | None = None
+    try:
+        spec = JobSpec.load(layout.spec)
+        # Imported here, not at the top, so a broken ML install still becomes a typed error event.
+        from backend.training.runtime import Runtime
+        from backend.training.sft import Cancelled, run_sft
+
+        runtime = Runtime.detect(spec)
+        checkpoint = latest_checkpoint(layout.checkpoints) if resume else None
+        sink.emit(
+            Started(
+                job_kind=spec.kind,
+                pid=os.getpid(),
+                resumed_from_step=checkpoint_step(checkpoint) if checkpoint else None,
+                versions=runtime.versions,
+                device=runtime.device_info(),
+            )
+        )
+        sampler = Sampler(sink.emit)
+        sampler.start()
+        try:
+            result = run_sft(spec, layout, sink, stop, resume, runtime)
+        except Cancelled:
+            sink.emit(Done(status="cancelled", duration_s=time.monotonic() - started))
+            return EXIT_CANCELLED
+        sink.emit(
+            Done(
+                status=result.status,
+                step=result.step,
+                duration_s=time.monotonic() - started,
+                metrics=result.metrics,
+                adapter_path=str(result.adapter_path) if result.adapter_path else None,
+            )
+        )
+        return EXIT_OK if result.status == "succeeded" else EXIT_CANCELLED
+    except BaseException as exc:  # noqa: BLE001 - every failure must reach the event stream typed
+        if isinstance(exc, KeyboardInterrupt | SystemExit) and stop.is_set():
+            sink.emit(Done(status="cancelled", duration_s=time.monotonic() - started))
+            return EXIT_CANCELLED
+        sink.emit(classify(exc))
+        sink.emit(Done(status="failed", duration_s=time.monotonic() - started))
+        print(f"job failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        finished.set()
+        if sampler is not None:
+            sampler.stop()
+        sink.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m backend.worker", description=__doc__.split("\n\n")[0])
+    parser.add_argument("job_dir", type=Path, help="the job folder holding spec.yaml")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
+    args = parser.parse_args(argv)
+    layout = JobLayout(args.job_dir.resolve())
+    if not layout.spec.is_file():
+        print(f"no spec.yaml in {layout.root}", file=sys.stderr)
+        return EXIT_USAGE
+    return run_job(layout, args.resume, _claim_stdout())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

