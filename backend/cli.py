@@ -19,6 +19,7 @@ from backend.console import render
 from backend.events import Done
 from backend.jobs.launch import start_worker, stream
 from backend.jobs.layout import JobLayout
+from backend.models.progress import ProgressFn, each_stage_once
 from backend.spec import JobSpec, SpecError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 3
@@ -36,16 +37,17 @@ def _print_versions(_: argparse.Namespace) -> int:
 # -- models ---------------------------------------------------------------------
 
 
+def stage_printer(prefix: str = "") -> ProgressFn:
+    """Prints each stage of a model import once."""
+    return each_stage_once(lambda stage: print(f"  {prefix}{stage}", flush=True))
+
+
 def _models_import(args: argparse.Namespace) -> int:
     from backend.models.store import ModelImportError, import_model
 
     try:
         record = import_model(
-            args.source,
-            from_file=args.from_file,
-            name=args.name,
-            force=args.force,
-            progress=lambda stage, fraction: print(f"  {stage}" + (f" {fraction:.0%}" if fraction else "")),
+            args.source, from_file=args.from_file, name=args.name, force=args.force, progress=stage_printer()
         )
     except ModelImportError as exc:
         print(f"error: {exc}", file=sys.stderr)

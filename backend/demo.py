@@ -59,12 +59,12 @@ def _score(outputs: list[str], expected: list[dict[str, str] | None]) -> float:
 
 
 def run_demo(steps: int | None, jobs_dir: Path | None, compare_examples: int) -> int:
-    from backend.cli import EXIT_OK, run_in_terminal
+    from backend.cli import EXIT_OK, run_in_terminal, stage_printer
     from backend.jobs.layout import JobLayout
     from backend.models.store import import_model
 
     print("LoRA Studio demo: teach SmolLM2-135M-Instruct to triage support tickets\n")
-    record = import_model("default", progress=lambda stage, _f: print(f"  base model: {stage}"))
+    record = import_model("default", progress=stage_printer("base model: "))
     print(f"base model ready: {record.path}\n")
 
     spec = demo_spec(steps)

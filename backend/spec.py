@@ -58,26 +58,55 @@ class _Section(BaseModel):
 class Quantization(_Section):
     """How the frozen base weights are stored while the adapter trains."""
 
-    mode: QuantMode = Field("nf4", description="4-bit NF4/FP4 (QLoRA), 8-bit, or none (plain LoRA).")
-    double_quant: bool = Field(True, description="Quantize the 4-bit scales too: ~0.4 bit/param saved.")
+    mode: QuantMode = Field(
+        "nf4",
+        description="How the frozen base model is stored. nf4 (QLoRA) needs about a quarter of the memory "
+        "of 16-bit with little quality loss; fp4 is an older 4-bit format; int8 halves memory; none trains "
+        "plain LoRA on a 16-bit base: fastest, most memory.",
+    )
+    double_quant: bool = Field(
+        True, description="Also compress the 4-bit scaling constants: saves about 0.4 bits per weight, no quality cost."
+    )
     compute_dtype: ComputeDtype = Field(
-        "auto", description="Dtype of the matmuls on dequantized weights; auto = bf16 where supported."
+        "auto",
+        description="Number format for the arithmetic on the base weights. auto picks bfloat16 on GPUs that "
+        "support it, float16 on older GPUs and float32 on the CPU.",
     )
 
 
 class Lora(_Section):
     """The adapter's shape: which layers get low-rank updates, and how large."""
 
-    r: PositiveInt = Field(16, le=1024, description="Rank of each update matrix.")
-    alpha: PositiveFloat | None = Field(None, description="Scale of the update; default 2 x r.")
-    dropout: float = Field(0.05, ge=0.0, lt=1.0)
-    target_modules: TargetPreset | list[str] = Field(
-        "all_linear", description="A preset or explicit module names found in the model."
+    r: PositiveInt = Field(
+        16,
+        le=1024,
+        description="Rank: how much the adapter can learn. 8-16 suits style and format; 32-64 helps with new "
+        "knowledge. Higher means a larger adapter and a little more memory.",
     )
-    use_rslora: bool = Field(False, description="Scale by alpha/sqrt(r): steadier at high rank.")
-    use_dora: bool = Field(False, description="Weight-decomposed LoRA: better quality, slower steps.")
+    alpha: PositiveFloat | None = Field(
+        None, description="Strength of the adapter's update. Leave empty for twice the rank, the usual choice."
+    )
+    dropout: float = Field(
+        0.05,
+        ge=0.0,
+        lt=1.0,
+        description="Share of the adapter's inputs randomly dropped while training, against overfitting small "
+        "datasets. 0.05 is typical; 0 for large datasets.",
+    )
+    target_modules: TargetPreset | list[str] = Field(
+        "all_linear",
+        description="Which layers get an adapter: attention only, attention and MLP, or every linear layer "
+        "(best quality, the current default). Or a list of layer names found in the model.",
+    )
+    use_rslora: bool = Field(
+        False, description="Rank-stabilised scaling (alpha divided by the square root of r): steadier at high ranks."
+    )
+    use_dora: bool = Field(
+        False, description="Weight-decomposed LoRA: often a little better quality, but steps are noticeably slower."
+    )
     modules_to_save: list[str] = Field(
-        default_factory=list, description="Modules trained in full, e.g. embed_tokens after adding tokens."
+        default_factory=list,
+        description="Layers trained in full and saved with the adapter, e.g. embed_tokens after adding tokens.",
     )
 
     @field_validator("target_modules")
@@ -95,21 +124,62 @@ class Lora(_Section):
 class Training(_Section):
     """The optimisation schedule."""
 
-    learning_rate: PositiveFloat = Field(2e-4, le=1.0)
-    lr_scheduler: Scheduler = "cosine"
-    warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
-    epochs: PositiveFloat = Field(1.0, le=1000)
-    max_steps: PositiveInt | None = Field(None, description="Stop after this many optimizer steps; overrides epochs.")
-    micro_batch_size: PositiveInt = Field(4, le=4096)
-    gradient_accumulation_steps: PositiveInt = Field(4, le=4096)
-    max_seq_length: PositiveInt = Field(1024, ge=16, le=1_048_576)
-    packing: bool = False
-    gradient_checkpointing: bool = True
-    optimizer: Optimizer = "adamw_torch"
-    weight_decay: float = Field(0.0, ge=0.0, le=1.0)
-    max_grad_norm: float = Field(0.3, ge=0.0)
-    precision: Precision = Field("auto", description="Mixed precision; auto = bf16 where supported, else fp32.")
-    seed: int = Field(42, ge=0)
+    learning_rate: PositiveFloat = Field(
+        2e-4,
+        le=1.0,
+        description="How big each update is. 2e-4 suits most LoRA runs; lower it if the loss jumps around, "
+        "raise it a little for very short runs.",
+    )
+    lr_scheduler: Scheduler = Field(
+        "cosine", description="How the learning rate changes over the run; cosine eases it down to zero."
+    )
+    warmup_ratio: float = Field(
+        0.03, ge=0.0, lt=1.0, description="Share of the run spent ramping the learning rate up from zero."
+    )
+    epochs: PositiveFloat = Field(
+        1.0, le=1000, description="Passes over the training data. 1-3 is typical; more risks memorising it."
+    )
+    max_steps: PositiveInt | None = Field(
+        None, description="Stop after this many optimizer steps instead of counting epochs."
+    )
+    micro_batch_size: PositiveInt = Field(
+        4, le=4096, description="Examples processed at once. The main memory knob: halve it if the job will not fit."
+    )
+    gradient_accumulation_steps: PositiveInt = Field(
+        4,
+        le=4096,
+        description="Micro-batches added up before each update. Micro-batch x accumulation is the effective "
+        "batch; raise this when you lower the micro-batch to keep training the same.",
+    )
+    max_seq_length: PositiveInt = Field(
+        1024,
+        ge=16,
+        le=1_048_576,
+        description="Longest example in tokens; longer ones are cut. Memory grows with it: set it just above "
+        "your data's longest examples.",
+    )
+    packing: bool = Field(
+        False, description="Join short examples into full-length sequences: faster on data of many short examples."
+    )
+    gradient_checkpointing: bool = Field(
+        True, description="Recompute activations instead of storing them: much less memory, about 20-30% slower."
+    )
+    optimizer: Optimizer = Field(
+        "adamw_torch",
+        description="AdamW is the standard. 8-bit and paged variants save GPU memory on large adapters.",
+    )
+    weight_decay: float = Field(
+        0.0, ge=0.0, le=1.0, description="Pulls adapter weights towards zero; rarely needed with LoRA."
+    )
+    max_grad_norm: float = Field(
+        0.3, ge=0.0, description="Caps the size of each update against loss spikes; 0 turns it off."
+    )
+    precision: Precision = Field(
+        "auto",
+        description="Number format for training arithmetic. auto picks bf16 on GPUs that support it, fp16 on "
+        "older GPUs and fp32 on the CPU.",
+    )
+    seed: int = Field(42, ge=0, description="Makes a run repeatable: same seed, data and settings, same result.")
 
     @property
     def effective_batch_size(self) -> int:
@@ -119,39 +189,54 @@ class Training(_Section):
 class Data(_Section):
     """What to train on."""
 
-    path: str = Field(..., min_length=1, description="A chat dataset file (JSONL with messages).")
-    eval_path: str | None = Field(None, description="A separate held-out file; else a split of path.")
-    eval_split: float = Field(0.1, ge=0.0, le=0.5, description="Share held out when eval_path is not set.")
-    split_seed: int = Field(42, ge=0)
+    path: str = Field(..., min_length=1, description="The training conversations (JSONL with messages).")
+    eval_path: str | None = Field(
+        None, description="A separate file of held-out conversations; when empty, a share of the training file."
+    )
+    eval_split: float = Field(
+        0.1, ge=0.0, le=0.5, description="Share of the training file held out to measure progress."
+    )
+    split_seed: int = Field(42, ge=0, description="Fixes which examples are held out, so runs compare fairly.")
     loss_on: Literal["assistant", "all"] = Field(
-        "assistant", description="Train on the assistant's replies only, or on every token."
+        "assistant",
+        description="Learn from the assistant's replies only (the usual choice), or from every token "
+        "including the prompts.",
     )
 
 
 class Schedule(_Section):
     """When to evaluate, checkpoint and log."""
 
-    eval_every_steps: PositiveInt | None = Field(None, description="None = about ten evaluations per run.")
-    save_every_steps: PositiveInt = 50
-    keep_checkpoints: PositiveInt = Field(3, le=1000)
-    log_every_steps: PositiveInt = 1
+    eval_every_steps: PositiveInt | None = Field(
+        None, description="Measure the held-out loss every this many steps; empty = about ten times per run."
+    )
+    save_every_steps: PositiveInt = Field(
+        50, description="Save a checkpoint every this many steps; a stopped job resumes from the newest."
+    )
+    keep_checkpoints: PositiveInt = Field(3, le=1000, description="How many recent checkpoints to keep on disk.")
+    log_every_steps: PositiveInt = Field(1, description="Report loss and learning rate every this many steps.")
 
 
 class JobSpec(_Section):
     """Everything a training job needs, and nothing machine-specific."""
 
-    schema_version: int = SCHEMA_VERSION
-    kind: Literal["train"] = "train"
-    name: str = Field("adapter", min_length=1, max_length=120)
+    schema_version: int = Field(SCHEMA_VERSION, description="The spec format's version; written by LoRA Studio.")
+    kind: Literal["train"] = Field("train", description="What the job does.")
+    name: str = Field("adapter", min_length=1, max_length=120, description="A name for the job and its adapter.")
     base_model: str = Field(
-        "default", min_length=1, description="'default', a model imported into the store, a local folder or a hub id."
+        "default",
+        min_length=1,
+        description="The model to adapt: 'default' (SmolLM2-135M-Instruct), a model imported into the store, "
+        "a local Hugging Face folder or a hub id.",
     )
     quantization: Quantization = Field(default_factory=Quantization)
     lora: Lora = Field(default_factory=Lora)
     training: Training = Field(default_factory=Training)
     data: Data
     schedule: Schedule = Field(default_factory=Schedule)
-    output_dir: str | None = Field(None, description="Where the adapter goes; default: the job folder.")
+    output_dir: str | None = Field(
+        None, description="Where the finished adapter is written; empty = the job folder's adapter/."
+    )
 
     @field_validator("schema_version")
     @classmethod

@@ -13,3 +13,15 @@ ProgressFn = Callable[[Stage, float | None], None]
 
 def no_progress(stage: Stage, fraction: float | None) -> None:
     """The callback used when the caller passes none."""
+
+
+def each_stage_once(report: Callable[[Stage], None]) -> ProgressFn:
+    """A callback that passes on each new stage once and drops the fractions: for logs and terminals."""
+    seen: list[Stage] = []
+
+    def progress(stage: Stage, _fraction: float | None) -> None:
+        if not seen or seen[-1] != stage:
+            seen.append(stage)
+            report(stage)
+
+    return progress

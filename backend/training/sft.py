@@ -22,6 +22,7 @@ from backend.events import Artifact, EventSink, Warn
 from backend.jobs.layout import JobLayout
 from backend.jobs.stop import StopRequest
 from backend.models.fingerprint import fingerprint
+from backend.models.progress import each_stage_once
 from backend.models.store import resolve_model_path
 from backend.spec import JobSpec
 from backend.training.chat_tokens import IGNORE, TemplateError, tokenize_chat
@@ -181,7 +182,7 @@ def run_sft(
     spec: JobSpec, layout: JobLayout, sink: EventSink, stop: StopRequest, resume: bool, runtime: Runtime
 ) -> SftResult:
     """Train the adapter the spec describes; returns how it ended."""
-    model_path = resolve_model_path(spec.base_model, progress=lambda stage, _f: sink.log(f"base model: {stage}"))
+    model_path = resolve_model_path(spec.base_model, progress=each_stage_once(lambda s: sink.log(f"base model: {s}")))
 
     train_convs, eval_convs, content_hash = _load_data(spec, sink)
     sink.log(f"dataset: {len(train_convs)} training and {len(eval_convs)} held-out conversations")
