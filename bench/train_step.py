@@ -13,6 +13,7 @@ slow small matrix products by up to a hundred times.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import statistics
@@ -23,11 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend.events import Done, Progress  # noqa: E402
-from backend.jobs.launch import start_worker, stream  # noqa: E402
-from backend.jobs.layout import JobLayout  # noqa: E402
-from backend.paths import assets_dir  # noqa: E402
-from backend.spec import JobSpec  # noqa: E402
+from backend.events import Done, Progress
+from backend.jobs.launch import start_worker, stream
+from backend.jobs.layout import JobLayout
+from backend.paths import assets_dir
+from backend.spec import JobSpec
 
 SAMPLE = assets_dir() / "datasets" / "support_triage" / "train.jsonl"
 
@@ -65,7 +66,7 @@ def run_config(model: str, quant: str, steps: int, batch: int, length: int, jobs
     process.wait()
     if done is None or done.status != "succeeded":
         raise RuntimeError(f"benchmark run failed; see {layout.log}")
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)][2:]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)][2:]
     return {
         "model": Path(model).name if "/" in model else model,
         "quant": quant,
