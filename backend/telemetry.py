@@ -33,6 +33,14 @@ class Nvml:
                 self._ready = False
         return self._ready
 
+    def driver_version(self) -> str | None:
+        with self._lock:
+            if not self._init():
+                return None
+            import pynvml
+
+            return _text(pynvml.nvmlSystemGetDriverVersion())
+
     def gpus(self) -> list[GpuSample]:
         with self._lock:
             if not self._init():

@@ -18,6 +18,9 @@ from tests.tiny_models import ARCHS, build_tiny_model
 # and forked workers (datasets, DataLoader) don't trip the tokenizers fork warning.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Qt picks its platform when the QApplication is made (pytest-qt's qapp, after this file is
+# read): windowless, so widget tests run on CI and over SSH. Set it to xcb to watch them.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,18 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def accelerator_versions() -> dict[str, str]:
+    """CUDA as torch was built for it, and the NVIDIA driver as NVML reports it."""
+    import torch
+
+    from backend.telemetry import NVML
+
+    return {
+        "CUDA (torch)": torch.version.cuda or "none (CPU build)",
+        "NVIDIA driver": NVML.driver_version() or "none found",
+    }
+
+
 def _cpu_has_bf16() -> bool:
     import torch
 

@@ -1,0 +1,108 @@
+"""The studio's main window: a left-to-right path through the pages, and a status bar.
+
+Pages are added by name; the navigation list, the ``Ctrl+1…`` shortcuts and the
+saved "last page" all follow from that one list, so adding a page is one call.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QSplitter,
+    QStackedWidget,
+    QStyle,
+    QWidget,
+)
+
+from app.about import AboutBox
+from app.status import gpu_status_text
+
+_GPU_POLL_MS = 5000
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: QSettings) -> None:
+        super().__init__()
+        self.setWindowTitle("LoRA Studio")
+        self._settings = settings
+        self._nav = QListWidget()
+        self._nav.setIconSize(QSize(20, 20))
+        self._nav.setMinimumWidth(180)
+        self._nav.setUniformItemSizes(True)
+        self._stack = QStackedWidget()
+        self._nav.currentRowChanged.connect(self._stack.setCurrentIndex)
+
+        self._splitter = QSplitter(Qt.Orientation.Horizontal)
+        self._splitter.addWidget(self._nav)
+        self._splitter.addWidget(self._stack)
+        self._splitter.setStretchFactor(1, 1)
+        self._splitter.setChildrenCollapsible(False)
+        self.setCentralWidget(self._splitter)
+
+        self._gpu_label = QLabel()
+        self.statusBar().addPermanentWidget(self._gpu_label)
+        self._gpu_timer = QTimer(self, interval=_GPU_POLL_MS, timeout=self.refresh_gpu_status)
+        self._gpu_timer.start()
+        self.refresh_gpu_status()
+
+        self._build_menus()
+
+    # -- pages -----------------------------------------------------------------
+
+    def add_page(self, title: str, page: QWidget, icon: QStyle.StandardPixmap) -> None:
+        index = self._stack.addWidget(page)
+        item = QListWidgetItem(self.style().standardIcon(icon), title)
+        item.setSizeHint(QSize(0, 36))
+        self._nav.addItem(item)
+        action = QAction(title, self, shortcut=QKeySequence(f"Ctrl+{index + 1}"))
+        action.triggered.connect(lambda: self.show_page(index))
+        self._page_menu.addAction(action)
+        self.addAction(action)  # the shortcut works even where the menu bar is hidden or native
+
+    def show_page(self, index: int) -> None:
+        self._nav.setCurrentRow(index)
+
+    def current_page(self) -> int:
+        return self._stack.currentIndex()
+
+    def page_titles(self) -> list[str]:
+        return [self._nav.item(i).text() for i in range(self._nav.count())]
+
+    # -- window --------------------------------------------------------------------
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+        self._page_menu = self.menuBar().addMenu("&Go")
+        help_menu = self.menuBar().addMenu("&Help")
+        about = QAction("&About LoRA Studio", self)
+        about.setMenuRole(QAction.MenuRole.AboutRole)
+        about.triggered.connect(lambda: AboutBox(self).open())
+        help_menu.addAction(about)
+
+    def refresh_gpu_status(self) -> None:
+        self._gpu_label.setText(gpu_status_text())
+
+    def restore_state(self) -> None:
+        """Window geometry, splitter and last page as the user left them (QSettings, not user preferences)."""
+        geometry = self._settings.value("window/geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(1280, 800)
+        splitter = self._settings.value("window/splitter")
+        if splitter is not None:
+            self._splitter.restoreState(splitter)
+        self.show_page(min(int(self._settings.value("window/page", 0)), max(self._nav.count() - 1, 0)))
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._settings.setValue("window/geometry", self.saveGeometry())
+        self._settings.setValue("window/splitter", self._splitter.saveState())
+        self._settings.setValue("window/page", self.current_page())
+        self._gpu_timer.stop()
+        super().closeEvent(event)

@@ -1,0 +1,70 @@
+"""Set-up shared by the Qt tests: a Qt warning fails the test, and so does anything left running.
+
+pytest-qt provides the one session-wide QApplication (``qapp``) and closes the widgets given
+to ``qtbot.addWidget``. A timer or thread still running after that fires into a widget that
+is gone, and crashes some later, unrelated test; failing the test that started it says where.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QObject, QThread, QThreadPool, QTimer
+from PySide6.QtWidgets import QApplication
+
+HERE = Path(__file__).parent
+
+# The offscreen platform says this whenever a window is shown; it is not about our code.
+QT_LOG_IGNORE = (r"This plugin does not support propagateSizeHints\(\)",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Qt warnings fail the tests in this folder only; an ini option would reach every test."""
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.qt_log_level_fail("WARNING"))
+            item.add_marker(pytest.mark.qt_log_ignore(*QT_LOG_IGNORE))
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_running(qapp: QApplication, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail a test that leaves a QTimer or QThread running, or a window open, once its widgets are closed."""
+    started: list[tuple[QObject, str]] = []
+
+    def track(cls: type[QTimer] | type[QThread]) -> None:
+        original = cls.start
+
+        def start(self: QObject, *args: object) -> None:
+            caller = traceback.extract_stack(limit=2)[0]
+            started.append((self, f"{caller.filename}:{caller.lineno}"))
+            original(self, *args)
+
+        monkeypatch.setattr(cls, "start", start)
+
+    track(QTimer)
+    track(QThread)
+    yield
+    qapp.processEvents()
+
+    left = []
+    for thing, where in started:
+        try:
+            running = thing.isActive() if isinstance(thing, QTimer) else thing.isRunning()
+        except RuntimeError:  # Qt has deleted it, so it cannot be running
+            continue
+        if running:
+            left.append(f"a {type(thing).__name__} started at {where}")
+            if isinstance(thing, QTimer):  # stopped, so it can't fire into a later test
+                thing.stop()
+            else:
+                thing.quit()
+                thing.wait(2000)
+    if not QThreadPool.globalInstance().waitForDone(1000):
+        left.append("work in the global QThreadPool")
+    left += [f"an open window: {w!r}" for w in qapp.topLevelWidgets() if w.isVisible()]
+    for window in qapp.topLevelWidgets():
+        window.close()
+    assert not left, "still running after the test: " + "; ".join(left)
