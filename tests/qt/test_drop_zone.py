@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDragMoveEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import QApplication, QFileDialog, QPushButton
 from pytestqt.qtbot import QtBot
@@ -24,7 +24,7 @@ def mime_for(*paths: Path, urls: tuple[QUrl, ...] = ()) -> QMimeData:
 
 def drag_over(zone: DropZone, mime: QMimeData, actions: Qt.DropAction = ANY_ACTION) -> tuple[bool, bool]:
     """Enter and move over the zone as a drag does; whether each event was accepted."""
-    pos = QPointF(zone.rect().center())
+    pos = zone.rect().center()
     enter = QDragEnterEvent(pos, actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(zone, enter)
     move = QDragMoveEvent(pos, actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
@@ -35,7 +35,7 @@ def drag_over(zone: DropZone, mime: QMimeData, actions: Qt.DropAction = ANY_ACTI
 def drop_on(zone: DropZone, mime: QMimeData, actions: Qt.DropAction = ANY_ACTION) -> QDropEvent:
     drag_over(zone, mime, actions)
     drop = QDropEvent(
-        QPointF(zone.rect().center()), actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+        zone.rect().center(), actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
     )
     QApplication.sendEvent(zone, drop)
     return drop

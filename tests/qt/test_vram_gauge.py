@@ -1,0 +1,192 @@
+"""The VRAM gauge with real widgets: verdicts, the bar's proportions, no GPU, suggestions, cheap updates."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QComboBox, QLabel, QWidget
+from pytestqt.qtbot import QtBot
+
+from widgets.memory_bar import MemoryBar
+from widgets.vram_data import GaugeData, GpuInfo, MemoryTerm, Suggestion, Verdict
+from widgets.vram_gauge import NO_GPU_TEXT, VramGauge
+
+GIB = 1024**3
+TERMS = [
+    MemoryTerm("Base weights", 6 * GIB, "The model's own weights, mostly in 4-bit."),
+    MemoryTerm("LoRA + optimizer", 1 * GIB, "The adapter being trained and the optimizer's state."),
+    MemoryTerm("Activations", 3 * GIB, "What each layer keeps for the backward pass."),
+    MemoryTerm("Logits", 2 * GIB, "A score for every word of the vocabulary at every position."),
+]
+GPUS = [GpuInfo("NVIDIA GeForce RTX 4090", 24 * GIB, 20 * GIB), GpuInfo("NVIDIA RTX A2000", 12 * GIB, 11 * GIB)]
+SUGGESTIONS = [
+    Suggestion("Turn on gradient checkpointing", 9 * GIB, Verdict.FITS),
+    Suggestion("Halve the micro-batch and double accumulation", 10 * GIB, Verdict.TIGHT),
+    Suggestion("Use the 8-bit optimizer", 11 * GIB),
+]
+
+
+def estimate(verdict: Verdict = Verdict.FITS, terms=TERMS, suggestions=()) -> GaugeData:
+    return GaugeData(
+        terms=terms,
+        verdict=verdict,
+        suggestions=suggestions,
+        ram_load_bytes=7 * GIB,
+        ram_merge_bytes=16 * GIB,
+        disk_bytes=30 * GIB,
+    )
+
+
+@pytest.fixture
+def gauge(qtbot: QtBot) -> VramGauge:
+    widget = VramGauge()
+    qtbot.addWidget(widget)
+    widget.resize(400, 700)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def label(gauge: VramGauge, name: str) -> QLabel:
+    return gauge.findChild(QLabel, name)
+
+
+def visible_texts(gauge: VramGauge) -> list[str]:
+    return [w.text() for w in gauge.findChildren(QLabel) if w.isVisible() and w.text()]
+
+
+@pytest.mark.parametrize(
+    ("verdict", "says"),
+    [
+        (Verdict.FITS, "About 12.0\u00a0GiB needed; 20.0\u00a0GiB of this GPU's 24.0\u00a0GiB is free."),
+        (Verdict.TIGHT, "little to spare"),
+        (Verdict.WILL_NOT_FIT, "but only 20.0\u00a0GiB of 24.0\u00a0GiB is free"),
+    ],
+)
+def test_the_verdict_is_said_in_words_with_the_numbers(gauge: VramGauge, verdict: Verdict, says: str) -> None:
+    gauge.set_gpus(GPUS)
+    gauge.set_data(estimate(verdict))
+    assert label(gauge, "verdict").text() == verdict.value
+    assert says in label(gauge, "verdictDetail").text()
+
+
+def test_a_peak_beyond_the_gpu_says_so(gauge: VramGauge) -> None:
+    gauge.set_gpus(GPUS)
+    gauge.set_current_gpu(1)
+    gauge.set_data(estimate(Verdict.WILL_NOT_FIT, terms=[*TERMS, MemoryTerm("Overhead", 2 * GIB, "")]))
+    assert label(gauge, "verdict").text() == "Will not fit"
+    assert "14.0\u00a0GiB needed, more than this GPU's 12.0\u00a0GiB" in label(gauge, "verdictDetail").text()
+
+
+def test_the_verdict_colours_differ_and_follow_the_palette(gauge: VramGauge) -> None:
+    gauge.set_gpus(GPUS)
+    colors = {}
+    for verdict in Verdict:
+        gauge.set_data(estimate(verdict))
+        colors[verdict] = label(gauge, "verdict").palette().color(QPalette.ColorRole.WindowText).name()
+    assert len(set(colors.values())) == 3
+    dark = QPalette(gauge.palette())
+    dark.setColor(QPalette.ColorRole.Base, QColor("#1e1e1e"))
+    gauge.setPalette(dark)
+    assert label(gauge, "verdict").palette().color(QPalette.ColorRole.WindowText).lightness() > 128
+
+
+def test_the_bar_is_drawn_in_proportion_to_the_terms_and_the_gpu(gauge: VramGauge) -> None:
+    gauge.set_gpus(GPUS)
+    gauge.set_data(estimate())
+    bar = gauge.findChild(MemoryBar)
+    usable = bar.width() - 2
+    per_byte = usable / (24 * GIB)  # the GPU is larger than the peak, so it spans the width
+    left = 1.0
+    for index, term in enumerate(TERMS):
+        start, width = bar.segment_span(index)
+        assert start == pytest.approx(left)
+        assert width == pytest.approx(term.bytes * per_byte)
+        left += width
+    # Memory other programs hold (24 - 20 GiB) is hatched at the right end.
+    others = bar.others_rect()
+    assert others.left() == pytest.approx(1 + 20 * GIB * per_byte)
+    assert others.width() == pytest.approx(4 * GIB * per_byte)
+
+
+def test_hovering_a_segment_explains_it(gauge: VramGauge) -> None:
+    gauge.set_gpus(GPUS)
+    gauge.set_data(estimate())
+    bar = gauge.findChild(MemoryBar)
+    start, width = bar.segment_span(2)
+    segment = bar.segment_at(QPoint(round(start + width / 2), bar.height() // 2))
+    assert segment.label == "Activations"
+    assert (
+        segment.tooltip == "Activations: 3.0\u00a0GiB (25% of the peak)\nWhat each layer keeps for the backward pass."
+    )
+    legend = next(w for w in gauge.findChildren(QLabel) if w.text() == "Activations")
+    assert legend.toolTip() == segment.tooltip
+
+
+def test_no_gpu_says_so_and_still_shows_the_breakdown(gauge: VramGauge) -> None:
+    gauge.set_gpus([])
+    gauge.set_data(estimate(Verdict.WILL_NOT_FIT, suggestions=SUGGESTIONS))
+    assert label(gauge, "verdict").text() == NO_GPU_TEXT
+    assert not gauge.findChild(QComboBox).isVisible()
+    assert gauge.current_gpu() == -1
+    assert not gauge.findChild(QWidget, "suggestions").isVisible()
+    bar = gauge.findChild(MemoryBar)
+    assert bar.isVisible() and bar.others_rect() is None
+    assert bar.segment_span(3)[0] + bar.segment_span(3)[1] == pytest.approx(bar.width() - 1)  # the peak fills it
+    assert "Activations" in visible_texts(gauge)
+    assert "16.0\u00a0GiB" in visible_texts(gauge)  # RAM to merge
+
+
+def test_before_an_estimate_the_gauge_says_what_it_waits_for(gauge: VramGauge) -> None:
+    gauge.set_gpus(GPUS)
+    assert label(gauge, "verdict").text() == "No estimate yet"
+    assert not gauge.findChild(MemoryBar).isVisible()
+    gauge.set_gpus([])
+    assert label(gauge, "verdict").text() == NO_GPU_TEXT
+
+
+def test_clicking_a_suggestion_emits_its_index(qtbot: QtBot, gauge: VramGauge) -> None:
+    gauge.set_gpus(GPUS)
+    gauge.set_data(estimate(Verdict.WILL_NOT_FIT, suggestions=SUGGESTIONS))
+    buttons = gauge.findChild(QWidget, "suggestions").buttons()
+    assert [b.text_shown() for b in buttons] == [
+        "Turn on gradient checkpointing\n→ about 9.0\u00a0GiB · fits",
+        "Halve the micro-batch and double accumulation\n→ about 10.0\u00a0GiB · tight",
+        "Use the 8-bit optimizer\n→ about 11.0\u00a0GiB",
+    ]
+    with qtbot.waitSignal(gauge.suggestionChosen, timeout=1000) as signal:
+        qtbot.mouseClick(buttons[1], Qt.MouseButton.LeftButton, pos=buttons[1].rect().center())
+    assert signal.args == [1]
+    buttons[2].setFocus()
+    with qtbot.waitSignal(gauge.suggestionChosen, timeout=1000) as signal:
+        qtbot.keyClick(buttons[2], Qt.Key.Key_Return)
+    assert signal.args == [2]
+
+
+def test_updates_reuse_the_same_widgets(gauge: VramGauge) -> None:
+    gauge.set_gpus(GPUS)
+    gauge.set_data(estimate(Verdict.WILL_NOT_FIT, suggestions=SUGGESTIONS))
+    before = set(map(id, gauge.findChildren(QWidget)))
+    for tokens in range(200):  # as if typing in the form
+        terms = [MemoryTerm(t.label, t.bytes + tokens * 1024**2, t.explanation) for t in TERMS]
+        gauge.set_data(estimate(Verdict.TIGHT, terms=terms[: 2 + tokens % 3], suggestions=SUGGESTIONS[: tokens % 4]))
+    gauge.set_gpus([GpuInfo(g.name, g.total_bytes, g.free_bytes - GIB) for g in GPUS])
+    assert set(map(id, gauge.findChildren(QWidget))) == before
+    assert "Base weights" in visible_texts(gauge)
+
+
+def test_refreshing_free_memory_keeps_the_chosen_gpu(qtbot: QtBot, gauge: VramGauge) -> None:
+    with qtbot.waitSignal(gauge.gpuChanged, timeout=1000) as signal:
+        gauge.set_gpus(GPUS)
+    assert signal.args == [0]
+    box = gauge.findChild(QComboBox)
+    assert box.itemText(1) == "1: NVIDIA RTX A2000 · 12.0\u00a0GiB"
+    with qtbot.waitSignal(gauge.gpuChanged, timeout=1000) as signal:
+        box.setCurrentIndex(1)
+    assert signal.args == [1]
+    with qtbot.assertNotEmitted(gauge.gpuChanged):
+        gauge.set_gpus([GpuInfo(g.name, g.total_bytes, g.free_bytes - GIB) for g in GPUS])
+    assert gauge.current_gpu() == 1
+    gauge.set_data(estimate())
+    assert "10.0\u00a0GiB of this GPU's 12.0\u00a0GiB is free" in label(gauge, "verdictDetail").text()
