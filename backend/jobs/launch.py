@@ -7,22 +7,43 @@ the job down with it.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 
 from backend.events import Event, LineSplitter, parse_event
 from backend.jobs.layout import JobLayout
 
+WORKER_COMMAND: tuple[str, ...] = (sys.executable, "-m", "backend.worker")
+"""The real training worker; the queue runner accepts another command that speaks the same protocol."""
 
-def start_worker(layout: JobLayout, resume: bool = False) -> subprocess.Popen[bytes]:
-    """Launch ``python -m backend.worker`` for the job; stderr goes to the job's worker.log."""
-    argv = [sys.executable, "-m", "backend.worker", str(layout.root)]
+
+def start_worker(
+    layout: JobLayout,
+    resume: bool = False,
+    *,
+    command: Sequence[str] = WORKER_COMMAND,
+    env: Mapping[str, str] | None = None,
+    pipe_events: bool = True,
+) -> subprocess.Popen[bytes]:
+    """Launch ``command JOB_DIR [--resume]``; stderr goes to the job's worker.log.
+
+    ``pipe_events=False`` sends stdout to /dev/null, for a launcher that follows
+    ``events.jsonl`` instead: an unread pipe would fill up and block the worker.
+    ``env`` adds to (not replaces) this process's environment.
+    """
+    argv = [*command, str(layout.root)]
     if resume:
         argv.append("--resume")
     with layout.log.open("ab") as log:
         return subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, start_new_session=True
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if pipe_events else subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+            env={**os.environ, **env} if env else None,
         )
 
 

@@ -12,6 +12,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+ADAPTER_RECORD = "lora_studio_adapter.json"
+"""Inside every adapter folder: the spec, dataset hash, base fingerprint and metrics it came from."""
+
 
 @dataclass(frozen=True)
 class JobLayout:
