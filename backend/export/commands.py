@@ -1,0 +1,125 @@
+"""``lora-studio merge`` and ``lora-studio export gguf|adapter``: thin layers over this package.
+
+Kept next to the code they drive; ``backend/cli.py`` adds them with ``add_export_parsers``.
+Heavy libraries load only inside the command that runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from backend.cli import EXIT_FAILED, EXIT_OK
+from backend.export.errors import ExportError
+from backend.export.progress import ProgressFn, Stage
+
+GGUF_TYPE_CHOICES = ("f16", "bf16", "q8_0", "q4_k_m", "q5_k_m", "q6_k")
+
+
+def add_export_parsers(sub: argparse._SubParsersAction) -> None:
+    merge = sub.add_parser("merge", help="merge an adapter into its 16/32-bit base and save a standalone model")
+    merge.add_argument("adapter", type=Path, help="the adapter folder of a finished training job")
+    merge.add_argument("--base", help="the base model (store name or folder); default: the one the adapter names")
+    merge.add_argument("--out", type=Path, required=True, help="the folder to create")
+    merge.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float16", "float32"))
+    merge.add_argument("--no-verify", action="store_true", help="skip the logits check against base + adapter")
+    merge.add_argument("--force", action="store_true", help="replace --out if it exists")
+    merge.set_defaults(func=_merge)
+
+    export = sub.add_parser("export", help="export a model to GGUF, or an adapter for vLLM").add_subparsers(
+        dest="export_command", metavar="TARGET", required=True
+    )
+    gguf = export.add_parser("gguf", help="write a checked GGUF, an Ollama Modelfile and LM Studio's layout")
+    gguf.add_argument("model", type=Path, help="a merged model folder (lora-studio merge) or any supported HF folder")
+    gguf.add_argument("--type", default="q8_0", choices=GGUF_TYPE_CHOICES)
+    gguf.add_argument("--out", type=Path, required=True, help="root folder: OUT/PUBLISHER/NAME-TYPE/ is created")
+    gguf.add_argument("--name", help="model name (default: the folder's name)")
+    gguf.add_argument("--publisher", default="lora-studio", help="LM Studio publisher folder")
+    gguf.add_argument("--system", help="a SYSTEM prompt for the Ollama Modelfile")
+    gguf.add_argument("--no-verify", action="store_true", help="skip reading the file back and the logits check")
+    gguf.add_argument("--force", action="store_true", help="replace an existing export of the same name and type")
+    gguf.set_defaults(func=_export_gguf)
+    adapter = export.add_parser("adapter", help="copy the adapter alone as a PEFT folder vLLM can load")
+    adapter.add_argument("adapter", type=Path)
+    adapter.add_argument("--out", type=Path, required=True)
+    adapter.add_argument("--force", action="store_true", help="replace --out if it exists")
+    adapter.set_defaults(func=_export_adapter)
+
+
+def stage_printer() -> ProgressFn:
+    """Prints each stage when it starts and when it completes: per-tensor lines would flood a terminal."""
+    seen: set[Stage] = set()
+
+    def progress(stage: Stage, done: int, total: int) -> None:
+        if stage not in seen:
+            seen.add(stage)
+            print(f"  {stage}...", flush=True)
+        if done == total:
+            print(f"  {stage}: {done}/{total} done", flush=True)
+
+    return progress
+
+
+def _failed(exc: ExportError) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    if exc.hint:
+        print(f"hint: {exc.hint}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from backend.export.merge import merge_adapter, plan_merge
+
+    try:
+        plan = plan_merge(args.adapter, args.base, args.dtype)
+        print(
+            f"merging into {plan.base_path} ({plan.parameter_count / 1e6:.1f}M parameters, {plan.dtype}); "
+            f"needs about {plan.ram_bytes / 2**30:.1f} GiB RAM and {plan.output_bytes / 2**30:.2f} GiB disk"
+        )
+        for warning in plan.warnings:
+            print(f"warning: {warning}")
+        result = merge_adapter(
+            args.adapter, args.out, base=args.base, dtype=args.dtype, verify=not args.no_verify,
+            overwrite=args.force, progress=stage_printer(),
+        )  # fmt: skip
+    except ExportError as exc:
+        return _failed(exc)
+    for check in result.checks:
+        print(f"  {check.describe()}")
+    print(f"merged model -> {result.path}")
+    return EXIT_OK
+
+
+def _export_gguf(args: argparse.Namespace) -> int:
+    from backend.export.gguf_export import export_gguf
+
+    try:
+        result = export_gguf(
+            args.model, args.out, args.type, model_name=args.name, publisher=args.publisher, system=args.system,
+            verify=not args.no_verify, overwrite=args.force, progress=stage_printer(),
+        )  # fmt: skip
+    except ExportError as exc:
+        return _failed(exc)
+    for check in result.checks:
+        print(f"  {check.describe()}")
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    if result.llama_cpp_sample is not None:
+        print(f"  llama.cpp generated: {result.llama_cpp_sample!r}")
+    print(f"GGUF -> {result.gguf}")
+    print(f"Ollama: cd {result.folder} && ollama create {result.folder.name.lower()} -f Modelfile")
+    return EXIT_OK
+
+
+def _export_adapter(args: argparse.Namespace) -> int:
+    from backend.export.adapter_export import export_adapter
+
+    try:
+        result = export_adapter(args.adapter, args.out, overwrite=args.force, progress=stage_printer())
+    except ExportError as exc:
+        return _failed(exc)
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    print(f"adapter (PEFT, rank {result.rank}) -> {result.path}")
+    return EXIT_OK

@@ -1,0 +1,165 @@
+"""One-call GGUF export: file, checks, Ollama Modelfile and the folder layout LM Studio indexes.
+
+The result is ``<out>/<publisher>/<model>-<TYPE>/`` holding ``<model>-<TYPE>.gguf``, a
+``Modelfile`` and a README. LM Studio lists models found at
+``~/.lmstudio/models/<publisher>/<model>/<file>.gguf`` (a GGUF directly in ``models/`` is
+ignored), so ``<out>/<publisher>`` can be copied or linked there as it is, and
+``ollama create NAME -f Modelfile`` works from inside the folder. Each export is staged and
+renamed into place only after every check passed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backend.export.errors import ExportError
+from backend.export.gguf.quantize import K_QUANTS, llama_cpp_module, quantize_file
+from backend.export.gguf.tensors import FILE_TYPES
+from backend.export.logits import LogitCheck
+from backend.export.progress import ProgressFn, no_progress
+from backend.export.staging import staged_folder
+
+GGUF_TYPES = (*FILE_TYPES, *K_QUANTS)
+PUBLISHER = "lora-studio"
+
+
+@dataclass(frozen=True)
+class GgufExport:
+    folder: Path
+    gguf: Path
+    modelfile: Path
+    file_type: str
+    checks: list[LogitCheck] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    llama_cpp_sample: str | None = None
+    """A few greedy tokens llama.cpp generated from the file, when llama-cpp-python is installed."""
+
+
+def export_gguf(
+    model_dir: str | Path,
+    out_root: str | Path,
+    file_type: str = "q8_0",
+    *,
+    model_name: str | None = None,
+    publisher: str = PUBLISHER,
+    system: str | None = None,
+    verify: bool = True,
+    overwrite: bool = False,
+    progress: ProgressFn = no_progress,
+) -> GgufExport:
+    """Convert a merged (or any supported) Hugging Face model folder to a checked GGUF package."""
+    from backend.export.gguf.convert import plan_gguf, write_gguf
+
+    file_type = file_type.lower()
+    if file_type not in GGUF_TYPES:
+        raise ExportError(f"Unknown GGUF type {file_type!r}; choose one of {', '.join(GGUF_TYPES)}.")
+    if file_type in K_QUANTS:
+        llama_cpp_module()  # say so before minutes of work, not after
+    model_dir = Path(model_dir).expanduser().resolve()
+    direct = file_type if file_type in FILE_TYPES else _intermediate_type(model_dir)
+    plan = plan_gguf(model_dir, direct, name=model_name)
+    stem = f"{_slug(model_name or model_dir.name)}-{file_type.upper()}"
+    folder = Path(out_root).expanduser() / _slug(publisher) / stem
+    need = plan.nbytes * (2 if file_type in K_QUANTS else 1)
+    checks: list[LogitCheck] = []
+    sample = None
+    with staged_folder(folder, need, overwrite=overwrite) as staging:
+        target = staging / f"{stem}.gguf"
+        written = target if file_type in FILE_TYPES else staging / f".intermediate-{direct}.gguf"
+        write_gguf(plan, written, progress)
+        if file_type in K_QUANTS:
+            if verify:
+                _check_file(written, plan, direct)
+            progress("quantizing", 0, 1)
+            quantize_file(written, target, file_type)
+            written.unlink()
+            progress("quantizing", 1, 1)
+        if verify:
+            checks, sample = _verify(target, plan, file_type, progress)
+        modelfile = _write_modelfile(plan.model_dir, target, system, plan.warnings)
+        (staging / "README.md").write_text(_readme(stem, publisher, file_type, checks, plan.warnings), "utf-8")
+    return GgufExport(
+        folder=folder.absolute(),
+        gguf=folder.absolute() / target.name,
+        modelfile=folder.absolute() / modelfile.name,
+        file_type=file_type,
+        checks=checks,
+        warnings=plan.warnings,
+        llama_cpp_sample=sample,
+    )
+
+
+def _verify(path: Path, plan: object, file_type: str, progress: ProgressFn) -> tuple[list[LogitCheck], str | None]:
+    from backend.export.gguf.verify import check_llama_cpp, check_logits, source_logits
+
+    _check_file(path, plan, file_type)
+    progress("verifying", 1, 3)
+    reference, ids = source_logits(plan.model_dir)
+    checks = [check_logits(path, plan, file_type, reference, ids)]
+    progress("verifying", 2, 3)
+    native = check_llama_cpp(path, file_type, reference, ids)
+    progress("verifying", 3, 3)
+    if native is None:
+        return checks, None
+    return [*checks, native[0]], native[1]
+
+
+def _check_file(path: Path, plan: object, file_type: str) -> None:
+    from backend.export.gguf.verify import check_file
+
+    check_file(path, plan, file_type)
+
+
+def _write_modelfile(model_dir: Path, gguf: Path, system: str | None, warnings: list[str]) -> Path:
+    from transformers import AutoTokenizer
+
+    from backend.export.gguf.convert import adds_bos_eos
+    from backend.export.ollama import modelfile, stop_words, turn_format
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    fmt = turn_format(tokenizer, runtime_adds_bos=adds_bos_eos(tokenizer)[0])
+    if fmt is None:
+        warnings.append(
+            "The chat template could not be turned into an Ollama TEMPLATE exactly; the Modelfile has none, so "
+            "write one by hand before chatting with this model in Ollama."
+        )
+        stops = [tokenizer.eos_token] if tokenizer.eos_token else []
+    else:
+        stops = stop_words(fmt, tokenizer)
+    path = gguf.parent / "Modelfile"
+    path.write_text(modelfile(gguf.name, fmt, stops, system), encoding="utf-8")
+    return path
+
+
+def _intermediate_type(model_dir: Path) -> str:
+    """K-quants start from BF16 when the weights are bfloat16 (no rounding at all), else F16."""
+    from backend.export.safetensors_io import list_tensors
+
+    return "bf16" if {e.dtype for e in list_tensors(model_dir) if len(e.shape) >= 2} == {"BF16"} else "f16"
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    if not slug:
+        raise ExportError(f"{text!r} cannot be used as a folder name; choose a name with letters or digits.")
+    return slug
+
+
+def _readme(stem: str, publisher: str, file_type: str, checks: list[LogitCheck], warnings: list[str]) -> str:
+    lines = [
+        f"# {stem}",
+        "",
+        f"GGUF ({file_type.upper()}) written by LoRA Studio.",
+        "",
+        f"- llama.cpp: `llama-cli -m {stem}.gguf -cnv` (the chat template is in the file)",
+        f"- Ollama: `ollama create {stem.lower()} -f Modelfile`, then `ollama run {stem.lower()}`",
+        f"- LM Studio: copy or link the `{publisher}` folder into `~/.lmstudio/models/`",
+        "",
+    ]
+    if checks:
+        lines += ["## Checks", ""] + [f"- {check.describe()}" for check in checks] + [""]
+    if warnings:
+        lines += ["## Warnings", ""] + [f"- {warning}" for warning in warnings] + [""]
+    return "\n".join(lines)

@@ -1,0 +1,55 @@
+"""Prove a merge: the merged model's logits against PEFT's base + adapter on the same prompts.
+
+PEFT computes the reference from the untouched base and the adapter, so this is an
+independent check of the streaming merge, not a re-run of it. The base's own logits are
+measured too: how far the adapter moves the model, next to how far rounding moves it,
+tells whether a 16-bit output can still show the adapter's effect.
+"""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+from backend.export.logits import LogitCheck, Tolerance, compare, model_logits, prompt_ids, require
+from backend.export.progress import ProgressFn
+
+MERGE_TOLERANCE = {
+    "float32": Tolerance(1e-4, "float32 summation-order noise only"),
+    "bfloat16": Tolerance(0.03, "rounding every merged weight to bfloat16 (8 bits of mantissa)"),
+    "float16": Tolerance(0.01, "rounding every merged weight to float16 (11 bits of mantissa)"),
+}
+"""Relative to the largest logit; measured values per architecture are in docs/export.md."""
+_COMPUTE_SLACK = {"float32": 1.0, "bfloat16": 3.0}
+"""A check computed in bfloat16 (when float32 does not fit in RAM) adds its own rounding on both sides."""
+
+
+def verify_merge(base: Path, adapter: Path, merged: Path, compute_dtype: str, progress: ProgressFn) -> LogitCheck:
+    """Raise VerificationError unless the merged model predicts what base + adapter predict."""
+    import json
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = getattr(torch, compute_dtype)
+    stored = json.loads((merged / "config.json").read_text(encoding="utf-8"))["dtype"]
+    ids = prompt_ids(AutoTokenizer.from_pretrained(merged))
+    total = 2
+    reference_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=dtype), adapter).eval()
+    reference = model_logits(reference_model, ids)
+    with reference_model.disable_adapter():
+        base_only = model_logits(reference_model, ids)
+    del reference_model
+    gc.collect()
+    progress("verifying", 1, total)
+    merged_model = AutoModelForCausalLM.from_pretrained(merged, dtype=dtype).eval()
+    candidate = model_logits(merged_model, ids)
+    del merged_model
+    gc.collect()
+    progress("verifying", 2, total)
+    base_tol = MERGE_TOLERANCE[stored]
+    tol = Tolerance(base_tol.relative * _COMPUTE_SLACK[compute_dtype], base_tol.why)
+    effect = compare("adapter effect", reference, base_only, tol).relative_diff
+    check = compare(f"merged ({stored}) vs base + adapter", reference, candidate, tol, adapter_effect=effect)
+    return require(check, tol)
