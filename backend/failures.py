@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import traceback
 
-from backend.data.chat import DataError
+from backend.data.problems import DataError
 from backend.events import Error
 from backend.spec import SpecError
 

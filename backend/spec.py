@@ -37,6 +37,9 @@ Optimizer = Literal[
 ]
 Scheduler = Literal["cosine", "linear", "constant", "constant_with_warmup", "cosine_with_min_lr"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
+DataFormat = Literal[
+    "auto", "messages", "sharegpt", "alpaca", "prompt_completion", "question_answer", "text", "columns"
+]
 ComputeDtype = Literal["auto", "bfloat16", "float16", "float32"]
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -186,12 +189,26 @@ class Training(_Section):
         return self.micro_batch_size * self.gradient_accumulation_steps
 
 
+class Columns(_Section):
+    """Which column of a table holds what, for data in no format LoRA Studio recognises."""
+
+    instruction: str = Field(..., min_length=1, description="The column with what the user asks or instructs.")
+    input: str | None = Field(None, description="A column of extra context added below the instruction.")
+    response: str = Field(..., min_length=1, description="The column with the answer the model should learn.")
+    system: str | None = Field(None, description="A column with a system prompt for each row.")
+
+
 class Data(_Section):
     """What to train on."""
 
-    path: str = Field(..., min_length=1, description="The training conversations (JSONL with messages).")
+    path: str = Field(
+        ...,
+        min_length=1,
+        description="The training data: a .jsonl, .json, .csv, .tsv, .parquet, .txt or .md file, a folder of "
+        "them, a dataset saved with the datasets library, or one imported with 'lora-studio data import'.",
+    )
     eval_path: str | None = Field(
-        None, description="A separate file of held-out conversations; when empty, a share of the training file."
+        None, description="Separate held-out data in any of those forms; when empty, a share of the training data."
     )
     eval_split: float = Field(
         0.1, ge=0.0, le=0.5, description="Share of the training file held out to measure progress."
@@ -202,6 +219,42 @@ class Data(_Section):
         description="Learn from the assistant's replies only (the usual choice), or from every token "
         "including the prompts.",
     )
+    format: DataFormat = Field(
+        "auto",
+        description="How the rows are laid out. auto recognises OpenAI messages, ShareGPT conversations, Alpaca "
+        "instructions, prompt/completion and question/answer pairs and plain text; choose one when the guess is "
+        "wrong, or 'columns' with a column mapping.",
+    )
+    columns: Columns | None = Field(
+        None,
+        description="For tables in another layout: which column is the instruction, the response, and "
+        "optionally the input and the system prompt, e.g. {instruction: question, response: answer}.",
+    )
+    dedupe: bool = Field(
+        False,
+        description="Drop examples that are exact copies of an earlier one (the first is kept). Copies are "
+        "always reported; they are over-learned and can leak into the eval split.",
+    )
+    chunk_chars: int = Field(
+        4000,
+        ge=200,
+        le=1_000_000,
+        description="Plain-text files (.txt, .md) are cut into pieces of about this many characters at "
+        "paragraph breaks; about 4 characters make a token, so keep it under 4 x max_seq_length.",
+    )
+
+    @model_validator(mode="after")
+    def _mapping_matches_format(self) -> Data:
+        if self.format == "columns" and self.columns is None:
+            raise ValueError(
+                "needs data.columns when data.format is 'columns': which column is the instruction, which the response"
+            )
+        if self.columns is not None and self.format not in ("auto", "columns"):
+            raise ValueError(
+                f"has a column mapping (data.columns) but data.format is {self.format!r}; set data.format to "
+                "'columns' or remove the mapping"
+            )
+        return self
 
 
 class Schedule(_Section):

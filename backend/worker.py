@@ -27,6 +27,7 @@ from backend.events import Done, EventSink, Started
 from backend.failures import classify
 from backend.jobs.layout import JobLayout
 from backend.jobs.stop import StopRequest
+from backend.openmp import prefer_passive_waits
 from backend.spec import JobSpec
 from backend.telemetry import Sampler
 from backend.training.checkpoints import checkpoint_step, latest_checkpoint
@@ -117,10 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("job_dir", type=Path, help="the job folder holding spec.yaml")
     parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
     args = parser.parse_args(argv)
-    # Threads that spin-wait at OpenMP barriers make a busy machine (a GUI, a second job, a browser)
-    # up to ten times slower on the CPU; passive waiting costs nothing measurable when it is idle.
-    # It must be set before torch is first imported, which happens only after this point.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    prefer_passive_waits()  # before torch is first imported, which happens only after this point
     layout = JobLayout(args.job_dir.resolve())
     if not layout.spec.is_file():
         print(f"no spec.yaml in {layout.root}", file=sys.stderr)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from backend.events import Done, Metric, Progress, read_events
-from backend.training.sft import ADAPTER_RECORD
+from backend.jobs.layout import ADAPTER_RECORD
 
 
 @pytest.mark.slow

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from backend.data.chat import load_chat_jsonl
+from backend.data.load import read_dataset
 from backend.events import Artifact, Done, Error, Event, Metric, Progress, Started, Telemetry, read_events
 from backend.jobs.launch import start_worker, stream
-from backend.jobs.layout import JobLayout
+from backend.jobs.layout import ADAPTER_RECORD, JobLayout
 from backend.models.fingerprint import fingerprint
 from backend.spec import JobSpec
 from backend.training.checkpoints import checkpoint_step, is_complete, latest_checkpoint
-from backend.training.sft import ADAPTER_RECORD
 from backend.worker import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK
 from tests.datasets import colour_conversation, write_colour_task
 
@@ -102,7 +101,7 @@ def test_qlora_run_learns_streams_events_and_saves_a_loadable_adapter(tmp_path: 
     record = json.loads((adapter / ADAPTER_RECORD).read_text())
     assert record["base_model"]["fingerprint"] == fingerprint(tiny_llama)
     spec = JobSpec.load(layout.spec)
-    assert record["dataset"]["content_hash"] == load_chat_jsonl(Path(spec.data.path)).content_hash()
+    assert record["dataset"]["content_hash"] == read_dataset(Path(spec.data.path)).content_hash
     assert record["spec"] == spec.to_dict()
     assert record["metrics"]["eval_loss"] == pytest.approx(evals[-1])
 
@@ -181,7 +180,7 @@ def test_sigterm_stops_at_the_next_step_with_a_checkpoint(tmp_path: Path, tiny_l
 
 def test_unusable_data_is_a_typed_data_error(tmp_path: Path, tiny_llama: Path) -> None:
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"text": "no messages"}\n{broken\n')
+    bad.write_text('{"messages": [{"role": "user", "content": "no reply"}]}\n{broken\n')
     code, events = run(make_job(tmp_path, tiny_llama, data={"path": str(bad)}))
     assert code == EXIT_FAILED
     error = of_type(events, Error)[0]

@@ -17,6 +17,19 @@ class Pair:
     tuned: str
 
 
+def _quiet_libraries() -> None:
+    """This runs in the user's terminal: library progress bars and notices would bury the comparison."""
+    import logging
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
 def generate_pairs(
     model_path: Path,
     adapter_path: Path,
@@ -24,6 +37,7 @@ def generate_pairs(
     max_new_tokens: int = 64,
     batch_size: int = 8,
 ) -> list[Pair]:
+    _quiet_libraries()
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -32,7 +46,9 @@ def generate_pairs(
     tokenizer.padding_side = "left"  # generation continues from the right end of every row
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    from backend.training.runtime import cpu_has_bf16
+
+    dtype = torch.bfloat16 if torch.cuda.is_available() or cpu_has_bf16() else torch.float32
     base = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
     model = PeftModel.from_pretrained(base, adapter_path).eval()
     if torch.cuda.is_available():

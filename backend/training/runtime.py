@@ -39,7 +39,7 @@ def accelerator_versions() -> dict[str, str]:
     }
 
 
-def _cpu_has_bf16() -> bool:
+def cpu_has_bf16() -> bool:
     import torch
 
     probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
@@ -70,7 +70,7 @@ class Runtime:
             device, name, total = "cpu", platform.processor() or platform.machine(), None
             # bf16 pays on CPUs with native bf16 matmuls (AVX512-BF16, AMX): about a quarter faster than
             # fp32 there (bench/results/train_step.md); elsewhere it is emulated and slower.
-            half = "bfloat16" if _cpu_has_bf16() else "float32"
+            half = "bfloat16" if cpu_has_bf16() else "float32"
         compute = spec.quantization.compute_dtype
         compute = half if compute == "auto" else compute
         precision = spec.training.precision

@@ -8,6 +8,7 @@ is right for any template (see chat_tokens.py).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -17,21 +18,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backend.data.chat import ChatDataset, DataError, load_chat_jsonl
+from backend.data.advice import advise
+from backend.data.examples import Example
+from backend.data.load import LoadedDataset, plan_split, read_dataset
+from backend.data.problems import DataError
+from backend.data.scan import ImportOptions
+from backend.data.tokens import tokenize_example
 from backend.events import Artifact, EventSink, Warn
-from backend.jobs.layout import JobLayout
+from backend.jobs.layout import ADAPTER_RECORD, JobLayout
 from backend.jobs.stop import StopRequest
 from backend.models.fingerprint import fingerprint
 from backend.models.progress import each_stage_once
 from backend.models.store import resolve_model_path
 from backend.spec import JobSpec
-from backend.training.chat_tokens import IGNORE, TemplateError, tokenize_chat
+from backend.training.chat_tokens import IGNORE, TemplateError
 from backend.training.checkpoints import latest_checkpoint
 from backend.training.progress import EventCallback
 from backend.training.runtime import Runtime
 from backend.training.targets import resolve_targets
 
-ADAPTER_RECORD = "lora_studio_adapter.json"
 _MAX_LISTED_PROBLEMS = 20
 _OPTIMIZERS = {"adamw_8bit": "adamw_bnb_8bit"}
 
@@ -48,48 +53,60 @@ class SftResult:
     adapter_path: Path | None = None
 
 
-def _load_data(spec: JobSpec, sink: EventSink) -> tuple[list, list, str]:
-    """Train and eval conversations plus a hash of both; every rejected row is reported."""
+def _load_data(spec: JobSpec, sink: EventSink) -> tuple[list[Example], list[Example], str]:
+    """Train and eval examples plus a hash of both; every rejected row and dataset warning is reported."""
     data = spec.data
-    datasets: list[ChatDataset] = [load_chat_jsonl(Path(data.path))]
-    if data.eval_path:
-        datasets.append(load_chat_jsonl(Path(data.eval_path)))
-    for dataset in datasets:
-        for problem in dataset.problems[:_MAX_LISTED_PROBLEMS]:
-            sink.emit(Warn(code="row_rejected", message=f"{dataset.path.name} {problem}"))
-        if len(dataset.problems) > _MAX_LISTED_PROBLEMS:
-            sink.emit(
-                Warn(
-                    code="rows_rejected",
-                    message=f"{dataset.path.name}: {len(dataset.problems)} rows rejected in all; "
-                    "run 'lora-studio data check' for the full list",
-                )
-            )
-    if data.eval_path:
-        train, held = datasets[0].examples, datasets[1].examples
+    options = ImportOptions.from_spec(data)
+    train_set = read_dataset(Path(data.path), options)
+    eval_set = read_dataset(Path(data.eval_path), options) if data.eval_path else None
+    for loaded in (train_set, eval_set):
+        if loaded is not None:
+            _report_rejected(loaded, sink)
+    if eval_set is not None:
+        train, held = train_set.examples, eval_set.examples
+        plan_split(train_set.report, data.eval_split, data.split_seed, eval_examples=len(held))
+        content_hash = hashlib.sha256((train_set.content_hash + eval_set.content_hash).encode()).hexdigest()
     else:
-        train, held = datasets[0].split(data.eval_split, data.split_seed)
-    content_hash = datasets[0].content_hash() if len(datasets) == 1 else _combined_hash(datasets)
+        train, held = train_set.split(data.eval_split, data.split_seed)
+        plan_split(train_set.report, data.eval_split, data.split_seed)
+        content_hash = train_set.content_hash
+    for advice in advise(train_set.report):
+        sink.emit(Warn(code=advice.code, message=advice.message))
     return train, held, content_hash
 
 
-def _combined_hash(datasets: list[ChatDataset]) -> str:
-    import hashlib
+def _report_rejected(loaded: LoadedDataset, sink: EventSink) -> None:
+    """One warning per excluded row (the first few), then how many in all."""
+    excluded = [p for p in loaded.report.problems.kept if p.excluded]
+    for problem in excluded[:_MAX_LISTED_PROBLEMS]:
+        sink.emit(Warn(code="row_rejected", message=f"{problem}; {problem.hint}"))
+    if loaded.report.excluded > _MAX_LISTED_PROBLEMS:
+        sink.emit(
+            Warn(
+                code="rows_rejected",
+                message=f"{loaded.report.source}: {loaded.report.excluded} rows excluded in all; "
+                "run 'lora-studio data check' for the full list",
+            )
+        )
 
-    return hashlib.sha256("".join(d.content_hash() for d in datasets).encode()).hexdigest()
 
-
-def _tokenize(tokenizer: Any, conversations: list, spec: JobSpec, split: str, sink: EventSink) -> Any:
+def _tokenize(tokenizer: Any, examples: list[Example], spec: JobSpec, split: str, sink: EventSink) -> Any:
+    import jinja2
     from datasets import Dataset
 
     max_len = spec.training.max_seq_length
     ids, labels = [], []
-    truncated = cut_tokens = lost = 0
-    for conversation in conversations:
+    truncated = cut_tokens = lost = refused = 0
+    for example in examples:
         try:
-            tokens = tokenize_chat(tokenizer, conversation, spec.data.loss_on)
+            tokens = tokenize_example(tokenizer, example, spec.data.loss_on)
         except TemplateError as exc:
             raise DataError(str(exc)) from None
+        except jinja2.TemplateError as exc:  # the template refuses this conversation (e.g. a role it lacks)
+            refused += 1
+            if refused <= _MAX_LISTED_PROBLEMS:
+                sink.emit(Warn(code="row_rejected", message=f"{example.where()}: the chat template says: {exc}"))
+            continue
         if len(tokens.input_ids) > max_len:
             truncated += 1
             cut_tokens += len(tokens.input_ids) - max_len
@@ -101,14 +118,24 @@ def _tokenize(tokenizer: Any, conversations: list, spec: JobSpec, split: str, si
         sink.emit(
             Warn(
                 code="truncated",
-                message=f"{truncated} of {len(conversations)} {split} examples are longer than "
+                message=f"{truncated} of {len(examples)} {split} examples are longer than "
                 f"max_seq_length={max_len}; {cut_tokens} tokens will be cut"
                 + (f", and {lost} examples lose their whole reply and are skipped" if lost else "")
                 + ". Raise training.max_seq_length to keep them.",
             )
         )
-    if split == "train" and lost == len(conversations):
-        raise DataError(f"every training example loses its assistant reply at max_seq_length={max_len}; raise it")
+    if refused:
+        sink.emit(
+            Warn(
+                code="rows_rejected",
+                message=f"{refused} {split} examples skipped: the model's chat template cannot render them",
+            )
+        )
+    if split == "train" and lost + refused == len(examples):
+        raise DataError(
+            f"no training example survives: {refused} cannot be rendered by the chat template and {lost} lose "
+            f"their whole reply at max_seq_length={max_len}"
+        )
     return Dataset.from_dict({"input_ids": ids, "labels": labels})
 
 

@@ -1,0 +1,124 @@
+"""Warnings about a whole dataset that a domain expert needs and an ML expert would give.
+
+Each is a plain sentence with a number and what to do; none stops an import.
+"""
+
+from __future__ import annotations
+
+from backend.data.report import Advice, DataReport, count
+
+FEW_EXAMPLES = 300
+SMALL_EVAL = 50
+HEAVY_DUPLICATION = 0.05
+MANY_EXCLUDED = 0.10
+
+
+def advise(report: DataReport) -> list[Advice]:
+    """The warnings that apply to ``report`` (counts, split and tokens filled in)."""
+    advice: list[Advice] = []
+    n = report.accepted
+    if 0 < n < FEW_EXAMPLES:
+        advice.append(
+            Advice(
+                "few_examples",
+                f"Only {count(n, 'usable example')}. A LoRA fine-tune usually needs a few hundred to a few thousand to "
+                "learn a behaviour reliably; with fewer, train 2-3 epochs and watch the eval loss for overfitting.",
+            )
+        )
+    if report.rows and report.excluded / report.rows > MANY_EXCLUDED:
+        advice.append(
+            Advice(
+                "many_excluded",
+                f"{report.excluded:,} of {report.rows:,} rows ({report.excluded / report.rows:.0%}) cannot be used; "
+                "the problems below say why and what to change.",
+            )
+        )
+    split = report.split
+    if split is not None and n:
+        if split.eval == 0:
+            advice.append(
+                Advice(
+                    "no_eval",
+                    "No examples are held out, so training cannot show whether the model is overfitting; "
+                    "set data.eval_split to 0.05-0.1 or give a separate eval file.",
+                )
+            )
+        elif split.eval < SMALL_EVAL:
+            advice.append(
+                Advice(
+                    "small_eval",
+                    f"The eval split holds only {count(split.eval, 'example')}, too few for a steady eval loss; "
+                    f"aim for at least {SMALL_EVAL} (raise data.eval_split, or give a separate eval file).",
+                )
+            )
+    seen = report.accepted + (report.duplicates if report.options.get("dedupe") else 0)
+    if seen and report.duplicates / seen > HEAVY_DUPLICATION:
+        share = f"{report.duplicates / seen:.0%}"
+        if report.options.get("dedupe"):
+            message = f"{count(report.duplicates, 'exact duplicate')} ({share}) removed; check how the data was made."
+        else:
+            message = (
+                f"{count(report.duplicates, 'example')} ({share}) repeat earlier ones exactly: the model over-learns "
+                "them, and copies can land in both train and eval, making the eval loss look better than it is. "
+                "Turn on dedupe."
+            )
+        advice.append(Advice("duplicates", message))
+    if report.placeholders:
+        advice.append(
+            Advice(
+                "placeholders",
+                f"{count(report.placeholders, 'example')} with unfilled template placeholders such as {{{{name}}}}; "
+                "the model will learn to write them. Fill them in where the data was generated (ignore this for code).",
+            )
+        )
+    if report.chat_examples and report.text_examples:
+        advice.append(
+            Advice(
+                "mixed_kinds",
+                f"The data mixes {count(report.chat_examples, 'conversation')} with "
+                f"{count(report.text_examples, 'plain-text piece')}; the text is learned in full, the conversations "
+                "only in the assistant's replies.",
+            )
+        )
+    advice += _token_advice(report)
+    return advice
+
+
+def _token_advice(report: DataReport) -> list[Advice]:
+    t = report.tokens
+    if t is None:
+        return []
+    advice = []
+    if t.truncated:
+        advice.append(
+            Advice(
+                "truncated",
+                f"{count(t.truncated, 'example')} ({t.truncated / max(1, t.examples):.1%}) longer than max length "
+                f"{t.max_length:,} lose {count(t.cut_tokens, 'token')} from their ends; a max length of "
+                f"{t.percentiles.get('p99', t.longest):,} would keep 99% whole (more memory per step).",
+            )
+        )
+    if t.lost_reply:
+        advice.append(
+            Advice(
+                "reply_cut",
+                f"In a sample of {t.loss_sample:,}, {count(t.lost_reply, 'example')} had the prompt fill the max "
+                "length, so the reply is cut entirely and teaches nothing; raise the max length or shorten prompts.",
+            )
+        )
+    if t.tools_ignored:
+        advice.append(
+            Advice(
+                "tools_ignored",
+                f"{count(t.tools_ignored, 'example')} with tool definitions, but this model's chat template does not "
+                "show tools, so the model will not see them; choose a model whose template supports tools.",
+            )
+        )
+    if t.failed:
+        advice.append(
+            Advice(
+                "template_failed",
+                f"The model's chat template could not render {count(t.failed, 'example')}; see the problems.",
+            )
+        )
+    return advice

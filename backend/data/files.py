@@ -1,0 +1,153 @@
+"""Which files a dataset path stands for, and how their text is encoded.
+
+A path may be one file, a folder of files, a dataset written by
+``datasets.save_to_disk`` or one imported into LoRA Studio's data folder. Each
+becomes a list of ``SourceFile``s with a kind that picks its reader.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from backend.data.problems import DataError
+
+KINDS_BY_SUFFIX = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".arrow": "arrow",
+    ".txt": "text",
+    ".md": "text",
+}
+STORED_RECORD = "lora_studio_dataset.json"
+"""The metadata file of a dataset imported into the data folder (see store.py)."""
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: Path
+    kind: str
+    name: str  # as shown to people: relative to the folder the user chose
+    size: int
+
+
+@dataclass(frozen=True)
+class Sources:
+    files: list[SourceFile]
+    notes: list[str]  # what was skipped or chosen, in words
+
+
+def sniff_encoding(path: Path) -> str:
+    """The text encoding from the byte-order mark: UTF-8 when there is none."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    for bom, encoding in _BOMS:
+        if head.startswith(bom):
+            return encoding
+    return "utf-8"
+
+
+def find_sources(path: Path) -> Sources:
+    """The files to read for ``path``, in a stable order, or a DataError saying why there are none."""
+    if not path.exists():
+        raise DataError(f"{path} does not exist; check the path")
+    if path.is_file():
+        kind = KINDS_BY_SUFFIX.get(path.suffix.lower())
+        if kind is None:
+            known = ", ".join(sorted(KINDS_BY_SUFFIX))
+            raise DataError(f"{path.name}: LoRA Studio reads {known} files, not '{path.suffix or 'no suffix'}'")
+        return Sources([SourceFile(path, kind, path.name, path.stat().st_size)], [])
+    found = _dataset_folder(path, path)
+    return found if found is not None else _folder(path)
+
+
+def _dataset_folder(root: Path, folder: Path) -> Sources | None:
+    """The files of a dataset folder (imported, or saved by ``datasets``), named relative to ``root``; None for
+    an ordinary folder."""
+    if (folder / STORED_RECORD).is_file():
+        data = folder / "data.arrow"
+        if not data.is_file():
+            raise DataError(f"{folder} is an imported dataset without its data.arrow; import the data again")
+        name = folder.name if folder == root else str(folder.relative_to(root))
+        return Sources([SourceFile(data, "stored", name, data.stat().st_size)], [])
+    if (folder / "dataset_dict.json").is_file():
+        splits = _read_json(folder / "dataset_dict.json").get("splits", [])
+        chosen = "train" if "train" in splits else (splits[0] if splits else None)
+        if chosen is None:
+            raise DataError(f"{folder} is a saved dataset with no splits; save it again with datasets")
+        others = [s for s in splits if s != chosen]
+        notes = []
+        if others:
+            notes.append(
+                f"{folder.name}: this saved dataset has the splits {', '.join(splits)}; the '{chosen}' split is "
+                f"imported. To evaluate on another, set data.eval_path to {folder / others[0]}"
+            )
+        inner = _dataset_folder(root, folder / chosen)
+        if inner is None:
+            raise DataError(f"{folder / chosen} is missing or damaged; save the dataset again with datasets")
+        return Sources(inner.files, notes + inner.notes)
+    if (folder / "state.json").is_file():
+        names = [entry["filename"] for entry in _read_json(folder / "state.json").get("_data_files", [])]
+        files = [folder / name for name in names] or sorted(folder.glob("*.arrow"))
+        return Sources([SourceFile(f, "arrow", str(f.relative_to(root)), f.stat().st_size) for f in files], [])
+    return None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path} cannot be read ({exc}); save the dataset again") from None
+    return value if isinstance(value, dict) else {}
+
+
+def _folder(root: Path) -> Sources:
+    """Every readable file under ``root`` (a dataset folder inside counts as one source); plain text only when the
+    folder holds nothing else."""
+    found: list[SourceFile] = []
+    notes: list[str] = []
+    for here, folders, names in os.walk(root):
+        folders[:] = sorted(f for f in folders if not f.startswith("."))
+        current = Path(here)
+        if current != root:
+            inner = _dataset_folder(root, current)
+            if inner is not None:
+                found += inner.files
+                notes += inner.notes
+                folders[:] = []
+                continue
+        for name in sorted(n for n in names if not n.startswith(".")):
+            path = current / name
+            relative = path.relative_to(root)
+            kind = KINDS_BY_SUFFIX.get(path.suffix.lower())
+            if kind is None:
+                notes.append(f"{relative}: skipped; LoRA Studio does not read '{path.suffix or 'no suffix'}' files")
+                continue
+            found.append(SourceFile(path, kind, str(relative), path.stat().st_size))
+    structured = [f for f in found if f.kind != "text"]
+    if structured:
+        for text in (f for f in found if f.kind == "text"):
+            notes.append(
+                f"{text.name}: skipped; plain-text files are read only from a folder that holds no data files "
+                "(a README next to the data is not training text)"
+            )
+        found = structured
+    if not found:
+        known = ", ".join(sorted(KINDS_BY_SUFFIX))
+        raise DataError(f"{root} holds no dataset files ({known})")
+    return Sources(found, notes)

@@ -1,0 +1,157 @@
+"""What can be wrong with a dataset, where, and what to do about it.
+
+Every rule that rejects or flags a row has a code here with the advice a person
+needs to fix it, so the CLI, the report file and the GUI's issue list all say
+the same thing. A problem names its file, line or row and field, so a person can
+jump straight to it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+
+class DataError(ValueError):
+    """A dataset that cannot be trained on, with what to do about it.
+
+    ``code`` says which rule (see ADVICE) when one file of several fails, so the
+    report can list it with the others.
+    """
+
+    def __init__(self, message: str, code: str = "unreadable_file") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ImportCancelled(Exception):
+    """Reading a dataset was stopped on request."""
+
+
+# code -> (short title for grouped listings, what to do)
+ADVICE: dict[str, tuple[str, str]] = {
+    # whole files
+    "unreadable_file": ("file cannot be read", "check the path and that the file is not open in another program"),
+    "invalid_json_file": (
+        "file is not valid JSON",
+        "fix the file at the place shown (often a missing comma or an unclosed quote); rows after it were not read",
+    ),
+    "invalid_csv_file": (
+        "file is not valid CSV",
+        "fix the quoting at the place shown (a quote opened and never closed is typical); rows after it were not read",
+    ),
+    "unknown_format": (
+        "format not recognised",
+        "choose the format, or map your columns to instruction, input, response and system",
+    ),
+    "unsupported_format": ("data type not supported for fine-tuning", "see the explanation; nothing was imported"),
+    # rows that cannot be used
+    "invalid_json": ("not valid JSON", "fix the line (often a missing comma or quote) or delete it"),
+    "invalid_text": (
+        "not UTF-8 text",
+        "save the file as UTF-8 (in Excel: Save As > 'CSV UTF-8'; in an editor: Save with Encoding > UTF-8)",
+    ),
+    "not_an_object": ("not an object", 'each row must be one JSON object, e.g. {"messages": [...]}'),
+    "missing_field": (
+        "required field missing",
+        "add the field, or map your columns if they have other names",
+    ),
+    "empty_field": ("required field empty", "write the missing text or delete the row"),
+    "non_text": ("content is not text", "replace it with plain text; only text can be trained on"),
+    "multimodal": (
+        "images, audio or video",
+        "LoRA Studio fine-tunes text-only models; remove these rows or train them with a vision/audio tool",
+    ),
+    "unknown_role": ("unknown role", "use system, user, assistant or tool"),
+    "role_order": ("roles out of order", "user and assistant must take turns; merge or reorder the messages"),
+    "system_not_first": ("system message not first", "move it to the start, or merge it into the first one"),
+    "no_reply": (
+        "does not end with an assistant reply",
+        "add the assistant's reply at the end, or delete the unanswered message",
+    ),
+    "nothing_to_learn": ("no reply to learn from", "give at least one assistant reply weight 1 (or remove weight)"),
+    "bad_weight": ("weight not 0 or 1", "use weight 0 (do not train on this reply) or 1 (train on it)"),
+    "bad_tools": ("tools not valid", "give tools as a JSON list of function definitions"),
+    "extra_fields": ("more fields than the header", "quote values that contain the delimiter, or fix the header"),
+    "template_error": (
+        "chat template cannot render it",
+        "the model's chat template rejects this conversation; fix the roles, or choose another model",
+    ),
+    # rows that are kept, with a warning
+    "duplicate": (
+        "exact duplicate",
+        "turn on dedupe to drop copies; duplicates are over-learned and can leak into the eval split",
+    ),
+    "placeholder": (
+        "unfilled template placeholder",
+        "fill in the value where the data was generated; ignore this if the braces are meant literally (code)",
+    ),
+    "too_long": (
+        "longer than max length",
+        "raise the max length, shorten or split the example; the end of it will be cut",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """One problem with one row (or one file, when ``row`` is None)."""
+
+    code: str
+    message: str
+    file: str = ""
+    line: int | None = None
+    row: int | None = None
+    field: str | None = None
+    excluded: bool = True
+
+    @property
+    def hint(self) -> str:
+        return ADVICE[self.code][1]
+
+    def where(self) -> str:
+        """'train.jsonl line 12, field messages' (line for text files, row for tables)."""
+        parts = [self.file] if self.file else []
+        if self.line is not None:
+            parts.append(f"line {self.line}")
+        elif self.row is not None:
+            parts.append(f"row {self.row}")
+        place = " ".join(parts)
+        return f"{place}, field {self.field}" if self.field else place
+
+    def __str__(self) -> str:
+        return f"{self.where()}: {self.message}"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "hint": self.hint}
+
+
+@dataclass
+class ProblemLog:
+    """Counts every problem; keeps the first ``keep`` of each code with its location.
+
+    A million-row file with one systematic fault would otherwise hold a million
+    problems in memory; the counts still say how many rows each rule hit.
+    """
+
+    keep: int = 1000
+    counts: Counter[str] = field(default_factory=Counter)
+    kept: list[RowProblem] = field(default_factory=list)
+
+    def add(self, problem: RowProblem) -> None:
+        self.counts[problem.code] += 1
+        if self.counts[problem.code] <= self.keep:
+            self.kept.append(problem)
+
+    def omitted(self, code: str) -> int:
+        """How many problems of this code were counted but not kept."""
+        return max(0, self.counts[code] - self.keep)
+
+    def extend(self, other: ProblemLog) -> None:
+        for problem in other.kept:
+            self.add(problem)
+        for code, count in other.counts.items():
+            self.counts[code] += count - min(count, other.keep)
+
+    def __len__(self) -> int:
+        return sum(self.counts.values())

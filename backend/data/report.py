@@ -1,0 +1,218 @@
+"""What an import found, as plain data: for the CLI, the GUI and a report file (JSON or Markdown).
+
+Problems are grouped by rule with the advice for each, so a report of ten
+thousand bad rows still reads as a short list of things to fix.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backend.data.problems import ADVICE, ProblemLog
+
+_LISTED_PER_CODE = 20  # problems of one kind shown in the Markdown report and the terminal
+
+
+@dataclass
+class FileSummary:
+    name: str
+    kind: str  # jsonl, json, csv, tsv, parquet, arrow, text, stored
+    format: str
+    format_label: str
+    reason: str  # why this format: detected from which fields, or chosen
+    columns: list[str]  # field names seen in the first rows, for a column mapping
+    rows: int = 0
+    accepted: int = 0
+
+
+@dataclass
+class ProblemGroup:
+    code: str
+    count: int
+    title: str
+    hint: str
+    excluded: bool  # whether these rows are left out of training
+    listed: list[str]  # the first few, with where they are
+
+
+@dataclass
+class Advice:
+    """A dataset-level warning for someone who is not an ML expert."""
+
+    code: str
+    message: str
+
+
+@dataclass
+class SplitSummary:
+    eval_fraction: float
+    seed: int
+    train: int
+    eval: int
+    eval_file: bool = False  # the eval examples come from a separate file
+
+
+@dataclass
+class TokenStats:
+    model: str
+    max_length: int
+    examples: int
+    total: int  # tokens of every example, before truncation
+    mean: float
+    percentiles: dict[str, int]  # p50, p90, p95, p99
+    longest: int
+    histogram_edges: list[int]  # bin i counts examples longer than edges[i] and at most edges[i + 1] tokens
+    histogram_counts: list[int]
+    truncated: int  # examples longer than max_length
+    cut_tokens: int  # tokens those lose
+    tokens_per_epoch: int  # training tokens after truncation, over the train split
+    loss_share: float | None  # share of tokens that carry loss (assistant replies), measured on a sample
+    loss_sample: int  # examples that share was measured on
+    lost_reply: int  # of the sample: examples whose replies are cut off entirely at max_length
+    failed: int = 0  # examples the chat template could not render
+    tools_ignored: int = 0  # examples with tools whose template does not show tools
+
+
+@dataclass
+class DataReport:
+    source: str
+    options: dict[str, Any]
+    files: list[FileSummary] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    rows: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    placeholders: int = 0
+    chat_examples: int = 0
+    text_examples: int = 0
+    content_hash: str = ""
+    problems: ProblemLog = field(default_factory=ProblemLog)
+    split: SplitSummary | None = None
+    tokens: TokenStats | None = None
+    advice: list[Advice] = field(default_factory=list)
+
+    @property
+    def excluded(self) -> int:
+        return self.rows - self.accepted
+
+    @property
+    def usable(self) -> bool:
+        return self.accepted > 0
+
+    # -- serialisation ----------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["problems"] = [p.to_dict() for p in self.problems.kept]
+        data["problem_counts"] = dict(self.problems.counts)
+        data["excluded"] = self.excluded
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    def save(self, path: Path) -> None:
+        """Write as JSON (.json) or Markdown (anything else)."""
+        text = self.to_json() if path.suffix.lower() == ".json" else self.to_markdown()
+        path.write_text(text, encoding="utf-8")
+
+    # -- for people -------------------------------------------------------------
+
+    def summary_lines(self) -> list[str]:
+        lines = []
+        for f in self.files:
+            lines.append(f"{f.name}: {f.format_label} ({f.reason}); {f.accepted:,} of {f.rows:,} rows usable")
+        lines.extend(self.notes)
+        kinds = []
+        if self.chat_examples:
+            kinds.append(count(self.chat_examples, "conversation"))
+        if self.text_examples:
+            kinds.append(count(self.text_examples, "plain-text piece"))
+        lines.append(
+            f"{count(self.accepted, 'usable example')} ({', '.join(kinds) or 'none'}) of {count(self.rows, 'row')}; "
+            f"{self.excluded:,} excluded"
+        )
+        if self.duplicates:
+            lines.append(count(self.duplicates, "exact duplicate"))
+        if self.split:
+            source = "a separate eval file" if self.split.eval_file else f"seed {self.split.seed}"
+            lines.append(f"split: {self.split.train:,} train / {self.split.eval:,} eval ({source})")
+        if self.content_hash:
+            lines.append(f"content hash: {self.content_hash}")
+        return lines
+
+    def problem_groups(self) -> list[ProblemGroup]:
+        """The rules that fired, most frequent first, each with its advice and first problems."""
+        groups = []
+        for code, n in self.problems.counts.most_common():
+            kept = [p for p in self.problems.kept if p.code == code]
+            title, hint = ADVICE[code]
+            excluded = kept[0].excluded if kept else True
+            groups.append(ProblemGroup(code, n, title, hint, excluded, [str(p) for p in kept[:_LISTED_PER_CODE]]))
+        return groups
+
+    def token_lines(self) -> list[str]:
+        t = self.tokens
+        if t is None:
+            return []
+        pct = ", ".join(f"{name} {value:,}" for name, value in t.percentiles.items())
+        lines = [
+            f"tokens ({t.model}, max length {t.max_length:,}): {t.total:,} in {count(t.examples, 'example')}; "
+            f"mean {t.mean:,.0f}, {pct}, longest {t.longest:,}",
+            f"tokens per epoch (train split, after truncation): {t.tokens_per_epoch:,}",
+            f"longer than {t.max_length:,}: {count(t.truncated, 'example')} ({_share(t.truncated, t.examples)}), "
+            f"{t.cut_tokens:,} tokens cut",
+        ]
+        if t.loss_share is not None:
+            lines.append(
+                f"tokens that carry loss (assistant replies): {t.loss_share:.1%} "
+                f"(measured on {count(t.loss_sample, 'example')}"
+                + (f"; {t.lost_reply:,} of them cut before their reply begins)" if t.lost_reply else ")")
+            )
+        return lines
+
+    def histogram_lines(self, width: int = 40) -> list[str]:
+        t = self.tokens
+        if t is None or not t.histogram_counts:
+            return []
+        peak = max(t.histogram_counts) or 1
+        edges = t.histogram_edges
+        return [
+            f"{edges[i] + 1:>7,}-{edges[i + 1]:<7,} {'#' * round(width * n / peak):<{width}} {n:,}"
+            + ("  (cut)" if edges[i] >= t.max_length else "")
+            for i, n in enumerate(t.histogram_counts)
+        ]
+
+    def to_markdown(self) -> str:
+        out = [f"# Dataset report: {Path(self.source).name}", "", f"Source: `{self.source}`", ""]
+        out += [f"- {line}" for line in self.summary_lines()]
+        if self.advice:
+            out += ["", "## Warnings", ""] + [f"- {a.message}" for a in self.advice]
+        groups = self.problem_groups()
+        if groups:
+            out += ["", "## Problems", ""]
+            for group in groups:
+                status = "excluded" if group.excluded else "kept"
+                heading = f"### {group.title}: {count(group.count, 'row')}, {status}"
+                out += [heading, "", f"What to do: {group.hint}.", ""]
+                out += [f"- {line}" for line in group.listed]
+                if group.count > len(group.listed):
+                    more = group.count - len(group.listed)
+                    out.append(f"- … and {more:,} more (the JSON report lists up to {self.problems.keep:,} of each)")
+                out.append("")
+        if self.tokens:
+            out += ["", "## Tokens", ""] + [f"- {line}" for line in self.token_lines()]
+            out += ["", "```", *self.histogram_lines(), "```"]
+        return "\n".join(out).rstrip() + "\n"
+
+
+def count(n: int, noun: str) -> str:
+    """'1 example', '2,000 examples': numbers in messages read as a person would write them."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.1%}" if whole else "0%"

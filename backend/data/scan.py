@@ -1,0 +1,213 @@
+"""Read a dataset path end to end: files, format, rows, rules, duplicates and the content hash.
+
+One pass, a chunk at a time, so a file of any size is validated in bounded
+memory (plus about 100 bytes per distinct example: its digest and where it was
+first seen, to find duplicates). Accepted examples go to sinks a batch at a time: a list for
+training, an Arrow file for the data folder, a token counter. Progress is
+reported between chunks, where a cancel request is also honoured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from backend.data.examples import Batch, canonical
+from backend.data.files import SourceFile, find_sources
+from backend.data.formats import LABELS, UNSUPPORTED, Detection, detect, normalizer
+from backend.data.problems import DataError, ImportCancelled, RowProblem
+from backend.data.readers import Unreadable, read_file
+from backend.data.report import DataReport, FileSummary
+from backend.data.rules import Reject, find_placeholder
+
+if TYPE_CHECKING:
+    from backend.spec import Data
+
+Progress = Callable[[float], None]
+Cancel = Callable[[], bool]
+_LINE_FLAG = 1 << 40
+_NOT_UTF8 = "the row holds bytes that are not UTF-8 text (or a lone surrogate escape such as \\ud800)"
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How to read a dataset; saved with an imported dataset so it can be read again the same way."""
+
+    format: str = "auto"
+    columns: Mapping[str, str] | None = None  # mapping role -> column, for format "columns"
+    dedupe: bool = False
+    chunk_chars: int = 4000  # plain text is cut into pieces of about this many characters
+
+    @classmethod
+    def from_spec(cls, data: Data) -> ImportOptions:
+        columns = data.columns.model_dump(exclude_none=True) if data.columns else None
+        return cls(format=data.format, columns=columns, dedupe=data.dedupe, chunk_chars=data.chunk_chars)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "columns": dict(self.columns) if self.columns else None,
+            "dedupe": self.dedupe,
+            "chunk_chars": self.chunk_chars,
+        }
+
+
+class Sink(Protocol):
+    def add(self, batch: Batch) -> None:
+        """Take the accepted examples of one chunk."""
+
+
+def scan(
+    path: Path,
+    options: ImportOptions = ImportOptions(),
+    sinks: Sequence[Sink] = (),
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> DataReport:
+    """Validate every row under ``path`` and pass the usable ones to ``sinks``; raises ImportCancelled."""
+    sources = find_sources(path)
+    report = DataReport(source=str(path), options=options.to_dict(), notes=list(sources.notes))
+    state = _State(report, options, sinks, progress, cancel, total=sum(f.size for f in sources.files))
+    for index, source in enumerate(sources.files):
+        state.scan_file(index, source)
+    report.content_hash = state.hasher.hexdigest()
+    if progress:
+        progress(1.0)
+    return report
+
+
+class _State:
+    """What one scan carries from file to file: the hash, the digests seen, the counts."""
+
+    def __init__(
+        self,
+        report: DataReport,
+        options: ImportOptions,
+        sinks: Sequence[Sink],
+        progress: Progress | None,
+        cancel: Cancel | None,
+        total: int,
+    ) -> None:
+        self.report, self.options, self.sinks = report, options, sinks
+        self.progress, self.cancel = progress, cancel
+        self.total, self.done = max(1, total), 0
+        self.hasher = hashlib.sha256()
+        self.seen: dict[bytes, int] = {}  # digest prefix -> packed location of the first copy
+        self.names: list[str] = []
+
+    def scan_file(self, index: int, source: SourceFile) -> None:
+        self.names.append(source.name)
+        summary = FileSummary(source.name, source.kind, "unknown", LABELS["unknown"], "", [])
+        self.report.files.append(summary)
+        chunks = read_file(source, self.options.chunk_chars)
+        try:
+            first = next(chunks, None)
+            if first is not None:
+                detection = self._detect(source, [value for _, value in first.records])
+                summary.format, summary.format_label = detection.format, detection.label
+                summary.reason, summary.columns = detection.reason, detection.columns
+                self._rows(index, source, summary, detection, chain([first], chunks))
+        except DataError as exc:
+            self.report.problems.add(RowProblem(exc.code, str(exc), source.name))
+        self.done += source.size
+
+    def _detect(self, source: SourceFile, values: list[Any]) -> Detection:
+        if source.kind == "stored":
+            return Detection("stored", "messages", "imported by LoRA Studio", ["messages", "text", "tools"])
+        if source.kind == "text":
+            return Detection("text", None, "a plain-text file", [])
+        return detect(values, self.options.format, self.options.columns)
+
+    def _rows(self, index: int, source: SourceFile, summary: FileSummary, detection: Detection, chunks: Any) -> None:
+        report, name = self.report, source.name
+        if detection.format in UNSUPPORTED or detection.format == "unknown":
+            self._refuse(source, summary, detection, chunks)
+            return
+        normalize = normalizer(detection, self.options.columns)
+        add_problem = report.problems.add
+        seen, hasher, dedupe, sinks = self.seen, self.hasher, self.options.dedupe, self.sinks
+        sha256 = hashlib.sha256
+        row = accepted = duplicates = placeholders = texts = 0
+        try:
+            for chunk in chunks:
+                batch = Batch(name)
+                for line, value in chunk.records:
+                    row += 1
+                    try:
+                        if type(value) is Unreadable:
+                            raise Reject(value.code, value.message)
+                        example = normalize(value)
+                        key = canonical(example)
+                        digest = sha256(key.encode()).digest()
+                    except Reject as reject:
+                        add_problem(RowProblem(reject.code, reject.message, name, line, row, reject.field))
+                        continue
+                    except UnicodeEncodeError:
+                        add_problem(RowProblem("invalid_text", _NOT_UTF8, name, line, row))
+                        continue
+                    short = digest[:16]
+                    first = seen.get(short)
+                    if first is None:
+                        seen[short] = (index << 41) | (_LINE_FLAG | line if line is not None else row)
+                    else:
+                        duplicates += 1
+                        problem = RowProblem(
+                            "duplicate", f"same as {self._where(first)}", name, line, row, excluded=dedupe
+                        )
+                        add_problem(problem)
+                        if dedupe:
+                            continue
+                    if "{{" in key:
+                        found = find_placeholder(example.contents if example.text is None else [example.text])
+                        if found:
+                            placeholders += 1
+                            message = f"unfilled placeholder {found}"
+                            add_problem(RowProblem("placeholder", message, name, line, row, excluded=False))
+                    hasher.update(digest)
+                    accepted += 1
+                    if example.text is not None:
+                        texts += 1
+                    if sinks:
+                        batch.add(example, line, row)
+                if batch.items:
+                    for sink in sinks:
+                        sink.add(batch)
+                self._between_chunks(source, chunk.position)
+        finally:  # a file that fails part-way keeps the rows read before
+            summary.rows, summary.accepted = row, accepted
+            report.rows += row
+            report.accepted += accepted
+            report.duplicates += duplicates
+            report.placeholders += placeholders
+            report.text_examples += texts
+            report.chat_examples += accepted - texts
+
+    def _refuse(self, source: SourceFile, summary: FileSummary, detection: Detection, chunks: Any) -> None:
+        """A file in no usable format: count its rows and say why none is imported."""
+        for chunk in chunks:
+            summary.rows += len(chunk.records)
+            self._between_chunks(source, chunk.position)
+        self.report.rows += summary.rows
+        if detection.format == "unknown":
+            message = (
+                f"the format was not recognised ({detection.reason}); choose a format, or map the columns "
+                "to instruction, input, response and system"
+            )
+            self.report.problems.add(RowProblem("unknown_format", message, source.name))
+        else:
+            self.report.problems.add(RowProblem("unsupported_format", UNSUPPORTED[detection.format], source.name))
+
+    def _between_chunks(self, source: SourceFile, position: float) -> None:
+        if self.progress:
+            self.progress(min(1.0, (self.done + position * source.size) / self.total))
+        if self.cancel and self.cancel():
+            raise ImportCancelled
+
+    def _where(self, packed: int) -> str:
+        name = self.names[packed >> 41]
+        place = packed & (_LINE_FLAG - 1)
+        return f"{name} {'line' if packed & _LINE_FLAG else 'row'} {place}"

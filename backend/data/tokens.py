@@ -1,0 +1,264 @@
+"""A dataset measured in the chosen model's tokens, and any example shown as that model sees it.
+
+Counting renders each conversation once with the model's chat template and
+tokenizes a whole batch at a time, so a million rows take minutes, not hours.
+Which tokens carry loss needs each reply located (``tokenize_chat`` renders a
+conversation once per reply), so that share is measured exactly on a seeded
+random sample of examples. transformers is imported only by the functions that
+load a tokenizer; the GUI imports this module without the ML stack.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+from array import array
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from backend.data.examples import Batch, Example
+from backend.data.problems import ProblemLog, RowProblem
+from backend.data.report import DataReport, TokenStats
+from backend.data.split import split_indices
+from backend.models.progress import ProgressFn
+from backend.training.chat_tokens import IGNORE, TemplateError, TokenizedChat, render_chat, tokenize_chat, tokenize_text
+
+LOSS_SAMPLE = 1000
+_BINS = 24
+
+
+def load_tokenizer(model: str, progress: ProgressFn | None = None) -> Any:
+    """The tokenizer of a model a spec may name: the store's name, a folder, 'default' or a hub id."""
+    from transformers import AutoTokenizer
+
+    from backend.models.store import resolve_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model, progress=progress))
+    # Measuring, not running the model: lengths past its context are reported against max_length instead of
+    # as a tokenizer warning on stderr.
+    tokenizer.model_max_length = sys.maxsize
+    return tokenizer
+
+
+def tokenize_example(
+    tokenizer: Any, example: Example, loss_on: Literal["assistant", "all"] = "assistant"
+) -> TokenizedChat:
+    """Ids and labels of one example, exactly as training builds them."""
+    if example.text is not None:
+        return tokenize_text(tokenizer, example.text)
+    tools = json.loads(example.tools) if example.tools else None
+    return tokenize_chat(tokenizer, example.messages, loss_on, tools)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """One example as the model sees it: the template's text, and which characters carry loss."""
+
+    text: str
+    loss_spans: list[tuple[int, int]]  # [start, end) character offsets into text
+    tokens: int
+    loss_tokens: int
+    cut_at: int | None  # character offset where max_length truncates the text, if it does
+
+    def marked(self, start: str = "[[", end: str = "]]", cut: str = "|||") -> str:
+        """The text with each loss-bearing span wrapped in markers and the cut marked, for a terminal or a log."""
+        marks = [(high, 0, end) for _, high in self.loss_spans] + [(low, 2, start) for low, _ in self.loss_spans]
+        if self.cut_at is not None:
+            marks.append((self.cut_at, 1, cut))
+        out, cursor = [], 0
+        for position, _, marker in sorted(marks):
+            out += [self.text[cursor:position], marker]
+            cursor = position
+        return "".join([*out, self.text[cursor:]])
+
+
+def preview(
+    tokenizer: Any, example: Example, max_length: int | None = None, loss_on: Literal["assistant", "all"] = "assistant"
+) -> Preview:
+    """``example`` rendered with the model's template and tokenizer, as training will see it."""
+    tokens = tokenize_example(tokenizer, example, loss_on)
+    cut = None
+    if max_length is not None and len(tokens.input_ids) > max_length:
+        special = example.text is not None  # plain text gets the tokenizer's own start tokens, as in training
+        offsets = tokenizer(tokens.text, add_special_tokens=special, return_offsets_mapping=True)["offset_mapping"]
+        cut = offsets[max_length][0] if max_length < len(offsets) else len(tokens.text)
+    return Preview(tokens.text, list(tokens.spans), len(tokens.input_ids), tokens.loss_tokens, cut)
+
+
+class TokenCounter:
+    """A scan sink that counts every example's tokens and samples examples for the loss share."""
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        model: str,
+        max_length: int,
+        loss_on: Literal["assistant", "all"] = "assistant",
+        sample_size: int = LOSS_SAMPLE,
+        seed: int = 0,
+    ) -> None:
+        self.tokenizer, self.model, self.max_length, self.loss_on = tokenizer, model, max_length, loss_on
+        self.lengths = array("I")  # per accepted example, in order; 0 where the template failed
+        self.problems = ProblemLog()
+        self.sample: list[Example] = []
+        self.sample_size = sample_size
+        self.seen = 0
+        self.rng = random.Random(seed)  # noqa: S311 - a reproducible sample, not a secret
+        self.failed = self.tools_ignored = 0
+        template = getattr(tokenizer, "chat_template", None)
+        self.has_template = bool(template)
+        self.template_shows_tools = isinstance(template, str) and "tools" in template
+
+    def add(self, batch: Batch) -> None:
+        texts = [example.text for example, _, _ in batch.items]
+        chat_rows = [i for i, text in enumerate(texts) if text is None]
+        text_rows = [i for i, text in enumerate(texts) if text is not None]
+        lengths = [0] * len(batch)
+        rendered = [self._render(batch, i) for i in chat_rows]
+        counted = [(i, text) for i, text in zip(chat_rows, rendered, strict=True) if text is not None]
+        if counted:
+            for (i, _), length in zip(counted, _chat_lengths(self.tokenizer, [t for _, t in counted]), strict=True):
+                lengths[i] = length
+        if text_rows:
+            eos = self.tokenizer.eos_token_id
+            ids = self.tokenizer([texts[i] for i in text_rows])["input_ids"]
+            for i, row_ids in zip(text_rows, ids, strict=True):  # as tokenize_text: end of text appended
+                lengths[i] = len(row_ids) + (eos is not None and (not row_ids or row_ids[-1] != eos))
+        for i, length in enumerate(lengths):
+            self.lengths.append(length)
+            if length > self.max_length:
+                _, line, row = batch.items[i]
+                cut = f"{length:,} tokens; the last {length - self.max_length:,} beyond max length {self.max_length:,}"
+                self.problems.add(RowProblem("too_long", f"{cut} will be cut", batch.file, line, row, excluded=False))
+            if length:
+                self._maybe_sample(batch, i)
+
+    def _render(self, batch: Batch, index: int) -> str | None:
+        """The conversation rendered by the model's template, or None (and a problem) when the template refuses."""
+        if not self.has_template:
+            raise TemplateError(
+                "this model's tokenizer has no chat template, so conversations cannot be measured; "
+                "choose an instruct/chat model"
+            )
+        example, line, row = batch.items[index]
+        tools = json.loads(example.tools) if example.tools else None
+        if tools and not self.template_shows_tools:
+            self.tools_ignored += 1
+        try:
+            return render_chat(self.tokenizer, batch.messages(index), tools)
+        except Exception as exc:  # noqa: BLE001 - jinja raises whatever a template's raise_exception says
+            self.failed += 1
+            self.problems.add(
+                RowProblem(
+                    "template_error",
+                    f"the chat template says: {exc}",
+                    batch.file,
+                    line,
+                    row,
+                )
+            )
+            return None
+
+    def _maybe_sample(self, batch: Batch, index: int) -> None:
+        """Reservoir sampling: every example seen so far is in the sample with the same chance."""
+        self.seen += 1
+        if len(self.sample) < self.sample_size:
+            self.sample.append(batch.example(index))
+            return
+        slot = self.rng.randrange(self.seen)
+        if slot < self.sample_size:
+            self.sample[slot] = batch.example(index)
+
+    def finish(self, report: DataReport, eval_fraction: float, seed: int) -> TokenStats:
+        """Fill ``report.tokens`` (and its problems) from the counts; the train split gives tokens per epoch."""
+        import numpy as np
+
+        lengths = np.frombuffer(self.lengths, dtype=np.uint32).astype(np.int64)
+        measured = lengths[lengths > 0]
+        train_idx, _ = split_indices(len(lengths), eval_fraction, seed)
+        clipped = np.minimum(lengths, self.max_length)
+        loss_share, lost = self._loss_share()
+        edges, counts = _histogram(measured, self.max_length)
+        stats = TokenStats(
+            model=self.model,
+            max_length=self.max_length,
+            examples=int(measured.size),
+            total=int(measured.sum()),
+            mean=float(measured.mean()) if measured.size else 0.0,
+            percentiles=_percentiles(measured),
+            longest=int(measured.max()) if measured.size else 0,
+            histogram_edges=edges,
+            histogram_counts=counts,
+            truncated=int((measured > self.max_length).sum()),
+            cut_tokens=int(np.maximum(measured - self.max_length, 0).sum()),
+            tokens_per_epoch=int(clipped[np.asarray(train_idx, dtype=np.int64)].sum()) if train_idx else 0,
+            loss_share=loss_share,
+            loss_sample=len(self.sample),
+            lost_reply=lost,
+            failed=self.failed,
+            tools_ignored=self.tools_ignored,
+        )
+        report.tokens = stats
+        report.problems.extend(self.problems)
+        return stats
+
+    def _loss_share(self) -> tuple[float | None, int]:
+        total = loss = lost = 0
+        for example in self.sample:
+            try:
+                tokens = tokenize_example(self.tokenizer, example, self.loss_on)
+            except Exception:  # noqa: BLE001, S112 - already reported as template_error when counting
+                continue
+            total += len(tokens.input_ids)
+            loss += tokens.loss_tokens
+            if all(label == IGNORE for label in tokens.labels[: self.max_length]):
+                lost += 1
+        return (loss / total if total else None), lost
+
+
+def _chat_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
+    """Token counts of rendered conversations (the template holds the special tokens), a batch at a time."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)  # the Rust tokenizer: no Python objects per token
+    if backend is not None:
+        return [len(encoding) for encoding in backend.encode_batch(texts, add_special_tokens=False)]
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
+def _percentiles(lengths: Any) -> dict[str, int]:
+    import numpy as np
+
+    if not lengths.size:
+        return {}
+    values = np.percentile(lengths, [50, 90, 95, 99], method="higher")
+    return {f"p{p}": int(v) for p, v in zip((50, 90, 95, 99), values, strict=True)}
+
+
+def _histogram(lengths: Any, max_length: int) -> tuple[list[int], list[int]]:
+    """Bin edges and counts: bin i counts examples longer than edges[i] and at most edges[i + 1] tokens.
+
+    About two dozen bins of a round width reach past max_length and the 99th percentile; max_length is
+    itself an edge, so the examples it cuts are exactly the bins above it; one last bin holds the rest.
+    """
+    import numpy as np
+
+    if not lengths.size:
+        return [], []
+    top = max(max_length, int(np.percentile(lengths, 99)))
+    width = _round_width(top / _BINS)
+    edges = sorted({*range(0, top + width, width), max_length})
+    longest = int(lengths.max())
+    if longest > edges[-1]:
+        edges.append(longest)
+    counts = np.bincount(np.searchsorted(edges, lengths, side="left") - 1, minlength=len(edges) - 1)
+    return edges, [int(c) for c in counts[: len(edges) - 1]]
+
+
+def _round_width(raw: float) -> int:
+    """The nearest width above ``raw`` of the form 1, 2 or 5 times a power of ten."""
+    power = 10 ** max(0, math.floor(math.log10(max(raw, 1))))
+    for step in (1, 2, 5, 10):
+        if step * power >= raw:
+            return step * power
+    return 10 * power

@@ -1,0 +1,96 @@
+"""``lora-studio data``: check, import, preview and list from a terminal, and the GUI's import constraint."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backend.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def data_file(tmp_path: Path) -> Path:
+    rows = [{"instruction": f"Question {i}?", "output": f"Answer {i}."} for i in range(6)]
+    lines = [json.dumps(r) for r in rows]
+    lines.insert(2, '{"instruction": "no answer"}')
+    lines.insert(4, "{broken")
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_check_prints_summary_problems_with_lines_and_writes_the_report(
+    data_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "report.json"
+    assert main(["data", "check", str(data_file), "--report", str(report)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "d.jsonl: Alpaca instructions" in out and "6 of 8 rows usable" in out
+    assert "d.jsonl line 3, field output: no 'output' field" in out
+    assert "d.jsonl line 5: not valid JSON" in out
+    assert "Only 6 usable examples" in out and f"report written to {report}" in out
+    assert json.loads(report.read_text())["accepted"] == 6
+
+
+def test_check_with_a_model_prints_token_statistics(data_file: Path, tiny_llama: Path, capsys) -> None:
+    assert main(["data", "check", str(data_file), "--model", str(tiny_llama), "--max-length", "16"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert f"tokens ({tiny_llama}, max length 16)" in out and "tokens that carry loss" in out
+    assert "longer than max length: 6 rows kept" in out
+
+
+def test_check_json_output_and_format_override(data_file: Path, capsys) -> None:
+    assert main(["data", "check", str(data_file), "--format", "messages", "--json"]) == EXIT_FAILED
+    report = json.loads(capsys.readouterr().out)
+    assert report["accepted"] == 0 and report["problem_counts"]["missing_field"] == 7
+
+
+def test_mapping_on_the_command_line(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("ticket,reply\nPrinter jams,Open tray B\n")
+    assert main(["data", "check", str(path)]) == EXIT_FAILED
+    assert "choose a format, or map the columns" in capsys.readouterr().out
+    assert main(["data", "check", str(path), "--map", "instruction=ticket", "--map", "response=reply"]) == EXIT_OK
+    assert main(["data", "check", str(path), "--map", "question=ticket"]) == EXIT_USAGE
+    assert "--map takes ROLE=COLUMN" in capsys.readouterr().err
+
+
+def test_import_stores_and_lists(data_file: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("LORA_STUDIO_HOME", str(tmp_path / "home"))
+    assert main(["data", "import", str(data_file), "--name", "faq"]) == EXIT_OK
+    out = capsys.readouterr().out
+    stored = next(line.split(" in ", 1)[1] for line in out.splitlines() if line.startswith("stored 6 examples"))
+    assert Path(stored).parent == tmp_path / "home" / "datasets" and "content hash" in out
+    assert main(["data", "list"]) == EXIT_OK
+    assert "faq" in capsys.readouterr().out
+
+
+def test_preview_shows_the_example_as_the_model_sees_it(data_file: Path, tiny_llama: Path, capsys) -> None:
+    assert main(["data", "preview", str(data_file), "2", "--model", str(tiny_llama)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "example 2 (d.jsonl line 2)" in out
+    assert "<|im_start|>user\nQuestion 1?<|im_end|>" in out and "[[Answer 1.<|im_end|>" in out
+    assert main(["data", "preview", str(data_file), "99", "--model", str(tiny_llama)]) == EXIT_USAGE
+
+
+def test_missing_file_is_an_error_not_a_traceback(tmp_path: Path, capsys) -> None:
+    assert main(["data", "check", str(tmp_path / "nope.jsonl")]) == EXIT_FAILED
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_data_modules_import_without_the_ml_stack() -> None:
+    """The GUI reads, validates and stores datasets in its own process; only tokens.py's functions load transformers."""
+    modules = sorted(p.stem for p in (REPO_ROOT / "backend" / "data").glob("*.py") if p.stem != "__init__")
+    code = (
+        f"import sys, importlib; [importlib.import_module('backend.data.' + m) for m in {modules!r}]; "
+        "print(sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert "tokens" in modules and "store" in modules
+    assert result.stdout.strip() == "[]"
