@@ -2,8 +2,9 @@
 
     python bench/train_step.py [--steps 8] [--out bench/results/train_step.md]
 
-Runs the worker on a tiny Llama (built like the tests') and on the built-in
-SmolLM2-135M-Instruct, 4-bit NF4 and unquantized, and reads the step times from the
+Runs the worker on a tiny Llama (built like the tests', on their colour task) and on
+the built-in SmolLM2-135M-Instruct (on the sample dataset), 4-bit NF4 and unquantized,
+with gradient checkpointing, and reads the step times from the
 ``progress`` events' timestamps: the median of the steps after the first two
 (which pay one-off costs). Each configuration runs alone, so run the benchmark on an
 otherwise idle machine: two processes each spinning two OpenMP threads on two cores
@@ -33,7 +34,7 @@ from backend.spec import JobSpec
 SAMPLE = assets_dir() / "datasets" / "support_triage" / "train.jsonl"
 
 
-def run_config(model: str, quant: str, steps: int, batch: int, length: int, jobs: Path) -> dict:
+def run_config(model: str, data: Path, quant: str, steps: int, batch: int, length: int, jobs: Path) -> dict:
     spec = JobSpec.from_dict(
         {
             "name": "bench",
@@ -45,7 +46,7 @@ def run_config(model: str, quant: str, steps: int, batch: int, length: int, jobs
                 "gradient_accumulation_steps": 1,
                 "max_seq_length": length,
             },
-            "data": {"path": str(SAMPLE), "eval_split": 0.0},
+            "data": {"path": str(data), "eval_split": 0.0},
             "schedule": {"save_every_steps": 10_000},
         }
     )
@@ -84,14 +85,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "train_step.md")
     args = parser.parse_args()
 
+    from tests.datasets import write_colour_task
     from tests.tiny_models import build_tiny_model
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tiny = build_tiny_model("llama", Path(tmp) / "tiny-llama")
-        for model, batch, length in ((str(tiny), 4, 128), ("default", 4, 128), ("default", 4, 256)):
+        colours = write_colour_task(Path(tmp) / "colours.jsonl", 200)
+        # The tiny model on the tests' colour task; SmolLM2 on the demo's sample (examples of 150-230 tokens).
+        for model, data, batch, length in ((str(tiny), colours, 4, 64), ("default", SAMPLE, 4, 256)):
             for quant in ("nf4", "none"):
-                row = run_config(model, quant, args.steps, batch, length, Path(tmp) / "jobs")
+                row = run_config(model, data, quant, args.steps, batch, length, Path(tmp) / "jobs")
                 print(row, flush=True)
                 rows.append(row)
 
@@ -101,7 +105,10 @@ def main() -> None:
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
         f"date {time.strftime('%Y-%m-%d')}; `python bench/train_step.py --steps {args.steps}`.",
         "Worker process, trl SFTTrainer, LoRA r=16 on all linear layers, gradient checkpointing on, "
-        "AdamW, micro-batch as given, gradient accumulation 1, assistant-only loss, sample dataset.",
+        "AdamW, micro-batch as given, gradient accumulation 1, assistant-only loss, spec defaults otherwise "
+        "(bf16 compute and autocast on this AVX512-BF16 CPU).",
+        f"1-minute load average when the table was written: {os.getloadavg()[0]:.1f} "
+        "(other processes share the 2 cores; see the note in the script's docstring).",
         "",
         "| model | base | micro-batch x max length | s/step (median) | tokens/s | run wall time (s) |",
         "|---|---|---|---|---|---|",

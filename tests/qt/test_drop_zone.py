@@ -34,9 +34,7 @@ def drag_over(zone: DropZone, mime: QMimeData, actions: Qt.DropAction = ANY_ACTI
 
 def drop_on(zone: DropZone, mime: QMimeData, actions: Qt.DropAction = ANY_ACTION) -> QDropEvent:
     drag_over(zone, mime, actions)
-    drop = QDropEvent(
-        zone.rect().center(), actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    )
+    drop = QDropEvent(zone.rect().center(), actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(zone, drop)
     return drop
 
