@@ -12,15 +12,10 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from backend import paths
 from backend.console import render
-from backend.data.formats import FORMATS, MAPPING_ROLES
-from backend.data.report import DataReport, count
-from backend.data.scan import ImportOptions
 from backend.events import Done
 from backend.jobs.launch import start_worker, stream
 from backend.jobs.layout import JobLayout
@@ -77,164 +72,6 @@ def _models_list(args: argparse.Namespace) -> int:
     for record in records:
         size = f"{record.parameter_count / 1e6:9.1f}M" if record.parameter_count else "        ?"
         print(f"{record.name:32s} {record.architecture or '?':24s} {size}  {record.path}")
-    return EXIT_OK
-
-
-# -- datasets -------------------------------------------------------------------
-
-_SHOWN_PER_PROBLEM = 5
-
-
-def _import_options(args: argparse.Namespace) -> ImportOptions | None:
-    """The reading options from the command line, or None (after saying why) when a mapping is malformed."""
-    columns = {}
-    for item in args.map or []:
-        role, _, column = item.partition("=")
-        if role not in MAPPING_ROLES or not column:
-            print(f"--map takes ROLE=COLUMN with ROLE one of {', '.join(MAPPING_ROLES)}; got {item!r}", file=sys.stderr)
-            return None
-        columns[role] = column
-    if columns and not {"instruction", "response"} <= columns.keys():
-        print("--map needs at least instruction=COLUMN and response=COLUMN", file=sys.stderr)
-        return None
-    fmt = "columns" if columns else args.format
-    return ImportOptions(format=fmt, columns=columns or None, dedupe=args.dedupe, chunk_chars=args.chunk_chars)
-
-
-def _progress_printer() -> Callable[[float], None] | None:
-    """Prints the share read, in place, when stderr is a terminal."""
-    if not sys.stderr.isatty():
-        return None
-    last = [-1]
-
-    def show(fraction: float) -> None:
-        percent = int(fraction * 100)
-        if percent != last[0]:
-            last[0] = percent
-            print(f"\r  reading {percent:3d}%", end="" if percent < 100 else "\n", file=sys.stderr, flush=True)
-
-    return show
-
-
-def _token_counter(args: argparse.Namespace) -> Any:
-    if not args.model:
-        return None
-    from backend.data.tokens import TokenCounter, load_tokenizer
-
-    tokenizer = load_tokenizer(args.model, progress=stage_printer("model: "))
-    return TokenCounter(tokenizer, args.model, args.max_length, seed=args.seed)
-
-
-def _print_report(report: DataReport, shown: int) -> None:
-    for line in report.summary_lines():
-        print(line)
-    if report.advice:
-        print("\nwarnings:")
-        for advice in report.advice:
-            print(f"  - {advice.message}")
-    groups = report.problem_groups()
-    if groups:
-        print("\nproblems:")
-    for group in groups:
-        status = "excluded" if group.excluded else "kept"
-        print(f"  {group.title}: {count(group.count, 'row')} {status}. What to do: {group.hint}.")
-        for line in group.listed[:shown]:
-            print(f"    {line}")
-        if group.count > shown:
-            print(f"    … and {group.count - shown:,} more (--report FILE lists them)")
-    if report.tokens:
-        print()
-        for line in [*report.token_lines(), *report.histogram_lines()]:
-            print(f"  {line}")
-
-
-def _run_data_command(args: argparse.Namespace, store: bool) -> int:
-    from backend.data.problems import DataError
-    from backend.models.errors import ModelError
-    from backend.training.chat_tokens import TemplateError
-
-    options = _import_options(args)
-    if options is None:
-        return EXIT_USAGE
-    try:
-        counter = _token_counter(args)
-        settings = {"counter": counter, "eval_fraction": args.eval_split, "seed": args.seed}
-        if store:
-            from backend.data.store import import_dataset
-
-            stored, report = import_dataset(
-                args.path, options, name=args.name, progress=_progress_printer(), **settings
-            )
-        else:
-            from backend.data.load import check_dataset
-
-            stored, report = None, check_dataset(args.path, options, progress=_progress_printer(), **settings)
-    except KeyboardInterrupt:
-        print("\ncancelled; nothing was stored", file=sys.stderr)
-        return EXIT_CANCELLED
-    except (DataError, ModelError, TemplateError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    if args.report:
-        report.save(args.report)
-    if args.json:
-        print(report.to_json(), end="")
-    else:
-        _print_report(report, args.show)
-        if args.report:
-            print(f"\nreport written to {args.report}")
-        if stored is not None:
-            print(f"\nstored {stored.examples:,} examples in {stored.path}")
-            print(f"content hash {stored.content_hash}; train on it with data.path: {stored.path}")
-    return EXIT_OK if report.usable else EXIT_FAILED
-
-
-def _data_check(args: argparse.Namespace) -> int:
-    return _run_data_command(args, store=False)
-
-
-def _data_import(args: argparse.Namespace) -> int:
-    return _run_data_command(args, store=True)
-
-
-def _data_preview(args: argparse.Namespace) -> int:
-    from backend.data.load import read_dataset
-    from backend.data.problems import DataError
-    from backend.data.tokens import load_tokenizer, preview
-    from backend.models.errors import ModelError
-    from backend.training.chat_tokens import TemplateError
-
-    options = _import_options(args)
-    if options is None:
-        return EXIT_USAGE
-    try:
-        examples = read_dataset(args.path, options).examples
-        if not 1 <= args.example <= len(examples):
-            print(f"there are {len(examples):,} usable examples; choose 1 to {len(examples):,}", file=sys.stderr)
-            return EXIT_USAGE
-        example = examples[args.example - 1]
-        shown = preview(load_tokenizer(args.model, progress=stage_printer("model: ")), example, args.max_length)
-    except (DataError, ModelError, TemplateError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    print(f"example {args.example} ({example.where()}): {shown.tokens:,} tokens, {shown.loss_tokens:,} carry loss")
-    print("text between [[ and ]] is what the model learns to write" + (", ||| marks the cut" if shown.cut_at else ""))
-    print()
-    print(shown.marked())
-    return EXIT_OK
-
-
-def _data_list(args: argparse.Namespace) -> int:
-    from backend.data.store import list_stored
-
-    stored = list_stored()
-    if args.json:
-        print(json.dumps([{**vars(d), "path": str(d.path)} for d in stored], indent=2))
-        return EXIT_OK
-    if not stored:
-        print("no datasets imported yet; run: lora-studio data import FILE")
-    for d in stored:
-        print(f"{d.name:32s} {d.examples:>10,} examples  {d.content_hash[:12]}  {d.path}")
     return EXIT_OK
 
 
@@ -389,27 +226,6 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("spec", type=Path)
     check.set_defaults(func=_spec_check)
 
-    data = sub.add_parser("data", help="check, import and preview datasets").add_subparsers(
-        dest="data_command", metavar="ACTION", required=True
-    )
-    data_check = data.add_parser("check", help="validate a dataset and list every problem, with its line")
-    _data_arguments(data_check)
-    data_check.set_defaults(func=_data_check)
-    data_import = data.add_parser("import", help="validate a dataset and store its usable examples as Arrow")
-    _data_arguments(data_import)
-    data_import.add_argument("--name", help="the name to store it under (default: the file's name)")
-    data_import.set_defaults(func=_data_import)
-    data_preview = data.add_parser("preview", help="show one example as the model sees it, its learned part marked")
-    data_preview.add_argument("path", type=Path, help="a data file, folder or imported dataset")
-    data_preview.add_argument("example", type=int, nargs="?", default=1, help="which usable example (from 1)")
-    _reading_arguments(data_preview)
-    data_preview.add_argument("--model", default="default", help="whose chat template and tokenizer (default: SmolLM2)")
-    data_preview.add_argument("--max-length", type=int, default=_DEFAULT_MAX_LENGTH, help="mark where this cuts")
-    data_preview.set_defaults(func=_data_preview)
-    data_list = data.add_parser("list", help="list imported datasets")
-    data_list.add_argument("--json", action="store_true")
-    data_list.set_defaults(func=_data_list)
-
     train = sub.add_parser("train", help="run a training job in a worker process and follow it")
     train.add_argument("spec", type=Path, nargs="?", help="the job spec (YAML or JSON)")
     train.add_argument("--resume", type=Path, metavar="JOB_DIR", help="continue a job from its newest checkpoint")
@@ -424,42 +240,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--jobs-dir", type=Path, help="where the job folder goes")
     demo.set_defaults(func=_demo)
 
-    from backend.jobs.commands import add_queue_parser  # it imports this module: added once both are loaded
+    # These modules import this one (exit codes, shared helpers): added once both are loaded.
+    from backend.data.commands import add_data_parser
+    from backend.jobs.commands import add_queue_parser
+
+    add_data_parser(sub)
 
     add_queue_parser(sub)
-    from backend.export.commands import add_export_parsers  # it imports this module, like the queue's
+    from backend.export.commands import add_export_parsers
 
     add_export_parsers(sub)
     return parser
-
-
-_DEFAULT_MAX_LENGTH = 1024
-
-
-def _reading_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--format", choices=["auto", *FORMATS[:-1]], default="auto", help="override the detected format"
-    )
-    parser.add_argument(
-        "--map",
-        action="append",
-        metavar="ROLE=COLUMN",
-        help=f"map a column to a role ({', '.join(MAPPING_ROLES)}); repeat; instruction and response are required",
-    )
-    parser.add_argument("--dedupe", action="store_true", help="drop exact duplicates (they are reported either way)")
-    parser.add_argument("--chunk-chars", type=int, default=4000, help="size of plain-text pieces, in characters")
-
-
-def _data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", type=Path, help="a data file, a folder of them, or a saved Hugging Face dataset")
-    _reading_arguments(parser)
-    parser.add_argument("--model", help="also count tokens with this model's tokenizer and chat template")
-    parser.add_argument("--max-length", type=int, default=_DEFAULT_MAX_LENGTH, help="max sequence length in tokens")
-    parser.add_argument("--eval-split", type=float, default=0.1, help="share held out for evaluation (default 0.1)")
-    parser.add_argument("--seed", type=int, default=42, help="split seed (default 42)")
-    parser.add_argument("--report", type=Path, help="also write the report: .json, or .md for Markdown")
-    parser.add_argument("--show", type=int, default=_SHOWN_PER_PROBLEM, help="problems listed per kind (default 5)")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON instead of text")
 
 
 def main(argv: list[str] | None = None) -> int:
