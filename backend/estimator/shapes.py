@@ -9,7 +9,6 @@ not yet downloaded, the same two things are fetched without the weights.
 from __future__ import annotations
 
 import json
-import struct
 from dataclasses import dataclass
 from functools import cached_property
 from math import prod
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.models.errors import ModelImportError
-from backend.models.hf_folder import CONFIG_FILE, MAX_HEADER_BYTES, read_config, weight_files
+from backend.models.hf_folder import CONFIG_FILE, read_config, read_header, weight_files
 
 DTYPE_BYTES: dict[str, float] = {
     "F64": 8,
@@ -289,21 +288,6 @@ def _layer_prefix(linears: tuple[Linear, ...]) -> str | None:
 
 
 # -- reading -------------------------------------------------------------------------
-
-
-def read_header(path: Path) -> dict[str, Any]:
-    """A safetensors header: 8 bytes of little-endian length, then that much JSON."""
-    try:
-        with path.open("rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            if length > MAX_HEADER_BYTES:
-                raise ValueError(f"header of {length} bytes")
-            header = json.loads(handle.read(length))
-        if not isinstance(header, dict):
-            raise ValueError("header is not a JSON object")
-        return header
-    except (OSError, ValueError, struct.error) as exc:
-        raise ModelImportError(f"{path} is not a valid safetensors file ({exc!r}). Download the model again.") from exc
 
 
 def tensors_from_header(header: dict[str, Any]) -> list[Tensor]:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from backend.export.errors import ExportError
+from backend.folders import replace_folder
 
 DISK_MARGIN_BYTES = 256 * 1024 * 1024
 """Kept free beyond the estimate: file-system metadata, logs, and other programs' writes meanwhile."""
@@ -50,7 +51,7 @@ def staged_folder(final: Path, need_bytes: int, *, overwrite: bool = False) -> I
     staging.mkdir()
     try:
         yield staging
-        _replace(staging, final)
+        replace_folder(staging, final)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise ExportError(
@@ -60,22 +61,6 @@ def staged_folder(final: Path, need_bytes: int, *, overwrite: bool = False) -> I
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _replace(staging: Path, final: Path) -> None:
-    """Rename ``staging`` to ``final``, moving an existing ``final`` aside until the rename succeeded."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{secrets.token_hex(4)}")
-        final.rename(old)
-    try:
-        staging.rename(final)
-    except OSError:
-        if old is not None:
-            old.rename(final)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _gib(n: int) -> str:

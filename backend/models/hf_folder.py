@@ -134,15 +134,29 @@ def _count_safetensors(files: list[Path]) -> tuple[int, str | None]:
 
 
 def _tensor_sizes(path: Path) -> list[tuple[str, int]]:
-    """(dtype, element count) of each tensor, from the header: an 8-byte little-endian length, then JSON."""
+    """(dtype, element count) of each tensor in a safetensors file."""
+    try:
+        return [
+            (entry["dtype"], prod(entry["shape"]))
+            for name, entry in read_header(path).items()
+            if name != "__metadata__"
+        ]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ModelImportError(f"{path} is not a valid safetensors file ({exc!r}). Download the model again.") from exc
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    """A safetensors header, read without the weights: 8 bytes of little-endian length, then that much JSON."""
     try:
         with path.open("rb") as handle:
             (length,) = struct.unpack("<Q", handle.read(8))
             if length > MAX_HEADER_BYTES:
                 raise ValueError(f"header of {length} bytes")
             header = json.loads(handle.read(length))
-        return [(entry["dtype"], prod(entry["shape"])) for name, entry in header.items() if name != "__metadata__"]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, struct.error) as exc:
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+        return header
+    except (OSError, ValueError, struct.error) as exc:
         raise ModelImportError(f"{path} is not a valid safetensors file ({exc!r}). Download the model again.") from exc
 
 

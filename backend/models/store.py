@@ -25,6 +25,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from backend.folders import replace_folder
 from backend.models import gguf_import
 from backend.models.errors import ModelError, ModelImportError, ModelNotFoundError
 from backend.models.fingerprint import compute_fingerprint, file_stamps
@@ -288,7 +289,7 @@ def _install(
             fingerprint_stamps=stamps,
         )
         write_record(staging, record)
-        _move_into_place(staging, target)
+        replace_folder(staging, target)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise ModelImportError(
@@ -315,22 +316,6 @@ def _existing(target: Path, kind: SourceKind, ref: str) -> ModelRecord | None:
             "Choose another name, or import with force to replace it."
         )
     return existing
-
-
-def _move_into_place(staging: Path, target: Path) -> None:
-    """Rename the finished staging folder to ``target``, swapping out any previous model."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{secrets.token_hex(4)}")
-        target.rename(old)
-    try:
-        staging.rename(target)
-    except OSError:
-        if old is not None:
-            old.rename(target)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _copy_model_files(folder: Path, dest: Path, progress: ProgressFn) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from backend.data.problems import DataError
 from backend.data.scan import ImportOptions
 from backend.data.tokens import tokenize_example
 from backend.events import Artifact, EventSink, Warn
+from backend.folders import replace_folder
 from backend.jobs.layout import ADAPTER_RECORD, JobLayout
 from backend.jobs.stop import StopRequest
 from backend.models.fingerprint import fingerprint
@@ -293,8 +293,5 @@ def _save_adapter(
         "versions": runtime.versions,
     }
     (tmp / ADAPTER_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    if final.exists():
-        shutil.rmtree(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp.replace(final)
+    replace_folder(tmp, final)
     return final
