@@ -212,3 +212,15 @@ def test_every_rule_and_format_is_documented() -> None:
         assert f"| `{code}` |" in reference, f"{code} is missing from docs/data-formats.md"
     for fmt in FORMATS:
         assert f"| `{fmt}`" in reference, f"format {fmt} is missing from docs/data-formats.md"
+
+
+def test_a_small_separate_eval_file_is_told_to_grow_not_to_split(tmp_path: Path) -> None:
+    from backend.data.advice import advise
+    from backend.data.load import plan_split
+
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"messages": [u(f"q{i}"), a("x")]}) + "\n" for i in range(400)))
+    report = check_dataset(path)
+    plan_split(report, 0.1, 42, eval_examples=40)
+    small = {a.code: a.message for a in advise(report)}["small_eval"]
+    assert "add examples to the eval file" in small and "eval_split" not in small

@@ -44,11 +44,16 @@ def advise(report: DataReport) -> list[Advice]:
                 )
             )
         elif split.eval < SMALL_EVAL:
+            remedy = (
+                "add examples to the eval file"
+                if split.eval_file
+                else "raise data.eval_split, or give a separate eval file"
+            )
             advice.append(
                 Advice(
                     "small_eval",
                     f"The eval split holds only {count(split.eval, 'example')}, too few for a steady eval loss; "
-                    f"aim for at least {SMALL_EVAL} (raise data.eval_split, or give a separate eval file).",
+                    f"aim for at least {SMALL_EVAL} ({remedy}).",
                 )
             )
     seen = report.accepted + (report.duplicates if report.options.get("dedupe") else 0)
