@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QRectF, QSize, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRectF, QSize, Qt
 from PySide6.QtGui import QFont, QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from widgets.palette import role_color
+from widgets.sequence_model import SequenceTableModel
 
 Message = Mapping[str, object]  # {"role": "user", "content": "…"}; extra keys (weight) are ignored
 Example = Sequence[Message]
@@ -23,7 +24,6 @@ _COLUMNS = ("#", "Turns", "Prompt", "Reply")
 NUMBER, TURNS, PROMPT, REPLY = range(len(_COLUMNS))
 _CELL_CHARS = 240  # enough to fill a wide cell; the view elides the rest
 _TIP_CHARS = 800
-_ROOT = QModelIndex()
 TURN_ROLES = Qt.ItemDataRole.UserRole  # the Turns column's roles, as a tuple, for the delegate
 
 
@@ -49,31 +49,17 @@ def _reply(example: Example) -> Message | None:
     return next((m for m in reversed(example) if role_of(m) == "assistant"), None)
 
 
-class ExampleTableModel(QAbstractTableModel):
+class ExampleTableModel(SequenceTableModel[Example]):
     """Examples as rows: number, role-coloured turns, first prompt and last reply."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self._examples: Sequence[Example] = ()
+        super().__init__(_COLUMNS)
 
-    def set_examples(self, examples: Sequence[Example]) -> None:
-        self.beginResetModel()
-        self._examples = examples
-        self.endResetModel()
+    def set_examples(self, rows: Sequence[Example]) -> None:
+        self.set_rows(rows)
 
     def example(self, row: int) -> Example:
-        return self._examples[row]
-
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self._examples)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
-        return 0 if parent.isValid() else len(_COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return _COLUMNS[section]
-        return None
+        return self.row_item(row)
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         if not index.isValid() or role not in (
@@ -88,7 +74,7 @@ class ExampleTableModel(QAbstractTableModel):
             return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter if column == NUMBER else None
         if column == NUMBER:
             return f"{index.row() + 1:,}" if role == Qt.ItemDataRole.DisplayRole else None
-        example = self._examples[index.row()]
+        example = self.row_item(index.row())
         if column == TURNS:
             roles = tuple(role_of(m) for m in example)
             if role == TURN_ROLES:

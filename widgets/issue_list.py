@@ -12,7 +12,6 @@ from dataclasses import KW_ONLY, dataclass
 from typing import Literal, get_args
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QPersistentModelIndex,
     QSortFilterProxyModel,
@@ -30,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from widgets.placeholder_view import PlaceholderTableView
+from widgets.sequence_model import SequenceTableModel
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = get_args(Severity)
@@ -67,7 +67,6 @@ class Issue:
 
 _COLUMNS = ("Severity", "File", "Where", "Field", "Problem", "What to do")
 SEVERITY, FILE, WHERE, FIELD, PROBLEM, HINT = range(len(_COLUMNS))
-_ROOT = QModelIndex()
 
 
 def _cells(issue: Issue) -> tuple[str, ...]:
@@ -80,37 +79,23 @@ def _cells(issue: Issue) -> tuple[str, ...]:
     return (_NAMES[issue.severity][0].capitalize(), issue.file, where, issue.field, issue.message, issue.hint)
 
 
-class IssueTableModel(QAbstractTableModel):
+class IssueTableModel(SequenceTableModel[Issue]):
     """Issues as rows; icons come from the widget's style."""
 
     def __init__(self, icons: dict[str, QIcon]) -> None:
-        super().__init__()
-        self._issues: Sequence[Issue] = ()
+        super().__init__(_COLUMNS)
         self._icons = icons
 
-    def set_issues(self, issues: Sequence[Issue]) -> None:
-        self.beginResetModel()
-        self._issues = issues
-        self.endResetModel()
+    def set_issues(self, rows: Sequence[Issue]) -> None:
+        self.set_rows(rows)
 
     def issue(self, row: int) -> Issue:
-        return self._issues[row]
-
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self._issues)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
-        return 0 if parent.isValid() else len(_COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return _COLUMNS[section]
-        return None
+        return self.row_item(row)
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         if not index.isValid():
             return None
-        issue = self._issues[index.row()]
+        issue = self.row_item(index.row())
         column = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return _cells(issue)[column]
