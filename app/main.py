@@ -7,6 +7,7 @@ import sys
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication, QStyle
 
+from app.data_page import DataPage
 from app.errors import ErrorReporter, offer_previous_crash
 from app.main_window import MainWindow
 from app.pages import ComingPage
@@ -47,7 +48,7 @@ PAGES = (
 def build_window(settings: QSettings) -> MainWindow:
     window = MainWindow(settings)
     for title, icon, text in PAGES:
-        window.add_page(title, ComingPage(title, text), icon)
+        window.add_page(title, DataPage() if title == "Data" else ComingPage(title, text), icon)
     window.restore_state()
     return window
 

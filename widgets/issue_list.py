@@ -225,6 +225,10 @@ class IssueList(QWidget):
             self._filter.set_shown(severity, shown)
             self._refresh_placeholder()
 
+    def issues(self) -> list[Issue]:
+        """Every issue set, shown or filtered out, in order."""
+        return [self._model.issue(row) for row in range(self._model.rowCount())]
+
     def selected_issues(self) -> list[Issue]:
         """The selected issues, top to bottom as shown."""
         rows = sorted(index.row() for index in self._table.selectionModel().selectedRows())
