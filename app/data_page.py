@@ -13,23 +13,13 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 from PySide6.QtWidgets import QFileDialog, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
-from backend.data.examples import Batch, Example
-from backend.data.load import check_dataset
+from backend.data.examples import Example
+from backend.data.load import ExampleCollector, check_dataset
 from backend.data.problems import DataError, ImportCancelled
 from backend.data.report import DataReport
 from widgets.drop_zone import DropZone
 from widgets.example_preview import ExamplePreview
 from widgets.issue_list import Issue, IssueList
-
-
-class _Collect:
-    """A scan sink that keeps the usable examples for the preview."""
-
-    def __init__(self) -> None:
-        self.examples: list[Example] = []
-
-    def add(self, batch: Batch) -> None:
-        self.examples += batch.examples()
 
 
 class _Signals(QObject):
@@ -46,7 +36,7 @@ class _Check(QRunnable):
         self.cancelled = threading.Event()
 
     def run(self) -> None:
-        collect = _Collect()
+        collect = ExampleCollector()
         try:
             report = check_dataset(
                 self.path, sinks=[collect], progress=self.signals.progress.emit, cancel=self.cancelled.is_set

@@ -29,7 +29,9 @@ class LoadedDataset:
         return split(self.examples, eval_fraction, seed)
 
 
-class _Collect:
+class ExampleCollector:
+    """A scan sink that keeps every usable example in memory."""
+
     def __init__(self) -> None:
         self.examples: list[Example] = []
 
@@ -44,7 +46,7 @@ def read_dataset(
     cancel: Cancel | None = None,
 ) -> LoadedDataset:
     """Every usable example in memory, with the report; DataError when there is none."""
-    collect = _Collect()
+    collect = ExampleCollector()
     report = scan(path, options, [collect], progress, cancel)
     if not report.usable:
         raise DataError(no_usable_examples(report))
