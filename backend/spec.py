@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
@@ -270,26 +270,10 @@ class Schedule(_Section):
     log_every_steps: PositiveInt = Field(1, description="Report loss and learning rate every this many steps.")
 
 
-class JobSpec(_Section):
-    """Everything a training job needs, and nothing machine-specific."""
+class SpecDocument(_Section):
+    """A whole spec file of any job kind: versioned, round-trips through YAML and JSON, explains its errors."""
 
     schema_version: int = Field(SCHEMA_VERSION, description="The spec format's version; written by LoRA Studio.")
-    kind: Literal["train"] = Field("train", description="What the job does.")
-    name: str = Field("adapter", min_length=1, max_length=120, description="A name for the job and its adapter.")
-    base_model: str = Field(
-        "default",
-        min_length=1,
-        description="The model to adapt: 'default' (SmolLM2-135M-Instruct), a model imported into the store, "
-        "a local Hugging Face folder or a hub id.",
-    )
-    quantization: Quantization = Field(default_factory=Quantization)
-    lora: Lora = Field(default_factory=Lora)
-    training: Training = Field(default_factory=Training)
-    data: Data
-    schedule: Schedule = Field(default_factory=Schedule)
-    output_dir: str | None = Field(
-        None, description="Where the finished adapter is written; empty = the job folder's adapter/."
-    )
 
     @field_validator("schema_version")
     @classmethod
@@ -302,19 +286,6 @@ class JobSpec(_Section):
         if value < 1:
             raise ValueError("must be 1 or more")
         return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> JobSpec:
-        if self.lora.use_dora and self.quantization.mode == "int8":
-            raise ValueError("lora.use_dora does not work with an 8-bit base; use nf4 or none")
-        if self.training.precision == "fp16" and self.quantization.compute_dtype == "bfloat16":
-            raise ValueError(
-                "training.precision fp16 with quantization.compute_dtype bfloat16 mixes two half formats; "
-                "choose bf16 for both or fp16 for both"
-            )
-        return self
-
-    # -- serialisation -------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -333,29 +304,77 @@ class JobSpec(_Section):
         tmp.replace(path)
 
     @classmethod
-    def from_dict(cls, data: Any) -> JobSpec:
+    def from_dict(cls, data: Any) -> Self:
         if not isinstance(data, dict):
             raise SpecError([f"a spec must be a mapping of settings; this file holds a {type(data).__name__}"])
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise SpecError(_explain(exc)) from None
+            raise SpecError(_explain(exc, cls)) from None
 
     @classmethod
-    def from_text(cls, text: str, fmt: Literal["yaml", "json"] = "yaml") -> JobSpec:
-        try:
-            data = json.loads(text) if fmt == "json" else yaml.safe_load(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as exc:
-            raise SpecError([f"the spec is not valid {fmt.upper()}: {exc}"]) from None
-        return cls.from_dict(data)
+    def from_text(cls, text: str, fmt: Literal["yaml", "json"] = "yaml") -> Self:
+        return cls.from_dict(parse_text(text, fmt))
 
     @classmethod
-    def load(cls, path: Path) -> JobSpec:
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except OSError as exc:
-            raise SpecError([f"cannot read the spec {path}: {exc.strerror}"]) from None
-        return cls.from_text(text, "json" if path.suffix == ".json" else "yaml")
+    def load(cls, path: Path) -> Self:
+        return cls.from_dict(read_document(path))
+
+
+def parse_text(text: str, fmt: Literal["yaml", "json"]) -> Any:
+    try:
+        return json.loads(text) if fmt == "json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise SpecError([f"the spec is not valid {fmt.upper()}: {exc}"]) from None
+
+
+def read_document(path: Path) -> Any:
+    """The parsed content of a spec file, YAML or JSON by its suffix."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise SpecError([f"cannot read the spec {path}: {exc.strerror}"]) from None
+    return parse_text(text, "json" if path.suffix == ".json" else "yaml")
+
+
+class JobSpec(SpecDocument):
+    """Everything a training job needs, and nothing machine-specific.
+
+    ``kind: measure`` runs the same configuration for a few steps at the longest
+    sequence length to record its true peak memory (see ``backend.estimator.calibration``).
+    """
+
+    kind: Literal["train", "measure"] = Field(
+        "train",
+        description="What the job does: train an adapter, or measure: a few steps at the longest sequence "
+        "length to record the real peak GPU memory of this configuration.",
+    )
+    name: str = Field("adapter", min_length=1, max_length=120, description="A name for the job and its adapter.")
+    base_model: str = Field(
+        "default",
+        min_length=1,
+        description="The model to adapt: 'default' (SmolLM2-135M-Instruct), a model imported into the store, "
+        "a local Hugging Face folder or a hub id.",
+    )
+    quantization: Quantization = Field(default_factory=Quantization)
+    lora: Lora = Field(default_factory=Lora)
+    training: Training = Field(default_factory=Training)
+    data: Data
+    schedule: Schedule = Field(default_factory=Schedule)
+    output_dir: str | None = Field(
+        None, description="Where the finished adapter is written; empty = the job folder's adapter/."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> JobSpec:
+        if self.lora.use_dora and self.quantization.mode == "int8":
+            raise ValueError("lora.use_dora does not work with an 8-bit base; use nf4 or none")
+        if self.training.precision == "fp16" and self.quantization.compute_dtype == "bfloat16":
+            raise ValueError(
+                "training.precision fp16 with quantization.compute_dtype bfloat16 mixes two half formats; "
+                "choose bf16 for both or fp16 for both"
+            )
+        return self
 
 
 # -- readable errors -----------------------------------------------------------
@@ -388,8 +407,7 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts)
 
 
-def _known_fields(loc: tuple[int | str, ...]) -> list[str]:
-    model: type[BaseModel] = JobSpec
+def _known_fields(loc: tuple[int | str, ...], model: type[BaseModel]) -> list[str]:
     for part in loc[:-1]:
         field = model.model_fields.get(str(part))
         annotation = field.annotation if field else None
@@ -399,7 +417,7 @@ def _known_fields(loc: tuple[int | str, ...]) -> list[str]:
     return list(model.model_fields)
 
 
-def _explain(exc: ValidationError) -> list[str]:
+def _explain(exc: ValidationError, document: type[BaseModel]) -> list[str]:
     problems: list[str] = []
     seen: set[str] = set()
     for err in exc.errors(include_url=False):
@@ -408,7 +426,7 @@ def _explain(exc: ValidationError) -> list[str]:
         ctx = {k: f"{v:g}" if isinstance(v, float) else v for k, v in (err.get("ctx") or {}).items()}
         if kind == "extra_forbidden":
             last = str(err["loc"][-1])
-            close = difflib.get_close_matches(last, _known_fields(err["loc"]), n=1)
+            close = difflib.get_close_matches(last, _known_fields(err["loc"], document), n=1)
             hint = f"; did you mean {close[0]}?" if close else "; remove it"
             message = f"{name} is not a setting LoRA Studio knows{hint}"
         elif kind == "literal_error":
