@@ -22,6 +22,7 @@ from backend.jobs.layout import JobLayout
 from backend.models.progress import ProgressFn, each_stage_once
 from backend.openmp import prefer_passive_waits
 from backend.spec import JobSpec, SpecError
+from backend.task_specs import AnySpec, EvaluateSpec, load_spec, spec_from_dict
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 3
 
@@ -88,9 +89,10 @@ def _spec_new(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _load_spec(path: Path) -> JobSpec | None:
+def load_spec_file(path: Path, *, train_only: bool = False) -> AnySpec | None:
+    """The spec in ``path`` (a training spec only, when asked), or None after listing its problems."""
     try:
-        return JobSpec.load(path)
+        return JobSpec.load(path) if train_only else load_spec(path)
     except SpecError as exc:
         print(f"{path} cannot be used:", file=sys.stderr)
         for problem in exc.problems:
@@ -99,21 +101,56 @@ def _load_spec(path: Path) -> JobSpec | None:
 
 
 def _spec_check(args: argparse.Namespace) -> int:
-    spec = _load_spec(args.spec)
+    spec = load_spec_file(args.spec)
     if spec is None:
         return EXIT_USAGE
     print(f"{args.spec} is valid (schema {spec.schema_version})")
     return EXIT_OK
 
 
-def anchor_paths(spec: JobSpec, base: Path) -> JobSpec:
+_PATH_SETTINGS = {
+    "evaluate": ("adapter", "compare_adapter", "data"),
+    "merge": ("adapter", "output_dir"),
+    "export": ("source", "output_dir"),
+}
+"""The folder and file settings of each kind but training; a base model is a store name or a folder, never anchored."""
+
+
+def anchor_paths(spec: AnySpec, base: Path) -> AnySpec:
     """Relative file paths in a spec mean "next to the spec file"; the job folder keeps them absolute."""
 
     def absolute(value: str | None) -> str | None:
         return str((base / value).resolve()) if value and not Path(value).is_absolute() else value
 
-    data = spec.data.model_copy(update={"path": absolute(spec.data.path), "eval_path": absolute(spec.data.eval_path)})
-    return spec.model_copy(update={"data": data, "output_dir": absolute(spec.output_dir)})
+    if isinstance(spec, JobSpec):
+        data = spec.data.model_copy(
+            update={"path": absolute(spec.data.path), "eval_path": absolute(spec.data.eval_path)}
+        )
+        return spec.model_copy(update={"data": data, "output_dir": absolute(spec.output_dir)})
+    update = {name: absolute(getattr(spec, name)) for name in _PATH_SETTINGS[spec.kind]}
+    if isinstance(spec, EvaluateSpec) and isinstance(spec.prompts, str):
+        update["prompts"] = absolute(spec.prompts)
+    return spec.model_copy(update=update)
+
+
+def spec_from_options(settings: dict[str, object]) -> AnySpec | None:
+    """The spec that command-line options make (None = the spec's default), or None after listing its problems."""
+    try:
+        return spec_from_dict({key: value for key, value in settings.items() if value is not None})
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return None
+
+
+def absolute_path(path: Path | None) -> str | None:
+    """A path from the command line as the worker, started elsewhere, must see it."""
+    return str(path.expanduser().resolve()) if path is not None else None
+
+
+def model_ref(ref: str | None) -> str | None:
+    """A model folder from the command line made absolute; a store name or hub id stays as it is."""
+    return absolute_path(Path(ref)) if ref is not None and Path(ref).expanduser().is_dir() else ref
 
 
 # -- running jobs ---------------------------------------------------------------
@@ -129,7 +166,8 @@ def run_in_terminal(layout: JobLayout, resume: bool, as_json: bool, verbose: boo
         interrupts += 1
         if interrupts == 1:
             layout.cancel_request.touch()
-            print("\nstopping after this step (a checkpoint is saved); Ctrl-C again to stop at once", file=sys.stderr)
+            stopping = "stopping after this step (training saves a checkpoint); Ctrl-C again to stop at once"
+            print(f"\n{stopping}", file=sys.stderr)
         else:
             os.killpg(process.pid, signal.SIGTERM)
 
@@ -151,25 +189,32 @@ def run_in_terminal(layout: JobLayout, resume: bool, as_json: bool, verbose: boo
     return code, done
 
 
+def run_spec(spec: AnySpec, jobs_dir: Path | None, as_json: bool, verbose: bool = False) -> tuple[int, Done | None]:
+    """Run a job of any kind in a new job folder, in a worker this terminal follows (as the queue would run it)."""
+    layout = JobLayout.new(jobs_dir or paths.jobs_dir(), spec.name)
+    spec.save(layout.spec)
+    if not as_json:
+        print(f"job folder: {layout.root}")
+    return run_in_terminal(layout, resume=False, as_json=as_json, verbose=verbose)
+
+
 def _train(args: argparse.Namespace) -> int:
-    if args.resume:
-        layout = JobLayout(args.resume.resolve())
-        if not layout.spec.is_file():
-            print(f"{layout.root} is not a job folder (no spec.yaml)", file=sys.stderr)
-            return EXIT_USAGE
-    else:
+    if not args.resume:
         if args.spec is None:
             print("give a spec file, or --resume JOB_DIR", file=sys.stderr)
             return EXIT_USAGE
-        spec = _load_spec(args.spec)
+        spec = load_spec_file(args.spec, train_only=True)
         if spec is None:
             return EXIT_USAGE
-        spec = anchor_paths(spec, args.spec.resolve().parent)
-        layout = JobLayout.new(args.jobs_dir or paths.jobs_dir(), spec.name)
-        spec.save(layout.spec)
+        code, _ = run_spec(anchor_paths(spec, args.spec.resolve().parent), args.jobs_dir, args.json, args.verbose)
+        return code
+    layout = JobLayout(args.resume.resolve())
+    if not layout.spec.is_file():
+        print(f"{layout.root} is not a job folder (no spec.yaml)", file=sys.stderr)
+        return EXIT_USAGE
     if not args.json:
         print(f"job folder: {layout.root}")
-    code, _ = run_in_terminal(layout, resume=bool(args.resume), as_json=args.json, verbose=args.verbose)
+    code, _ = run_in_terminal(layout, resume=True, as_json=args.json, verbose=args.verbose)
     return code
 
 
@@ -185,9 +230,9 @@ def _demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lora-studio",
-        description="Fine-tune open LLMs with LoRA/QLoRA on your own data. Run a subcommand; "
-        "'lora-studio demo' shows the whole path on the built-in model and sample data, "
-        "'lora-studio gui' opens the studio window (in progress).",
+        description="Fine-tune open LLMs with LoRA/QLoRA on your own data. 'lora-studio' alone opens the "
+        "studio window; every subcommand works without one. 'lora-studio demo' shows the whole path on the "
+        "built-in model and sample data.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -222,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--name", default="adapter")
     new.add_argument("-o", "--output", default="-", help="file to write (.yaml or .json); - for stdout")
     new.set_defaults(func=_spec_new)
-    check = spec.add_parser("check", help="validate a spec and list every problem")
+    check = spec.add_parser("check", help="validate a spec of any kind and list every problem")
     check.add_argument("spec", type=Path)
     check.set_defaults(func=_spec_check)
 
@@ -250,6 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     from backend.export.commands import add_export_parsers
 
     add_export_parsers(sub)
+    from backend.estimator.commands import add_measure_parser
+    from backend.evaluation.commands import add_evaluate_parser
+
+    add_evaluate_parser(sub)
+    add_measure_parser(sub)
     return parser
 
 

@@ -23,6 +23,8 @@ def render(event: Event | str, verbose: bool = False) -> str | None:
         resumed = f", resuming from step {event.resumed_from_step}" if event.resumed_from_step else ""
         return f"started {event.job_kind} job on {device.kind} ({device.name}){resumed}"
     if isinstance(event, Progress):
+        if event.stage is not None:
+            return f"{event.stage} {event.step}/{event.total_steps}  elapsed {duration(event.elapsed_s)}"
         rate = f"{event.tokens_per_second:,.0f} tok/s" if event.tokens_per_second else ""
         return (
             f"step {event.step}/{event.total_steps}  epoch {event.epoch:.2f}  {rate}  "
@@ -46,5 +48,7 @@ def render(event: Event | str, verbose: bool = False) -> str | None:
         hint = f"\n  what to do: {event.hint}" if event.hint else ""
         return f"error ({event.error_type}): {event.message}{hint}"
     if isinstance(event, Done):
-        return f"{event.status} after {duration(event.duration_s)} at step {event.step}"
+        output = f": {event.output_path}" if event.output_path else ""
+        at = f" at step {event.step}" if event.step else ""
+        return f"{event.status} after {duration(event.duration_s)}{at}{output}"
     return None

@@ -53,6 +53,9 @@ class Progress(_Event):
     tokens_per_second: float | None = None
     elapsed_s: float
     eta_s: float | None = None
+    stage: str | None = Field(
+        None, description="Merge and export: what step counts (merging, writing, verifying, ...); null for training."
+    )
 
 
 class Metric(_Event):
@@ -95,7 +98,7 @@ class Warn(_Event):
 
 class Artifact(_Event):
     type: Literal["artifact"] = "artifact"
-    kind: Literal["checkpoint", "adapter", "report", "model"]
+    kind: Literal["checkpoint", "adapter", "report", "model", "gguf", "modelfile", "export"]
     path: str
     step: int | None = None
 
@@ -115,6 +118,9 @@ class Done(_Event):
     duration_s: float
     metrics: dict[str, float] = Field(default_factory=dict)
     adapter_path: str | None = None
+    output_path: str | None = Field(
+        None, description="What a merge, export, evaluation or measurement produced: a folder or a file."
+    )
 
 
 Event = Annotated[

@@ -49,9 +49,11 @@ def classify(exc: BaseException) -> Error:
             hint="Reinstall LoRA Studio's dependencies (make install) and try again.",
             details=details,
         )
-    kind = getattr(exc, "error_type", None)
-    if kind in ("config", "data", "dependency"):
-        return Error(error_type=kind, message=str(exc), hint=getattr(exc, "hint", None), details=details)
+    kind, hint = getattr(exc, "error_type", None), getattr(exc, "hint", None)
+    # A typed error of ours (ExportError, ...) says what to do; an internal one with its own hint (a failed
+    # verification) keeps it rather than the generic bug-report line.
+    if kind in ("config", "data", "dependency") or (kind == "internal" and hint):
+        return Error(error_type=kind, message=str(exc), hint=hint, details=details)
     return Error(
         error_type="internal",
         message=f"LoRA Studio hit an unexpected error: {type(exc).__name__}: {exc}",

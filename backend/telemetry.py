@@ -66,6 +66,33 @@ class Nvml:
                 )
             return samples
 
+    def process_memory(self, pid: int, device_uuid: str | None = None) -> int | None:
+        """GPU memory NVML charges to ``pid`` (PyTorch's reserve plus the CUDA context); None when it cannot say.
+
+        Inside a container NVML reports host pids, so a GPU named by ``device_uuid`` that runs exactly
+        one process is taken to run ours.
+        """
+        with self._lock:
+            if not self._init():
+                return None
+            import pynvml
+
+            wanted = device_uuid.removeprefix("GPU-") if device_uuid else None
+            try:
+                for index in range(pynvml.nvmlDeviceGetCount()):
+                    handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+                    if wanted and _text(pynvml.nvmlDeviceGetUUID(handle)).removeprefix("GPU-") != wanted:
+                        continue
+                    processes = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+                    mine = [p.usedGpuMemory for p in processes if p.pid == pid and p.usedGpuMemory]
+                    if mine:
+                        return int(sum(mine))
+                    if wanted and len(processes) == 1 and processes[0].usedGpuMemory:
+                        return int(processes[0].usedGpuMemory)
+            except pynvml.NVMLError:
+                return None  # a board or driver that does not list processes
+            return None
+
 
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value

@@ -5,8 +5,10 @@
 The job folder holds ``spec.yaml``; the worker appends events to
 ``events.jsonl`` and prints the same lines on stdout. Nothing else reaches
 stdout: library output is moved to stderr, which the launcher sends to
-``worker.log``. It stops at the next training step, with a checkpoint, when
-``cancel.request`` appears in the folder or on SIGTERM/SIGINT.
+``worker.log``. The spec's ``kind`` says what the job does (``backend.job_kinds``).
+It stops when ``cancel.request`` appears in the folder or on SIGTERM/SIGINT: a
+training job at the next step, with a checkpoint; the other kinds at the next
+tensor, step or prompt, keeping nothing partial.
 
 Exit status: 0 succeeded, 1 failed (an ``error`` event says why), 2 bad
 invocation, 3 cancelled.
@@ -23,14 +25,14 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from backend.events import Done, EventSink, Started
+from backend.events import Done, EventSink
 from backend.failures import classify
+from backend.job_kinds import run_kind, started_event
 from backend.jobs.layout import JobLayout
-from backend.jobs.stop import StopRequest
+from backend.jobs.stop import Cancelled, StopRequest
 from backend.openmp import prefer_passive_waits
-from backend.spec import JobSpec
+from backend.task_specs import load_spec
 from backend.telemetry import Sampler
-from backend.training.checkpoints import checkpoint_step, latest_checkpoint
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 3
 _CANCEL_POLL_S = 0.5
@@ -65,26 +67,12 @@ def run_job(layout: JobLayout, resume: bool, stream: TextIO | None) -> int:
     started = time.monotonic()
     sampler: Sampler | None = None
     try:
-        spec = JobSpec.load(layout.spec)
-        # Imported here, not at the top, so a broken ML install still becomes a typed error event.
-        from backend.training.runtime import Runtime
-        from backend.training.sft import Cancelled, run_sft
-
-        runtime = Runtime.detect(spec)
-        checkpoint = latest_checkpoint(layout.checkpoints) if resume else None
-        sink.emit(
-            Started(
-                job_kind=spec.kind,
-                pid=os.getpid(),
-                resumed_from_step=checkpoint_step(checkpoint) if checkpoint else None,
-                versions=runtime.versions,
-                device=runtime.device_info(),
-            )
-        )
+        spec = load_spec(layout.spec)
+        sink.emit(started_event(spec, layout, resume))
         sampler = Sampler(sink.emit)
         sampler.start()
         try:
-            result = run_sft(spec, layout, sink, stop, resume, runtime)
+            result = run_kind(spec, layout, sink, stop, resume)
         except Cancelled:
             sink.emit(Done(status="cancelled", duration_s=time.monotonic() - started))
             return EXIT_CANCELLED
@@ -95,6 +83,7 @@ def run_job(layout: JobLayout, resume: bool, stream: TextIO | None) -> int:
                 duration_s=time.monotonic() - started,
                 metrics=result.metrics,
                 adapter_path=str(result.adapter_path) if result.adapter_path else None,
+                output_path=str(result.output_path) if result.output_path else None,
             )
         )
         return EXIT_OK if result.status == "succeeded" else EXIT_CANCELLED

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from backend.spec import SCHEMA_VERSION, JobSpec, SpecError
+from backend.task_specs import EvaluateSpec, ExportSpec, MergeSpec
 
 MINIMAL = {"data": {"path": "train.jsonl"}}
 
@@ -178,3 +179,15 @@ def test_every_setting_has_plain_language_help_and_is_documented() -> None:
     for name, field in _leaf_fields():
         assert field.description, f"{name} has no help text"
         assert f"`{name}`" in reference, f"{name} is missing from docs/job-spec.md"
+
+
+@pytest.mark.parametrize("document", [EvaluateSpec, MergeSpec, ExportSpec])
+def test_every_setting_of_the_other_kinds_is_documented_in_its_own_section(document: type) -> None:
+    reference = (Path(__file__).parent.parent / "docs" / "job-spec.md").read_text()
+    kind = document.model_fields["kind"].default
+    heading = f"## `kind: {kind}`\n"
+    assert heading in reference, f"docs/job-spec.md has no section for {kind} jobs"
+    section = reference.split(heading, 1)[1].split("\n## ", 1)[0]
+    for name, field in _leaf_fields(document):
+        assert field.description, f"{kind}: {name} has no help text"
+        assert f"| `{name}` |" in section, f"{kind}: {name} is missing from its section of docs/job-spec.md"

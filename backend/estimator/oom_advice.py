@@ -14,6 +14,7 @@ from backend.jobs.layout import JobLayout
 from backend.models.errors import ModelError
 from backend.models.store import get_model
 from backend.spec import JobSpec, SpecError
+from backend.task_specs import load_spec
 
 _GIB = 2**30
 
@@ -24,7 +25,9 @@ def advise_out_of_memory(layout: JobLayout, error: Error) -> str | None:
     if started is None or started.device.kind != "cuda" or not started.device.memory_total_bytes:
         return None
     try:
-        spec = JobSpec.load(layout.spec)
+        spec = load_spec(layout.spec)
+        if not isinstance(spec, JobSpec):  # evaluate, merge, export: the estimator knows only training's memory
+            return None
         model = get_model(spec.base_model).path
     except (SpecError, ModelError):
         return None

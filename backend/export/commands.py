@@ -1,7 +1,8 @@
 """``lora-studio merge`` and ``lora-studio export gguf|adapter``: thin layers over this package.
 
 Kept next to the code they drive; ``backend/cli.py`` adds them with ``add_export_parsers``.
-Heavy libraries load only inside the command that runs.
+Heavy libraries load only inside the command that runs. With ``--queue`` a command checks
+and queues a merge or export job instead (``backend/export/job.py`` runs it).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from backend.cli import EXIT_FAILED, EXIT_OK
+from backend.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, absolute_path, model_ref, spec_from_options
 from backend.export.errors import ExportError
 from backend.export.progress import ProgressFn, Stage
 
@@ -21,10 +22,11 @@ def add_export_parsers(sub: argparse._SubParsersAction) -> None:
     merge = sub.add_parser("merge", help="merge an adapter into its 16/32-bit base and save a standalone model")
     merge.add_argument("adapter", type=Path, help="the adapter folder of a finished training job")
     merge.add_argument("--base", help="the base model (store name or folder); default: the one the adapter names")
-    merge.add_argument("--out", type=Path, required=True, help="the folder to create")
+    merge.add_argument("--out", type=Path, help="the folder to create (with --queue: default the job folder's merged/)")
     merge.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float16", "float32"))
     merge.add_argument("--no-verify", action="store_true", help="skip the logits check against base + adapter")
     merge.add_argument("--force", action="store_true", help="replace --out if it exists")
+    _add_queue_options(merge)
     merge.set_defaults(func=_merge)
 
     export = sub.add_parser("export", help="export a model to GGUF, or an adapter for vLLM").add_subparsers(
@@ -33,18 +35,49 @@ def add_export_parsers(sub: argparse._SubParsersAction) -> None:
     gguf = export.add_parser("gguf", help="write a checked GGUF, an Ollama Modelfile and LM Studio's layout")
     gguf.add_argument("model", type=Path, help="a merged model folder (lora-studio merge) or any supported HF folder")
     gguf.add_argument("--type", default="q8_0", choices=GGUF_TYPE_CHOICES)
-    gguf.add_argument("--out", type=Path, required=True, help="root folder: OUT/PUBLISHER/NAME-TYPE/ is created")
+    gguf.add_argument(
+        "--out",
+        type=Path,
+        help="root folder: OUT/PUBLISHER/NAME-TYPE/ is created (with --queue: default the job folder)",
+    )
     gguf.add_argument("--name", help="model name (default: the folder's name)")
     gguf.add_argument("--publisher", default="lora-studio", help="LM Studio publisher folder")
     gguf.add_argument("--system", help="a SYSTEM prompt for the Ollama Modelfile")
     gguf.add_argument("--no-verify", action="store_true", help="skip reading the file back and the logits check")
     gguf.add_argument("--force", action="store_true", help="replace an existing export of the same name and type")
+    _add_queue_options(gguf)
     gguf.set_defaults(func=_export_gguf)
     adapter = export.add_parser("adapter", help="copy the adapter alone as a PEFT folder vLLM can load")
     adapter.add_argument("adapter", type=Path)
-    adapter.add_argument("--out", type=Path, required=True)
+    adapter.add_argument("--out", type=Path, help="the folder to create (with --queue: default in the job folder)")
     adapter.add_argument("--force", action="store_true", help="replace --out if it exists")
+    _add_queue_options(adapter)
     adapter.set_defaults(func=_export_adapter)
+
+
+def _add_queue_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--queue", action="store_true", help="queue it as a job (lora-studio queue) instead of running it here"
+    )
+    parser.add_argument("--json", action="store_true", help="with --queue: print the queued job as JSON")
+
+
+def _queued(args: argparse.Namespace, settings: dict[str, object]) -> int:
+    """Queue the spec these settings make; --force has no meaning for a job that starts later."""
+    from backend.jobs.commands import queue_spec
+
+    if args.force:
+        print("--force cannot be used with --queue: remove the old output first", file=sys.stderr)
+        return EXIT_USAGE
+    spec = spec_from_options(settings)
+    return EXIT_USAGE if spec is None else queue_spec(spec, args.json)
+
+
+def _needs_out(args: argparse.Namespace) -> bool:
+    if args.out is None:
+        print("--out is required unless the job is queued (--queue)", file=sys.stderr)
+        return True
+    return False
 
 
 def stage_printer() -> ProgressFn:
@@ -71,6 +104,17 @@ def _failed(exc: ExportError) -> int:
 def _merge(args: argparse.Namespace) -> int:
     from backend.export.merge import merge_adapter, plan_merge
 
+    if args.queue:
+        return _queued(
+            args,
+            {
+                "kind": "merge", "name": args.out.name if args.out else None, "adapter": absolute_path(args.adapter),
+                "base_model": model_ref(args.base), "dtype": args.dtype, "verify": not args.no_verify,
+                "output_dir": absolute_path(args.out),
+            },
+        )  # fmt: skip
+    if _needs_out(args):
+        return EXIT_USAGE
     try:
         plan = plan_merge(args.adapter, args.base, args.dtype)
         print(
@@ -94,6 +138,17 @@ def _merge(args: argparse.Namespace) -> int:
 def _export_gguf(args: argparse.Namespace) -> int:
     from backend.export.gguf_export import export_gguf
 
+    if args.queue:
+        return _queued(
+            args,
+            {
+                "kind": "export", "name": args.name or args.model.resolve().name, "source": absolute_path(args.model),
+                "target": "gguf", "gguf_type": args.type, "publisher": args.publisher, "system": args.system,
+                "verify": not args.no_verify, "output_dir": absolute_path(args.out),
+            },
+        )  # fmt: skip
+    if _needs_out(args):
+        return EXIT_USAGE
     try:
         result = export_gguf(
             args.model, args.out, args.type, model_name=args.name, publisher=args.publisher, system=args.system,
@@ -115,6 +170,17 @@ def _export_gguf(args: argparse.Namespace) -> int:
 def _export_adapter(args: argparse.Namespace) -> int:
     from backend.export.adapter_export import export_adapter
 
+    if args.queue:  # the job writes OUTPUT_DIR/NAME: --out's parent and name
+        out = args.out.expanduser().resolve() if args.out else None
+        return _queued(
+            args,
+            {
+                "kind": "export", "name": out.name if out else None, "source": absolute_path(args.adapter),
+                "target": "adapter", "output_dir": str(out.parent) if out else None,
+            },
+        )  # fmt: skip
+    if _needs_out(args):
+        return EXIT_USAGE
     try:
         result = export_adapter(args.adapter, args.out, overwrite=args.force, progress=stage_printer())
     except ExportError as exc:

@@ -90,9 +90,48 @@ def _results(record: dict[str, Any]) -> list[str]:
         lines += ["## Training metrics", "", "| metric | value |", "|---|---|"]
         lines += [f"| {key} | {_value(value)} |" for key, value in sorted(metrics.items())] + [""]
     evaluation = record.get("evaluation")
-    if evaluation:
-        lines += ["## Evaluation", "", "```json", json.dumps(evaluation, indent=2, default=str)[:20_000], "```", ""]
+    if isinstance(evaluation, dict) and evaluation:
+        lines += _evaluation(evaluation, len(record.get("evaluations") or []))
     return lines
+
+
+def _evaluation(evaluation: dict[str, Any], runs: int) -> list[str]:
+    """The latest evaluation job's results (backend/evaluation, docs/evaluation.md): base against adapter."""
+    if "loss" not in evaluation and "base_loss" not in evaluation:  # not written by LoRA Studio's evaluate job
+        return ["## Evaluation", "", "```json", json.dumps(evaluation, indent=2, default=str)[:20_000], "```", ""]
+    data = evaluation.get("data") or {}
+    lines = [
+        "## Evaluation",
+        "",
+        f"Held-out data: {data.get('source', 'not recorded')} ({data.get('examples', '?')} examples, "
+        f"{data.get('tokens', '?')} reply tokens); loss is the mean over the reply tokens, perplexity its exp.",
+        "",
+    ]
+    if evaluation.get("loss") is not None:
+        rows = [("base model", evaluation.get("base_loss"), evaluation.get("base_perplexity"))]
+        rows.append(("this model", evaluation.get("loss"), evaluation.get("perplexity")))
+        rows += [
+            (f"compared with {other.get('label')}", other.get("loss"), other.get("perplexity"))
+            for other in evaluation.get("compared_with") or []
+        ]
+        lines += ["| model | held-out loss | perplexity |", "|---|---:|---:|"]
+        lines += [f"| {name} | {_number(loss)} | {_number(ppl)} |" for name, loss, ppl in rows]
+        lines.append("")
+    if evaluation.get("prompts"):
+        lines.append(
+            f"Answers to {evaluation['prompts']} prompts ({evaluation.get('answers_changed', '?')} differ from the "
+            f"base's) are in the evaluation report `{evaluation.get('report')}`."
+        )
+        lines.append("")
+    lines.append(
+        f"Evaluated {evaluation.get('created_at', '')} ({evaluation.get('precision', '')})"
+        + (f"; {runs} evaluations are kept in the adapter's record." if runs > 1 else ".")
+    )
+    return [*lines, ""]
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) else "–"
 
 
 def _value(value: Any) -> str:

@@ -14,10 +14,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from backend.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, anchor_paths
+from backend.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, anchor_paths, load_spec_file
 from backend.jobs.job import Job
 from backend.jobs.queue import Added, JobQueue
-from backend.spec import JobSpec, SpecError
+from backend.task_specs import AnySpec
 
 
 def add_queue_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,18 +31,26 @@ def add_queue_parser(sub: argparse._SubParsersAction) -> None:
         parser.set_defaults(func=func)
         return parser
 
-    action("add", _add, "check a spec and queue it").add_argument("spec", type=Path)
+    action("add", _add, "check a spec of any kind (train, measure, evaluate, merge, export) and queue it").add_argument(
+        "spec", type=Path
+    )
     action("list", _list, "list jobs: running, queued in order, then finished")
     action("show", _show, "a job's state, how it ended and its log").add_argument("id", type=int)
     for name, help_text in (
-        ("cancel", "stop a job after its current step (it saves a checkpoint); a queued job never starts"),
+        ("cancel", "stop a job after its current step (training saves a checkpoint); a queued job never starts"),
         ("pause", "stop a job after its current step and hold it first in line until resumed"),
-        ("resume", "continue a paused, cancelled, failed or interrupted job from its newest checkpoint"),
+        (
+            "resume",
+            "continue a paused, cancelled, failed or interrupted job: training from its newest checkpoint, "
+            "other kinds from the start",
+        ),
     ):
         action(name, _act, help_text).add_argument("id", type=int)
     retry = action("retry", _act, "queue a failed, cancelled or interrupted job again, from the start")
     retry.add_argument("id", type=int)
-    retry.add_argument("--from-checkpoint", action="store_true", help="continue from its newest checkpoint")
+    retry.add_argument(
+        "--from-checkpoint", action="store_true", help="continue from its newest checkpoint (training jobs)"
+    )
     dup = action("dup", _dup, "queue a copy of a job")
     dup.add_argument("id", type=int)
     dup.add_argument("--spec", type=Path, help="an edited spec to use instead of the job's own")
@@ -64,16 +72,10 @@ def _print_json(data: object) -> None:
     print(json.dumps(data, indent=2))
 
 
-def _load(path: Path) -> JobSpec | None:
+def _load(path: Path) -> AnySpec | None:
     """The spec with relative paths made absolute (they mean "next to the spec file"), or None after saying why."""
-    try:
-        spec = JobSpec.load(path)
-    except SpecError as exc:
-        print(f"{path} cannot be used:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        return None
-    return anchor_paths(spec, path.resolve().parent)
+    spec = load_spec_file(path)
+    return anchor_paths(spec, path.resolve().parent) if spec is not None else None
 
 
 # -- reading --------------------------------------------------------------------
@@ -84,7 +86,7 @@ def _line(job: Job, place: int | None) -> str:
     if job.state == "running":
         note = f"{job.device}, pid {job.pid}" if job.pid else f"{job.device}, starting"
     elif place is not None:
-        note = f"#{place} in line" + (", continues from its checkpoint" if job.resume else "")
+        note = f"#{place} in line" + (", continues from its checkpoint" if job.resume and job.kind == "train" else "")
     elif job.state in ("failed", "interrupted") and job.message:
         note = f"{job.error_type or job.cause}: {job.message}"
     else:
@@ -139,10 +141,12 @@ def _show(args: argparse.Namespace) -> int:
     print(f"  folder      {job.folder}{'' if details['folder_exists'] else '  (missing)'}")
     if job.total_steps:
         print(f"  step        {job.step or 0}/{job.total_steps}")
-    print(f"  checkpoint  {details['checkpoint_step'] or 'none'}")
+    if job.kind == "train":
+        print(f"  checkpoint  {details['checkpoint_step'] or 'none'}")
     if job.attempt:
         print(f"  attempts    {job.attempt} (the last on {job.device}, pid {job.pid})")
-    for label, value in (("adapter", job.adapter_path), ("cause", job.cause), ("error", job.error_type)):
+    produced = "adapter" if job.kind == "train" else "output"
+    for label, value in ((produced, job.adapter_path), ("cause", job.cause), ("error", job.error_type)):
         if value:
             print(f"  {label:<11} {value}")
     if job.message:
@@ -157,6 +161,12 @@ def _show(args: argparse.Namespace) -> int:
 
 
 # -- changing -------------------------------------------------------------------
+
+
+def queue_spec(spec: AnySpec, as_json: bool) -> int:
+    """Check and queue ``spec`` (its paths absolute) and say what happened; what ``--queue`` of any command does."""
+    with JobQueue() as queue:
+        return _print_added(queue.add(spec), as_json)
 
 
 def _print_added(added: Added, as_json: bool) -> int:
@@ -174,8 +184,7 @@ def _add(args: argparse.Namespace) -> int:
     spec = _load(args.spec)
     if spec is None:
         return EXIT_USAGE
-    with JobQueue() as queue:
-        return _print_added(queue.add(spec), args.json)
+    return queue_spec(spec, args.json)
 
 
 def _dup(args: argparse.Namespace) -> int:

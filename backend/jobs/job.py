@@ -60,6 +60,7 @@ class Job:
     hint: str | None
     log_tail: str | None
     adapter_path: str | None
+    """A train job's adapter; for the other kinds, what they produced (merged model, export folder, report)."""
 
     @property
     def layout(self) -> JobLayout:

@@ -67,17 +67,22 @@ def decide(
     checkpoint: int | None,
     log_tail: str | None,
     oom_advice: OomAdvisor | None = None,
+    kind: str = "train",
 ) -> Outcome:
     """The state an attempt ends in.
 
     ``forced`` names the signal the runner escalated to when the worker ignored a stop
-    request; ``checkpoint`` is the step of the newest complete checkpoint on disk.
+    request; ``checkpoint`` is the step of the newest complete checkpoint on disk. Only
+    ``train`` jobs keep checkpoints: any other kind runs again from the start.
     """
     step = seen.done.step if seen.done and seen.done.step else seen.step
     common = {"step": step, "exit_code": exit_info.code, "log_tail": log_tail}
-    resumes = (
-        f"Resuming continues from step {checkpoint}." if checkpoint else "Resuming starts over: no checkpoint yet."
-    )
+    if kind != "train":
+        resumes = f"Resuming runs it again from the start (a {kind} job keeps no checkpoints)."
+    elif checkpoint:
+        resumes = f"Resuming continues from step {checkpoint}."
+    else:
+        resumes = "Resuming starts over: no checkpoint yet."
     if not layout.root.is_dir():
         return Outcome(
             "failed",
@@ -88,14 +93,15 @@ def decide(
         )
     done = seen.done
     if done is not None and done.status == "succeeded":
-        return Outcome("succeeded", adapter_path=done.adapter_path, **common)
+        return Outcome("succeeded", adapter_path=done.adapter_path or done.output_path, **common)
     if done is not None and done.status == "failed":
         return _failed(layout, seen.error, oom_advice, common)
     if done is not None or forced:  # cancelled by the worker, or stopped by the runner's escalation
         how = f" It did not stop in time and was ended with {forced}." if forced and done is None else ""
+        at = f" at step {step or 0}" if kind == "train" else ""
         if request == "pause":
-            return Outcome("queued", f"Paused at step {step or 0}.{how} {resumes}", **common)
-        return Outcome("cancelled", f"Cancelled at step {step or 0}.{how} {resumes}", **common)
+            return Outcome("queued", f"Paused{at}.{how} {resumes}", **common)
+        return Outcome("cancelled", f"Cancelled{at}.{how} {resumes}", **common)
     return _interrupted(seen, exit_info, resumes, common)
 
 

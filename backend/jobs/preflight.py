@@ -7,60 +7,52 @@ the model is looked up in the store, not loaded.
 
 from __future__ import annotations
 
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
+from backend.jobs.adapter_preflight import evaluate_checks, export_checks, merge_checks, output_disk_checks
+from backend.jobs.checks import HEADROOM, Check, free_bytes, size_text
 from backend.models.errors import ModelError
 from backend.models.hf_folder import read_config
 from backend.models.hub_import import is_hub_id
 from backend.models.record import ModelRecord
 from backend.models.store import DEFAULT_ALIAS, get_model
 from backend.spec import JobSpec
+from backend.task_specs import AnySpec, EvaluateSpec, MergeSpec
 from backend.telemetry import Nvml
 
 _PER_SAVE_OVERHEAD = 16 << 20
 """Tokenizer files, trainer and RNG state written with every checkpoint and the adapter."""
-_HEADROOM = 256 << 20
-"""Room left for logs, events and the rest of the system."""
-
-
-@dataclass(frozen=True)
-class Check:
-    level: Literal["error", "warning", "info"]
-    topic: Literal["spec", "model", "data", "disk", "gpu"]
-    message: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"level": self.level, "topic": self.topic, "message": self.message}
 
 
 def blocking(checks: list[Check]) -> bool:
     return any(check.level == "error" for check in checks)
 
 
-def preflight(spec: JobSpec, jobs_dir: Path) -> list[Check]:
-    """Every check for a valid spec: model, data, disk space, GPU."""
+def preflight(spec: AnySpec, jobs_dir: Path) -> list[Check]:
+    """Every check for a valid spec of any kind: its inputs, the disk space its outputs need, the GPU."""
+    if isinstance(spec, MergeSpec):
+        return merge_checks(spec, jobs_dir)
+    if isinstance(spec, EvaluateSpec):
+        return [*evaluate_checks(spec), *_gpu("runs")]
+    if not isinstance(spec, JobSpec):
+        return export_checks(spec, jobs_dir)
     record, checks = _model(spec)
     checks += _data(spec)
+    if spec.kind == "measure":
+        return checks + _measure_gpu()  # a measurement writes no checkpoint and no adapter
     checks += _disk(spec, record, jobs_dir)
     checks += _gpu()
     return checks
 
 
-def launch_checks(spec: JobSpec, jobs_dir: Path) -> list[Check]:
+def launch_checks(spec: AnySpec, jobs_dir: Path) -> list[Check]:
     """What is worth checking again when a job that waited in line starts: the disk may have filled up."""
+    if not isinstance(spec, JobSpec):
+        return output_disk_checks(spec, jobs_dir)
+    if spec.kind == "measure":
+        return []
     record, _ = _model(spec)
     return _disk(spec, record, jobs_dir)
-
-
-def free_bytes(path: Path) -> int:
-    """Free space on the filesystem that holds ``path`` (or would, once created)."""
-    existing = path
-    while not existing.exists() and existing.parent != existing:
-        existing = existing.parent
-    return shutil.disk_usage(existing).free
 
 
 def estimate_disk_bytes(spec: JobSpec, record: ModelRecord) -> int | None:
@@ -120,32 +112,41 @@ def _disk(spec: JobSpec, record: ModelRecord | None, jobs_dir: Path) -> list[Che
         return [Check("info", "disk", "The disk space the job needs could not be estimated before its model is known.")]
     target = Path(spec.output_dir) if spec.output_dir else jobs_dir
     free = min(free_bytes(jobs_dir), free_bytes(target))
-    if free < need + _HEADROOM:
+    if free < need + HEADROOM:
         return [
             Check(
                 "error",
                 "disk",
-                f"Not enough disk space: the job needs about {_size(need)} for checkpoints and the adapter "
-                f"(plus {_size(_HEADROOM)} to spare), and {_size(free)} is free where it writes ({jobs_dir}). "
+                f"Not enough disk space: the job needs about {size_text(need)} for checkpoints and the adapter "
+                f"(plus {size_text(HEADROOM)} to spare), and {size_text(free)} is free where it writes ({jobs_dir}). "
                 "Free some space, or keep fewer checkpoints (schedule.keep_checkpoints).",
             )
         ]
     return []
 
 
-def _gpu() -> list[Check]:
+def _gpu(verb: str = "trains") -> list[Check]:
     gpus = Nvml().gpus()
     if not gpus:
         return [
             Check(
                 "info",
                 "gpu",
-                "No NVIDIA GPU found: the job trains on the CPU, which is slow but fine for small models. "
+                f"No NVIDIA GPU found: the job {verb} on the CPU, which is slow but fine for small models. "
                 "Jobs do not require a GPU.",
             )
         ]
-    return [Check("info", "gpu", f"GPU found: {gpus[0].name} ({_size(gpus[0].memory_total_bytes)}).")]
+    return [Check("info", "gpu", f"GPU found: {gpus[0].name} ({size_text(gpus[0].memory_total_bytes)}).")]
 
 
-def _size(count: int) -> str:
-    return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.0f} MiB"
+def _measure_gpu() -> list[Check]:
+    if Nvml().gpus():
+        return _gpu()
+    return [
+        Check(
+            "warning",
+            "gpu",
+            "No NVIDIA GPU found: the measurement runs on the CPU and reports the peak RAM only; calibrating the "
+            "GPU memory estimate needs a CUDA GPU.",
+        )
+    ]

@@ -29,7 +29,8 @@ from backend.jobs.layout import JobLayout
 from backend.jobs.outcome import Outcome
 from backend.jobs.preflight import Check, blocking, preflight
 from backend.jobs.process import ProcessId
-from backend.spec import JobSpec, SpecError
+from backend.spec import SpecError
+from backend.task_specs import AnySpec, load_spec
 
 ATTEMPTS_DIR = "attempts"
 """Inside a job folder: the events and log of earlier runs, kept when a job is retried from scratch."""
@@ -128,7 +129,7 @@ class JobQueue:
 
     # -- adding -------------------------------------------------------------------
 
-    def add(self, spec: JobSpec, *, checks: list[Check] | None = None) -> Added:
+    def add(self, spec: AnySpec, *, checks: list[Check] | None = None) -> Added:
         """Queue a job at the end after the pre-flight checks; relative paths in ``spec`` must be made absolute."""
         checks = preflight(spec, self.jobs_dir) if checks is None else checks
         if blocking(checks):
@@ -159,7 +160,8 @@ class JobQueue:
         return self._stop(job_id, "pause")
 
     def resume(self, job_id: int) -> ActionResult:
-        """Release a paused job, or queue a stopped one first in line to continue from its newest checkpoint."""
+        """Release a paused job, or queue a stopped one first in line: a training job continues from its newest
+        checkpoint, a job of another kind (which keeps none) runs again from the start."""
         with self._write() as db:
             job = self._load(db, job_id)
             if job is None:
@@ -175,8 +177,14 @@ class JobQueue:
             elif job.state == "running":
                 return ActionResult(False, f"Job {job_id} is running; it can be resumed once it has stopped.", job)
             else:
-                return ActionResult(False, f"Job {job_id} has succeeded; duplicate it to train again.", job)
-        return ActionResult(True, f"Job {job_id} will continue from its newest checkpoint.", self.get(job_id))
+                return ActionResult(False, f"Job {job_id} has succeeded; duplicate it to run it again.", job)
+        if job.attempt == 0:
+            message = f"Job {job_id} is released; it runs in its turn."
+        elif job.kind != "train":
+            message = f"Job {job_id} will run again from the start."
+        else:
+            message = f"Job {job_id} will continue from its newest checkpoint."
+        return ActionResult(True, message, self.get(job_id))
 
     def retry(self, job_id: int, *, from_checkpoint: bool = False) -> ActionResult:
         """Queue a stopped job again at the end: from scratch (the earlier run's events and log are
@@ -186,6 +194,8 @@ class JobQueue:
             return _missing(job_id)
         if job.state not in REQUEUEABLE:
             return ActionResult(False, f"Job {job_id} is {job.label}; only a stopped job can be retried.", job)
+        if from_checkpoint and job.kind != "train":
+            return ActionResult(False, f"Job {job_id} is a {job.kind} job, which keeps no checkpoints; retry it.", job)
         if not job.layout.spec.is_file():
             return _folder_gone(job)
         if not from_checkpoint:
@@ -201,14 +211,14 @@ class JobQueue:
         how = "from its newest checkpoint" if from_checkpoint else "from the start"
         return ActionResult(True, f"Job {job_id} is queued again, {how}.", self.get(job_id))
 
-    def duplicate(self, job_id: int, spec: JobSpec | None = None) -> Added:
+    def duplicate(self, job_id: int, spec: AnySpec | None = None) -> Added:
         """A new queued job with this job's spec, or with ``spec`` (the edited copy), after the checks."""
         job = self.get(job_id)
         if job is None:
             return Added(None, [Check("error", "spec", _missing(job_id).message)])
         if spec is None:
             try:
-                spec = JobSpec.load(job.layout.spec)
+                spec = load_spec(job.layout.spec)
             except SpecError as exc:
                 return Added(None, [Check("error", "spec", f"Job {job_id}'s spec cannot be read: {exc}")])
         return self.add(spec)
@@ -357,6 +367,9 @@ class JobQueue:
         if job.folder.is_dir():
             job.layout.cancel_request.touch()
         verb = "pause" if request == "pause" else "stop"
+        if job.kind != "train":
+            keeps = "it keeps nothing partial, and runs again from the start when resumed"
+            return ActionResult(True, f"Job {job_id} will {verb} shortly; {keeps}.", self.get(job_id))
         return ActionResult(
             True, f"Job {job_id} will {verb} after its current step and save a checkpoint.", self.get(job_id)
         )

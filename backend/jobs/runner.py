@@ -34,7 +34,8 @@ from backend.jobs.process import ExitInfo, ProcessId, oom_kill_count, signal_gro
 from backend.jobs.queue import JobQueue, RunnerInfo
 from backend.jobs.settle import attempt_events, conclude, live_worker, settle_orphans
 from backend.jobs.tail import EventTail
-from backend.spec import JobSpec, SpecError
+from backend.spec import SpecError
+from backend.task_specs import load_spec
 from backend.telemetry import Nvml
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ class Runner:
         if not job.layout.spec.is_file():
             return missing
         try:
-            spec = JobSpec.load(job.layout.spec)
+            spec = load_spec(job.layout.spec)
         except SpecError as exc:
             return Outcome("failed", str(exc), "Fix the spec and queue it again.", error_type="config")
         checks = launch_checks(spec, self.queue.jobs_dir)

@@ -59,6 +59,7 @@ def conclude(
         checkpoint=checkpoint_step(checkpoint) if checkpoint else None,
         log_tail=log_tail(job.layout.log),
         oom_advice=oom_advice,
+        kind=job.kind,
     )
 
 

@@ -1,4 +1,4 @@
-"""A stop request shared by signal handlers, the cancel-file watcher and the training loop."""
+"""A stop request shared by signal handlers, the cancel-file watcher and the job's loop."""
 
 from __future__ import annotations
 
@@ -19,3 +19,7 @@ class StopRequest:
 
     def is_set(self) -> bool:
         return self._event.is_set()
+
+
+class Cancelled(Exception):
+    """The job was asked to stop at a point where it keeps nothing partial (before training, mid-merge)."""

@@ -20,9 +20,10 @@ _TRAIN_KEYS = ("loss", "learning_rate", "grad_norm", "mean_token_accuracy", "ent
 
 
 class EventCallback(TrainerCallback):
-    def __init__(self, sink: EventSink, stop: StopRequest) -> None:
+    def __init__(self, sink: EventSink, stop: StopRequest, *, checkpoint_on_stop: bool = True) -> None:
         self._sink = sink
         self._stop = stop
+        self._checkpoint_on_stop = checkpoint_on_stop
         self._started = time.monotonic()
         self._first_step: int | None = None
         # (monotonic time, step, tokens seen) of recent steps, for a rate that follows the present.
@@ -55,7 +56,7 @@ class EventCallback(TrainerCallback):
         )
         if self._stop.is_set() and state.global_step < state.max_steps:
             self.stopped_early = True
-            control.should_save = True
+            control.should_save = self._checkpoint_on_stop
             control.should_training_stop = True
 
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs=None, **kw) -> None:

@@ -13,7 +13,7 @@ import json
 import math
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,8 @@ from backend.data.tokens import tokenize_example
 from backend.events import Artifact, EventSink, Warn
 from backend.folders import replace_folder
 from backend.jobs.layout import ADAPTER_RECORD, JobLayout
-from backend.jobs.stop import StopRequest
+from backend.jobs.result import JobResult
+from backend.jobs.stop import Cancelled, StopRequest
 from backend.models.fingerprint import fingerprint
 from backend.models.progress import each_stage_once
 from backend.models.store import resolve_model_path
@@ -41,16 +42,17 @@ _MAX_LISTED_PROBLEMS = 20
 _OPTIMIZERS = {"adamw_8bit": "adamw_bnb_8bit"}
 
 
-class Cancelled(Exception):
-    """The job was asked to stop before training started."""
+@dataclass(frozen=True)
+class Prepared:
+    """What a trainer is built from: made the same way for a training run and for a measurement."""
 
-
-@dataclass
-class SftResult:
-    status: str
-    step: int
-    metrics: dict[str, float] = field(default_factory=dict)
-    adapter_path: Path | None = None
+    model_path: Path
+    tokenizer: Any
+    model: Any
+    targets: list[str]
+    train_ds: Any
+    eval_ds: Any | None
+    content_hash: str
 
 
 def _load_data(spec: JobSpec, sink: EventSink) -> tuple[list[Example], list[Example], str]:
@@ -139,13 +141,16 @@ def _tokenize(tokenizer: Any, examples: list[Example], spec: JobSpec, split: str
     return Dataset.from_dict({"input_ids": ids, "labels": labels})
 
 
-def _sft_config(spec: JobSpec, layout: JobLayout, runtime: Runtime, steps_hint: int, has_eval: bool) -> Any:
+def _sft_config(
+    spec: JobSpec, layout: JobLayout, runtime: Runtime, steps_hint: int, has_eval: bool, save_checkpoints: bool
+) -> Any:
     from trl import SFTConfig
 
     t, s = spec.training, spec.schedule
     eval_every = s.eval_every_steps or max(1, steps_hint // 10)
     return SFTConfig(
-        output_dir=str(layout.checkpoints),
+        # The trainer creates its output folder even when it saves nothing: no empty checkpoints/ then.
+        output_dir=str(layout.checkpoints if save_checkpoints else layout.root),
         per_device_train_batch_size=t.micro_batch_size,
         per_device_eval_batch_size=t.micro_batch_size,
         gradient_accumulation_steps=t.gradient_accumulation_steps,
@@ -168,7 +173,7 @@ def _sft_config(spec: JobSpec, layout: JobLayout, runtime: Runtime, steps_hint: 
         logging_steps=s.log_every_steps,
         eval_strategy="steps" if has_eval else "no",
         eval_steps=eval_every if has_eval else None,
-        save_strategy="steps",
+        save_strategy="steps" if save_checkpoints else "no",
         save_steps=s.save_every_steps,
         save_total_limit=s.keep_checkpoints,
         include_num_input_tokens_seen="non_padding",
@@ -205,12 +210,13 @@ def _steps_hint(spec: JobSpec, n_train: int) -> int:
     return max(1, math.ceil(per_epoch * t.epochs))
 
 
-def run_sft(
-    spec: JobSpec, layout: JobLayout, sink: EventSink, stop: StopRequest, resume: bool, runtime: Runtime
-) -> SftResult:
-    """Train the adapter the spec describes; returns how it ended."""
-    model_path = resolve_model_path(spec.base_model, progress=each_stage_once(lambda s: sink.log(f"base model: {s}")))
+def base_model_path(spec: JobSpec, sink: EventSink) -> Path:
+    """The base model's folder; ``default`` or a hub id not in the store yet is imported first."""
+    return resolve_model_path(spec.base_model, progress=each_stage_once(lambda s: sink.log(f"base model: {s}")))
 
+
+def prepare(spec: JobSpec, model_path: Path, sink: EventSink, stop: StopRequest, runtime: Runtime) -> Prepared:
+    """Read and tokenize the data, load the base and find the LoRA targets; raises Cancelled when asked to stop."""
     train_convs, eval_convs, content_hash = _load_data(spec, sink)
     sink.log(f"dataset: {len(train_convs)} training and {len(eval_convs)} held-out conversations")
     if stop.is_set():
@@ -232,19 +238,43 @@ def run_sft(
     sink.log(f"LoRA targets: {', '.join(targets)}")
     if stop.is_set():
         raise Cancelled
+    return Prepared(model_path, tokenizer, model, targets, train_ds, eval_ds, content_hash)
 
+
+def build_trainer(
+    spec: JobSpec,
+    layout: JobLayout,
+    runtime: Runtime,
+    prepared: Prepared,
+    callbacks: list[Any],
+    *,
+    data_collator: Any = None,
+    save_checkpoints: bool = True,
+) -> Any:
+    """trl's SFTTrainer for ``prepared``; ``data_collator`` replaces trl's (None keeps it)."""
     from trl import SFTTrainer
 
-    callback = EventCallback(sink, stop)
-    trainer = SFTTrainer(
-        model=model,
-        args=_sft_config(spec, layout, runtime, _steps_hint(spec, len(train_ds)), eval_ds is not None),
-        train_dataset=train_ds,
-        eval_dataset=eval_ds,
-        processing_class=tokenizer,
-        peft_config=_lora_config(spec, targets),
-        callbacks=[callback],
+    has_eval = prepared.eval_ds is not None
+    steps_hint = _steps_hint(spec, len(prepared.train_ds))
+    return SFTTrainer(
+        model=prepared.model,
+        args=_sft_config(spec, layout, runtime, steps_hint, has_eval, save_checkpoints),
+        train_dataset=prepared.train_ds,
+        eval_dataset=prepared.eval_ds,
+        processing_class=prepared.tokenizer,
+        peft_config=_lora_config(spec, prepared.targets),
+        callbacks=callbacks,
+        data_collator=data_collator,
     )
+
+
+def run_sft(
+    spec: JobSpec, layout: JobLayout, sink: EventSink, stop: StopRequest, resume: bool, runtime: Runtime
+) -> JobResult:
+    """Train the adapter the spec describes; returns how it ended."""
+    prepared = prepare(spec, base_model_path(spec, sink), sink, stop, runtime)
+    callback = EventCallback(sink, stop)
+    trainer = build_trainer(spec, layout, runtime, prepared, [callback])
     resume_from = latest_checkpoint(layout.checkpoints) if resume else None
     if resume and resume_from is None:
         sink.emit(Warn(code="no_checkpoint", message="no complete checkpoint to resume from; starting over"))
@@ -254,39 +284,36 @@ def run_sft(
 
     step = trainer.state.global_step
     if callback.stopped_early:
-        return SftResult(status="cancelled", step=step, metrics=callback.last_train)
+        return JobResult(status="cancelled", step=step, metrics=callback.last_train)
 
     metrics = {f"train_{k}": v for k, v in callback.last_train.items()}
-    if eval_ds is not None:
+    if prepared.eval_ds is not None:
         if callback.last_eval_step != step:
             trainer.evaluate()
         metrics.update(callback.last_eval)
-    adapter = _save_adapter(trainer, tokenizer, spec, layout, model_path, content_hash, metrics, runtime)
+    adapter = _save_adapter(trainer, spec, layout, prepared, metrics, runtime)
     sink.emit(Artifact(kind="adapter", path=str(adapter), step=step))
-    return SftResult(status="succeeded", step=step, metrics=metrics, adapter_path=adapter)
+    return JobResult(status="succeeded", step=step, metrics=metrics, adapter_path=adapter)
 
 
 def _save_adapter(
-    trainer: Any,
-    tokenizer: Any,
-    spec: JobSpec,
-    layout: JobLayout,
-    model_path: Path,
-    content_hash: str,
-    metrics: dict[str, float],
-    runtime: Runtime,
+    trainer: Any, spec: JobSpec, layout: JobLayout, prepared: Prepared, metrics: dict[str, float], runtime: Runtime
 ) -> Path:
     """Write the PEFT adapter and its record to a temporary folder, then rename it into place."""
     final = Path(spec.output_dir) if spec.output_dir else layout.adapter
     tmp = final.with_name(f".{final.name}.partial-{uuid.uuid4().hex[:8]}")
     trainer.model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+    prepared.tokenizer.save_pretrained(tmp)
     record = {
         "format": 1,
         "name": spec.name,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "base_model": {"ref": spec.base_model, "path": str(model_path), "fingerprint": fingerprint(model_path)},
-        "dataset": {"path": spec.data.path, "eval_path": spec.data.eval_path, "content_hash": content_hash},
+        "base_model": {
+            "ref": spec.base_model,
+            "path": str(prepared.model_path),
+            "fingerprint": fingerprint(prepared.model_path),
+        },
+        "dataset": {"path": spec.data.path, "eval_path": spec.data.eval_path, "content_hash": prepared.content_hash},
         "spec": spec.to_dict(),
         "metrics": metrics,
         "steps": trainer.state.global_step,

@@ -1,0 +1,578 @@
+"""The evaluate job: the base model against its adapter (and optionally a second one), in one report.
+
+1. The adapter's record names its base (or the spec does); a base whose fingerprint
+   differs from the one the adapter was trained on is refused.
+2. The base is loaded once (``side_by_side.load_comparison``) with every adapter
+   attached; the base's numbers come from the same weights with the adapters off.
+3. Loss and perplexity on the held-out examples (``heldout.py``): the mean loss over
+   reply tokens, weighted by tokens across the set, per model and per example.
+4. Answers to the prompts (the held-out data's, or the user's) from every model with
+   the same decoding settings.
+5. ``report.json``, ``report.md`` and ``report.html`` in the job folder, and a summary
+   in each adapter's record (``record.py``). docs/evaluation.md has the details.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from backend.evaluation.errors import EvaluationError
+from backend.evaluation.heldout import HeldOut, TokenizedExample, batch_losses, held_out, tokenize_held_out
+from backend.evaluation.record import record_evaluation
+from backend.evaluation.report import REPORT_FORMAT, perplexity, prompt_text, word_diff, write_report
+from backend.evaluation.side_by_side import BASE, Comparison, Decoding, Precision, load_comparison
+from backend.events import Artifact, EventSink, Metric, Progress, Warn
+from backend.export.adapter import ADAPTER_CONFIG, AdapterInfo, read_adapter
+from backend.jobs.layout import JobLayout
+from backend.jobs.stop import StopRequest
+from backend.models.errors import ModelError
+from backend.spec import JobSpec, SpecError
+from backend.task_specs import EvaluateSpec
+
+ADAPTER, COMPARE = "adapter", "compare"
+_LISTED_EXAMPLES = 10
+_QUANT_NAMES = {"nf4": "4-bit NF4", "fp4": "4-bit FP4", "int8": "8-bit"}
+_FIT_MARGIN = 1.25  # 16-bit weights plus activations and the CUDA context must fit in free GPU memory
+
+
+@dataclass(frozen=True)
+class EvaluationOutcome:
+    metrics: dict[str, float]
+    report_path: Path  # report.json; report.md and report.html lie next to it
+
+
+@dataclass(frozen=True)
+class PromptItem:
+    messages: list[dict[str, str]]
+    reference: str | None = None
+    where: str | None = None
+
+
+@dataclass(frozen=True)
+class _Adapter:
+    key: str
+    info: AdapterInfo
+    label: str
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return self.info.record or {}
+
+
+def stop_if_asked(stop: StopRequest) -> None:
+    """Raise the worker's Cancelled (``backend.training.sft.Cancelled``) when a stop was requested."""
+    if stop.is_set():
+        from backend.training.sft import Cancelled  # imported here: the trainer's modules load torch
+
+        raise Cancelled
+
+
+class _Steps:
+    """Progress events: one step per batch of held-out examples, then one per batch of prompts."""
+
+    def __init__(self, sink: EventSink, stop: StopRequest, total: int) -> None:
+        self.sink, self.stop, self.total, self.step = sink, stop, max(total, 1), 0
+        self.started = time.monotonic()
+
+    def check(self) -> None:
+        stop_if_asked(self.stop)
+
+    def advance(self, stage: str) -> None:
+        self.step += 1
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / self.step * (self.total - self.step)
+        self.sink.emit(
+            Progress(step=self.step, total_steps=self.total, epoch=0.0, elapsed_s=elapsed, eta_s=eta, stage=stage)
+        )
+
+
+def run_evaluation(spec: EvaluateSpec, layout: JobLayout, sink: EventSink, stop: StopRequest) -> EvaluationOutcome:
+    """Run the evaluation ``spec`` describes; the report goes into ``layout.root``."""
+    started = time.monotonic()
+    warnings: list[str] = []
+
+    def warn(code: str, message: str) -> None:
+        warnings.append(message)
+        sink.emit(Warn(code=code, message=message))
+
+    adapters = _adapters(spec)
+    main = adapters[0]
+    base_path, base_label = _base_path(spec, main, sink)
+    base_fingerprint = _check_base(base_path, adapters, warn)
+    train_spec = _training_spec(main)
+    held = held_out(spec, train_spec, (main.record.get("dataset") or {}).get("content_hash"), main.label)
+    for message in held.warnings:
+        warn("evaluation_data", message)
+    prompts, prompts_source = _prompts(spec, held)
+    if not held.examples and not prompts:
+        raise EvaluationError(
+            "There is nothing to evaluate: no held-out examples and no prompts.",
+            hint="Name a held-out dataset (data) or prompts to answer.",
+            error_type="data",
+        )
+    sink.log(f"held-out data: {len(held.examples)} examples from {held.source}; {len(prompts)} prompts")
+    stop_if_asked(stop)
+
+    model_kwargs, precision = _loading(train_spec, base_path)
+    if precision is not None and precision.note:
+        warn("quantized_evaluation", f"the base is loaded as {precision.describe()}")
+    sink.log(f"loading {base_path.name} with {', '.join(a.label for a in adapters)}")
+    comparison = load_comparison(
+        base_path,
+        {a.key: a.info.path for a in adapters},
+        tokenizer_path=_tokenizer_folder(main.info.path, base_path),
+        model_kwargs=model_kwargs,
+        precision=precision,
+    )
+    sink.log(f"loaded: {comparison.precision.describe()}")
+    items, notes = tokenize_held_out(comparison.tokenizer, held)
+    for note in notes:
+        warn("evaluation_data", note)
+
+    keys = [BASE, *(a.key for a in adapters)]
+    batch = spec.batch_size
+    steps = _Steps(sink, stop, math.ceil(len(items) / batch) + math.ceil(len(prompts) / batch))
+    sums = _losses(comparison, items, keys, batch, steps)
+    losses = _aggregate(sums, items)
+    if losses:
+        sink.emit(Metric(step=steps.step, split="eval", values=_flat_losses(losses)))
+
+    decoding = Decoding(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, seed=spec.seed)
+    outputs = _generations(comparison, prompts, keys, decoding, batch, steps)
+
+    report = _report(
+        spec=spec,
+        layout=layout,
+        adapters=adapters,
+        base=(base_path, base_label, base_fingerprint),
+        comparison=comparison,
+        held=held,
+        items=items,
+        sums=sums,
+        losses=losses,
+        prompts=(prompts, prompts_source, outputs),
+        decoding=decoding,
+        warnings=warnings,
+        duration=time.monotonic() - started,
+    )
+    files = write_report(layout.root, report)
+    for path in (files.json, files.markdown, files.html):
+        sink.emit(Artifact(kind="report", path=str(path)))
+    _update_records(report, adapters, files.json, warn)
+    return EvaluationOutcome(metrics=_metrics(losses, len(items), len(prompts)), report_path=files.json)
+
+
+# -- what is evaluated --------------------------------------------------------------------------
+
+
+def _adapters(spec: EvaluateSpec) -> list[_Adapter]:
+    main = _read_adapter(spec.adapter)
+    if not spec.compare_adapter:
+        return [_Adapter(ADAPTER, main, _label(main))]
+    other = _read_adapter(spec.compare_adapter)
+    if other.path == main.path:
+        raise EvaluationError(
+            f"compare_adapter is the adapter itself ({main.path}).",
+            hint="Name a different adapter for the A/B comparison, or leave compare_adapter empty.",
+        )
+    a, b = _label(main), _label(other)
+    if a == b:
+        a, b = f"{a} (A)", f"{b} (B)"
+    return [_Adapter(ADAPTER, main, a), _Adapter(COMPARE, other, b)]
+
+
+def _read_adapter(folder: str) -> AdapterInfo:
+    """The adapter folder, or the adapter/ folder of the training job folder given."""
+    path = Path(folder).expanduser()
+    if not (path / ADAPTER_CONFIG).is_file() and (path / "adapter" / ADAPTER_CONFIG).is_file():
+        path = path / "adapter"
+    return read_adapter(path)
+
+
+def _label(info: AdapterInfo) -> str:
+    name = (info.record or {}).get("name")
+    if isinstance(name, str) and name:
+        return name
+    return info.path.parent.name if info.path.name == "adapter" else info.path.name
+
+
+def _base_path(spec: EvaluateSpec, main: _Adapter, sink: EventSink) -> tuple[Path, str]:
+    """The base folder and the name it goes by: the spec's, else the one the adapter's record names."""
+    from backend.models.progress import each_stage_once
+    from backend.models.store import resolve_model_path
+
+    recorded = main.info.recorded_base
+    candidates = [spec.base_model] if spec.base_model else [recorded.get("ref"), recorded.get("path")]
+    candidates = [c for c in candidates if c]
+    if not candidates:
+        raise EvaluationError(
+            f"{main.info.path} does not say which base model it was trained on.",
+            hint="Name the base model (base_model) it was trained on.",
+        )
+    problems = []
+    for candidate in candidates:
+        try:
+            path = resolve_model_path(candidate, progress=each_stage_once(lambda s: sink.log(f"base model: {s}")))
+        except ModelError as exc:
+            problems.append(str(exc))
+            continue
+        return path, str(candidates[0])
+    raise EvaluationError(
+        f"The base model cannot be found: {' '.join(problems)}",
+        hint="Import the base model the adapter was trained on, or name its folder (base_model).",
+    )
+
+
+def _check_base(base_path: Path, adapters: list[_Adapter], warn: Any) -> str:
+    """The base's fingerprint; refuse it when an adapter was trained on other weights."""
+    from backend.models.fingerprint import fingerprint
+
+    actual = fingerprint(base_path)
+    for adapter in adapters:
+        expected = adapter.info.recorded_base.get("fingerprint")
+        if expected is None:
+            warn(
+                "unchecked_base",
+                f"{adapter.label} has no LoRA Studio record of its base, so it cannot be checked against "
+                f"{base_path.name}; make sure it was trained on exactly this base",
+            )
+        elif expected != actual:
+            trained_on = adapter.info.recorded_base.get("ref") or adapter.info.recorded_base.get("path")
+            raise EvaluationError(
+                f"{adapter.label} was trained on {trained_on or 'another base'} (fingerprint {expected[:12]}), but "
+                f"the base given, {base_path}, has fingerprint {actual[:12]}: different weights or config. "
+                "Its losses and answers on this base would say nothing about the adapter.",
+                hint="Evaluate on the exact base the adapter was trained on (leave base_model empty to use the "
+                "recorded one), or train the adapter again on this base.",
+            )
+    return actual
+
+
+def _training_spec(adapter: _Adapter) -> JobSpec | None:
+    """The training job's spec from the adapter's record; None for an adapter trained elsewhere."""
+    data = adapter.record.get("spec")
+    if not isinstance(data, dict):
+        return None
+    try:
+        return JobSpec.from_dict(data)
+    except SpecError:
+        return None
+
+
+def _tokenizer_folder(adapter: Path, base: Path) -> Path:
+    """Training saves the tokenizer it used next to the adapter; an adapter trained elsewhere may not."""
+    return adapter if (adapter / "tokenizer_config.json").is_file() else base
+
+
+def _prompts(spec: EvaluateSpec, held: HeldOut) -> tuple[list[PromptItem], str]:
+    """The prompts every model answers, and where they came from."""
+    if isinstance(spec.prompts, str):
+        path = Path(spec.prompts).expanduser()
+        if not path.is_file():
+            raise EvaluationError(
+                f"The prompt file {path} does not exist.",
+                hint="prompts takes a list of prompts, or a text file with one prompt per line.",
+                error_type="data",
+            )
+        lines = path.read_text(encoding="utf-8").splitlines()
+        texts, source = [line for line in lines if line.strip()], f"{path} (one prompt per line)"
+    elif spec.prompts:
+        texts, source = [p for p in spec.prompts if p.strip()], "the prompts listed in the spec"
+    else:
+        items = [item for item in map(_from_example, held.examples) if item is not None]
+        cut = f"; the first {spec.max_prompts} of {len(items)}" if len(items) > spec.max_prompts else ""
+        return items[: spec.max_prompts], f"the held-out data's prompts{cut}"
+    items = [PromptItem([{"role": "user", "content": text}], where=f"prompt {i + 1}") for i, text in enumerate(texts)]
+    if len(items) > spec.max_prompts:
+        source += f"; the first {spec.max_prompts} of {len(items)}"
+    return items[: spec.max_prompts], source
+
+
+def _from_example(example: Any) -> PromptItem | None:
+    """The conversation up to its last reply, and that reply as the reference; None for plain text."""
+    messages = example.messages
+    last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=None)
+    if last is None or not any(m["role"] == "user" for m in messages[:last]):
+        return None
+    prompt = [{"role": m["role"], "content": m["content"]} for m in messages[:last]]
+    return PromptItem(prompt, messages[last]["content"], example.where())
+
+
+def _loading(train_spec: JobSpec | None, base_path: Path) -> tuple[dict[str, Any] | None, Precision | None]:
+    """16-bit (or float32 on a CPU without bf16) unless on a GPU the unquantized base does not fit.
+
+    Then the quantization the adapter was trained with, which the report states.
+    """
+    import torch
+
+    mode = train_spec.quantization.mode if train_spec else "none"
+    if not torch.cuda.is_available() or train_spec is None or mode == "none":
+        return None, None
+    from backend.models.errors import ModelImportError
+    from backend.models.hf_folder import inspect_folder
+    from backend.training.runtime import Runtime
+
+    try:
+        parameters = inspect_folder(base_path).parameter_count
+    except ModelImportError:
+        parameters = None
+    free, _ = torch.cuda.mem_get_info()
+    if parameters is not None and parameters * 2 * _FIT_MARGIN < free:
+        return None, None
+    runtime = Runtime.detect(train_spec)
+    precision = Precision(
+        _QUANT_NAMES[mode], runtime.compute_dtype, "cuda", "as the adapter was trained: 16-bit weights do not fit"
+    )
+    return runtime.model_kwargs(), precision
+
+
+# -- measuring ----------------------------------------------------------------------------------
+
+
+def _losses(
+    comparison: Comparison, items: list[TokenizedExample], keys: list[str], batch: int, steps: _Steps
+) -> dict[str, list[float]]:
+    """Summed reply-token loss of every example under every model, a batch at a time."""
+    pad = comparison.tokenizer.pad_token_id
+    sums: dict[str, list[float]] = {key: [] for key in keys}
+    for start in range(0, len(items), batch):
+        steps.check()
+        chunk = items[start : start + batch]
+        for key in keys:
+            with comparison.using(key) as model:
+                sums[key] += batch_losses(model, chunk, pad)
+        steps.advance("held-out loss")
+    return sums
+
+
+def _aggregate(sums: dict[str, list[float]], items: list[TokenizedExample]) -> dict[str, dict[str, float]]:
+    """Loss (mean over every reply token of the set) and perplexity, per model; empty without examples."""
+    tokens = sum(item.loss_tokens for item in items)
+    if not tokens:
+        return {}
+    out = {}
+    for key, values in sums.items():
+        loss = math.fsum(values) / tokens
+        out[key] = {"loss": loss, "perplexity": perplexity(loss)}
+    return out
+
+
+def _flat_losses(losses: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Losses, perplexities and changes against the base as flat metrics (an infinite perplexity left out)."""
+    values = {}
+    for key, measured in losses.items():
+        values[f"{key}_loss"] = measured["loss"]
+        values[f"{key}_perplexity"] = measured["perplexity"]
+        if key != BASE:
+            values[f"{key}_loss_delta"] = measured["loss"] - losses[BASE]["loss"]
+    return {name: value for name, value in values.items() if math.isfinite(value)}
+
+
+def _metrics(losses: dict[str, dict[str, float]], examples: int, prompts: int) -> dict[str, float]:
+    metrics = _flat_losses(losses)
+    metrics.update(eval_examples=float(examples), prompts=float(prompts))
+    return metrics
+
+
+def _generations(
+    comparison: Comparison,
+    prompts: list[PromptItem],
+    keys: list[str],
+    decoding: Decoding,
+    batch: int,
+    steps: _Steps,
+) -> list[dict[str, str]]:
+    """Every model's answer to every prompt, in prompt order."""
+    outputs: list[dict[str, str]] = []
+    for start in range(0, len(prompts), batch):
+        steps.check()
+        chunk = [p.messages for p in prompts[start : start + batch]]
+        answers = {key: comparison.generate(chunk, decoding, key, first_index=start) for key in keys}
+        outputs += [{key: answers[key][i] for key in keys} for i in range(len(chunk))]
+        steps.advance("answers")
+    return outputs
+
+
+# -- the report and the records ---------------------------------------------------------------
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _report(
+    *,
+    spec: EvaluateSpec,
+    layout: JobLayout,
+    adapters: list[_Adapter],
+    base: tuple[Path, str, str],
+    comparison: Comparison,
+    held: HeldOut,
+    items: list[TokenizedExample],
+    sums: dict[str, list[float]],
+    losses: dict[str, dict[str, float]],
+    prompts: tuple[list[PromptItem], str, list[dict[str, str]]],
+    decoding: Decoding,
+    warnings: list[str],
+    duration: float,
+) -> dict[str, Any]:
+    from backend.training.runtime import library_versions
+
+    base_path, base_label, base_fingerprint = base
+    prompt_items, prompts_source, outputs = prompts
+    keys = [BASE, *(a.key for a in adapters)]
+    per_example = [
+        {
+            "index": item.index,
+            "where": item.example.where(),
+            "prompt": _example_prompt(item),
+            "tokens": item.loss_tokens,
+            "truncated": item.truncated,
+            "losses": {key: sums[key][row] / item.loss_tokens for key in keys},
+        }
+        for row, item in enumerate(items)
+    ]
+    deltas = {}
+    for adapter in adapters:
+        if losses:
+            loss, base_loss = losses[adapter.key]["loss"], losses[BASE]["loss"]
+            deltas[adapter.key] = {
+                "loss": loss - base_loss,
+                "perplexity": _finite(losses[adapter.key]["perplexity"] - losses[BASE]["perplexity"]),
+                "perplexity_relative": _finite(math.exp(loss - base_loss) - 1) if loss - base_loss < 700 else None,
+            }
+    if losses and COMPARE in losses:
+        deltas["compare_vs_adapter"] = {"loss": losses[COMPARE]["loss"] - losses[ADAPTER]["loss"]}
+    generations = [
+        {
+            "index": i,
+            "prompt": item.messages,
+            "reference": item.reference,
+            "where": item.where,
+            "outputs": answers,
+            "diff": {key: [list(op) for op in word_diff(answers[BASE], answers[key])] for key in keys[1:]},
+        }
+        for i, (item, answers) in enumerate(zip(prompt_items, outputs, strict=True))
+    ]
+    return {
+        "format": REPORT_FORMAT,
+        "kind": "evaluation",
+        "name": spec.name,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "job": str(layout.root),
+        "spec": spec.to_dict(),
+        "versions": library_versions(),
+        "precision": comparison.precision.describe(),
+        "device": comparison.precision.device,
+        "base": {"label": base_label, "path": str(base_path), "fingerprint": base_fingerprint},
+        "models": [
+            {"key": BASE, "label": "base", "path": str(base_path)},
+            *(
+                {
+                    "key": a.key,
+                    "label": a.label,
+                    "path": str(a.info.path),
+                    "trained_steps": a.record.get("steps"),
+                    "training_metrics": a.record.get("metrics"),
+                }
+                for a in adapters
+            ),
+        ],
+        "data": {
+            "source": held.source,
+            "content_hash": held.content_hash,
+            "available": held.available,
+            "examples": len(items),
+            "skipped": len(held.examples) - len(items),
+            "tokens": sum(item.loss_tokens for item in items),
+            "max_length": held.max_length,
+            "loss_on": held.loss_on,
+        },
+        "losses": {key: {"loss": m["loss"], "perplexity": _finite(m["perplexity"])} for key, m in losses.items()},
+        "deltas": deltas,
+        "examples": per_example,
+        "worse": {a.key: _ranked(per_example, a.key, worse=True) for a in adapters},
+        "better": {a.key: _ranked(per_example, a.key, worse=False) for a in adapters},
+        "prompts_source": prompts_source,
+        "decoding": decoding.settings(),
+        "generations": generations,
+        "warnings": warnings,
+        "duration_s": round(duration, 3),
+    }
+
+
+def _example_prompt(item: TokenizedExample) -> str:
+    example = item.example
+    if example.text is not None:
+        return example.text[:100] + ("…" if len(example.text) > 100 else "")
+    return prompt_text(example.messages, 100)
+
+
+def _ranked(per_example: list[dict[str, Any]], key: str, *, worse: bool) -> list[dict[str, Any]]:
+    """The examples whose loss rose (or fell) most against the base, at most ten."""
+    rows = [
+        {
+            "index": e["index"],
+            "where": e["where"],
+            "prompt": e["prompt"],
+            "tokens": e["tokens"],
+            "base": e["losses"][BASE],
+            "loss": e["losses"][key],
+            "delta": e["losses"][key] - e["losses"][BASE],
+        }
+        for e in per_example
+    ]
+    rows = [r for r in rows if (r["delta"] > 0 if worse else r["delta"] < 0)]
+    rows.sort(key=lambda r: r["delta"], reverse=worse)
+    return rows[:_LISTED_EXAMPLES]
+
+
+def _update_records(report: dict[str, Any], adapters: list[_Adapter], report_json: Path, warn: Any) -> None:
+    """A summary of this evaluation in each adapter's record; a warning where that cannot be written."""
+    losses = report["losses"]
+    for adapter in adapters:
+        if adapter.info.record is None:
+            warn(
+                "no_adapter_record",
+                f"{adapter.label} has no LoRA Studio record ({adapter.info.path}); its results are in this "
+                "job's report only",
+            )
+            continue
+        others = [a for a in adapters if a is not adapter]
+        own = losses.get(adapter.key) or {}
+        base = losses.get(BASE) or {}
+        summary = {
+            "created_at": report["created_at"],
+            "job_id": Path(report["job"]).name,
+            "job": report["job"],
+            "report": str(report_json),
+            "name": report["name"],
+            "base": {"label": report["base"]["label"], "fingerprint": report["base"]["fingerprint"]},
+            "data": {k: report["data"][k] for k in ("source", "content_hash", "examples", "tokens")},
+            "loss": own.get("loss"),
+            "perplexity": own.get("perplexity"),
+            "base_loss": base.get("loss"),
+            "base_perplexity": base.get("perplexity"),
+            "loss_delta": own["loss"] - base["loss"] if own and base else None,
+            "compared_with": [
+                {
+                    "label": other.label,
+                    "path": str(other.info.path),
+                    "loss": (losses.get(other.key) or {}).get("loss"),
+                    "perplexity": (losses.get(other.key) or {}).get("perplexity"),
+                }
+                for other in others
+            ],
+            "prompts": len(report["generations"]),
+            "answers_changed": sum(g["outputs"][adapter.key] != g["outputs"][BASE] for g in report["generations"]),
+            "decoding": report["decoding"],
+            "precision": report["precision"],
+        }
+        try:
+            record_evaluation(adapter.info.path, summary)
+        except (OSError, ValueError) as exc:
+            warn("record_not_updated", f"could not add the results to {adapter.label}'s record: {exc}")

@@ -1,0 +1,351 @@
+"""The evaluation report: ``report.json`` for programs, ``report.md`` and ``report.html`` for people.
+
+Everything here works on the plain JSON document (docs/evaluation.md describes it),
+so the GUI's Evaluate page, the command line and a later re-render read the same
+thing. No ML imports: the GUI process reads reports through this module. The HTML
+is one self-contained file (inline style, no scripts, no network), and every piece
+of text in it is escaped.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+import json
+import math
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPORT_FORMAT = 1
+REPORT_JSON, REPORT_MD, REPORT_HTML = "report.json", "report.md", "report.html"
+
+_WORDS = re.compile(r"\s+|\w+|[^\w\s]")
+DiffOp = tuple[str, str]  # ("equal" | "delete" | "insert", text)
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    json: Path
+    markdown: Path
+    html: Path
+
+
+def word_diff(before: str, after: str) -> list[DiffOp]:
+    """``before`` turned into ``after`` word by word: runs of equal, deleted and inserted text.
+
+    Whitespace runs and punctuation are words of their own, so joining the equal and
+    delete runs gives ``before`` back and joining the equal and insert runs gives ``after``.
+    """
+    a, b = _WORDS.findall(before), _WORDS.findall(after)
+    ops: list[DiffOp] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            ops.append(("equal", "".join(a[i1:i2])))
+            continue
+        if i2 > i1:
+            ops.append(("delete", "".join(a[i1:i2])))
+        if j2 > j1:
+            ops.append(("insert", "".join(b[j1:j2])))
+    return ops
+
+
+def perplexity(loss: float) -> float:
+    """exp(loss); infinite rather than an overflow error for a hopeless model."""
+    return math.exp(loss) if loss < 700 else math.inf
+
+
+def write_report(folder: Path, report: dict[str, Any]) -> ReportFiles:
+    """Write the three files into ``folder``, each to a temporary name first and then renamed into place."""
+    files = ReportFiles(folder / REPORT_JSON, folder / REPORT_MD, folder / REPORT_HTML)
+    _write_atomic(files.json, json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    _write_atomic(files.markdown, render_markdown(report))
+    _write_atomic(files.html, render_html(report))
+    return files
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    """A report.json (or the job folder holding one); ValueError when it is not an evaluation report."""
+    path = path / REPORT_JSON if path.is_dir() else path
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or data.get("kind") != "evaluation":
+        raise ValueError(f"{path} is not a LoRA Studio evaluation report")
+    return data
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# -- shared pieces ------------------------------------------------------------------------
+
+
+def _columns(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return report["models"]
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if math.isinf(value):
+        return "∞"
+    return f"{value:.{digits}f}"
+
+
+def _signed(value: float | None, digits: int = 4) -> str:
+    return "–" if value is None else f"{value:+.{digits}f}"
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.1%}"
+
+
+def prompt_text(messages: list[dict[str, Any]], limit: int | None = None) -> str:
+    """The last user turn of a prompt (what a person recognises it by), optionally shortened."""
+    users = [m["content"] for m in messages if m.get("role") == "user"]
+    text = users[-1] if users else (messages[-1]["content"] if messages else "")
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+def _loss_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """(model, loss, perplexity, change in loss, change in perplexity) for each column."""
+    rows = []
+    losses = report.get("losses") or {}
+    for column in _columns(report):
+        key = column["key"]
+        measured = losses.get(key)
+        if measured is None:
+            continue
+        delta = (report.get("deltas") or {}).get(key) or {}
+        rows.append(
+            (
+                column["label"],
+                _number(measured["loss"]),
+                _number(measured["perplexity"], 3),
+                _signed(delta.get("loss")),
+                _percent(delta.get("perplexity_relative")),
+            )
+        )
+    return rows
+
+
+def _settings_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    data = report.get("data") or {}
+    decoding = report.get("decoding") or {}
+    rows = [
+        ("base model", f"{report['base']['label']} (fingerprint {str(report['base'].get('fingerprint'))[:12]})"),
+        ("loaded as", report.get("precision", "")),
+        ("held-out data", data.get("source", "none")),
+        ("examples / reply tokens", f"{data.get('examples', 0)} / {data.get('tokens', 0)}"),
+        ("max_seq_length, loss on", f"{data.get('max_length')}, {data.get('loss_on')}"),
+        ("prompts", report.get("prompts_source", "")),
+        ("decoding", ", ".join(f"{k}={v}" for k, v in decoding.items())),
+    ]
+    return rows
+
+
+# -- Markdown ---------------------------------------------------------------------------------
+
+
+_EXAMPLE_HEADER = "| example | prompt | base loss | loss | Δ |"
+
+
+def _md_cell(text: Any) -> str:
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _fenced(text: str) -> list[str]:
+    """A fenced block that no run of backticks inside ``text`` can close early."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + "text", text or "(empty)", fence]
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    columns = _columns(report)
+    lines = [f"# Evaluation: {report['name']}", "", f"Made {report['created_at']} by LoRA Studio.", ""]
+    lines += ["| model | loss | perplexity | Δ loss vs base | Δ perplexity |", "|---|---:|---:|---:|---:|"]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in _loss_rows(report)]
+    if not report.get("losses"):
+        lines.append("| (no held-out examples: no loss measured) | | | | |")
+    lines += ["", "## Settings", "", "| setting | value |", "|---|---|"]
+    lines += [f"| {_md_cell(k)} | {_md_cell(v)} |" for k, v in _settings_rows(report)]
+    lines += [""]
+    for warning in report.get("warnings") or []:
+        lines.append(f"> **Note:** {_md_cell(warning)}")
+    if report.get("warnings"):
+        lines.append("")
+    for kind, title in (("worse", "Held-out examples that got worse"), ("better", "Held-out examples that got better")):
+        for key, items in (report.get(kind) or {}).items():
+            label = next(c["label"] for c in columns if c["key"] == key)
+            if not items:
+                if kind == "worse" and report.get("losses"):
+                    lines += [f"No held-out example got worse with {_md_cell(label)}.", ""]
+                continue
+            lines += [f"## {title}: {label}", "", _EXAMPLE_HEADER, "|---|---|---:|---:|---:|"]
+            lines += [
+                f"| {_md_cell(i['where'])} | {_md_cell(i['prompt'])} | {_number(i['base'])} | {_number(i['loss'])} "
+                f"| {_signed(i['delta'])} |"
+                for i in items
+            ]
+            lines.append("")
+    generations = report.get("generations") or []
+    if generations:
+        lines += ["## Answers side by side", ""]
+    for item in generations:
+        lines += [f"### {item['index'] + 1}. {_md_cell(prompt_text(item['prompt'], 120))}", ""]
+        if len(item["prompt"]) > 1 or len(prompt_text(item["prompt"])) > 120:
+            lines += ["Prompt:", "", *_fenced(_conversation_text(item["prompt"])), ""]
+        if item.get("reference") is not None:
+            lines += ["Reference reply (from the data):", "", *_fenced(item["reference"]), ""]
+        for column in columns:
+            changed = "" if column["key"] == "base" or not _changed(item, column["key"]) else " (differs from base)"
+            lines += [f"**{column['label']}**{changed}", "", *_fenced(item["outputs"][column["key"]]), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _conversation_text(messages: list[dict[str, Any]]) -> str:
+    return "\n".join(f"[{m['role']}] {m['content']}" for m in messages)
+
+
+def _changed(item: dict[str, Any], key: str) -> bool:
+    return item["outputs"][key] != item["outputs"]["base"]
+
+
+# -- HTML -------------------------------------------------------------------------------------
+
+_STYLE = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1400px; padding: 0 1em; color: #1d1d1f; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; }
+table { border-collapse: collapse; width: 100%; margin: .5em 0 1em; }
+th, td { border: 1px solid #d0d0d7; padding: .35em .6em; vertical-align: top; text-align: left; }
+th { background: #f2f2f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.gen td { white-space: pre-wrap; word-break: break-word; font-family: ui-monospace, monospace; font-size: 13px; }
+.gen td.prompt { font-family: inherit; font-size: 14px; width: 22%; }
+del { background: #ffd7d5; color: #82071e; text-decoration: line-through; }
+ins { background: #ccffd8; color: #055d20; text-decoration: none; }
+.ref { color: #57606a; margin-top: .5em; } .note { background: #fff8c5; padding: .5em .8em; border-radius: 4px; }
+.same { color: #57606a; font-style: italic; font-family: inherit; }
+.better { color: #055d20; } .worse { color: #82071e; }
+"""
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _e(value: Any) -> str:
+    """Escaped text; control characters (which a model can emit and HTML forbids) shown as �."""
+    return html.escape(_CONTROL.sub("\ufffd", str(value)), quote=True)
+
+
+def _diff_html(ops: list[list[str]] | list[DiffOp], side: str) -> str:
+    """One side of a word diff: the base shows what the adapter dropped, the adapter what it added."""
+    keep = {"base": ("equal", "delete"), "other": ("equal", "insert")}[side]
+    tag = {"delete": "del", "insert": "ins"}
+    return "".join(
+        _e(text) if op == "equal" else f"<{tag[op]}>{_e(text)}</{tag[op]}>" for op, text in ops if op in keep
+    )
+
+
+def _delta_class(delta: float | None) -> str:
+    if delta is None or delta == 0:
+        return "num"
+    return "num better" if delta < 0 else "num worse"
+
+
+def render_html(report: dict[str, Any]) -> str:
+    columns = _columns(report)
+    title = f"Evaluation: {report['name']}"
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        f"<p>Made {_e(report['created_at'])} by LoRA Studio.</p>",
+    ]
+    out += ["<h2>Held-out loss</h2>"]
+    if report.get("losses"):
+        out.append(
+            "<table><tr><th>model</th><th>loss</th><th>perplexity</th><th>Δ loss vs base</th><th>Δ perplexity</th></tr>"
+        )
+        deltas = report.get("deltas") or {}
+        for column, row in zip((c for c in columns if c["key"] in report["losses"]), _loss_rows(report), strict=True):
+            css = _delta_class((deltas.get(column["key"]) or {}).get("loss"))
+            out.append(
+                f"<tr><td>{_e(row[0])}</td><td class='num'>{_e(row[1])}</td><td class='num'>{_e(row[2])}</td>"
+                f"<td class='{css}'>{_e(row[3])}</td><td class='{css}'>{_e(row[4])}</td></tr>"
+            )
+        out.append("</table>")
+    else:
+        out.append("<p>No held-out examples: no loss was measured.</p>")
+    for warning in report.get("warnings") or []:
+        out.append(f"<p class='note'>{_e(warning)}</p>")
+    out += ["<h2>Settings</h2>", "<table>"]
+    out += [f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in _settings_rows(report)]
+    out.append("</table>")
+    for kind, title_part in (("worse", "got worse"), ("better", "got better")):
+        for key, items in (report.get(kind) or {}).items():
+            label = next(c["label"] for c in columns if c["key"] == key)
+            if not items:
+                if kind == "worse" and report.get("losses"):
+                    out.append(f"<p>No held-out example got worse with {_e(label)}.</p>")
+                continue
+            out.append(f"<h2>Held-out examples that {title_part}: {_e(label)}</h2>")
+            out.append("<table><tr><th>example</th><th>prompt</th><th>base loss</th><th>loss</th><th>Δ</th></tr>")
+            out += [
+                f"<tr><td>{_e(i['where'])}</td><td>{_e(i['prompt'])}</td><td class='num'>{_number(i['base'])}</td>"
+                f"<td class='num'>{_number(i['loss'])}</td><td class='{_delta_class(i['delta'])}'>"
+                f"{_signed(i['delta'])}</td></tr>"
+                for i in items
+            ]
+            out.append("</table>")
+    generations = report.get("generations") or []
+    if generations:
+        out.append("<h2>Answers side by side</h2>")
+        out.append(
+            "<p>Same prompts, same decoding. Words the adapter dropped are <del>struck out</del> in the base "
+            "column; words it added are <ins>marked</ins> in its own.</p>"
+        )
+        out.append("<table class='gen'><tr><th>prompt</th>" + "".join(f"<th>{_e(c['label'])}</th>" for c in columns))
+        out.append("</tr>")
+        for item in generations:
+            out.append(_generation_row(item, columns))
+        out.append("</table>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def _generation_row(item: dict[str, Any], columns: list[dict[str, Any]]) -> str:
+    prompt = _e(_conversation_text(item["prompt"]) if len(item["prompt"]) > 1 else prompt_text(item["prompt"]))
+    if item.get("reference") is not None:
+        prompt += f"<div class='ref'>reference: {_e(item['reference'])}</div>"
+    cells = [f"<td class='prompt'>{item['index'] + 1}. {prompt}</td>"]
+    others = [c["key"] for c in columns if c["key"] != "base"]
+    diffs = item.get("diff") or {}
+    for column in columns:
+        key = column["key"]
+        if key == "base":
+            # With one adapter, the base shows what it dropped; with two, plain text (each adapter differs).
+            text = (
+                _diff_html(diffs[others[0]], "base")
+                if len(others) == 1 and others[0] in diffs
+                else _e(item["outputs"]["base"])
+            )
+        elif not _changed(item, key):
+            text = _e(item["outputs"][key]) + "<div class='same'>(same as base)</div>"
+        else:
+            text = _diff_html(diffs[key], "other") if key in diffs else _e(item["outputs"][key])
+        cells.append(f"<td>{text}</td>")
+    return "<tr>" + "".join(cells) + "</tr>"

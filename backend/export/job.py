@@ -1,0 +1,144 @@
+"""Merge and export as queued jobs: the functions the CLI calls, reporting through job events.
+
+Progress is reported per tensor (or per check) within named stages, and a stop request is
+honoured between two of them. Every output is staged and renamed into place only when
+complete, so a stopped or failed job leaves nothing half-written, and running it again
+starts from the beginning: there are no checkpoints to resume from.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from backend.events import Artifact, EventSink, Progress, Warn
+from backend.export.adapter import ADAPTER_CONFIG
+from backend.export.logits import LogitCheck
+from backend.export.progress import Stage
+from backend.jobs.layout import JobLayout
+from backend.jobs.result import JobResult
+from backend.jobs.stop import Cancelled, StopRequest
+from backend.task_specs import ExportSpec, MergeSpec
+
+MERGED_DIR = "merged"
+"""Inside a job folder: the merged model of a merge job (or of an export from an adapter)."""
+EXPORT_DIR = "export"
+"""Inside a job folder: what an export job writes when its spec names no output_dir."""
+
+
+class StageProgress:
+    """The export progress callback as ``progress`` events; raises Cancelled once a stop is asked for."""
+
+    def __init__(self, sink: EventSink, stop: StopRequest) -> None:
+        self._sink = sink
+        self._stop = stop
+        self._began = time.monotonic()
+        self._stage: Stage | None = None
+        self._stage_began = self._began
+
+    def __call__(self, stage: Stage, done: int, total: int) -> None:
+        if self._stop.is_set():
+            raise Cancelled
+        now = time.monotonic()
+        if stage != self._stage:
+            self._stage, self._stage_began = stage, now
+            self._sink.log(f"{stage}...")
+        spent = now - self._stage_began
+        self._sink.emit(
+            Progress(
+                step=done,
+                total_steps=total,
+                epoch=0.0,
+                elapsed_s=now - self._began,
+                eta_s=spent / done * (total - done) if done else None,
+                stage=stage,
+            )
+        )
+
+
+def run_merge(spec: MergeSpec, layout: JobLayout, sink: EventSink, stop: StopRequest) -> JobResult:
+    """Merge the adapter into its base at ``output_dir`` (or the job folder's merged/), verified unless told not to."""
+    out = Path(spec.output_dir) if spec.output_dir else layout.root / MERGED_DIR
+    sink.log(f"merging {spec.adapter} into {spec.base_model or 'the base it was trained on'}")
+    metrics = _merge(spec.adapter, out, spec.base_model, spec.dtype, spec.verify, sink, StageProgress(sink, stop))
+    return JobResult(status="succeeded", metrics=metrics, output_path=out.absolute())
+
+
+def run_export(spec: ExportSpec, layout: JobLayout, sink: EventSink, stop: StopRequest) -> JobResult:
+    """A GGUF package (merging an adapter source first) or a vLLM-ready adapter, under ``output_dir`` or export/."""
+    root = Path(spec.output_dir) if spec.output_dir else layout.root / EXPORT_DIR
+    source = Path(spec.source)
+    progress = StageProgress(sink, stop)
+    if spec.target == "adapter":
+        from backend.export.adapter_export import export_adapter
+
+        exported = export_adapter(source, root / spec.name, progress=progress)
+        _warn(sink, "export", exported.warnings)
+        sink.emit(Artifact(kind="export", path=str(exported.path)))
+        return JobResult(status="succeeded", metrics={"rank": float(exported.rank)}, output_path=exported.path)
+
+    from backend.export.gguf_export import export_gguf
+
+    metrics: dict[str, float] = {}
+    if (source / ADAPTER_CONFIG).is_file():
+        merged = layout.root / MERGED_DIR
+        sink.log(f"{source} is an adapter: merging it into its base first, into {merged}")
+        # The job owns merged/: an earlier attempt's copy is replaced, never trusted.
+        metrics |= _merge(source, merged, spec.base_model, "auto", spec.verify, sink, progress, overwrite=True)
+        source = merged
+    result = export_gguf(
+        source, root, spec.gguf_type, model_name=spec.name, publisher=spec.publisher, system=spec.system,
+        verify=spec.verify, progress=progress,
+    )  # fmt: skip
+    for check in result.checks:
+        sink.log(check.describe())
+    _warn(sink, "export", result.warnings)
+    if result.llama_cpp_sample is not None:
+        sink.log(f"llama.cpp generated from the file: {result.llama_cpp_sample!r}")
+    sink.emit(Artifact(kind="gguf", path=str(result.gguf)))
+    sink.emit(Artifact(kind="modelfile", path=str(result.modelfile)))
+    sink.emit(Artifact(kind="export", path=str(result.folder)))
+    metrics |= _check_metrics("gguf", result.checks)
+    metrics["gguf_bytes"] = float(result.gguf.stat().st_size)
+    return JobResult(status="succeeded", metrics=metrics, output_path=result.folder)
+
+
+def _merge(
+    adapter: str | Path,
+    out: Path,
+    base: str | None,
+    dtype: str,
+    verify: bool,
+    sink: EventSink,
+    progress: StageProgress,
+    *,
+    overwrite: bool = False,
+) -> dict[str, float]:
+    from backend.export.merge import merge_adapter
+
+    result = merge_adapter(adapter, out, base=base, dtype=dtype, verify=verify, overwrite=overwrite, progress=progress)
+    plan = result.plan
+    sink.log(f"merged into {plan.base_path} ({plan.parameter_count / 1e6:.1f}M parameters, {plan.dtype})")
+    _warn(sink, "merge", plan.warnings)
+    for check in result.checks:
+        sink.log(check.describe())
+    sink.emit(Artifact(kind="model", path=str(result.path)))
+    return {"parameters": float(plan.parameter_count), "merged_bytes": float(plan.output_bytes)} | _check_metrics(
+        "merge", result.checks
+    )
+
+
+def _check_metrics(prefix: str, checks: list[LogitCheck]) -> dict[str, float]:
+    """The first (transformers) check's numbers; the README and records keep every check."""
+    if not checks:
+        return {}
+    check = checks[0]
+    metrics = {f"{prefix}_relative_diff": check.relative_diff, f"{prefix}_top1_agreement": check.top1_agreement}
+    if check.adapter_effect is not None:
+        metrics["adapter_effect"] = check.adapter_effect
+    return metrics
+
+
+def _warn(sink: EventSink, code: str, warnings: list[str]) -> None:
+    for warning in warnings:
+        sink.emit(Warn(code=code, message=warning))

@@ -1,0 +1,83 @@
+"""What the worker runs for each kind of job: train, measure, evaluate, merge and export.
+
+Each kind has its own module; this one picks it by the spec's ``kind`` and says how the
+job announces itself (the ``started`` event). Only training keeps checkpoints: a resumed
+job of any other kind runs again from the start. The modules are imported only here,
+inside the functions, so a broken ML install still becomes a typed error event.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+
+from backend.events import DeviceInfo, EventSink, Started
+from backend.jobs.layout import JobLayout
+from backend.jobs.result import JobResult
+from backend.jobs.stop import StopRequest
+from backend.spec import JobSpec
+from backend.task_specs import AnySpec, EvaluateSpec, ExportSpec, MergeSpec
+from backend.training.checkpoints import checkpoint_step, latest_checkpoint
+
+
+def started_event(spec: AnySpec, layout: JobLayout, resume: bool) -> Started:
+    """The job's first event: its kind, libraries and the device its work runs on."""
+    if isinstance(spec, JobSpec):
+        from backend.training.runtime import Runtime
+
+        runtime = Runtime.detect(spec)
+        checkpoint = latest_checkpoint(layout.checkpoints) if resume and spec.kind == "train" else None
+        return Started(
+            job_kind=spec.kind,
+            pid=os.getpid(),
+            resumed_from_step=checkpoint_step(checkpoint) if checkpoint else None,
+            versions=runtime.versions,
+            device=runtime.device_info(),
+        )
+    from backend.training.runtime import library_versions
+
+    # Merge and export stream tensors on the CPU; an evaluation generates on the GPU when there is one.
+    device = _gpu() if isinstance(spec, EvaluateSpec) else None
+    return Started(job_kind=spec.kind, pid=os.getpid(), versions=library_versions(), device=device or _cpu())
+
+
+def run_kind(spec: AnySpec, layout: JobLayout, sink: EventSink, stop: StopRequest, resume: bool) -> JobResult:
+    """Do the job; raises Cancelled when it stopped on request before it had anything to keep."""
+    if resume and not (isinstance(spec, JobSpec) and spec.kind == "train"):
+        sink.log(f"a {spec.kind} job keeps no checkpoints: it runs again from the start")
+    if isinstance(spec, JobSpec):
+        from backend.training.runtime import Runtime
+
+        runtime = Runtime.detect(spec)
+        if spec.kind == "measure":
+            from backend.training.measure import run_measure
+
+            return run_measure(spec, layout, sink, stop, runtime)
+        from backend.training.sft import run_sft
+
+        return run_sft(spec, layout, sink, stop, resume, runtime)
+    if isinstance(spec, MergeSpec):
+        from backend.export.job import run_merge
+
+        return run_merge(spec, layout, sink, stop)
+    if isinstance(spec, ExportSpec):
+        from backend.export.job import run_export
+
+        return run_export(spec, layout, sink, stop)
+    from backend.evaluation.job import run_evaluation
+
+    outcome = run_evaluation(spec, layout, sink, stop)
+    return JobResult(status="succeeded", metrics=outcome.metrics, output_path=outcome.report_path)
+
+
+def _gpu() -> DeviceInfo | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    props = torch.cuda.get_device_properties(0)
+    return DeviceInfo(kind="cuda", name=props.name, memory_total_bytes=int(props.total_memory))
+
+
+def _cpu() -> DeviceInfo:
+    return DeviceInfo(kind="cpu", name=platform.processor() or platform.machine())
