@@ -13,10 +13,11 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+QUANT  := $(VENV)/.gguf-quant
 
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: install demo test test-slow test-all lint clean
+.PHONY: install demo test test-slow test-all lint clean screenshots
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,21 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# llama-cpp-python compiles llama.cpp (10-25 minutes on 2 cores). It is built once per machine into WHEELS
+# and installed from there. The build targets AVX2 rather than -march=native: on CPUs with AMX (Sapphire
+# Rapids and later) llama.cpp's AMX path segfaults on quantized weights (ggml-org/llama.cpp#20824; seen here).
+LLAMA_CPP_VERSION := 0.3.36
+LLAMA_CPP_CMAKE   := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+WHEELS ?= $(HOME)/.cache/lora-studio/wheels
+
+$(QUANT): $(STAMP)
+	ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
+	  CMAKE_ARGS="$(LLAMA_CPP_CMAKE)" $(BIN)/python -m pip wheel --quiet --no-deps --no-cache-dir \
+	  -w $(WHEELS) llama-cpp-python==$(LLAMA_CPP_VERSION)
+	$(BIN)/python -m pip install --quiet --find-links $(WHEELS) llama-cpp-python==$(LLAMA_CPP_VERSION)
+	$(BIN)/python -m pip install --quiet -e '.[gguf-quant]'
+	touch $(QUANT)
 
 demo: $(STAMP)
 	$(BIN)/lora-studio demo
@@ -38,11 +54,15 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -m "not slow"
 
-test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow
+test-slow: $(QUANT)
+	LORA_STUDIO_REQUIRE_LLAMA_CPP=1 $(BIN)/python -m pytest -m "slow or llama_cpp"
 
-test-all: lint
-	$(BIN)/python -m pytest
+test-all: lint $(QUANT)
+	LORA_STUDIO_REQUIRE_LLAMA_CPP=1 $(BIN)/python -m pytest
+
+# Every page with real data (a short real training run the first time; a few minutes on 2 cores).
+screenshots: $(STAMP)
+	$(BIN)/python -m app.screenshots --out docs/screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

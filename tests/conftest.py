@@ -79,3 +79,17 @@ def smollm2_store(smollm2: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
     """Point LORA_STUDIO_HOME at the session's SmolLM2 store (read-only: do not modify it)."""
     monkeypatch.setenv("LORA_STUDIO_HOME", str(smollm2["home"]))
     return smollm2
+
+
+@pytest.fixture
+def llama_cpp() -> object:
+    """llama-cpp-python (the ``gguf-quant`` extra), or a skip where it is not installed.
+
+    ``make test-slow`` (CI) installs the extra and sets LORA_STUDIO_REQUIRE_LLAMA_CPP=1, which
+    turns the skip into a failure: there, a missing llama.cpp means a broken install step.
+    """
+    if os.environ.get("LORA_STUDIO_REQUIRE_LLAMA_CPP") == "1":
+        import llama_cpp
+
+        return llama_cpp
+    return pytest.importorskip("llama_cpp")

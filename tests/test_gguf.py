@@ -308,10 +308,9 @@ def test_k_quant_without_llama_cpp_says_how_to_get_it(merged: dict[str, Path], t
     assert not tmp_path.joinpath("lora-studio").exists()
 
 
+@pytest.mark.llama_cpp
 @pytest.mark.parametrize("file_type", ["q4_k_m", "q6_k"])
-def test_k_quants_through_llama_cpp(file_type: str, merged: dict[str, Path], tmp_path: Path) -> None:
-    pytest.importorskip("llama_cpp")
-
+def test_k_quants_through_llama_cpp(file_type: str, merged: dict[str, Path], tmp_path: Path, llama_cpp: object) -> None:
     result = export_gguf(merged["llama"], tmp_path, file_type)
 
     fields, _ = read(result.gguf)
@@ -360,7 +359,8 @@ def test_cli_export_gguf(merged: dict[str, Path], tmp_path: Path, capsys: pytest
 
 
 @pytest.mark.slow
-def test_smollm2_merge_and_gguf_export(smollm2_store: dict, tmp_path: Path) -> None:
+@pytest.mark.llama_cpp
+def test_smollm2_merge_and_gguf_export(smollm2_store: dict, tmp_path: Path, llama_cpp: object) -> None:
     record = smollm2_store["record"]
     adapter = make_adapter(record.path, tmp_path / "adapter", r=4, lora_alpha=8, base_ref="default")
 
@@ -372,10 +372,6 @@ def test_smollm2_merge_and_gguf_export(smollm2_store: dict, tmp_path: Path) -> N
         fields, _ = read(result.gguf)
         assert fields["tokenizer.ggml.pre"] == "smollm" and fields["general.architecture"] == "llama"
         assert 'SYSTEM """You are a helpful AI assistant named SmolLM' in result.modelfile.read_text()
-        try:
-            import llama_cpp  # noqa: F401
-        except ImportError:
-            continue
         assert result.llama_cpp_sample, "llama.cpp loaded the file and generated text"
 
 

@@ -139,25 +139,15 @@ def check_llama_cpp(
     path: Path, file_type: str, reference: list[Any], ids: list[list[int]]
 ) -> tuple[LogitCheck, str] | None:
     """llama.cpp's own logits for the same token ids, and a short greedy generation; None when not installed."""
-    try:
-        import llama_cpp
-    except ImportError:
+    from backend.export.gguf.llama_cpp_run import installed, run_llama_cpp
+
+    if not installed():
         return None
-    import numpy as np
     import torch
 
+    scores, text = run_llama_cpp(path, ids)
+    candidate = [torch.from_numpy(rows) for rows in scores]
     tol = GGUF_TOLERANCE[file_type]
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=512, logits_all=True, verbose=False)
-    try:
-        candidate = []
-        for row in ids:
-            llm.reset()
-            llm.eval(row)
-            candidate.append(torch.from_numpy(np.array(llm.scores[: len(row)], dtype=np.float32)))
-        llm.reset()
-        text = llm.create_completion("The capital of France is", max_tokens=8, temperature=0.0)["choices"][0]["text"]
-    finally:
-        llm.close()
     check = compare(f"GGUF {file_type.upper()} (llama.cpp) vs source", reference, candidate, tol)
     return require(check, tol), text
 
