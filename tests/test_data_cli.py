@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -77,6 +78,31 @@ def test_preview_shows_the_example_as_the_model_sees_it(data_file: Path, tiny_ll
     assert "example 2 (d.jsonl line 2)" in out
     assert "<|im_start|>user\nQuestion 1?<|im_end|>" in out and "[[Answer 1.<|im_end|>" in out
     assert main(["data", "preview", str(data_file), "99", "--model", str(tiny_llama)]) == EXIT_USAGE
+
+
+def test_preview_json_gives_the_text_its_loss_spans_and_the_cut(data_file: Path, tiny_llama: Path, capsys) -> None:
+    assert main(["data", "preview", str(data_file), "2", "--model", str(tiny_llama), "--json"]) == EXIT_OK
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["example"], shown["file"], shown["line"], shown["where"]) == (2, "d.jsonl", 2, "d.jsonl line 2")
+    [(start, end)] = shown["loss_spans"]
+    assert shown["text"][start:end].startswith("Answer 1.<|im_end|>")
+    assert 0 < shown["loss_tokens"] < shown["tokens"] and shown["cut_at"] is None
+    assert (
+        main(["data", "preview", str(data_file), "2", "--model", str(tiny_llama), "--json", "--max-length", "4"]) == 0
+    )
+    cut = json.loads(capsys.readouterr().out)
+    assert 0 < cut["cut_at"] < len(cut["text"])
+
+
+def test_under_json_a_model_import_reports_its_stages_on_stderr(capsys) -> None:
+    """stdout holds one JSON document even when --model imports the default model first."""
+    from backend.data.commands import _model_stages
+
+    show = _model_stages(argparse.Namespace(json=True))
+    show("converting", 0.5)
+    show("converting", 0.9)
+    out, err = capsys.readouterr()
+    assert out == "" and err == "  model: converting\n"
 
 
 def test_missing_file_is_an_error_not_a_traceback(tmp_path: Path, capsys) -> None:

@@ -24,6 +24,8 @@ from backend.models.fingerprint import fingerprint
 from backend.models.progress import no_progress
 from backend.models.record import RECORD_FILE, ModelSource
 from backend.models.store import (
+    DEFAULT_CONFIG,
+    DEFAULT_PARAMETERS,
     DEFAULT_SLUG,
     get_model,
     import_default,
@@ -107,6 +109,9 @@ def test_smollm2_import_writes_a_plain_hf_folder(smollm2_store: dict) -> None:
     assert record.imported_at is not None and record.imported_at.endswith("+00:00")
     assert smollm2_store["stages"][0][0] == "extracting"
     assert {"converting", "saving", "fingerprinting"} <= {stage for stage, _ in smollm2_store["stages"]}
+    # The facts the form's estimate uses before the model is imported are the imported model's.
+    assert {key: config.get(key) for key in DEFAULT_CONFIG} == DEFAULT_CONFIG
+    assert record.parameter_count == DEFAULT_PARAMETERS
 
 
 @pytest.mark.slow

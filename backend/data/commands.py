@@ -13,6 +13,7 @@ from backend.cli import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, stage_
 from backend.data.formats import FORMATS, MAPPING_ROLES
 from backend.data.report import DataReport, count
 from backend.data.scan import ImportOptions
+from backend.models.progress import ProgressFn, each_stage_once
 
 _SHOWN_PER_PROBLEM = 5
 
@@ -48,12 +49,19 @@ def _progress_printer() -> Callable[[float], None] | None:
     return show
 
 
+def _model_stages(args: argparse.Namespace) -> ProgressFn:
+    """Each stage of a model import on its own line: on stderr under ``--json``, so stdout stays one JSON document."""
+    if getattr(args, "json", False):
+        return each_stage_once(lambda stage: print(f"  model: {stage}", file=sys.stderr, flush=True))
+    return stage_printer("model: ")
+
+
 def _token_counter(args: argparse.Namespace) -> Any:
     if not args.model:
         return None
     from backend.data.tokens import TokenCounter, load_tokenizer
 
-    tokenizer = load_tokenizer(args.model, progress=stage_printer("model: "))
+    tokenizer = load_tokenizer(args.model, progress=_model_stages(args))
     return TokenCounter(tokenizer, args.model, args.max_length, seed=args.seed)
 
 
@@ -145,10 +153,14 @@ def _data_preview(args: argparse.Namespace) -> int:
             print(f"there are {len(examples):,} usable examples; choose 1 to {len(examples):,}", file=sys.stderr)
             return EXIT_USAGE
         example = examples[args.example - 1]
-        shown = preview(load_tokenizer(args.model, progress=stage_printer("model: ")), example, args.max_length)
+        shown = preview(load_tokenizer(args.model, progress=_model_stages(args)), example, args.max_length)
     except (DataError, ModelError, TemplateError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    if args.json:
+        where = {"file": example.file, "line": example.line, "row": example.row, "where": example.where()}
+        print(json.dumps({"example": args.example, **where, **vars(shown)}, ensure_ascii=False))
+        return EXIT_OK
     print(f"example {args.example} ({example.where()}): {shown.tokens:,} tokens, {shown.loss_tokens:,} carry loss")
     print("text between [[ and ]] is what the model learns to write" + (", ||| marks the cut" if shown.cut_at else ""))
     print()
@@ -187,6 +199,9 @@ def add_data_parser(sub: Any) -> None:
     _reading_arguments(data_preview)
     data_preview.add_argument("--model", default="default", help="whose chat template and tokenizer (default: SmolLM2)")
     data_preview.add_argument("--max-length", type=int, default=_DEFAULT_MAX_LENGTH, help="mark where this cuts")
+    data_preview.add_argument(
+        "--json", action="store_true", help="print the text, its loss spans (character offsets) and the cut as JSON"
+    )
     data_preview.set_defaults(func=_data_preview)
     data_list = data.add_parser("list", help="list imported datasets")
     data_list.add_argument("--json", action="store_true")

@@ -47,6 +47,23 @@ from backend.paths import models_dir
 DEFAULT_ALIAS = "default"
 DEFAULT_SLUG = "smollm2-135m-instruct"
 DEFAULT_NAME = "SmolLM2 135M Instruct"
+DEFAULT_CONFIG = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 576,
+    "intermediate_size": 1536,
+    "num_hidden_layers": 30,
+    "num_attention_heads": 9,
+    "num_key_value_heads": 3,
+    "vocab_size": 49152,
+    "max_position_embeddings": 8192,
+    "tie_word_embeddings": True,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 100000,
+}
+"""SmolLM2-135M-Instruct's published config.json, for estimates before the model is imported."""
+DEFAULT_PARAMETERS = 134_515_008
+DEFAULT_LICENSE = "Apache-2.0"
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 Build = Callable[[Path], tuple[Path, ModelSource]]
