@@ -1,25 +1,79 @@
-"""The Data page: drop a dataset, see what will be trained on and what is wrong with which rows.
+"""The Data page: drop a dataset, see what will be trained on, how long it is in tokens, and what is wrong.
 
-The check runs on a pool thread (a million rows take seconds) with the backend's
-torch-free reader; results come back to the GUI thread through a queued signal.
-Token statistics need the model's tokenizer and arrive with the Model page's work.
+Three kinds of work run off the GUI thread:
+
+* the check (every row read and validated) on a pool thread, with the backend's torch-free
+  reader; results come back through a queued signal;
+* the token count, which needs the model's tokenizer and chat template: ``lora-studio data
+  check --model M --json`` in a child process (``TokenJob``), so this process never imports
+  transformers;
+* one example rendered as the model sees it, the same way (``data preview N --json``), only
+  while the "As the model sees it" view is showing.
+
+A checked dataset becomes the session's ``DatasetChoice`` (again with its 99th-percentile length
+once the tokens are counted), and is kept in the recent list with its column mapping.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
-from PySide6.QtWidgets import QFileDialog, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtCore import (
+    QCoreApplication,
+    QObject,
+    QRunnable,
+    QSettings,
+    Qt,
+    QThreadPool,
+    QTimer,
+    Signal,
+    Slot,
+)
+from PySide6.QtGui import QAction, QCloseEvent, QFont, QPalette, QShowEvent
+from PySide6.QtWidgets import (
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
+from app.recent import RecentDataset, RecentDatasets, now
+from app.session import DatasetChoice, Session
+from app.token_job import Measuring, RenderJob, TokenJob, canonical_model, model_choices, model_problem, with_tokens
 from backend.data.examples import Example
+from backend.data.files import find_sources
+from backend.data.formats import FORMATS
 from backend.data.load import ExampleCollector, check_dataset
 from backend.data.problems import DataError, ImportCancelled
-from backend.data.report import DataReport
+from backend.data.readers import read_file
+from backend.data.report import DataReport, FileSummary
+from backend.data.scan import ImportOptions
+from backend.models.store import DEFAULT_ALIAS
+from backend.paths import assets_dir
+from widgets.column_mapping import PREVIEW_ROWS, ColumnMappingDialog
+from widgets.drop_overlay import DropOverlay
 from widgets.drop_zone import DropZone
-from widgets.example_preview import ExamplePreview
+from widgets.example_preview import ExamplePreview, RenderedExample
 from widgets.issue_list import Issue, IssueList
+from widgets.palette import negative_color
+from widgets.recent_list import RecentItem, RecentList
+from widgets.token_panel import TokenPanel, TokenSummary
+
+_REMEASURE_MS = 600  # after the last change of the maximum length
+_MODEL_KEY = "data/model"
+_MAX_LENGTH_KEY = "data/max_length"
+_TABULAR = ("jsonl", "json", "csv", "tsv", "parquet")
+SAMPLE = assets_dir() / "datasets" / "support_triage" / "train.jsonl"
 
 
 class _Signals(QObject):
@@ -29,9 +83,10 @@ class _Signals(QObject):
 
 
 class _Check(QRunnable):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, options: ImportOptions) -> None:
         super().__init__()
         self.path = path
+        self.options = options
         self.signals = _Signals()
         self.cancelled = threading.Event()
 
@@ -39,7 +94,11 @@ class _Check(QRunnable):
         collect = ExampleCollector()
         try:
             report = check_dataset(
-                self.path, sinks=[collect], progress=self.signals.progress.emit, cancel=self.cancelled.is_set
+                self.path,
+                self.options,
+                sinks=[collect],
+                progress=self.signals.progress.emit,
+                cancel=self.cancelled.is_set,
             )
         except ImportCancelled:
             self.signals.failed.emit("Check cancelled.")
@@ -69,58 +128,358 @@ def issues_from(report: DataReport, examples: list[Example]) -> list[Issue]:
     return issues
 
 
+def format_name(report: DataReport, options: ImportOptions) -> str:
+    """The format a job spec should read the dataset with: the mapping, the choice, or the one detected."""
+    if options.columns:
+        return "columns"
+    if options.format != "auto":
+        return options.format
+    used = {f.format for f in report.files if f.accepted}
+    return used.pop() if len(used) == 1 and next(iter(used)) in FORMATS else "auto"
+
+
+def format_label(report: DataReport) -> str:
+    labels = list(dict.fromkeys(f.format_label for f in report.files if f.accepted or f.format == "unknown"))
+    return labels[0] if len(labels) == 1 else "mixed formats" if labels else ""
+
+
+def summary_text(report: DataReport) -> str:
+    """The check in one or two lines: the format and why, rows usable, duplicates, the split."""
+    if len(report.files) == 1:
+        f = report.files[0]
+        head = f"{f.format_label} ({f.reason})" if f.reason else f.format_label
+    else:
+        head = f"{len(report.files):,} files, {format_label(report)}"
+    parts = [head[:1].upper() + head[1:], f"{report.accepted:,} of {report.rows:,} rows usable"]
+    if report.excluded:
+        parts.append(f"{report.excluded:,} excluded")
+    if report.duplicates:
+        parts.append(f"{report.duplicates:,} exact duplicates")
+    if report.split and report.accepted:
+        parts.append(f"{report.split.train:,} for training, {report.split.eval:,} held out to evaluate")
+    return " · ".join(parts)
+
+
+def mappable_file(report: DataReport) -> FileSummary | None:
+    """The file whose columns a mapping is made from: the first not recognised, else the first table."""
+    tables = [f for f in report.files if f.kind in _TABULAR and f.columns]
+    return next((f for f in tables if f.format == "unknown"), tables[0] if tables else None)
+
+
+def needs_mapping(report: DataReport) -> bool:
+    """Nothing recognised, but there are rows with columns: only a mapping can make them usable."""
+    return bool(report.files) and report.rows > 0 and all(f.format == "unknown" for f in report.files)
+
+
+def first_rows(path: Path, count: int = PREVIEW_ROWS) -> list[dict]:
+    """The first ``count`` rows of a table file as ``{column: value}``, for the mapping dialog's preview."""
+    try:
+        sources = find_sources(path)
+        for source in sources.files:
+            with contextlib.closing(read_file(source, 4000)) as chunks:
+                for chunk in chunks:
+                    rows = [value for _, value in chunk.records if isinstance(value, dict)]
+                    if rows:
+                        return rows[:count]
+    except DataError:
+        pass  # the check reports why the file can't be read; the dialog then shows no preview
+    return []
+
+
+def _columns_in_order(rows: list[dict], seen: list[str]) -> list[str]:
+    """The columns as the file orders them (a CSV's header), then any the check saw that the rows lack."""
+    ordered = list(dict.fromkeys(key for row in rows for key in row))
+    return ordered + [c for c in seen if c not in ordered]
+
+
 class DataPage(QWidget):
-    """Drop zone, summary, examples as the model will see them, and every issue with its line."""
+    """Drop zone and recent datasets; then the summary, examples as the model sees them, tokens and issues."""
 
     checked = Signal(object)  # DataReport, once a dataset has been read
+    measured = Signal(object)  # TokenSummary (or None: nothing measurable), once the tokens are counted
 
-    def __init__(self, pool: QThreadPool | None = None) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        session: Session,
+        parent: QWidget | None = None,
+        *,
+        settings: QSettings | None = None,
+        pool: QThreadPool | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.session = session
+        self._settings = settings if settings is not None else QSettings()
+        self._recent = RecentDatasets(self._settings)
         self._pool = pool or QThreadPool.globalInstance()
         self._check: _Check | None = None
-        self.report: DataReport | None = None  # the last finished check, for "Save report…"
-        self.drop_zone = DropZone()
-        self.summary = QLabel("No dataset yet.")
-        self.summary.setWordWrap(True)
+        self._path: Path | None = None
+        self._options = ImportOptions()
+        self._base: DataReport | None = None  # the check made here, without tokens
+        self._examples: list[Example] = []
+        self._choice: DatasetChoice | None = None
+        self._measured_with: Measuring | None = None
+        self._renders: dict[int, RenderedExample] = {}
+        self.report: DataReport | None = None  # the last finished check, with tokens once counted
+        self.mapping_dialog: ColumnMappingDialog | None = None
+        self._mapping_path: Path | None = None  # the dataset the open mapping dialog is for
+
+        self._token_job = TokenJob(session.home, self)
+        self._token_job.measured.connect(self._on_measured)
+        self._token_job.failed.connect(self._on_measure_failed)
+        self._token_job.cancelled.connect(self._on_measure_cancelled)
+        self._render_job = RenderJob(session.home, self)
+        self._render_job.rendered.connect(self._on_rendered)
+        self._render_job.failed.connect(self._on_render_failed)
+        self._remeasure = QTimer(self, singleShot=True, interval=_REMEASURE_MS)
+        self._remeasure.timeout.connect(self._choices_changed)
+
+        self._build()
+        self._refresh_models()
+        self._refresh_recent()
+        with contextlib.suppress(TypeError, ValueError):  # a hand-edited setting is ignored
+            self.tokens.set_max_length(int(self._settings.value(_MAX_LENGTH_KEY, 1024)))
+        self._stack.setCurrentIndex(0)
+        if (app := QCoreApplication.instance()) is not None:
+            app.aboutToQuit.connect(self.shutdown)
+
+    # -- building ----------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        line = self.fontMetrics().height()
+
+        # The empty page: where a dataset comes in, and the ones opened before.
+        self.drop_zone = DropZone(multiple=False)
+        self.drop_zone.setMinimumHeight(line * 11)
+        self.drop_zone.setMaximumHeight(line * 18)
+        self.drop_zone.pathsDropped.connect(self._on_paths)
+        self.recent_list = RecentList()
+        self.recent_list.openRequested.connect(self._open_recent)
+        self.recent_list.forgetRequested.connect(self._forget_recent)
+        self._recent_heading = _heading("Recent datasets")
+        self._no_recent = QLabel(
+            "Datasets you open are listed here, with what their last check found. "
+            f'New to this? <a href="{SAMPLE}">Open the sample dataset</a> (360 support tickets, triaged).'
+        )
+        self._no_recent.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self._no_recent.setWordWrap(True)
+        self._no_recent.linkActivated.connect(self._open_link)
+        column = QVBoxLayout()
+        column.addStretch(1)
+        column.addWidget(self.drop_zone, 3)
+        column.addSpacing(line)
+        column.addWidget(self._recent_heading)
+        column.addWidget(self.recent_list, 2)
+        column.addWidget(self._no_recent)
+        column.addStretch(1)
+        empty = QWidget()
+        centred = QHBoxLayout(empty)
+        centred.addStretch(1)
+        centred.addLayout(column, 6)
+        centred.addStretch(1)
+
+        # The dataset: what it is and what the check found, then examples, tokens and issues.
+        self.title = QLabel(textFormat=Qt.TextFormat.PlainText)
+        title_font = QFont(self.title.font())
+        title_font.setPointSizeF(title_font.pointSizeF() * 1.3)
+        title_font.setBold(True)
+        self.title.setFont(title_font)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.summary = QLabel("No dataset yet.", textFormat=Qt.TextFormat.PlainText, wordWrap=True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.progress = QProgressBar(textVisible=False)
+        self.progress.setRange(0, 100)
+        self.progress.setMaximumWidth(line * 14)
+        self.progress.setMaximumHeight(round(line * 0.8))
         self.cancel_button = QPushButton("Cancel check")
-        self.cancel_button.setVisible(False)
         self.cancel_button.clicked.connect(self.cancel)
+        self.map_button = QPushButton("Map columns…")
+        self.map_button.setToolTip("Say which column holds the instruction, the response and the rest")
+        self.map_button.clicked.connect(self.ask_mapping)
+        self.detect_button = QPushButton("Detect format")
+        self.detect_button.setToolTip("Forget the column mapping and read the file in the format it is in")
+        self.detect_button.clicked.connect(self._detect_format)
+        self.open_button = QPushButton("Open another")
+        self.open_button.setToolTip("Browse for a dataset, or reopen a recent one; or drop one anywhere on this page")
+        self._open_menu = QMenu(self.open_button)
+        self._open_menu.aboutToShow.connect(self._fill_open_menu)
+        self._open_menu.triggered.connect(self._open_menu_chosen)
+        self.open_button.setMenu(self._open_menu)
+
+        words = QVBoxLayout()
+        words.setSpacing(line // 4)
+        words.addWidget(self.title)
+        busy = QHBoxLayout()
+        busy.addWidget(self.progress)
+        busy.addWidget(self.summary, 1)
+        words.addLayout(busy)
+        header = QHBoxLayout()
+        header.addLayout(words, 1)
+        for button in (self.cancel_button, self.map_button, self.detect_button, self.open_button):
+            header.addWidget(button, 0, Qt.AlignmentFlag.AlignTop)
+
         self.preview = ExamplePreview()
+        self.preview.renderingWanted.connect(self._render)
+        self.tokens = TokenPanel()
+        self.tokens.modelChosen.connect(self._model_chosen)
+        self.tokens.maxLengthChanged.connect(self._max_length_changed)
+        self.tokens.cancelRequested.connect(self._token_job.cancel)
+        self.tokens.retryRequested.connect(self._retry)
         self.issues = IssueList()
         self.issues.issueActivated.connect(self.preview.select_example)
         self.issues.saveReportRequested.connect(self._save_report)
-        self.drop_zone.pathsDropped.connect(self._on_paths)
 
-        split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(self.preview)
-        split.addWidget(self.issues)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
+        below = QSplitter(Qt.Orientation.Horizontal)
+        below.addWidget(_section("Token lengths", self.tokens))
+        below.addWidget(_section("Issues", self.issues))
+        below.setStretchFactor(0, 2)
+        below.setStretchFactor(1, 3)
+        below.setSizes([450, 550])  # scaled to the width there is; the plot's size hint would take half
+        below.setChildrenCollapsible(False)
+        self._content = QSplitter(Qt.Orientation.Vertical)
+        self._content.addWidget(_section("Examples", self.preview))
+        self._content.addWidget(below)
+        self._content.setStretchFactor(0, 1)
+        self._content.setStretchFactor(1, 1)
+        self._content.setChildrenCollapsible(False)
+        loaded = QWidget()
+        loaded_layout = QVBoxLayout(loaded)
+        loaded_layout.setContentsMargins(0, 0, 0, 0)
+        loaded_layout.addLayout(header)
+        loaded_layout.addWidget(self._content, 1)
+
+        # A refused drop anywhere on the page says why here.
+        self.notice = QLabel(textFormat=Qt.TextFormat.PlainText, wordWrap=True)
+        self.notice.setObjectName("notice")
+        self.notice.hide()
+        self._stack = QStackedWidget()
+        self._stack.addWidget(empty)
+        self._stack.addWidget(loaded)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.drop_zone)
-        layout.addWidget(self.summary)
-        layout.addWidget(self.cancel_button, alignment=Qt.AlignmentFlag.AlignLeft)
-        layout.addWidget(split, 1)
+        layout.addWidget(self.notice)
+        layout.addWidget(self._stack, 1)
 
-    def open(self, path: Path) -> None:
-        """Check ``path`` in the background; the page fills when it is done."""
+        self.overlay = DropOverlay(self)
+        self.overlay.pathsDropped.connect(self._on_paths)
+        self.overlay.refused.connect(self._show_notice)
+        self._show_busy(False)
+        self.map_button.hide()
+        self.detect_button.hide()
+
+    # -- public ------------------------------------------------------------------------------
+
+    def open(self, path: Path, options: ImportOptions | None = None) -> None:
+        """Check ``path`` in the background, read as ``options`` (default: its remembered column mapping)."""
         self.cancel()
-        check = _Check(path)
+        path = Path(path)
+        if options is None:
+            known = self._recent.get(path)
+            columns = known.columns if known else None
+            options = ImportOptions(format="columns", columns=columns) if columns else ImportOptions()
+        if self.mapping_dialog is not None and self._mapping_path != path:
+            self.mapping_dialog.close()  # its choices are for the file that was open before
+        self._path, self._options = path, options
+        self._base = self.report = None
+        self._examples = []
+        self._choice = None
+        self._stop_token_work()
+        self._show_notice("")
+        check = _Check(path, options)
         check.signals.progress.connect(self._on_progress, Qt.ConnectionType.QueuedConnection)
         check.signals.finished.connect(self._on_finished, Qt.ConnectionType.QueuedConnection)
         check.signals.failed.connect(self._on_failed, Qt.ConnectionType.QueuedConnection)
         self._check = check
-        self.summary.setText(f"Checking {path.name}…")
-        self.cancel_button.setVisible(True)
+        self._stack.setCurrentIndex(1)
+        self.title.setText(path.name or str(path))
+        self.title.setToolTip(str(path))
+        self._set_summary(f"Checking every row of {path.name}…")
+        self.progress.setValue(0)
+        self._show_busy(True)
+        self._content.setEnabled(False)
+        self.preview.set_examples([])
+        self.preview.set_placeholder(f"The examples appear here once {path.name} has been read.")
+        self.preview.set_rendered_placeholder(None)
+        self.issues.clear()
+        self.map_button.hide()
+        self.detect_button.hide()
+        self.tokens.show_idle("Token lengths are measured once the check is done.")
         self._pool.start(check)
 
     def cancel(self) -> None:
+        """Stop the check (the token count has its own Cancel)."""
         if self._check is not None:
             self._check.cancelled.set()
 
     def is_checking(self) -> bool:
         return self._check is not None
+
+    def is_measuring(self) -> bool:
+        return self._token_job.is_running()
+
+    def measure(self) -> None:
+        """Count the dataset's tokens with the chosen model, in a child process."""
+        self._remeasure.stop()
+        if self._base is None or not self._base.usable or self._path is None:
+            return
+        ref = self.tokens.current_model()
+        if ref is None:
+            self.tokens.show_idle("Choose a model to measure the examples with its tokenizer.")
+            return
+        problem = model_problem(ref)
+        if problem is not None:
+            self._token_job.shutdown()
+            self.tokens.show_error(*problem)
+            return
+        request = Measuring(self._path, self._options, ref, self.tokens.max_length())
+        self._token_job.start(request)
+        self.tokens.show_busy(
+            f"Counting tokens with {self.tokens.current_model_name()}… "
+            "Loading its tokenizer takes a few seconds; the examples stay usable meanwhile."
+        )
+
+    def ask_mapping(self) -> ColumnMappingDialog | None:
+        """Open the column mapping dialog for the dataset shown; OK checks it again with the mapping."""
+        if self._path is None or self._base is None:
+            return None
+        summary = mappable_file(self._base)
+        if summary is None:
+            return None
+        file_path = self._path / summary.name if self._path.is_dir() else self._path
+        rows = first_rows(file_path)
+        if self.mapping_dialog is not None:
+            self.mapping_dialog.close()
+        dialog = ColumnMappingDialog(
+            _columns_in_order(rows, summary.columns),
+            rows,
+            mapping=self._options.columns,
+            parent=self,
+            file_name=summary.name,
+        )
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.finished.connect(self._mapping_finished)
+        self.mapping_dialog, self._mapping_path = dialog, self._path
+        dialog.open()
+        return dialog
+
+    def shutdown(self) -> None:
+        """Stop everything this page started: the check, the token count, the rendering."""
+        self.cancel()
+        self._remeasure.stop()
+        self._token_job.shutdown()
+        self._render_job.shutdown()
+        if self.mapping_dialog is not None:
+            self.mapping_dialog.close()
+
+    # -- events ------------------------------------------------------------------------------
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._refresh_models()  # a model may have been imported on another page
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.shutdown()
+        super().closeEvent(event)
+
+    # -- the check ---------------------------------------------------------------------------
 
     def _on_paths(self, paths: list[Path]) -> None:
         self.open(paths[0])
@@ -128,30 +487,237 @@ class DataPage(QWidget):
     @Slot(float)
     def _on_progress(self, fraction: float) -> None:
         if self._check is not None:
-            self.summary.setText(f"Checking {self._check.path.name}… {fraction:.0%}")
+            self.progress.setValue(round(fraction * 100))
+            self._set_summary(f"Checking every row of {self._check.path.name}… {fraction:.0%}")
 
     @Slot(object, object)
     def _on_finished(self, report: DataReport, examples: list[Example]) -> None:
         if self.sender() is not (self._check.signals if self._check else None):
             return  # a check that was replaced by a newer one
+        path, options = self._check.path, self._check.options
         self._check = None
-        self.cancel_button.setVisible(False)
-        self.summary.setText("\n".join(report.summary_lines()))
+        self._show_busy(False)
+        self._content.setEnabled(True)
+        self._base = self.report = report
+        self._examples = examples
+        self._set_summary(summary_text(report), error=not report.usable)
+        self.summary.setToolTip("\n".join(report.summary_lines()))
         # Plain text (for continued pre-training) shows as one "text" turn.
         shown = [[{"role": "text", "content": e.text}] if e.is_text else e.messages for e in examples]
+        self._renders.clear()
         self.preview.set_examples(shown)
+        self.preview.select_example(0)
         self.issues.set_issues(issues_from(report, examples))
-        self.report = report
+        self.map_button.setVisible(mappable_file(report) is not None)
+        self.map_button.setText("Change column mapping…" if options.columns else "Map columns…")
+        self.detect_button.setVisible(bool(options.columns))
+        self.map_button.setDefault(needs_mapping(report) and not options.columns)  # the way forward, emphasised
+        known = self._recent.get(path)
+        fmt = format_name(report, options)
+        self._recent.remember(
+            RecentDataset(
+                path=str(path),
+                format=fmt,
+                format_label=format_label(report),
+                columns=dict(options.columns) if options.columns else None,
+                rows=report.rows,
+                accepted=report.accepted,
+                # The length measured before stays until this check is measured, if nothing changed.
+                p99_tokens=known.p99_tokens if known and known.columns == options.columns else None,
+                model=known.model if known and known.columns == options.columns else None,
+                checked_at=now(),
+            )
+        )
+        self._refresh_recent()
         self.checked.emit(report)
+        if report.usable:
+            columns = dict(options.columns) if options.columns else None
+            self._choice = DatasetChoice(str(path), fmt, columns, report.accepted)
+            self.session.dataset_changed.emit(self._choice)
+            self.measure()
+        else:
+            self.tokens.show_idle("Nothing to measure: no row of this dataset can be used yet. See the issues.")
+        if needs_mapping(report) and not options.columns:
+            self.ask_mapping()
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
         if self.sender() is not (self._check.signals if self._check else None):
             return
         self._check = None
-        self.cancel_button.setVisible(False)
-        self.summary.setText(message)
+        self._show_busy(False)
+        self._content.setEnabled(True)
+        self._set_summary(message, error=True)
+        self.summary.setToolTip("")
+        self.preview.set_examples([])
         self.issues.set_issues([Issue("error", message)])
+        self.tokens.show_idle("")
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    def _model_chosen(self, ref: str) -> None:
+        self._settings.setValue(_MODEL_KEY, ref)
+        self._choices_changed()
+
+    def _max_length_changed(self, tokens: int) -> None:
+        self._settings.setValue(_MAX_LENGTH_KEY, tokens)
+        self._remeasure.start()
+
+    def _choices_changed(self) -> None:
+        self._remeasure.stop()
+        self._renders.clear()
+        self._render_job.shutdown()
+        self.preview.clear_rendered()
+        self.measure()
+
+    def _on_measured(self, summary: TokenSummary | None, measured: dict) -> None:
+        if self._base is None:
+            return
+        if summary is None:
+            self.tokens.show_idle("No example could be measured: the chat template refused every one. See the issues.")
+        else:
+            self.tokens.show_summary(summary)
+        self.report = with_tokens(self._base, measured)
+        self.issues.set_issues(issues_from(self.report, self._examples))
+        p99 = (measured.get("tokens") or {}).get("percentiles", {}).get("p99")
+        if self._choice is not None and p99 is not None:
+            self._choice = replace(self._choice, p99_tokens=int(p99))
+            self.session.dataset_changed.emit(self._choice)
+        if self._path is not None:
+            self._recent.update(self._path, p99_tokens=p99, model=self.tokens.current_model())
+            self._refresh_recent()
+        self.measured.emit(summary)
+
+    def _retry(self) -> None:
+        self._refresh_models()  # the model may have been imported since
+        self.measure()
+
+    def _on_measure_failed(self, message: str) -> None:
+        self.tokens.show_error(message)
+
+    def _on_measure_cancelled(self) -> None:
+        self.tokens.show_idle("Counting cancelled.", retry=True)
+
+    def _refresh_models(self) -> None:
+        models = model_choices()
+        saved = self._settings.value(_MODEL_KEY)
+        current = canonical_model(self.tokens.current_model() or str(saved or DEFAULT_ALIAS))
+        if saved is None and current == DEFAULT_ALIAS and len(models) > 1:
+            current = models[1][1]  # never chosen, and the default isn't imported: the first model there is
+        self.tokens.set_models(models, current)
+
+    # -- rendering one example ---------------------------------------------------------------
+
+    def _render(self, row: int) -> None:
+        if row in self._renders:
+            self.preview.show_rendered(row, self._renders[row])
+            return
+        ref = self.tokens.current_model()
+        if self._path is None or self._base is None or not self._base.usable or ref is None:
+            return
+        problem = model_problem(ref)
+        if problem is not None:
+            self.preview.set_rendered_placeholder("\n\n".join(t for t in problem if t))
+            return
+        name = self.tokens.current_model_name()
+        self.preview.set_rendered_placeholder(f"Rendering example {row + 1:,} with {name}'s chat template…")
+        self._render_job.start(Measuring(self._path, self._options, ref, self.tokens.max_length()), row)
+
+    def _on_rendered(self, row: int, rendered: RenderedExample) -> None:
+        self._renders[row] = rendered
+        self.preview.show_rendered(row, rendered)
+
+    def _on_render_failed(self, row: int, message: str) -> None:
+        if row == self.preview.current_example():
+            self.preview.set_rendered_placeholder(f"This example could not be rendered. {message}")
+
+    def _stop_token_work(self) -> None:
+        self._remeasure.stop()
+        self._token_job.shutdown()
+        self._render_job.shutdown()
+        self._renders.clear()
+
+    # -- column mapping ----------------------------------------------------------------------
+
+    @Slot(int)
+    def _mapping_finished(self, result: int) -> None:
+        dialog, path = self.mapping_dialog, self._mapping_path
+        if dialog is None or self.sender() is not dialog:
+            return  # a dialog replaced by a newer one
+        self.mapping_dialog = self._mapping_path = None
+        if result == QDialog.DialogCode.Accepted and path is not None:
+            self.open(path, ImportOptions(format="columns", columns=dialog.mapping()))
+
+    def _detect_format(self) -> None:
+        if self._path is not None:
+            self.open(self._path, ImportOptions())
+
+    # -- recent datasets ---------------------------------------------------------------------
+
+    def _refresh_recent(self) -> None:
+        entries = self._recent.entries()
+        self.recent_list.set_items([RecentItem(e.path, e.name, e.detail(), missing=not e.exists()) for e in entries])
+        self.recent_list.setVisible(bool(entries))
+        # As tall as its entries (up to six; it scrolls past that), so the empty page stays centred.
+        rows = self.recent_list.sizeHintForRow(0) * max(1, min(len(entries), 6)) if entries else 0
+        self.recent_list.setMaximumHeight(rows + 2 * self.recent_list.frameWidth())
+        self._no_recent.setVisible(not entries)
+
+    def _open_recent(self, path: str) -> None:
+        self.open(Path(path))
+
+    def _forget_recent(self, path: str) -> None:
+        self._recent.forget(path)
+        self._refresh_recent()
+
+    def _fill_open_menu(self) -> None:
+        menu = self._open_menu
+        menu.clear()
+        menu.addAction("Browse files…").setData("files")
+        menu.addAction("Browse folder…").setData("folder")
+        entries = [e for e in self._recent.entries() if e.path != str(self._path)]
+        if entries:
+            menu.addSection("Recent")
+        for entry in entries:
+            action = menu.addAction(entry.name)
+            action.setData(entry.path)
+            action.setToolTip(entry.path)
+            action.setEnabled(entry.exists())
+        menu.setToolTipsVisible(True)
+
+    def _open_menu_chosen(self, action: QAction) -> None:
+        chosen = action.data()
+        if chosen == "files":
+            self.drop_zone.browse_files()
+        elif chosen == "folder":
+            self.drop_zone.browse_folder()
+        elif chosen:
+            self.open(Path(chosen))
+
+    def _open_link(self, link: str) -> None:
+        self.open(Path(link))
+
+    # -- small things ------------------------------------------------------------------------
+
+    def _set_summary(self, text: str, *, error: bool = False) -> None:
+        self.summary.setText(text)
+        palette = self.summary.palette()
+        colour = negative_color(self.palette()) if error else self.palette().color(QPalette.ColorRole.WindowText)
+        palette.setColor(QPalette.ColorRole.WindowText, colour)
+        self.summary.setPalette(palette)
+
+    def _show_busy(self, busy: bool) -> None:
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        self.open_button.setVisible(not busy)
+
+    def _show_notice(self, text: str) -> None:
+        self.notice.setText(text)
+        self.notice.setVisible(bool(text))
+        if text:
+            palette = self.notice.palette()
+            palette.setColor(QPalette.ColorRole.WindowText, negative_color(self.palette()))
+            self.notice.setPalette(palette)
 
     def _save_report(self) -> None:
         if self.report is None:
@@ -160,3 +726,22 @@ class DataPage(QWidget):
         target, _ = QFileDialog.getSaveFileName(self, "Save the dataset report", name, "Markdown (*.md);;JSON (*.json)")
         if target:
             self.report.save(Path(target))
+
+
+def _heading(text: str) -> QLabel:
+    label = QLabel(text)
+    font = QFont(label.font())
+    font.setBold(True)
+    label.setFont(font)
+    return label
+
+
+def _section(title: str, body: QWidget) -> QWidget:
+    """``body`` under a bold heading, so the page reads as named parts."""
+    section = QWidget()
+    layout = QVBoxLayout(section)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.setSpacing(section.fontMetrics().height() // 3)
+    layout.addWidget(_heading(title))
+    layout.addWidget(body, 1)
+    return section

@@ -5,13 +5,16 @@ from __future__ import annotations
 import sys
 
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QApplication, QStyle
+from PySide6.QtWidgets import QApplication, QStyle, QWidget
 
-from app.data_page import DataPage
+from app import appearance
 from app.errors import ErrorReporter, offer_previous_crash
+from app.jobs_page import JobsPage
 from app.main_window import MainWindow
-from app.pages import ComingPage
+from app.notifications import hook_up
+from app.session import Session
 from backend import paths
+from widgets.lazy_page import LazyPage
 
 PAGES = (
     (
@@ -45,25 +48,76 @@ PAGES = (
 )
 
 
-def build_window(settings: QSettings) -> MainWindow:
+def build_window(settings: QSettings, session: Session | None = None) -> MainWindow:
+    """The window with every page, wired through one Session (pages never hold each other).
+
+    Only the Jobs page, which keeps the status bar's queue count, is built at once; the others
+    are built (and their modules imported) the first time they are shown.
+    """
+    session = session or Session()
     window = MainWindow(settings)
-    for title, icon, text in PAGES:
-        window.add_page(title, DataPage() if title == "Data" else ComingPage(title, text), icon)
+    jobs = JobsPage(session)
+
+    def data() -> QWidget:
+        from app.data_page import DataPage
+
+        return DataPage(session, settings=settings)
+
+    def training() -> QWidget:
+        from app.training_page import TrainingPage
+
+        return TrainingPage(session, settings=settings)
+
+    def monitor() -> QWidget:
+        from app.monitor_page import MonitorPage
+
+        return MonitorPage(session)
+
+    def evaluate() -> QWidget:
+        from app.evaluate_page import EvaluatePage
+
+        return EvaluatePage(session, settings=settings)
+
+    def export() -> QWidget:
+        from app.export_page import ExportPage
+
+        return ExportPage(session, settings=settings)
+
+    pages: dict[str, QWidget] = {
+        "Data": LazyPage(data),
+        "Model & training": LazyPage(training),
+        "Jobs": jobs,
+        "Monitor": LazyPage(monitor),
+        "Evaluate": LazyPage(evaluate),
+        "Export": LazyPage(export),
+    }
+    for title, icon, tip in PAGES:
+        window.add_page(title, pages[title], icon, tip)
+    titles = window.page_titles()
+    session.show_page.connect(lambda title: window.show_page(titles.index(title)))
+    hook_up(window, jobs)
     window.restore_state()
     return window
 
 
-def main(argv: list[str] | None = None) -> int:
-    app = QApplication(argv if argv is not None else sys.argv)
+def start(argv: list[str]) -> tuple[QApplication, MainWindow, ErrorReporter]:
+    """Everything up to a shown window, without entering the event loop (the start-up benchmark uses this)."""
+    app = QApplication(argv)
     app.setOrganizationName("LoRA Studio")
     app.setApplicationName("LoRA Studio")
     settings = QSettings()
+    appearance.install(app, settings)
     window = build_window(settings)
     crash_log = paths.data_home() / "logs" / "session.log"
     offer_previous_crash(window, crash_log)
     reporter = ErrorReporter(crash_log, window)
     reporter.install()
     window.show()
+    return app, window, reporter
+
+
+def main(argv: list[str] | None = None) -> int:
+    app, _window, reporter = start(argv if argv is not None else sys.argv)
     try:
         return app.exec()
     finally:

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app import appearance
 from app.about import AboutBox
 from app.status import gpu_status_text
 
@@ -44,6 +45,10 @@ class MainWindow(QMainWindow):
         self._splitter.setChildrenCollapsible(False)
         self.setCentralWidget(self._splitter)
 
+        self._queue_label = QLabel()
+        self._queue_label.setToolTip("Jobs in the queue; the Jobs page lists them.")
+        self._queue_label.setContentsMargins(0, 0, self.fontMetrics().height(), 0)
+        self.statusBar().addPermanentWidget(self._queue_label)
         self._gpu_label = QLabel()
         self.statusBar().addPermanentWidget(self._gpu_label)
         self._gpu_timer = QTimer(self, interval=_GPU_POLL_MS, timeout=self.refresh_gpu_status)
@@ -54,9 +59,10 @@ class MainWindow(QMainWindow):
 
     # -- pages -----------------------------------------------------------------
 
-    def add_page(self, title: str, page: QWidget, icon: QStyle.StandardPixmap) -> None:
+    def add_page(self, title: str, page: QWidget, icon: QStyle.StandardPixmap, tip: str = "") -> None:
         index = self._stack.addWidget(page)
         item = QListWidgetItem(self.style().standardIcon(icon), title)
+        item.setToolTip(tip)
         item.setSizeHint(QSize(0, 36))
         self._nav.addItem(item)
         action = QAction(title, self, shortcut=QKeySequence(f"Ctrl+{index + 1}"))
@@ -66,6 +72,9 @@ class MainWindow(QMainWindow):
 
     def show_page(self, index: int) -> None:
         self._nav.setCurrentRow(index)
+
+    def page_widget(self, index: int) -> QWidget:
+        return self._stack.widget(index)
 
     def current_page(self) -> int:
         return self._stack.currentIndex()
@@ -80,12 +89,21 @@ class MainWindow(QMainWindow):
         quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
+        view_menu = self.menuBar().addMenu("&View")
+        appearance.add_menu(view_menu, self._settings)
         self._page_menu = self.menuBar().addMenu("&Go")
         help_menu = self.menuBar().addMenu("&Help")
         about = QAction("&About LoRA Studio", self)
         about.setMenuRole(QAction.MenuRole.AboutRole)
         about.triggered.connect(lambda: AboutBox(self).open())
         help_menu.addAction(about)
+
+    def set_queue_status(self, text: str) -> None:
+        """The queue's state in the status bar, e.g. "1 running · 2 queued" (``app.notifications.hook_up``)."""
+        self._queue_label.setText(text)
+
+    def show_status_message(self, text: str, timeout_ms: int = 10_000) -> None:
+        self.statusBar().showMessage(text, timeout_ms)
 
     def refresh_gpu_status(self) -> None:
         self._gpu_label.setText(gpu_status_text())

@@ -80,6 +80,26 @@ def check_paths(
     return Verdict(paths=tuple(paths))
 
 
+def judge_mime(
+    mime: QMimeData | None, extensions: Sequence[str], *, folders: bool = True, multiple: bool = True
+) -> Verdict:
+    """Decide whether what is dragged or pasted (``mime``) can be opened, as ``check_paths`` does for paths."""
+    if mime is None:
+        return check_paths([], extensions)
+    paths, foreign = _paths_from_mime(mime)
+    if foreign:
+        return Verdict(reason="Web links can't be opened here; download the file first, then drop it.")
+    return check_paths(paths, extensions, folders=folders, multiple=multiple)
+
+
+def judge_drag(event: QDropEvent, extensions: Sequence[str], *, folders: bool = True, multiple: bool = True) -> Verdict:
+    """Judge a drag's items, and take them as a copy: a drag that can only move is refused."""
+    verdict = judge_mime(event.mimeData(), extensions, folders=folders, multiple=multiple)
+    if verdict.ok and not copy_or_link(event):
+        return Verdict(reason=_MOVE_ONLY)
+    return verdict
+
+
 def _paths_from_mime(mime: QMimeData) -> tuple[list[Path], bool]:
     """Local paths in a drag or the clipboard, and whether anything else (a web link) came along."""
     urls = mime.urls() if mime.hasUrls() else []
@@ -207,7 +227,7 @@ class DropZone(QFrame):
 
     def dragMoveEvent(self, event: QDragMoveEvent) -> None:
         if self._pending.ok:
-            _copy_or_link(event)
+            copy_or_link(event)
             event.accept()
         else:
             event.ignore()
@@ -273,19 +293,10 @@ class DropZone(QFrame):
     # -- internals ---------------------------------------------------------------------------
 
     def _judge_drag(self, event: QDropEvent) -> Verdict:
-        """Judge a drag's items, and take them as a copy: a drag that can only move is refused."""
-        verdict = self._judge(event.mimeData())
-        if verdict.ok and not _copy_or_link(event):
-            return Verdict(reason=_MOVE_ONLY)
-        return verdict
+        return judge_drag(event, self._extensions, folders=self._folders, multiple=self._multiple)
 
     def _judge(self, mime: QMimeData | None) -> Verdict:
-        if mime is None:
-            return check_paths([], self._extensions)
-        paths, foreign = _paths_from_mime(mime)
-        if foreign:
-            return Verdict(reason="Web links can't be opened here; download the file first, then drop it.")
-        return check_paths(paths, self._extensions, folders=self._folders, multiple=self._multiple)
+        return judge_mime(mime, self._extensions, folders=self._folders, multiple=self._multiple)
 
     def _finish(self, verdict: Verdict) -> None:
         if not verdict.ok:
@@ -306,7 +317,7 @@ class DropZone(QFrame):
         style = self.style()
         if state is DropState.ACCEPT:
             icon = style.standardIcon(QStyle.StandardPixmap.SP_DialogOpenButton)
-            self._title.setText(_release_text(verdict.paths))
+            self._title.setText(release_text(verdict.paths))
             self._detail.setText("LoRA Studio will check every row and tell you what it finds.")
         elif state is DropState.REJECT:
             icon = style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
@@ -321,7 +332,7 @@ class DropZone(QFrame):
         self.update()
 
 
-def _copy_or_link(event: QDropEvent) -> bool:
+def copy_or_link(event: QDropEvent) -> bool:
     """Take a copy (or a link) of what is dropped, never a move, which would have the file manager delete it."""
     for action in (Qt.DropAction.CopyAction, Qt.DropAction.LinkAction):
         if event.possibleActions() & action:
@@ -330,7 +341,7 @@ def _copy_or_link(event: QDropEvent) -> bool:
     return False
 
 
-def _release_text(paths: Sequence[Path]) -> str:
+def release_text(paths: Sequence[Path]) -> str:
     if len(paths) == 1:
         kind = "the folder " if paths[0].is_dir() else ""
         return f"Release to open {kind}{_quoted(paths[0])}"

@@ -3,7 +3,9 @@
 The detail pane has two views. "Conversation" shows the messages with role-coloured turns.
 "As the model sees it" shows the text after the model's chat template, with the characters
 that carry loss highlighted; the widget cannot render templates itself (that needs the
-tokenizer), so it asks with ``exampleSelected`` and the app answers with ``show_rendered``.
+tokenizer), so it asks and the app answers with ``show_rendered``: ``exampleSelected`` on every
+selection, or ``renderingWanted`` only while that view is on screen and has nothing for the row,
+for an app whose rendering is slow.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ from widgets.example_table import (
 from widgets.palette import role_color, role_tint
 from widgets.placeholder_view import PlaceholderTableView
 
+_TABLE_PLACEHOLDER = "Drop a dataset to see its examples here."
+_RENDERED_PLACEHOLDER = (
+    "Once a base model is chosen, the selected example appears here exactly as the model will read it."
+)
 # Shown in place of a carriage return so that it is visible and still one character wide,
 # which keeps the loss spans' offsets valid (Qt would otherwise turn "\r\n" into one break).
 _CARRIAGE_RETURN = "\u240d"
@@ -74,13 +80,14 @@ class ExamplePreview(QWidget):
     """The examples of a dataset in a table, and the selected one in full beside it."""
 
     exampleSelected = Signal(int)  # the row, in the order of the sequence given to set_examples
+    renderingWanted = Signal(int)  # "As the model sees it" is showing this row and has no rendering of it
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._model = ExampleTableModel()
         self._rendered: RenderedExample | None = None
 
-        self._table = PlaceholderTableView("Drop a dataset to see its examples here.")
+        self._table = PlaceholderTableView(_TABLE_PLACEHOLDER)
         self._table.setModel(self._model)
         self._table.setItemDelegateForColumn(TURNS, TurnsDelegate(self._table))
         self._table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -101,9 +108,7 @@ class ExamplePreview(QWidget):
         self._rendered_text.setObjectName("rendered")
         self._rendered_text.setUndoRedoEnabled(False)
         self._rendered_text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self._rendered_text.setPlaceholderText(
-            "Once a base model is chosen, the selected example appears here exactly as the model will read it."
-        )
+        self._rendered_text.setPlaceholderText(_RENDERED_PLACEHOLDER)
         rendered_page = QWidget()
         rendered_layout = QVBoxLayout(rendered_page)
         rendered_layout.addWidget(self._summary)
@@ -113,6 +118,8 @@ class ExamplePreview(QWidget):
         tabs.addTab(self._conversation, "Conversation")
         tabs.addTab(rendered_page, "As the model sees it")
         tabs.setTabToolTip(1, "The chat template applied; highlighted text is what the model learns to write")
+        tabs.currentChanged.connect(self._want_rendering)
+        self._tabs = tabs
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self._table)
@@ -136,6 +143,10 @@ class ExamplePreview(QWidget):
         self._conversation.clear()
         self._show_rendered(None)
 
+    def set_placeholder(self, text: str | None) -> None:
+        """What the empty table says (e.g. while a dataset is being read); None: the default."""
+        self._table.set_placeholder(text or _TABLE_PLACEHOLDER)
+
     def select_example(self, row: int) -> None:
         """Select and scroll to ``row``, e.g. when an issue about it is clicked."""
         index = self._model.index(row, NUMBER)
@@ -155,6 +166,26 @@ class ExamplePreview(QWidget):
         if row == self.current_example():
             self._show_rendered(rendered)
 
+    def clear_rendered(self) -> None:
+        """Forget the rendering shown (the model or the maximum length changed): it is asked for again."""
+        self._show_rendered(None)
+        self._want_rendering()
+
+    def set_rendered_placeholder(self, text: str | None) -> None:
+        """What the empty rendered view says (e.g. that it is being rendered, or why it can't be); None: the default."""
+        self._rendered_text.setPlaceholderText(text or _RENDERED_PLACEHOLDER)
+
+    def show_rendered_view(self, shown: bool = True) -> None:
+        """Bring "As the model sees it" (or, with False, the conversation) to the front."""
+        self._tabs.setCurrentIndex(1 if shown else 0)
+
+    def rendered_view_shown(self) -> bool:
+        return self._tabs.currentIndex() == 1
+
+    def rendered(self) -> RenderedExample | None:
+        """What the rendered view shows for the selected example, if anything."""
+        return self._rendered
+
     # -- internals ---------------------------------------------------------------------------
 
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
@@ -165,6 +196,12 @@ class ExamplePreview(QWidget):
         _fill_conversation(self._conversation.document(), self._model.example(current.row()), self.palette())
         self._conversation.moveCursor(QTextCursor.MoveOperation.Start)  # read from the first message
         self.exampleSelected.emit(current.row())
+        self._want_rendering()
+
+    def _want_rendering(self, *_: object) -> None:
+        row = self.current_example()
+        if row is not None and self._rendered is None and self.rendered_view_shown():
+            self.renderingWanted.emit(row)
 
     def _show_rendered(self, rendered: RenderedExample | None) -> None:
         self._rendered = rendered

@@ -7,13 +7,17 @@ is gone, and crashes some later, unrelated test; failing the test that started i
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from PySide6.QtCore import QObject, QThread, QThreadPool, QTimer
 from PySide6.QtWidgets import QApplication
+
+from app.session import Session
 
 HERE = Path(__file__).parent
 
@@ -68,3 +72,20 @@ def _nothing_left_running(qapp: QApplication, monkeypatch: pytest.MonkeyPatch) -
     for window in qapp.topLevelWidgets():
         window.close()
     assert not left, "still running after the test: " + "; ".join(left)
+
+
+@pytest.fixture
+def studio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
+    """A Session on an empty data folder; runners and workers the pages start there are killed after the test.
+
+    The pages start real background runners (``ensure_runner``), which outlive their caller by
+    design; they inherit LORA_STUDIO_HOME, which is how they are found afterwards.
+    """
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("LORA_STUDIO_HOME", str(home))
+    yield Session(home)
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if process.environ().get("LORA_STUDIO_HOME") == str(home):
+                process.kill()

@@ -1,68 +1,338 @@
-"""The Data page with real files: a dropped dataset is checked off the GUI thread and shown."""
+"""The Data page with real files and real child processes.
+
+A dropped dataset is checked off the GUI thread; its tokens are counted, and one example
+rendered, by ``lora-studio data`` in a child process with a tiny model from the store; the
+GUI process itself never loads the ML stack.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
-from PySide6.QtCore import QThreadPool
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QComboBox, QSpinBox
 
-from app.data_page import DataPage
-from backend.paths import assets_dir
+from app.cli_job import CliOutcome
+from app.data_page import SAMPLE, DataPage
+from app.recent import KEY as RECENT_KEY
+from app.recent import RecentDatasets
+from app.session import DatasetChoice, Session
+from backend.models.store import import_folder
 
-SAMPLE = assets_dir() / "datasets" / "support_triage" / "train.jsonl"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SUBPROCESS_S = 120_000  # a child process loads transformers and a tokenizer: seconds on a busy 2-core machine
 
 
-def page_for(qtbot) -> DataPage:
-    page = DataPage(QThreadPool())
+@pytest.fixture
+def settings(tmp_path: Path) -> QSettings:
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def tiny_in_store(studio: Session, tiny_llama: Path, tmp_path: Path) -> str:
+    """The tiny Llama registered in the studio's (empty, temporary) model store; its store name."""
+    folder = tmp_path / "tiny-llama"
+    shutil.copytree(tiny_llama, folder)
+    return import_folder(folder, name="Tiny Llama").slug
+
+
+def page_for(qtbot, studio: Session, settings: QSettings, model: str | None = None) -> DataPage:
+    if model is not None:
+        settings.setValue("data/model", model)
+    page = DataPage(studio, settings=settings)
     qtbot.addWidget(page)
     return page
 
 
-def test_the_sample_dataset_fills_preview_summary_and_advice(qtbot) -> None:
-    page = page_for(qtbot)
+def choices(studio: Session) -> list[DatasetChoice]:
+    seen: list[DatasetChoice] = []
+    studio.dataset_changed.connect(seen.append)
+    return seen
+
+
+def drag(page: DataPage, paths: list[Path]) -> QMimeData:
+    """Drag ``paths`` over the middle of the page (not over its drop zone), as a file manager would."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    enter = QDragEnterEvent(
+        page.rect().center(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
+    QApplication.sendEvent(page, enter)
+    return mime
+
+
+def drop(page: DataPage, mime: QMimeData) -> None:
+    event = QDropEvent(
+        QPointF(page.rect().center()),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(page, event)
+
+
+# -- the check, in this process ------------------------------------------------------------------
+
+
+def test_the_sample_fills_summary_and_preview_and_a_model_not_imported_is_explained(
+    qtbot, studio: Session, settings: QSettings
+) -> None:
+    page = page_for(qtbot, studio, settings)
+    seen = choices(studio)
     with qtbot.waitSignal(page.checked, timeout=30_000) as finished:
         assert page.drop_zone.open_paths([SAMPLE])
-    report = finished.args[0]
-    assert report.accepted == 360
+    assert finished.args[0].accepted == 360
     assert "360 of 360 rows usable" in page.summary.text()
-    page.preview.select_example(0)
-    assert page.preview.current_example() == 0
+    assert page.preview.current_example() == 0, "the first example is shown at once"
+    assert seen == [DatasetChoice(str(SAMPLE), "messages", None, 360)]
+    # The default model is not in this empty store: nothing is downloaded, and the page says how to import it.
+    assert not page.is_measuring()
+    status = page.tokens.status_text()
+    assert "has not been imported yet" in status and "lora-studio models import default" in status
+    page.preview.show_rendered_view()
     assert not page.is_checking()
 
 
-def test_bad_rows_are_listed_with_their_line_and_a_kept_row_jumps_to_its_example(qtbot, tmp_path: Path) -> None:
+def test_bad_rows_are_listed_with_their_line_and_a_kept_row_jumps_to_its_example(
+    qtbot, studio: Session, settings: QSettings, tmp_path: Path
+) -> None:
     path = tmp_path / "mixed.jsonl"
     good = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
     path.write_text(json.dumps(good) + "\n{broken\n" + json.dumps(good) + "\n")
-    page = page_for(qtbot)
+    page = page_for(qtbot, studio, settings)
     with qtbot.waitSignal(page.checked, timeout=30_000):
         page.open(path)
-    issues = page.issues.selected_issues() or page.issues._model._rows
-    errors = [i for i in issues if i.severity == "error"]
+    errors = [i for i in page.issues.issues() if i.severity == "error"]
     assert any(i.line == 2 and "JSON" in i.message for i in errors)
-    duplicates = [i for i in issues if i.severity == "warning" and i.example is not None]
+    duplicates = [i for i in page.issues.issues() if i.severity == "warning" and i.example is not None]
     assert duplicates and duplicates[0].line == 3
 
 
-def test_a_file_with_nothing_usable_says_why(qtbot, tmp_path: Path) -> None:
+def test_a_file_with_nothing_usable_says_why_and_is_not_offered_for_training(
+    qtbot, studio: Session, settings: QSettings, tmp_path: Path
+) -> None:
     path = tmp_path / "empty.jsonl"
     path.write_text('{"messages": [{"role": "user", "content": "no reply"}]}\n')
-    page = page_for(qtbot)
+    page = page_for(qtbot, studio, settings)
+    seen = choices(studio)
     with qtbot.waitSignal(page.checked, timeout=30_000):
         page.open(path)
     assert "0 of 1 rows usable" in page.summary.text()
     [error] = [i for i in page.issues.issues() if i.severity == "error"]
     assert error.line == 1 and "no reply" in error.message and error.hint
+    assert seen == [] and "Nothing to measure" in page.tokens.status_text()
 
 
-def test_the_report_is_saved_where_the_user_chooses(qtbot, tmp_path: Path, monkeypatch) -> None:
+def test_the_report_is_saved_where_the_user_chooses(
+    qtbot, studio: Session, settings: QSettings, tmp_path: Path, monkeypatch
+) -> None:
     target = tmp_path / "report.json"
     monkeypatch.setattr(
         "app.data_page.QFileDialog.getSaveFileName", lambda *args, **kwargs: (str(target), "JSON (*.json)")
     )
-    page = page_for(qtbot)
+    page = page_for(qtbot, studio, settings)
     with qtbot.waitSignal(page.checked, timeout=30_000):
         page.open(SAMPLE)
     page.issues.saveReportRequested.emit()
     assert json.loads(target.read_text())["accepted"] == 360
+
+
+def test_an_unknown_table_opens_the_column_mapping_and_the_mapping_is_remembered(
+    qtbot, studio: Session, settings: QSettings, tmp_path: Path
+) -> None:
+    path = tmp_path / "tickets.csv"
+    path.write_text("ticket,reply,agent\nPrinter jams,Open tray B,Ana\nNo wifi,Restart the router,Bo\n")
+    page = page_for(qtbot, studio, settings)
+    seen = choices(studio)
+    with qtbot.waitSignal(page.checked, timeout=30_000):
+        page.open(path)
+    assert page.report is not None and page.report.accepted == 0
+    first = page.mapping_dialog
+    assert first is not None and first.isVisible(), "nothing recognised: the mapping is asked for at once"
+    with qtbot.waitSignal(first.destroyed, timeout=5000):  # the first one's end must not forget the second
+        dialog = page.ask_mapping()  # "Map columns…" again: the new dialog replaces the first
+    assert page.mapping_dialog is dialog and dialog.isVisible()
+    for column, role in (("ticket", "instruction"), ("reply", "response")):
+        combo = dialog.findChild(QComboBox, f"role:{column}")
+        combo.setCurrentIndex(combo.findData(role))
+    with qtbot.waitSignal(page.checked, timeout=30_000) as rechecked:
+        dialog.accept()
+    assert rechecked.args[0].accepted == 2
+    mapping = {"instruction": "ticket", "response": "reply"}
+    assert seen == [DatasetChoice(str(path), "columns", mapping, 2)]
+    assert page.mapping_dialog is None and page.detect_button.isVisibleTo(page)
+    assert RecentDatasets(settings).get(path).columns == mapping
+
+    # Opened again (here on a new page), the file is read with the mapping, without asking.
+    again = page_for(qtbot, studio, settings)
+    with qtbot.waitSignal(again.checked, timeout=30_000) as reopened:
+        again.open(path)
+    assert reopened.args[0].accepted == 2 and again.mapping_dialog is None
+
+
+def test_recent_datasets_are_remembered_reopened_and_forgotten(
+    qtbot, studio: Session, settings: QSettings, tmp_path: Path
+) -> None:
+    page = page_for(qtbot, studio, settings)
+    with qtbot.waitSignal(page.checked, timeout=30_000):
+        page.open(SAMPLE)
+    gone = tmp_path / "gone.jsonl"
+    gone.write_text('{"text": "soon deleted"}\n')
+    with qtbot.waitSignal(page.checked, timeout=30_000):
+        page.open(gone)
+    gone.unlink()
+
+    later = page_for(qtbot, studio, settings)
+    assert later.recent_list.keys() == [str(gone), str(SAMPLE)], "newest first"
+    assert "360 of 360 rows usable" in RecentDatasets(settings).get(SAMPLE).detail()
+    with qtbot.waitSignal(later.checked, timeout=30_000) as reopened:
+        later.recent_list.openRequested.emit(str(SAMPLE))
+    assert reopened.args[0].accepted == 360
+    later.recent_list.forgetRequested.emit(str(gone))
+    assert later.recent_list.keys() == [str(SAMPLE)]
+
+    settings.setValue(RECENT_KEY, "{not json")  # hand-edited: ignored, not a crash
+    assert page_for(qtbot, studio, settings).recent_list.keys() == []
+
+
+def test_a_drop_anywhere_on_the_page_is_judged_and_a_refusal_says_why(
+    qtbot, studio: Session, settings: QSettings, tmp_path: Path
+) -> None:
+    picture = tmp_path / "cat.png"
+    picture.write_bytes(b"\x89PNG")
+    page = page_for(qtbot, studio, settings)
+    page.resize(900, 600)
+    page.show()
+    mime = drag(page, [picture])
+    assert page.overlay.isVisible() and not page.overlay.verdict().ok
+    drop(page, mime)
+    assert not page.overlay.isVisible()
+    assert "“cat.png” is a .png file, not a dataset" in page.notice.text()
+
+    mime = drag(page, [SAMPLE])
+    assert page.overlay.verdict().ok
+    with qtbot.waitSignal(page.checked, timeout=30_000):
+        drop(page, mime)
+    assert page.notice.isHidden()
+    page.close()
+
+
+def test_a_failed_command_is_explained_by_its_own_error_line_or_its_last_words() -> None:
+    said = CliOutcome(("data",), 1, "", "  model: loading\nerror: the model folder is gone\n")
+    assert said.error_text() == "The model folder is gone"
+    traceback = CliOutcome(("data",), 1, "", "Traceback (most recent call last):\n  ...\nOSError: no tokenizer.json\n")
+    assert traceback.error_text() == "OSError: no tokenizer.json"
+    assert CliOutcome(("data",), None, "", "").error_text("Counting") == "It crashed"
+    assert (
+        CliOutcome(("data",), None, "", "", start_error="No such file")
+        .error_text("Counting")
+        .startswith("Counting could not start")
+    )
+
+
+# -- tokens and rendering, in a child process ----------------------------------------------------
+
+
+def test_a_dropped_file_is_measured_and_rendered_by_the_model_in_a_child_process(
+    qtbot, studio: Session, settings: QSettings, tiny_in_store: str
+) -> None:
+    page = page_for(qtbot, studio, settings, model=tiny_in_store)
+    assert page.tokens.current_model() == tiny_in_store
+    seen = choices(studio)
+    page.resize(1280, 800)
+    page.show()
+    page.preview.show_rendered_view()  # the first example is rendered beside the count, once the check is done
+    with qtbot.waitSignal(page.measured, timeout=SUBPROCESS_S) as measured:
+        drop(page, drag(page, [SAMPLE]))
+        qtbot.waitUntil(page.is_measuring, timeout=30_000)
+        assert page.tokens.is_busy() and "Counting tokens with Tiny Llama" in page.tokens.status_text()
+    summary = measured.args[0]
+    assert summary.examples == 360 and summary.lengths.total == 360
+    assert summary.max_length == 1024 and summary.truncated == 0
+    assert 0 < summary.tokens_per_epoch <= summary.total and 0 < summary.loss_share < 1
+    assert page.tokens.histogram().max_length() == 1024 and not page.tokens.is_busy()
+    p99 = round(summary.lengths.p99)
+    assert seen == [
+        DatasetChoice(str(SAMPLE), "messages", None, 360),
+        DatasetChoice(str(SAMPLE), "messages", None, 360, p99_tokens=p99),
+    ]
+    assert RecentDatasets(settings).get(SAMPLE).p99_tokens == p99
+
+    # "As the model sees it": the template's text, with the reply it learns marked.
+    qtbot.waitUntil(lambda: page.preview.rendered() is not None, timeout=SUBPROCESS_S)
+    rendered = page.preview.rendered()
+    [(start, end)] = rendered.loss_spans
+    assert rendered.text[start:end].startswith("category: technical | priority: high")
+    assert "<|im_start|>user" in rendered.text[:start] and rendered.cut_at is None
+
+    # A shorter maximum is measured and rendered again: what it cuts becomes issues, and is struck out.
+    with qtbot.waitSignal(page.measured, timeout=SUBPROCESS_S) as remeasured:
+        page.tokens.findChild(QSpinBox, "maxLength").setValue(256)
+    cut = remeasured.args[0]
+    assert cut.max_length == 256 and cut.truncated == 360 and cut.tokens_per_epoch < summary.tokens_per_epoch
+    assert sum(i.message.endswith("will be cut") for i in page.issues.issues()) == 360
+    assert page.report is not None and page.report.tokens.max_length == 256
+    qtbot.waitUntil(lambda: page.preview.rendered() is not None, timeout=SUBPROCESS_S)
+    assert 0 < page.preview.rendered().cut_at < len(rendered.text)
+    page.close()
+
+
+def test_counting_can_be_cancelled_and_a_model_that_fails_to_load_is_explained(
+    qtbot, studio: Session, settings: QSettings, tiny_in_store: str, tmp_path: Path
+) -> None:
+    page = page_for(qtbot, studio, settings, model=tiny_in_store)
+    with qtbot.waitSignal(page.checked, timeout=30_000):
+        page.open(SAMPLE)
+    assert page.is_measuring()
+    page.tokens.cancelRequested.emit()
+    assert not page.is_measuring() and "Counting cancelled." in page.tokens.status_text()
+
+    shutil.rmtree(tmp_path / "tiny-llama")  # the registered folder is gone: only the child process finds out
+    page.tokens.retryRequested.emit()
+    assert page.is_measuring()
+    qtbot.waitUntil(lambda: not page.is_measuring(), timeout=SUBPROCESS_S)
+    status = page.tokens.status_text()
+    assert "which no longer exists" in status and "Traceback" not in status
+    assert page.tokens.summary() is None
+
+
+def test_the_gui_process_never_imports_the_ml_stack_while_measuring(studio: Session, tiny_in_store: str) -> None:
+    """The page, driven to a measured dataset in a fresh process, leaves torch, transformers and tokenizers out."""
+    code = textwrap.dedent(
+        f"""
+        import os, sys, time
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        from pathlib import Path
+        from PySide6.QtCore import QSettings
+        from PySide6.QtWidgets import QApplication
+        app = QApplication([])
+        from app.data_page import SAMPLE, DataPage
+        from app.session import Session
+        settings = QSettings({str(studio.home / "gui.ini")!r}, QSettings.Format.IniFormat)
+        settings.setValue("data/model", {tiny_in_store!r})
+        page = DataPage(Session(Path({str(studio.home)!r})), settings=settings)
+        done = []
+        page.measured.connect(done.append)
+        page.open(SAMPLE)
+        deadline = time.monotonic() + 100
+        while not done and time.monotonic() < deadline:
+            app.processEvents()
+            time.sleep(0.02)
+        page.shutdown()
+        assert done and done[0].examples == 360, page.tokens.status_text()
+        print(sorted(m for m in ("torch", "transformers", "tokenizers", "bitsandbytes", "peft", "trl") if m in sys.modules))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=150, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"

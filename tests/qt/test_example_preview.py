@@ -173,3 +173,23 @@ def test_an_empty_dataset_says_so(preview: ExamplePreview) -> None:
     assert table.placeholder() == "Drop a dataset to see its examples here."
     preview.set_examples([])
     assert table.placeholder() == "This dataset has no usable examples."
+
+
+def test_a_rendering_is_wanted_only_while_the_model_view_shows_a_row_without_one(
+    qtbot: QtBot, preview: ExamplePreview
+) -> None:
+    wanted: list[int] = []
+    preview.renderingWanted.connect(wanted.append)
+    preview.set_examples([conversation(i) for i in range(3)])
+    preview.select_example(1)
+    assert wanted == [], "the conversation view needs no rendering"
+    preview.show_rendered_view()
+    assert wanted == [1]
+    preview.show_rendered(1, RenderedExample(text="abc", loss_spans=[(1, 3)], token_count=2))
+    preview.show_rendered_view(False)
+    preview.show_rendered_view()
+    assert wanted == [1], "a row already rendered is not asked for again"
+    preview.clear_rendered()  # e.g. another model was chosen
+    assert wanted == [1, 1] and preview.rendered() is None
+    preview.set_rendered_placeholder("Rendering example 2…")
+    assert preview.findChild(QPlainTextEdit, "rendered").placeholderText() == "Rendering example 2…"

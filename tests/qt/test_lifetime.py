@@ -21,7 +21,10 @@ from widgets.column_mapping import ColumnMappingDialog
 from widgets.drop_zone import DropZone
 from widgets.example_preview import ExamplePreview
 from widgets.issue_list import Issue, IssueList
+from widgets.drop_overlay import DropOverlay
+from widgets.recent_list import RecentItem, RecentList
 from widgets.token_histogram import TokenHistogram, TokenLengths
+from widgets.token_panel import TokenPanel
 
 for _ in range(8):
     issues = IssueList()
@@ -31,7 +34,14 @@ for _ in range(8):
     preview.select_example(0)
     histogram = TokenHistogram()
     histogram.set_lengths(TokenLengths(edges=[0, 1, 2], counts=[1, 1], p50=1, p90=2, p99=2))
-    made = [issues, preview, histogram, DropZone(), ColumnMappingDialog(["a", "b"], [{"a": 1, "b": 2}])]
+    panel = TokenPanel()
+    panel.set_models([("Tiny", "tiny")], "tiny")
+    panel.show_error("no model", "lora-studio models import default")
+    recent = RecentList()
+    recent.set_items([RecentItem("/data/a.jsonl", "a.jsonl", "3 of 3 rows usable")])
+    host = DropZone()
+    DropOverlay(host)
+    made = [issues, preview, histogram, host, ColumnMappingDialog(["a", "b"], [{"a": 1, "b": 2}]), panel, recent]
     for widget in made:
         widget.show()
     app.processEvents()

@@ -1,0 +1,143 @@
+"""Choose a trained adapter: those the queue's jobs produced, or any PEFT folder on disk.
+
+Shared by the Evaluate and Export pages. Reading an adapter's record is a small
+JSON file, so it happens on the GUI thread; nothing here loads weights.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Signal
+from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
+
+from backend.export.adapter import AdapterInfo, read_adapter
+from backend.export.errors import ExportError
+from backend.jobs.queue import JobQueue
+
+_RECENT_KEY = "adapters/recent"
+_RECENT_MAX = 8
+
+
+@dataclass(frozen=True)
+class AdapterEntry:
+    path: str
+    label: str
+
+
+def queue_adapters(queue: JobQueue) -> list[AdapterEntry]:
+    """Adapters of succeeded training jobs whose folder still exists, newest first."""
+    entries = []
+    for job in queue.jobs("succeeded"):
+        if job.kind != "train" or not job.adapter_path or not Path(job.adapter_path).is_dir():
+            continue
+        when = time.strftime("%d %b %H:%M", time.localtime(job.ended_at or job.created_at))
+        entries.append(AdapterEntry(job.adapter_path, f"{job.name} (job {job.id}, {when})"))
+    return entries
+
+
+def describe(info: AdapterInfo) -> str:
+    """One paragraph of what an adapter is: base, rank, data, training metrics and last evaluation."""
+    record: dict[str, Any] = info.record or {}
+    base = info.recorded_base.get("ref") or info.config.get("base_model_name_or_path") or "unknown base"
+    parts = [f"Base: {base}", f"rank {info.config.get('r', '?')}, alpha {_number(info.config.get('lora_alpha'))}"]
+    dataset = record.get("dataset") or {}
+    if dataset.get("path"):
+        parts.append(f"data {Path(str(dataset['path'])).name} ({str(dataset.get('content_hash', ''))[:8]})")
+    metrics = record.get("metrics") or {}
+    if "eval_loss" in metrics:
+        parts.append(f"held-out loss {metrics['eval_loss']:.3f}")
+    elif "train_loss" in metrics:
+        parts.append(f"training loss {metrics['train_loss']:.3f}")
+    evaluation = record.get("evaluation")
+    if isinstance(evaluation, dict):
+        base_loss, tuned_loss = evaluation.get("base_loss"), evaluation.get("loss")
+        if isinstance(base_loss, int | float) and isinstance(tuned_loss, int | float):
+            parts.append(f"evaluated: held-out loss {base_loss:.3f} (base) → {tuned_loss:.3f}")
+    return " · ".join(parts)
+
+
+class AdapterPicker(QWidget):
+    """A combo of known adapters with a Browse button; emits the chosen folder ("" for none)."""
+
+    adapter_changed = Signal(str)
+
+    def __init__(self, queue: JobQueue, settings: QSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._queue = queue
+        self._settings = settings
+        self._combo = QComboBox()
+        self._combo.setMinimumContentsLength(40)
+        self._combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self._combo.setPlaceholderText("No adapter yet: train one, or browse for a folder")
+        self._combo.currentIndexChanged.connect(lambda _: self.adapter_changed.emit(self.path()))
+        browse = QPushButton("Browse…")
+        browse.setToolTip("Choose any PEFT adapter folder (one with adapter_config.json)")
+        browse.clicked.connect(self._browse)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self._combo, 1)
+        layout.addWidget(browse)
+        self.refresh()
+
+    def path(self) -> str:
+        data = self._combo.currentData()
+        return data if isinstance(data, str) else ""
+
+    def refresh(self) -> None:
+        """Re-read the queue's adapters and the recent folders, keeping the current choice."""
+        current = self.path()
+        entries = queue_adapters(self._queue)
+        known = {entry.path for entry in entries}
+        for folder in self._recent():
+            if folder not in known and Path(folder).is_dir():
+                entries.append(AdapterEntry(folder, folder))
+        self._combo.blockSignals(True)
+        self._combo.clear()
+        for entry in entries:
+            self._combo.addItem(entry.label, entry.path)
+            self._combo.setItemData(self._combo.count() - 1, entry.path, 3)  # tooltip: the folder
+        index = self._combo.findData(current) if current else (0 if entries else -1)
+        self._combo.setCurrentIndex(index)
+        self._combo.blockSignals(False)
+        if self.path() != current:
+            self.adapter_changed.emit(self.path())
+
+    def select(self, folder: str) -> None:
+        """Choose ``folder`` (added to the recent list when the queue does not know it)."""
+        if self._combo.findData(folder) < 0:
+            self._remember(folder)
+            self.refresh()
+        self._combo.setCurrentIndex(self._combo.findData(folder))
+
+    def info(self) -> tuple[AdapterInfo | None, str]:
+        """The chosen adapter read from disk, or None and why not."""
+        if not self.path():
+            return None, "Choose an adapter: train one on the Model & training page, or browse for a folder."
+        try:
+            return read_adapter(self.path()), ""
+        except ExportError as exc:
+            return None, str(exc)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose an adapter folder", self.path() or str(Path.home()))
+        if folder:
+            self.select(folder)
+
+    def _recent(self) -> list[str]:
+        value = self._settings.value(_RECENT_KEY, [])
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def _remember(self, folder: str) -> None:
+        recent = [folder, *(f for f in self._recent() if f != folder)][:_RECENT_MAX]
+        self._settings.setValue(_RECENT_KEY, recent)
+
+
+def _number(value: object) -> str:
+    """32.0 as 32, 0.5 as 0.5, anything else as it is."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "?" if value is None else str(value)

@@ -1,0 +1,395 @@
+"""A job's events.jsonl turned into chart points, log lines and an ETA, read in slices on the GUI thread.
+
+The worker writes every event to the job folder, so the GUI rebuilds a run from the file
+(after a restart, or when another job is selected) and then follows what is appended. A long
+run holds hundreds of thousands of events, a second or more of parsing. That work runs on the
+GUI thread, in slices of a few milliseconds, one per turn of the event loop
+(``FeedFollower``): on a pool thread it held the GIL for most of those seconds, and the GUI
+thread, waiting for it behind the reader, missed its timers by 250-650 ms on a loaded 2-core
+machine (bench/results/event_loop_lag.md). Sliced, the loop is never blocked for longer than
+one slice, and the charts fill in as the file is read.
+
+``EventFeed`` and ``eta_seconds`` need no Qt; ``FeedFollower`` paces an ``EventFeed``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from backend.events import Artifact, Done, Error, Event, Log, Metric, Progress, Started, Telemetry, Warn, parse_event
+
+_RECENT_PROGRESS = 20
+"""Progress events an ETA is taken over: about the last 20 steps."""
+_TAIL_BYTES = 32 << 10
+
+Points = dict[str, dict[str, tuple[Sequence[float], Sequence[float]]]]
+"""chart key -> series key -> (xs, ys): lists while a batch is read, numpy arrays once it is handed over."""
+
+# Chart and series keys, shared with the Monitor page.
+TRAIN_VALUES = {"loss": ("loss", "train"), "learning_rate": ("lr", "lr"), "grad_norm": ("grad_norm", "grad_norm")}
+EVAL_VALUES = {"eval_loss": ("loss", "eval")}
+
+
+@dataclass
+class Batch:
+    """What one read of the file brought."""
+
+    reset: bool = False
+    """Replace what is shown: the first read of a job, or its file was replaced (a retry from scratch)."""
+    points: Points = field(default_factory=dict)
+    gpus: dict[int, str] = field(default_factory=dict)
+    """GPU index -> name, for GPUs that appear in this batch's telemetry."""
+    lines: list[str] = field(default_factory=list)
+    """Log, warning, error, checkpoint and start/end events, one line each."""
+    events: int = 0
+    metric_events: int = 0
+    skipped: int = 0
+    """Lines that were not events (garbled by a crash), so far."""
+    started: Started | None = None
+    """The latest start in this batch."""
+    done: Done | None = None
+    last_progress: Progress | None = None
+    last_telemetry: Telemetry | None = None
+    recent: list[Progress] = field(default_factory=list)
+    """The last progress events of the current attempt, for an ETA (taken after this batch)."""
+    error: str | None = None
+    """Why the file could not be read."""
+    more: bool = False
+    """The read stopped at its time budget with more of the file to read."""
+
+    def add(self, chart: str, series: str, x: float, y: float | None) -> None:
+        if y is None:
+            return
+        xs, ys = self.points.setdefault(chart, {}).setdefault(series, ([], []))
+        xs.append(x)  # type: ignore[attr-defined]
+        ys.append(y)  # type: ignore[attr-defined]
+
+
+_FREQUENT = re.compile(rb'"type":\s*"(?:progress|metric|telemetry)"')
+"""The events a log does not show: skipped before parsing when only log lines are wanted."""
+_CHUNK = 1 << 20
+_CHECK_EVERY = 64
+"""Lines parsed between two looks at the clock."""
+SLICE_S = 0.008
+"""How long one slice of reading may take on the GUI thread."""
+
+
+class _Tail:
+    """Complete lines of a file from an offset, parsed as events and handed over one at a time.
+
+    The rules of ``backend.jobs.tail.EventTail`` (only complete lines are consumed; a corrupt line is
+    counted and skipped), plus a deadline, and lines that ``skip`` matches are not parsed. Each event
+    is handed to ``take`` as soon as it is parsed, not collected: a slice's thousands of events
+    collected in a list lived long enough to be promoted to the oldest GC generation, whose
+    collections then took 40 ms each, six times during a 100,000-step rebuild.
+    """
+
+    def __init__(self, path: Path, skip: re.Pattern[bytes] | None = None) -> None:
+        self.path = path
+        self.offset = 0
+        self.skipped = 0
+        self._skip = skip
+
+    def read(self, take: Callable[[Event], None], deadline: float | None = None) -> bool:
+        """Hand over the events after the offset, up to ``deadline`` (``time.perf_counter``); whether more is left."""
+        with self.path.open("rb") as handle:
+            size = handle.seek(0, 2)
+            while self.offset < size:
+                handle.seek(self.offset)
+                data = handle.read(_CHUNK)
+                end = data.rfind(b"\n")
+                if end < 0:
+                    if len(data) == _CHUNK:  # a megabyte without a newline: garbage, not a line in progress
+                        self.offset += len(data)
+                        self.skipped += 1
+                        continue
+                    break
+                if not self._parse(data, end + 1, take, deadline):
+                    return True
+        return False
+
+    def _parse(self, data: bytes, length: int, take: Callable[[Event], None], deadline: float | None) -> bool:
+        """Parse the lines in ``data[:length]``; False when the deadline stopped it (the offset says where)."""
+        skip, position, count = self._skip, 0, 0
+        while position < length:
+            newline = data.index(b"\n", position)
+            line = data[position:newline]
+            position = newline + 1
+            if line.strip() and (skip is None or not skip.search(line)):
+                try:
+                    event = parse_event(line)
+                except ValueError:
+                    self.skipped += 1
+                else:
+                    take(event)
+            count += 1
+            if deadline is not None and count % _CHECK_EVERY == 0 and time.perf_counter() > deadline:
+                self.offset += position
+                return position >= length
+        self.offset += position
+        return True
+
+
+class EventFeed:
+    """Follows one job's events file from its start; ``read`` returns what is new as a ``Batch``.
+
+    Not thread-safe: one read at a time (``FeedFollower`` sees to it).
+    """
+
+    def __init__(self, path: Path, *, points: bool = True, lines: bool = True) -> None:
+        self.path = path
+        self._points, self._lines = points, lines
+        self._tail = self._new_tail()
+        self._identity: int | None = None
+        """The file's inode: a retry from scratch moves the old file away and starts a new one."""
+        self._first_read = True
+        self.origin: float | None = None
+        """Time of the first event: telemetry is charted in seconds since then."""
+        self.recent: deque[Progress] = deque(maxlen=_RECENT_PROGRESS)
+        self.events = 0
+        self.metric_events = 0
+
+    def _new_tail(self) -> _Tail:
+        return _Tail(self.path, skip=None if self._points else _FREQUENT)
+
+    @property
+    def offset(self) -> int:
+        return self._tail.offset
+
+    def has_news(self) -> bool:
+        """Whether the file's size differs from what was read (cheap: one stat)."""
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return self._first_read
+        return self._first_read or info.st_size != self._tail.offset or info.st_ino != self._identity
+
+    def read(self, budget_s: float | None = None) -> Batch:
+        """What is new since the last read, or as much of it as ``budget_s`` seconds allow (``Batch.more``)."""
+        deadline = None if budget_s is None else time.perf_counter() + budget_s
+        batch = Batch(reset=self._first_read)
+        self._first_read = False
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return batch
+        except OSError as exc:
+            batch.error = f"{self.path.name} could not be read: {exc.strerror or exc}"
+            return batch
+        replaced = self._identity is not None and info.st_ino != self._identity
+        if replaced or info.st_size < self._tail.offset:  # a retry from scratch: start the charts again
+            self._tail = self._new_tail()
+            self.origin = None
+            self.recent.clear()
+            self.events = self.metric_events = 0
+            batch.reset = True
+        self._identity = info.st_ino
+        try:
+            batch.more = self._tail.read(partial(self._take, batch=batch), deadline)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            batch.error = f"{self.path.name} could not be read: {exc.strerror or exc}"
+        # Arrays for the charts (LiveChart converts a list of 100,000 values point by point).
+        batch.points = {
+            chart: {key: (np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)) for key, (xs, ys) in series.items()}
+            for chart, series in batch.points.items()
+        }
+        batch.skipped = self._tail.skipped
+        batch.recent = list(self.recent)
+        self.events += batch.events
+        self.metric_events += batch.metric_events
+        return batch
+
+    def _take(self, event: Event, batch: Batch) -> None:
+        batch.events += 1
+        if self.origin is None:
+            self.origin = event.time
+        if isinstance(event, Metric):
+            batch.metric_events += 1
+            if self._points:
+                values = TRAIN_VALUES if event.split == "train" else EVAL_VALUES
+                for name, (chart, series) in values.items():
+                    batch.add(chart, series, event.step, event.values.get(name))
+        elif isinstance(event, Progress):
+            self.recent.append(event)
+            batch.last_progress = event
+            if self._points:
+                batch.add("tokens", "tps", event.step, event.tokens_per_second)
+        elif isinstance(event, Telemetry):
+            batch.last_telemetry = event
+            if self._points:
+                self._telemetry(event, batch)
+        else:
+            if isinstance(event, Started):
+                batch.started = event
+                self.recent.clear()  # a new attempt: its pace, not the last one's
+            elif isinstance(event, Done):
+                batch.done = event
+            if self._lines and (line := event_line(event)) is not None:
+                batch.lines.append(line)
+
+    def _telemetry(self, event: Telemetry, batch: Batch) -> None:
+        x = event.time - (self.origin or event.time)
+        batch.add("cpu", "cpu", x, event.cpu_percent)
+        batch.add("ram", "used", x, event.ram_used_bytes)
+        batch.add("ram", "rss", x, event.process_rss_bytes)
+        batch.add("ram", "total", x, event.ram_total_bytes)
+        for gpu in event.gpus:
+            key = f"gpu{gpu.index}"
+            batch.gpus[gpu.index] = gpu.name
+            batch.add("gpu_util", key, x, gpu.utilization_percent)
+            batch.add("gpu_mem", key, x, gpu.memory_used_bytes)
+            batch.add("gpu_mem", f"{key}_total", x, gpu.memory_total_bytes)
+            batch.add("gpu_temp", key, x, gpu.temperature_c)
+            batch.add("gpu_power", key, x, gpu.power_w)
+
+
+def event_line(event: Event) -> str | None:
+    """One event as a line of the job's log; None for the frequent ones (progress, metrics, telemetry)."""
+    stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
+    if isinstance(event, Started):
+        where = f"{event.device.kind.upper() if event.device.kind != 'cpu' else 'CPU'} ({event.device.name})"
+        how = f", continuing from step {event.resumed_from_step}" if event.resumed_from_step is not None else ""
+        text = f"Started on {where}{how}."
+    elif isinstance(event, Log):
+        text = event.message if event.level == "info" else f"{event.level}: {event.message}"
+    elif isinstance(event, Warn):
+        text = f"Warning ({event.code}): {event.message}"
+    elif isinstance(event, Artifact):
+        what = {"gguf": "GGUF file", "modelfile": "Ollama Modelfile"}.get(event.kind, event.kind.capitalize())
+        at = f" at step {event.step}" if event.step is not None else ""
+        text = f"{what} saved{at}: {event.path}"
+    elif isinstance(event, Error):
+        text = f"Error ({event.error_type}): {event.message}"
+        if event.hint:
+            text += f" What to do: {event.hint}"
+    elif isinstance(event, Done):
+        text = f"Ended: {event.status} at step {event.step} after {duration_words(event.duration_s)}."
+    else:
+        return None
+    return f"{stamp}  {text}"
+
+
+def eta_seconds(recent: Iterable[Progress], now: float | None = None) -> float | None:
+    """Seconds left, as of ``now``: the worker's own estimate, else the pace of the recent steps."""
+    recent = list(recent)
+    if not recent:
+        return None
+    last = recent[-1]
+    if last.step >= last.total_steps:
+        return 0.0
+    if last.eta_s is not None:
+        left = last.eta_s
+    else:
+        first = recent[0]
+        steps, seconds = last.step - first.step, last.elapsed_s - first.elapsed_s
+        if len(recent) < 2 or steps <= 0 or seconds <= 0:
+            if last.step <= 0 or last.elapsed_s <= 0:
+                return None
+            steps, seconds = last.step, last.elapsed_s  # one step seen: its pace from the start
+        left = (last.total_steps - last.step) * seconds / steps
+    since = max(0.0, (now if now is not None else time.time()) - last.time)
+    return max(0.0, left - since)
+
+
+def recent_progress(path: Path, offset: int = 0) -> list[Progress]:
+    """The progress events near the end of a job's file (after ``offset``), without reading all of it."""
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, 2)
+            start = max(offset, size - _TAIL_BYTES)
+            handle.seek(start)
+            data = handle.read()
+    except OSError:
+        return []
+    lines = data.split(b"\n")
+    if start > offset:
+        lines = lines[1:]  # the first is cut
+    found = []
+    for line in lines[:-1]:  # the last is empty or half-written
+        if b'"progress"' in line:
+            try:
+                event = parse_event(line)
+            except ValueError:
+                continue
+            if isinstance(event, Progress):
+                found.append(event)
+    return found[-_RECENT_PROGRESS:]
+
+
+def duration_words(seconds: float | None) -> str:
+    """ "45 s", "12 min", "1 h 05 min", "2 d 3 h": how long, for a person."""
+    if seconds is None:
+        return "—"
+    total = round(max(0.0, seconds))
+    if total < 60:
+        return f"{total} s"
+    minutes = (total + 30) // 60 if total < 3600 else total // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+# -- on the GUI thread, in slices -------------------------------------------------------------
+
+
+class FeedFollower(QObject):
+    """Reads one job's feed in slices of ``SLICE_S``, one per turn of the event loop, when ``poll`` finds
+    the file changed; ``batch_ready`` carries each slice's ``Batch`` (the first of a job has ``reset``)."""
+
+    batch_ready = Signal(object)
+
+    def __init__(
+        self, *, points: bool = True, lines: bool = True, slice_s: float = SLICE_S, parent: QObject | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._points, self._lines, self._slice_s = points, lines, slice_s
+        self._feed: EventFeed | None = None
+        self._next = QTimer(self, singleShot=True, interval=0)
+        self._next.timeout.connect(self._read_slice)
+
+    @property
+    def feed(self) -> EventFeed | None:
+        return self._feed
+
+    def follow(self, path: Path | None) -> None:
+        """Follow another file (None: none), from its start."""
+        self._next.stop()
+        self._feed = EventFeed(path, points=self._points, lines=self._lines) if path is not None else None
+        self.poll()
+
+    def poll(self) -> None:
+        """Read what is new, unless a read is under way or nothing changed."""
+        if self._feed is not None and not self._next.isActive() and self._feed.has_news():
+            self._read_slice()
+
+    def stop(self) -> None:
+        """Stop reading (the page is hidden); the next ``poll`` goes on from where it stopped."""
+        self._next.stop()
+
+    def busy(self) -> bool:
+        return self._next.isActive()
+
+    @Slot()
+    def _read_slice(self) -> None:
+        if self._feed is None:
+            return
+        batch = self._feed.read(self._slice_s)
+        if batch.more:
+            self._next.start()
+        self.batch_ready.emit(batch)

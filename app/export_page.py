@@ -1,0 +1,269 @@
+"""The Export page: one click turns an adapter into files other tools run.
+
+Each output is a queued job (merge, export), so a long merge survives the window
+closing and shows on the Jobs page like training does. The page sizes the work
+first (RAM and disk from the base's safetensors headers) and refuses, with the
+reason, an adapter whose base does not match.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QHideEvent, QShowEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.adapter_picker import AdapterPicker, describe
+from app.session import Session
+from backend.events import Artifact, read_events
+from backend.export.errors import ExportError
+from backend.export.gguf.llama_cpp_run import installed as llama_cpp_installed
+from backend.export.merge import plan_merge
+from backend.jobs.preflight import Check
+from backend.jobs.queue import JobQueue
+from backend.jobs.runner import ensure_runner
+from backend.task_specs import ExportSpec, MergeSpec
+
+GGUF_TYPES = {
+    "q8_0": "Q8_0: near-exact, half the size of 16-bit (recommended)",
+    "f16": "F16: exact, largest",
+    "bf16": "BF16: exact, largest (for bfloat16 models)",
+    "q6_k": "Q6_K: smaller, very close to the original",
+    "q5_k_m": "Q5_K_M: smaller, slight quality loss",
+    "q4_k_m": "Q4_K_M: smallest, the usual choice for laptops",
+}
+K_QUANTS = ("q6_k", "q5_k_m", "q4_k_m")
+MERGE_DTYPES = {"auto": "as the base (usually bfloat16)", "bfloat16": "bfloat16", "float16": "float16",
+                "float32": "float32 (twice the size)"}  # fmt: skip
+_POLL_MS = 2000
+_OUTPUT_KINDS = ("model", "gguf", "modelfile", "export")
+"""Artifacts worth showing; the last one a job announces is its main output (the export folder)."""
+
+
+class ExportPage(QWidget):
+    def __init__(self, session: Session, parent: QWidget | None = None, *, settings: QSettings | None = None) -> None:
+        super().__init__(parent)
+        self._session = session
+        self._queue = JobQueue(session.queue_path, session.jobs_dir)
+        self._settings = settings if settings is not None else QSettings()
+        self._changes = -1
+
+        self.picker = AdapterPicker(self._queue, self._settings)
+        self._about = QLabel()
+        self._about.setWordWrap(True)
+        self._about.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.gguf = QCheckBox("GGUF for llama.cpp, Ollama and LM Studio")
+        self.gguf.setChecked(True)
+        self.gguf_type = QComboBox()
+        quants = llama_cpp_installed()
+        for key, label in GGUF_TYPES.items():
+            self.gguf_type.addItem(label, key)
+            if key in K_QUANTS and not quants:
+                item = self.gguf_type.model().item(self.gguf_type.count() - 1)
+                item.setEnabled(False)
+                item.setToolTip("Needs the gguf-quant extra: pip install 'lora-studio[gguf-quant]'")
+        self.system = QLineEdit()
+        self.system.setPlaceholderText("Optional: a system prompt for the Ollama Modelfile")
+        self.merged = QCheckBox("Merged model in safetensors (Hugging Face, vLLM)")
+        self.merge_dtype = QComboBox()
+        for key, label in MERGE_DTYPES.items():
+            self.merge_dtype.addItem(label, key)
+        self.adapter_only = QCheckBox("The adapter alone, as a PEFT folder (vLLM's LoRA support)")
+        self.output = QLineEdit()
+        self.output.setPlaceholderText("Empty: inside each job's folder")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse_output)
+
+        what = QGroupBox("What to make")
+        form = QFormLayout(what)
+        form.addRow(self.gguf)
+        form.addRow("Weights", self.gguf_type)
+        form.addRow("System prompt", self.system)
+        form.addRow(self.merged)
+        form.addRow("Precision", self.merge_dtype)
+        form.addRow(self.adapter_only)
+        out_row = QHBoxLayout()
+        out_row.addWidget(self.output, 1)
+        out_row.addWidget(browse)
+        form.addRow("Save to", out_row)
+
+        self._needs = QLabel()
+        self._needs.setWordWrap(True)
+        self.export_button = QPushButton("Export")
+        self.export_button.setDefault(True)
+        self.export_button.clicked.connect(self.export)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.results = QTableWidget(0, 4)
+        self.results.setHorizontalHeaderLabels(["Job", "State", "Output", ""])
+        self.results.verticalHeader().hide()
+        self.results.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        header = self.results.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 16, 24, 16)
+        layout.addWidget(QLabel("<h2>Export</h2>"))
+        layout.addWidget(QLabel("Adapter"))
+        layout.addWidget(self.picker)
+        layout.addWidget(self._about)
+        layout.addWidget(what)
+        layout.addWidget(self._needs)
+        button_row = QHBoxLayout()
+        button_row.addWidget(self.export_button)
+        button_row.addWidget(self.message, 1)
+        layout.addLayout(button_row)
+        layout.addWidget(QLabel("<b>Exports</b>"))
+        layout.addWidget(self.results, 1)
+
+        for box in (self.gguf, self.merged, self.adapter_only):
+            box.toggled.connect(self._update)
+        self.merge_dtype.currentIndexChanged.connect(self._update)
+        self.picker.adapter_changed.connect(self._update)
+        self._timer = QTimer(self, interval=_POLL_MS, timeout=self._poll)
+        self._update()
+        self._poll()
+
+    # -- state -----------------------------------------------------------------------
+
+    def showEvent(self, event: QShowEvent) -> None:
+        self._timer.start()
+        self.picker.refresh()
+        super().showEvent(event)
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        self._timer.stop()
+        super().hideEvent(event)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._timer.stop()
+        self._queue.close()
+        super().closeEvent(event)
+
+    def _update(self) -> None:
+        self.gguf_type.setEnabled(self.gguf.isChecked())
+        self.system.setEnabled(self.gguf.isChecked())
+        self.merge_dtype.setEnabled(self.merged.isChecked())
+        info, problem = self.picker.info()
+        self._about.setText(describe(info) if info else problem)
+        wanted = self.gguf.isChecked() or self.merged.isChecked() or self.adapter_only.isChecked()
+        needs, blocked = "", info is None
+        if info is not None and (self.gguf.isChecked() or self.merged.isChecked()):
+            try:
+                plan = plan_merge(info.path, None, self.merge_dtype.currentData())
+            except ExportError as exc:
+                needs, blocked = f"<span style='color:#c62828'>{exc}</span> {exc.hint or ''}", True
+            else:
+                needs = (
+                    f"Merging into {plan.base_path.name} ({plan.parameter_count / 1e6:,.0f}M parameters) needs "
+                    f"about {plan.ram_bytes / 2**30:.1f} GiB of RAM and {plan.output_bytes / 2**30:.2f} GiB of disk."
+                )
+                if plan.warnings:
+                    needs += " " + " ".join(plan.warnings)
+        self._needs.setText(needs)
+        self.export_button.setEnabled(wanted and not blocked)
+
+    def _poll(self) -> None:
+        changes = self._queue.changes()
+        if changes == self._changes:
+            return
+        self._changes = changes
+        self.picker.refresh()
+        self._fill_results()
+
+    def _fill_results(self) -> None:
+        jobs = [job for job in self._queue.jobs() if job.kind in ("merge", "export")]
+        self.results.setRowCount(len(jobs))
+        for row, job in enumerate(jobs):
+            outputs = _outputs(job.layout.events) if job.state == "succeeded" else []
+            text = outputs[-1] if outputs else (job.message or "")
+            self.results.setItem(row, 0, QTableWidgetItem(f"{job.id} · {job.name}"))
+            self.results.setItem(row, 1, QTableWidgetItem(job.label))
+            item = QTableWidgetItem(text)
+            item.setToolTip("\n".join(outputs) or text)
+            self.results.setItem(row, 2, item)
+            folder = Path(outputs[-1]) if outputs else job.folder
+            button = QPushButton("Open folder")
+            button.clicked.connect(lambda _=False, f=folder: _open_folder(f))
+            self.results.setCellWidget(row, 3, button)
+
+    # -- actions ---------------------------------------------------------------------
+
+    def specs(self) -> list[MergeSpec | ExportSpec]:
+        """The jobs the current choices make, in the order they are queued."""
+        info, _ = self.picker.info()
+        if info is None:
+            return []
+        adapter = str(info.path)
+        name = (info.record or {}).get("name") or info.path.parent.name
+        out = self.output.text().strip() or None
+        specs: list[MergeSpec | ExportSpec] = []
+        if self.merged.isChecked():
+            specs.append(MergeSpec(name=f"{name}-merged", adapter=adapter, dtype=self.merge_dtype.currentData(),
+                                   output_dir=str(Path(out) / f"{name}-merged") if out else None))  # fmt: skip
+        if self.gguf.isChecked():
+            specs.append(ExportSpec(name=name, source=adapter, gguf_type=self.gguf_type.currentData(),
+                                    system=self.system.text().strip() or None, output_dir=out))  # fmt: skip
+        if self.adapter_only.isChecked():
+            specs.append(ExportSpec(name=f"{name}-adapter", source=adapter, target="adapter",
+                                    output_dir=str(Path(out) / f"{name}-adapter") if out else None))  # fmt: skip
+        return specs
+
+    def export(self) -> None:
+        queued, problems = [], []
+        for spec in self.specs():
+            added = self._queue.add(spec)
+            problems += [check for check in added.checks if check.level != "info"]
+            if added.job is not None:
+                queued.append(added.job.id)
+                self._session.job_queued.emit(added.job.id)
+        if queued:
+            ensure_runner(self._queue)
+        self.message.setText(_summary(queued, problems))
+        self._poll()
+
+    def _browse_output(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Save exports to", self.output.text() or str(Path.home()))
+        if folder:
+            self.output.setText(folder)
+
+
+def _outputs(events: Path) -> list[str]:
+    """The model files and folders a finished job announced, in order."""
+    return [e.path for e in read_events(events) if isinstance(e, Artifact) and e.kind in _OUTPUT_KINDS]
+
+
+def _summary(queued: list[int], problems: list[Check]) -> str:
+    lines = []
+    if queued:
+        jobs = ", ".join(str(i) for i in queued)
+        lines.append(f"Queued job{'s' if len(queued) > 1 else ''} {jobs}: follow {'them' if len(queued) > 1 else 'it'}"
+                     " on the Jobs page.")  # fmt: skip
+    lines += [check.message for check in problems]
+    return "<br>".join(lines)
+
+
+def _open_folder(folder: Path) -> None:
+    QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder if folder.is_dir() else folder.parent)))

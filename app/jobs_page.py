@@ -1,0 +1,785 @@
+"""The Jobs page: the queue as a table, what can be done with each job, and the selected job's log.
+
+The queue lives in SQLite and is changed by runners in other processes, so the page polls
+its change counter every half second (one indexed read) and re-reads the jobs only when it
+moved. The page keeps polling while another page is shown, for the status bar and the
+end-of-job notifications (``jobs_changed``), and stops when its window closes.
+
+Each action is a ``JobQueue`` method that answers with a sentence; the page shows it and
+emits it as ``status_message``. Deleting asks first and says which files go.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QUrl, Signal, Slot
+from PySide6.QtGui import (
+    QAction,
+    QDesktopServices,
+    QFontDatabase,
+    QHideEvent,
+    QKeySequence,
+    QPalette,
+    QShowEvent,
+    QTextCursor,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QStyle,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.event_feed import Batch, FeedFollower, eta_seconds, recent_progress
+from app.job_model import (
+    CREATED,
+    ENDED,
+    ETA,
+    ID,
+    KIND,
+    NAME,
+    PROGRESS,
+    STATE,
+    JobTableModel,
+    ProgressDelegate,
+    full_time,
+    message_text,
+    state_text,
+)
+from app.session import Session
+from backend.jobs.job import REQUEUEABLE, Job
+from backend.jobs.queue import ActionResult, JobQueue
+from backend.jobs.runner import ensure_runner
+from backend.jobs.settle import settle_orphans
+from widgets.palette import negative_color
+from widgets.placeholder_view import PlaceholderTableView
+from widgets.units import format_bytes
+from widgets.window_timer import WindowTimer
+
+POLL_MS = 500
+_RUNNER_EVERY = 4  # polls: look at the runners every 2 s
+_SETTLE_EVERY = 10  # polls: settle jobs whose worker died unwatched every 5 s
+_RUNNER_GRACE_S = 15.0  # after "Start runner", how long it may take to show up before the offer returns
+_LOG_TAIL_BYTES = 64 << 10
+_LOG_LINES = 5000
+
+StartRunner = Callable[[JobQueue], "int | None"]
+
+
+def open_in_file_manager(path: Path) -> None:
+    QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+
+def folder_contents(job: Job) -> list[str]:
+    """What deleting ``job`` removes, for the confirmation: "3 checkpoints (1.2 GiB)", ..."""
+    root, layout = job.folder, job.layout
+    if not root.is_dir():
+        return []
+
+    def size(path: Path) -> int:
+        if path.is_file():
+            return path.stat().st_size
+        total = 0
+        for folder, _dirs, files in os.walk(path):
+            for name in files:
+                try:
+                    total += os.stat(os.path.join(folder, name)).st_size
+                except OSError:
+                    continue
+        return total
+
+    parts = []
+    checkpoints = [p for p in layout.checkpoints.iterdir() if p.is_dir()] if layout.checkpoints.is_dir() else []
+    if checkpoints:
+        count = len(checkpoints)
+        parts.append(f"{count} checkpoint{'s' if count > 1 else ''} ({format_bytes(size(layout.checkpoints))})")
+    if layout.adapter.is_dir():
+        parts.append(f"the trained adapter ({format_bytes(size(layout.adapter))})")
+    if layout.events.is_file() or layout.log.is_file():
+        parts.append("the charts' events and the worker's log")
+    parts.append(f"{format_bytes(size(root))} in all")
+    return parts
+
+
+class JobsPage(QWidget):
+    """Every job of the queue with its state, progress and log; cancel, pause, resume, retry, duplicate, delete."""
+
+    jobs_changed = Signal(list)
+    """The jobs as just read (``list[Job]``), whenever the queue changed."""
+    status_message = Signal(str)
+    """What an action did or why it could not, for the status bar."""
+
+    def __init__(
+        self,
+        session: Session,
+        parent: QWidget | None = None,
+        *,
+        start_runner: StartRunner | None = None,
+        open_folder: Callable[[Path], None] | None = None,
+        poll_ms: int = POLL_MS,
+    ) -> None:
+        super().__init__(parent)
+        self._session = session
+        self._queue = JobQueue(session.queue_path, session.jobs_dir)
+        self._start_runner = start_runner or ensure_runner
+        self._open_folder = open_folder or open_in_file_manager
+        self._seen_changes: int | None = None
+        self._read_once = False
+        self._polls = 0
+        self._runner_alive = False
+        self._runner_asked_at = 0.0
+        self._log_seen: tuple[Path, int, float] | None = None
+        self._menu: QMenu | None = None
+        self.confirmation: QMessageBox | None = None
+        """The open delete confirmation, if any."""
+
+        self.model = JobTableModel(self)
+        self.model.moveRequested.connect(self._move_to)
+        self.table = PlaceholderTableView(
+            "No jobs yet. A job you start from the Model & training page waits here for its turn."
+        )
+        self.table.setModel(self.model)
+        self.table.setItemDelegateForColumn(PROGRESS, ProgressDelegate(self.table))
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setDragEnabled(True)
+        self.table.setAcceptDrops(True)
+        self.table.setDropIndicatorShown(True)
+        # DragDrop, not InternalMove, which takes drops only from a drag this view started; the model
+        # accepts nothing but a job id anyway (and tests can drop one).
+        self.table.setDragDropMode(QAbstractItemView.DragDropMode.DragDrop)
+        self.table.setDragDropOverwriteMode(False)
+        self.table.setDefaultDropAction(Qt.DropAction.MoveAction)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
+        self.table.doubleClicked.connect(self._show_charts)
+        self.table.setAccessibleName("Jobs")
+        self._size_columns()
+        self.table.selectionModel().currentRowChanged.connect(self._on_current_row)
+
+        self._build_actions()
+        self.runner_banner, self.runner_text, self.start_runner_button = self._build_runner_banner()
+        self.message = QLabel(wordWrap=True, textFormat=Qt.TextFormat.PlainText)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message.hide()
+
+        self.title = QLabel(textFormat=Qt.TextFormat.PlainText)
+        font = self.title.font()
+        font.setBold(True)
+        self.title.setFont(font)
+        self.summary = QLabel(wordWrap=True, textFormat=Qt.TextFormat.RichText)
+        self.summary.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.LinksAccessibleByMouse
+        )
+        self.summary.linkActivated.connect(self._on_link)
+        self.events_log = self._log_view("The job's stages, warnings and checkpoints appear here as it runs.")
+        self.worker_log = self._log_view("The worker has written nothing to its log yet.")
+        self.worker_log.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.log_tabs = QTabWidget()
+        self.log_tabs.setDocumentMode(True)
+        self.log_tabs.addTab(self.events_log, "Events")
+        self.log_tabs.addTab(self.worker_log, "Worker log")
+        self.details = QWidget()
+        details = QVBoxLayout(self.details)
+        details.setContentsMargins(0, self.fontMetrics().height() // 2, 0, 0)
+        details.addWidget(self.title)
+        details.addWidget(self.summary)
+        details.addWidget(self.log_tabs, 1)
+        self.no_selection = QLabel("Select a job to see its messages and log.", alignment=Qt.AlignmentFlag.AlignCenter)
+        self.no_selection.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+
+        lower = QWidget()
+        lower_layout = QVBoxLayout(lower)
+        lower_layout.setContentsMargins(0, 0, 0, 0)
+        lower_layout.addWidget(self.details)
+        lower_layout.addWidget(self.no_selection)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(lower)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setSizes([1, 1])
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.runner_banner)
+        layout.addLayout(self._build_toolbar())
+        layout.addWidget(self.message)
+        layout.addWidget(self.splitter, 1)
+
+        self.follower = FeedFollower(points=False, parent=self)
+        self.follower.batch_ready.connect(self._on_batch)
+        session.job_selected.connect(self._on_session_job)
+        session.job_queued.connect(self._on_job_queued)
+        self._show_details(None)
+        self._update_actions()
+        self.poller = WindowTimer(self, poll_ms, self.poll)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._follow_selected()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        super().hideEvent(event)
+        self.follower.stop()
+
+    # -- reading the queue -------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """One tick: re-read the jobs if the queue moved; follow the selected job's log."""
+        self._polls += 1
+        changes = self._queue.changes()
+        if changes != self._seen_changes:
+            self.refresh()
+        elif self._polls % _RUNNER_EVERY == 0:
+            self._check_runners(self.model.jobs())
+        if self._polls % _SETTLE_EVERY == 0 and any(job.state == "running" for job in self.model.jobs()):
+            settle_orphans(self._queue)  # moves the counter when it settles one: read on the next tick
+        self._follow_selected()
+
+    def refresh(self) -> None:
+        """Read every job again now."""
+        self._seen_changes = self._queue.changes()
+        jobs = self._queue.jobs()
+        etas = {
+            job.id: eta_seconds(recent_progress(job.layout.events, job.events_offset))
+            for job in jobs
+            if job.state == "running"
+        }
+        selected = self.selected_job()
+        self.model.set_jobs(jobs, etas)
+        if selected is not None:
+            self._select_row(self.model.row_of(selected.id))
+        elif not self._read_once and self._session.job_id is not None:
+            self._select_row(self.model.row_of(self._session.job_id))  # chosen before this page first read
+        self._read_once = True
+        self._check_runners(jobs)
+        self._update_actions()
+        self._show_details(self.selected_job())
+        self.jobs_changed.emit(jobs)
+
+    def selected_job(self) -> Job | None:
+        index = self.table.selectionModel().currentIndex()
+        if not index.isValid() or not self.table.selectionModel().isRowSelected(index.row(), QModelIndex()):
+            return None
+        return self.model.job(index.row())
+
+    def select_job(self, job_id: int) -> bool:
+        """Select the job with this id (reading the queue first if it is new); whether it is listed."""
+        row = self.model.row_of(job_id)
+        if row is None:
+            self.refresh()
+            row = self.model.row_of(job_id)
+        self._select_row(row)
+        return row is not None
+
+    def queue(self) -> JobQueue:
+        """The page's own connection to the queue (GUI thread only)."""
+        return self._queue
+
+    # -- actions -------------------------------------------------------------------------------------
+
+    def _build_actions(self) -> None:
+        icon = self.style().standardIcon
+        pixmap = QStyle.StandardPixmap
+
+        def make(text: str, tip: str, shortcut: str | QKeySequence.StandardKey | None, slot, symbol=None) -> QAction:
+            action = QAction(text, self)
+            if symbol is not None:
+                action.setIcon(icon(symbol))
+            if shortcut is not None:
+                action.setShortcut(QKeySequence(shortcut))
+                action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+                tip = f"{tip} ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
+            action.setToolTip(tip)
+            action.triggered.connect(slot)
+            self.addAction(action)
+            return action
+
+        self.cancel_action = make(
+            "Cancel",
+            "Stop the job after its current step, with a checkpoint; a queued job never starts",
+            "Ctrl+.",
+            self._act_cancel,
+            pixmap.SP_BrowserStop,
+        )
+        self.pause_action = make(
+            "Pause",
+            "Stop after the current step and keep the job first in line until you resume it",
+            "Ctrl+P",
+            self._act_pause,
+            pixmap.SP_MediaPause,
+        )
+        self.resume_action = make(
+            "Resume",
+            "Continue from the newest checkpoint (or let a paused job run again)",
+            "Ctrl+R",
+            self._act_resume,
+            pixmap.SP_MediaPlay,
+        )
+        self.retry_action = make(
+            "Retry",
+            "Queue the job again at the end, from the start (its earlier log is kept under attempts/)",
+            "Ctrl+Shift+R",
+            self._act_retry,
+            pixmap.SP_BrowserReload,
+        )
+        self.retry_checkpoint_action = make(
+            "Retry from the last checkpoint",
+            "Queue the job again at the end, continuing from its newest checkpoint",
+            None,
+            self._act_retry_checkpoint,
+        )
+        self.duplicate_action = make(
+            "Duplicate",
+            "Queue a copy of the job with the same settings",
+            "Ctrl+D",
+            self._act_duplicate,
+            pixmap.SP_FileDialogNewFolder,
+        )
+        self.delete_action = make(
+            "Delete…",
+            "Delete the job and its folder: checkpoints, adapter and logs",
+            QKeySequence.StandardKey.Delete,
+            self._act_delete,
+            pixmap.SP_TrashIcon,
+        )
+        self.open_folder_action = make(
+            "Open folder",
+            "Show the job's folder in the file manager",
+            "Ctrl+Shift+O",
+            self._act_open_folder,
+            pixmap.SP_DirOpenIcon,
+        )
+        self.move_up_action = make("Run earlier", "Move the queued job up the line", "Alt+Up", self._act_move_up)
+        self.move_down_action = make("Run later", "Move the queued job down the line", "Alt+Down", self._act_move_down)
+        self.charts_action = make(
+            "Show charts",
+            "Open the job's live charts on the Monitor page",
+            None,
+            self._show_charts,
+            pixmap.SP_DesktopIcon,
+        )
+
+    def _build_toolbar(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        row.setSpacing(self.fontMetrics().height() // 3)
+        for action in (
+            self.cancel_action,
+            self.pause_action,
+            self.resume_action,
+            self.retry_action,
+            self.duplicate_action,
+            self.delete_action,
+        ):
+            row.addWidget(self._tool_button(action))
+        row.addStretch(1)
+        row.addWidget(self._tool_button(self.charts_action))
+        row.addWidget(self._tool_button(self.open_folder_action))
+        return row
+
+    def _tool_button(self, action: QAction) -> QToolButton:
+        button = QToolButton()
+        button.setDefaultAction(action)
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        button.setAutoRaise(False)
+        return button
+
+    def _build_runner_banner(self) -> tuple[QFrame, QLabel, QPushButton]:
+        banner = QFrame()
+        banner.setFrameShape(QFrame.Shape.StyledPanel)
+        text = QLabel(wordWrap=True, textFormat=Qt.TextFormat.PlainText)
+        button = QPushButton("Start runner")
+        button.setToolTip("Start the background process that runs queued jobs one at a time")
+        button.clicked.connect(self.start_runner)
+        row = QHBoxLayout(banner)
+        row.addWidget(
+            QLabel(pixmap=self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxInformation).pixmap(24))
+        )
+        row.addWidget(text, 1)
+        row.addWidget(button)
+        banner.hide()
+        return banner, text, button
+
+    def _update_actions(self) -> None:
+        job = self.selected_job()
+        state = job.state if job else None
+        queued = [j for j in self.model.jobs() if j.state == "queued"]
+        place = next((i for i, j in enumerate(queued, 1) if job and j.id == job.id), None)
+        enabled = {
+            self.cancel_action: state in ("queued", "running") and job.request != "cancel",
+            self.pause_action: (state == "queued" and not job.held) or (state == "running" and job.request is None),
+            self.resume_action: job is not None and (job.paused or state in REQUEUEABLE),
+            self.retry_action: state in REQUEUEABLE,
+            self.retry_checkpoint_action: state in REQUEUEABLE and job.kind == "train",
+            self.duplicate_action: job is not None,
+            self.delete_action: job is not None and state != "running",
+            self.open_folder_action: job is not None and job.folder.is_dir(),
+            self.move_up_action: place is not None and place > 1,
+            self.move_down_action: place is not None and place < len(queued),
+            self.charts_action: job is not None,
+        }
+        for action, on in enabled.items():
+            action.setEnabled(bool(on))
+
+    def _act(self, do: Callable[[int], ActionResult]) -> ActionResult | None:
+        job = self.selected_job()
+        if job is None:
+            return None
+        result = do(job.id)
+        self.show_message(result.message, ok=result.ok)
+        self.refresh()
+        return result
+
+    def cancel_selected(self) -> ActionResult | None:
+        return self._act(self._queue.cancel)
+
+    def _act_cancel(self) -> None:
+        self.cancel_selected()
+
+    def _act_pause(self) -> None:
+        self._act(self._queue.pause)
+
+    def _act_resume(self) -> None:
+        self._act(self._queue.resume)
+
+    def _act_retry(self) -> None:
+        self._act(self._queue.retry)
+
+    def _act_retry_checkpoint(self) -> None:
+        self._act(self._retry_from_checkpoint)
+
+    def _retry_from_checkpoint(self, job_id: int) -> ActionResult:
+        return self._queue.retry(job_id, from_checkpoint=True)
+
+    def _act_duplicate(self) -> None:
+        job = self.selected_job()
+        if job is None:
+            return
+        added = self._queue.duplicate(job.id)
+        problems = [check.message for check in added.checks if check.level in ("error", "warning")]
+        if added.job is None:
+            self.show_message(f"Job {job.id} could not be copied: " + " ".join(problems), ok=False)
+            self.refresh()
+            return
+        text = f"Job {added.job.id} is queued: a copy of job {job.id}."
+        self.show_message(" ".join([text, *problems]), ok=True)
+        self.refresh()
+        self.select_job(added.job.id)
+
+    def _act_move_up(self) -> None:
+        self._move_by(-1)
+
+    def _act_move_down(self) -> None:
+        self._move_by(1)
+
+    def _move_by(self, delta: int) -> None:
+        job = self.selected_job()
+        queued = [j.id for j in self.model.jobs() if j.state == "queued"]
+        if job is None or job.id not in queued:
+            return
+        self._move_to(job.id, queued.index(job.id) + 1 + delta)
+
+    @Slot(int, int)
+    def _move_to(self, job_id: int, place: int) -> None:
+        result = self._queue.move(job_id, place)
+        self.show_message(result.message, ok=result.ok)
+        self.refresh()
+        self._select_row(self.model.row_of(job_id))
+
+    def _on_link(self, _link: str) -> None:
+        self._act_open_folder()
+
+    def _act_open_folder(self) -> None:
+        job = self.selected_job()
+        if job is not None and job.folder.is_dir():
+            self._open_folder(job.folder)
+
+    def _act_delete(self) -> None:
+        self.delete_selected()
+
+    def delete_selected(self) -> QMessageBox | None:
+        """Ask whether to delete the selected job and its folder; the answer does it. Returns the question."""
+        selected = self.selected_job()
+        job = self._queue.get(selected.id) if selected is not None else None  # as it is now, not at the last poll
+        if job is None or job.state == "running":
+            if job is not None:
+                self.show_message(f"Job {job.id} is running; cancel it before deleting it.", ok=False)
+            return None
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Delete job",
+            f"Delete job {job.id} “{job.name}” and its folder?",
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        contents = folder_contents(job)
+        lines = [f"This removes {job.folder}"]
+        if contents:
+            lines.append("with " + ", ".join(contents) + ".")
+        else:
+            lines.append("(the folder is already gone; only the queue's entry is removed).")
+        if job.adapter_path and not Path(job.adapter_path).is_relative_to(job.folder):
+            lines.append(f"Its adapter in {job.adapter_path} is outside the folder and is kept.")
+        lines.append("This cannot be undone.")
+        box.setInformativeText("\n".join(lines))
+        delete = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.setEscapeButton(QMessageBox.StandardButton.Cancel)
+        job_id = job.id
+
+        def answered(_result: int) -> None:
+            self.confirmation = None
+            if box.clickedButton() is delete:
+                result = self._queue.delete(job_id)
+                self.show_message(result.message, ok=result.ok)
+                self.refresh()
+            box.deleteLater()
+
+        box.finished.connect(answered)
+        self.confirmation = box
+        box.open()
+        return box
+
+    @Slot()
+    def start_runner(self) -> None:
+        """Start a background runner for the queue unless one is alive."""
+        pid = self._start_runner(self._queue)
+        if pid is None:
+            self.show_message("A runner is already working through the queue.", ok=True)
+        else:
+            self._runner_asked_at = time.monotonic()
+            self.show_message(f"Started a runner in the background (process {pid}); queued jobs will start.", ok=True)
+        self._check_runners(self.model.jobs())
+
+    def show_message(self, text: str, *, ok: bool = True) -> None:
+        """Show what an action did (in red when it was refused) and pass it to the status bar."""
+        self.message.setText(text)
+        palette = self.palette()
+        if not ok:
+            palette.setColor(QPalette.ColorRole.WindowText, negative_color(palette))
+        self.message.setPalette(palette)
+        self.message.show()
+        self.status_message.emit(text)
+
+    # -- runners -------------------------------------------------------------------------------------
+
+    def _check_runners(self, jobs: list[Job]) -> None:
+        self._runner_alive = any(runner.alive for runner in self._queue.runners())
+        waiting = sum(1 for job in jobs if job.state == "queued" and not job.held)
+        just_asked = time.monotonic() - self._runner_asked_at < _RUNNER_GRACE_S
+        offer = waiting > 0 and not self._runner_alive and not just_asked
+        if offer:
+            jobs_text = "1 job is" if waiting == 1 else f"{waiting} jobs are"
+            self.runner_text.setText(
+                f"{jobs_text} waiting, but no runner is working through the queue. The runner runs jobs "
+                "one at a time in the background and keeps going when LoRA Studio is closed."
+            )
+        self.runner_banner.setVisible(offer)
+
+    def runner_alive(self) -> bool:
+        return self._runner_alive
+
+    # -- the selected job ---------------------------------------------------------------------------
+
+    def _select_row(self, row: int | None) -> None:
+        selection = self.table.selectionModel()
+        if row is None:
+            selection.clearSelection()
+            return
+        index = self.model.index(row, 0)
+        selection.setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        )
+
+    @Slot(QModelIndex, QModelIndex)
+    def _on_current_row(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        job = self.model.job(current.row()) if current.isValid() else None
+        self._update_actions()
+        self._show_details(job)
+        if job is not None and job.id != self._session.job_id:
+            self._session.job_selected.emit(job.id)
+
+    @Slot(int)
+    def _on_session_job(self, job_id: int) -> None:
+        job = self.selected_job()
+        if job is None or job.id != job_id:
+            self.select_job(job_id)
+
+    @Slot(int)
+    def _on_job_queued(self, job_id: int) -> None:
+        self.refresh()
+        self.select_job(job_id)
+
+    def _show_details(self, job: Job | None) -> None:
+        self.details.setVisible(job is not None)
+        self.no_selection.setVisible(job is None and self.model.rowCount() > 0)
+        feed = self.follower.feed
+        path = job.layout.events if job is not None else None
+        if (feed.path if feed else None) != path:
+            self.events_log.clear()
+            self._log_seen = None
+            self.worker_log.clear()
+            self.follower.follow(path)
+        if job is None:
+            return
+        where = f" on {job.device}" if job.device else ""
+        self.title.setText(f"Job {job.id} · {job.name} · {job.kind} · {state_text(job, None)}{where}")
+        self.summary.setText(self._summary_html(job))
+        self._refresh_worker_log(job)
+
+    def _summary_html(self, job: Job) -> str:
+        parts = []
+        message = job.message.strip() if job.message else message_text(job)
+        if message:
+            parts.append(html.escape(message).replace("\n", "<br>"))
+        if job.hint:
+            parts.append(f"<b>What to do:</b> {html.escape(job.hint)}")
+        facts = [f"queued {full_time(job.created_at)}"]
+        if job.started_at:
+            facts.append(f"started {full_time(job.started_at)}")
+        if job.ended_at:
+            facts.append(f"ended {full_time(job.ended_at)}")
+        if job.attempt > 1:
+            facts.append(f"{job.attempt} attempts")
+        if job.cause:
+            facts.append(f"cause: {html.escape(job.cause)}")
+        parts.append(" · ".join(facts).capitalize())
+        parts.append(f'Folder: <a href="folder">{html.escape(str(job.folder))}</a>')
+        return "<br>".join(parts)
+
+    def _follow_selected(self) -> None:
+        job = self.selected_job()
+        if job is None or not self.isVisible():  # the log is read while someone can see it
+            return
+        self.follower.poll()
+        if job.state == "running":
+            self._refresh_worker_log(job)
+
+    @Slot(object)
+    def _on_batch(self, batch: Batch) -> None:
+        if batch.reset:
+            self.events_log.clear()
+        if batch.error:
+            batch.lines.append(batch.error)
+        if batch.lines:
+            self._append(self.events_log, "\n".join(batch.lines))
+
+    def _refresh_worker_log(self, job: Job) -> None:
+        path = job.layout.log
+        try:
+            info = path.stat()
+        except OSError:
+            if self._log_seen is not None:
+                self.worker_log.clear()
+            self._log_seen = None
+            return
+        seen = (path, info.st_size, info.st_mtime)
+        if seen == self._log_seen:
+            return
+        self._log_seen = seen
+        try:
+            with path.open("rb") as handle:
+                handle.seek(max(0, info.st_size - _LOG_TAIL_BYTES))
+                text = handle.read().decode("utf-8", errors="replace")
+        except OSError as exc:
+            text = f"{path} could not be read: {exc.strerror or exc}"
+        if info.st_size > _LOG_TAIL_BYTES:
+            text = (
+                f"… (the last {format_bytes(_LOG_TAIL_BYTES)} of {format_bytes(info.st_size)}; "
+                "the whole log is in the job folder)\n" + text.split("\n", 1)[-1]
+            )
+        self._replace(self.worker_log, text)
+
+    def _log_view(self, placeholder: str) -> QPlainTextEdit:
+        view = QPlainTextEdit(readOnly=True)
+        view.setPlaceholderText(placeholder)
+        view.setMaximumBlockCount(_LOG_LINES)
+        view.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        return view
+
+    @staticmethod
+    def _at_end(view: QPlainTextEdit) -> bool:
+        bar = view.verticalScrollBar()
+        return bar.value() >= bar.maximum() - 2
+
+    def _append(self, view: QPlainTextEdit, text: str) -> None:
+        follow = self._at_end(view)
+        view.appendPlainText(text)
+        if follow:
+            view.moveCursor(QTextCursor.MoveOperation.End)
+            view.ensureCursorVisible()
+
+    def _replace(self, view: QPlainTextEdit, text: str) -> None:
+        follow = self._at_end(view) or not view.toPlainText()
+        position = view.verticalScrollBar().value()
+        view.setPlainText(text)
+        if follow:
+            view.moveCursor(QTextCursor.MoveOperation.End)
+            view.ensureCursorVisible()
+        else:
+            view.verticalScrollBar().setValue(position)
+
+    def _context_menu(self, position: QPoint) -> None:
+        index = self.table.indexAt(position)
+        if not index.isValid():
+            return
+        self._select_row(index.row())
+        menu = QMenu(self)
+        for action in (self.charts_action, None, self.cancel_action, self.pause_action, self.resume_action):
+            menu.addSeparator() if action is None else menu.addAction(action)
+        menu.addSeparator()
+        for action in (self.retry_action, self.retry_checkpoint_action, self.duplicate_action):
+            menu.addAction(action)
+        menu.addSeparator()
+        for action in (self.move_up_action, self.move_down_action):
+            menu.addAction(action)
+        menu.addSeparator()
+        for action in (self.open_folder_action, self.delete_action):
+            menu.addAction(action)
+        menu.aboutToHide.connect(menu.deleteLater)
+        self._menu = menu
+        menu.popup(self.table.viewport().mapToGlobal(position))
+
+    def _show_charts(self, *_args: object) -> None:
+        job = self.selected_job()
+        if job is not None:
+            if job.id != self._session.job_id:
+                self._session.job_selected.emit(job.id)
+            self._session.show_page.emit("Monitor")
+
+    def _size_columns(self) -> None:
+        header = self.table.horizontalHeader()
+        metrics = self.fontMetrics()
+        pad = metrics.height()
+        icon = self.table.iconSize().width() if self.table.iconSize().isValid() else pad
+        widths = {
+            ID: metrics.horizontalAdvance("0000") + pad,
+            NAME: metrics.horizontalAdvance("support-triage-7b-r64") + pad,
+            KIND: metrics.horizontalAdvance("evaluate") + pad,
+            STATE: metrics.horizontalAdvance("queued, runs next") + icon + 2 * pad,
+            PROGRESS: metrics.horizontalAdvance("10,000 / 10,000") + 2 * pad,
+            ETA: metrics.horizontalAdvance("10 h 59 min") + pad,
+            CREATED: metrics.horizontalAdvance("Yesterday 00:00") + pad,
+            ENDED: metrics.horizontalAdvance("Yesterday 00:00") + pad,
+        }
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        for column, width in widths.items():
+            header.resizeSection(column, width)
+        header.setStretchLastSection(True)  # the message takes what is left
+        header.setMinimumSectionSize(metrics.horizontalAdvance("ID") + pad)

@@ -1,0 +1,114 @@
+"""The queue in the status bar, and a desktop notification when a job ends.
+
+Training runs for hours in the background: when a job ends, the studio says so in the
+system tray's notification area where there is one (``QSystemTrayIcon.showMessage``),
+otherwise in the status bar. ``hook_up`` connects both to the Jobs page, which polls the queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication, QStyle, QSystemTrayIcon
+
+from app.event_feed import duration_words
+from backend.jobs.job import FINISHED, Job
+
+STATUS_MESSAGE_MS = 20_000
+
+
+def queue_summary(jobs: Sequence[Job]) -> str:
+    """ "1 running · 2 queued · 1 paused", or "Queue empty"."""
+    running = sum(1 for job in jobs if job.state == "running")
+    paused = sum(1 for job in jobs if job.paused)
+    queued = sum(1 for job in jobs if job.state == "queued") - paused
+    parts = [
+        f"{count} {what}" for count, what in ((running, "running"), (queued, "queued"), (paused, "paused")) if count
+    ]
+    return " · ".join(parts) if parts else "Queue empty"
+
+
+def ended_text(job: Job) -> tuple[str, str]:
+    """The notification's title and text for a job that has just ended."""
+    title = f"“{job.name}” {job.state}"
+    ran = f" after {duration_words(job.ended_at - job.started_at)}" if job.ended_at and job.started_at else ""
+    if job.state == "succeeded":
+        steps = f"{job.step:,} steps" if job.step else "the run"
+        return title, f"Job {job.id} finished {steps}{ran}. The adapter is ready."
+    reason = job.message.strip().splitlines()[0] if job.message else ""
+    return title, f"Job {job.id} {job.state}{ran}. {reason}".strip()
+
+
+class StatusWindow(Protocol):
+    """What the notifier needs of the main window."""
+
+    def set_queue_status(self, text: str) -> None: ...
+
+    def show_status_message(self, text: str, timeout_ms: int = 0) -> None: ...
+
+
+class JobNotifier(QObject):
+    """Watches the jobs the Jobs page reads; says when one ends and keeps the status bar's queue count."""
+
+    notified = Signal(str, str)
+    """Title and text of each notification, however it was shown."""
+
+    def __init__(
+        self, window: StatusWindow | None = None, icon: QIcon | None = None, parent: QObject | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._window = window
+        self._icon = icon
+        self._states: dict[int, str] | None = None  # None until the first look: jobs ended before it are old news
+        self._tray: QSystemTrayIcon | None = None
+
+    @Slot(list)
+    def update(self, jobs: list[Job]) -> None:
+        """Take the queue as just read: notify each job that ended since the last look."""
+        if self._window is not None:
+            self._window.set_queue_status(queue_summary(jobs))
+        before, self._states = self._states, {job.id: job.state for job in jobs}
+        if before is None:
+            return
+        for job in jobs:
+            was = before.get(job.id)
+            if was is not None and was not in FINISHED and job.state in FINISHED:
+                self.notify(*ended_text(job), failed=job.state in ("failed", "interrupted"))
+
+    def notify(self, title: str, text: str, *, failed: bool = False) -> None:
+        if QSystemTrayIcon.isSystemTrayAvailable() and QSystemTrayIcon.supportsMessages():
+            tray = self._tray_icon()
+            kind = QSystemTrayIcon.MessageIcon.Warning if failed else QSystemTrayIcon.MessageIcon.Information
+            tray.showMessage(title, text, kind, STATUS_MESSAGE_MS)
+        elif self._window is not None:
+            self._window.show_status_message(f"{title}: {text}", STATUS_MESSAGE_MS)
+        self.notified.emit(title, text)
+
+    def _tray_icon(self) -> QSystemTrayIcon:
+        if self._tray is None:
+            icon = self._icon or QApplication.windowIcon()
+            if icon.isNull():
+                icon = QApplication.style().standardIcon(QStyle.StandardPixmap.SP_ComputerIcon)
+            self._tray = QSystemTrayIcon(icon, self)
+            self._tray.setToolTip("LoRA Studio")
+        self._tray.show()
+        return self._tray
+
+
+class _JobsSource(Protocol):
+    jobs_changed: Signal
+    status_message: Signal
+
+
+def hook_up(window: StatusWindow, jobs_page: _JobsSource) -> JobNotifier:
+    """The status bar's queue count, the pages' action messages and end-of-job notifications.
+
+    One line in the window's wiring: ``hook_up(window, jobs_page)``.
+    """
+    notifier = JobNotifier(window, parent=jobs_page if isinstance(jobs_page, QObject) else None)
+    jobs_page.jobs_changed.connect(notifier.update)
+    jobs_page.status_message.connect(window.show_status_message)
+    return notifier

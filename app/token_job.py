@@ -1,0 +1,245 @@
+"""Measuring a dataset in a model's tokens, and rendering one example as that model sees it.
+
+Both need the model's tokenizer and chat template, so both run ``lora-studio data …`` in a
+child process (``CliJob``) and read its JSON: ``data check --model M --json`` for the token
+statistics, ``data preview N --model M --json`` for one example. The GUI process never imports
+transformers. Before starting, ``model_problem`` looks the model up in the store (no ML
+imports), so a model that was never imported is explained with the command that imports it
+instead of being downloaded behind the user's back.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from app.cli_job import CliJob, CliOutcome
+from backend.data.problems import RowProblem
+from backend.data.report import Advice, DataReport, TokenStats
+from backend.data.scan import ImportOptions
+from backend.models.errors import ModelError, ModelNotFoundError
+from backend.models.hub_import import is_hub_id
+from backend.models.store import DEFAULT_ALIAS, DEFAULT_NAME, DEFAULT_SLUG, get_model, list_models
+from widgets.example_preview import RenderedExample
+from widgets.token_histogram import TokenLengths
+from widgets.token_panel import TokenSummary
+
+TOKEN_CODES = ("too_long", "template_error")
+"""The problems only a tokenizer finds; the rest come from the check in the GUI process."""
+
+
+@dataclass(frozen=True)
+class Measuring:
+    """What to measure: a dataset read with ``options``, with ``model`` at ``max_length``."""
+
+    path: Path
+    options: ImportOptions
+    model: str
+    max_length: int
+
+    def reading_args(self) -> list[str]:
+        """How the child process reads the dataset as the page did: format, column mapping, dedupe."""
+        args = []
+        if self.options.columns:
+            for role, column in self.options.columns.items():
+                args += ["--map", f"{role}={column}"]
+        elif self.options.format not in ("auto", "columns"):
+            args += ["--format", self.options.format]
+        if self.options.dedupe:
+            args.append("--dedupe")
+        return args
+
+    def model_args(self) -> list[str]:
+        return ["--model", self.model, "--max-length", str(self.max_length), "--json"]
+
+
+# -- models --------------------------------------------------------------------------------------
+
+
+def model_choices() -> list[tuple[str, str]]:
+    """The models in the store as ``(name, reference)``; the default model first, imported or not."""
+    records = list_models()
+    choices = [(record.name, record.slug) for record in records]
+    if not any(record.slug == DEFAULT_SLUG for record in records):
+        choices.insert(0, (f"{DEFAULT_NAME} (not imported yet)", DEFAULT_ALIAS))
+    else:
+        choices.sort(key=lambda choice: choice[1] != DEFAULT_SLUG)
+    return choices
+
+
+def canonical_model(ref: str) -> str:
+    """``default`` is the default model's store name once it is imported."""
+    if ref == DEFAULT_ALIAS and any(record.slug == DEFAULT_SLUG for record in list_models()):
+        return DEFAULT_SLUG
+    return ref
+
+
+def import_command(ref: str) -> str:
+    """The terminal command that imports ``ref``: the default model or a Hub id; "" for anything else
+    (a folder the store can't read is no model, and a name it doesn't know can't be fetched)."""
+    if ref == DEFAULT_ALIAS or (is_hub_id(ref) and not Path(ref).expanduser().exists()):
+        return f"lora-studio models import {shlex.quote(ref)}"
+    return ""
+
+
+def model_problem(ref: str) -> tuple[str, str] | None:
+    """Why ``ref`` can't measure anything yet, and the command that fixes it; None when it can.
+
+    Reads the store's records only (no ML imports, nothing downloaded); whether the tokenizer
+    really loads is for the child process to say.
+    """
+    try:
+        get_model(ref)
+    except ModelNotFoundError as exc:
+        command = import_command(ref)
+        return (f"{exc} To import it from a terminal:" if command else str(exc)), command
+    except ModelError as exc:
+        return str(exc), ""
+    return None
+
+
+# -- reading the JSON ------------------------------------------------------------------------------
+
+
+def token_summary(stats: dict[str, Any]) -> TokenSummary | None:
+    """The panel's summary from a report's ``tokens``; None when no example could be measured."""
+    edges, counts = stats.get("histogram_edges") or [], stats.get("histogram_counts") or []
+    percentiles = stats.get("percentiles") or {}
+    if not counts or len(edges) != len(counts) + 1:
+        return None
+    lengths = TokenLengths(
+        edges=[float(e) for e in edges],
+        counts=[int(c) for c in counts],
+        p50=float(percentiles.get("p50", 0)),
+        p90=float(percentiles.get("p90", 0)),
+        p99=float(percentiles.get("p99", 0)),
+    )
+    return TokenSummary(
+        lengths=lengths,
+        max_length=int(stats["max_length"]),
+        examples=int(stats["examples"]),
+        total=int(stats["total"]),
+        longest=int(stats["longest"]),
+        truncated=int(stats["truncated"]),
+        cut_tokens=int(stats["cut_tokens"]),
+        tokens_per_epoch=int(stats["tokens_per_epoch"]),
+        loss_share=stats.get("loss_share"),
+        loss_sample=int(stats.get("loss_sample", 0)),
+        lost_reply=int(stats.get("lost_reply", 0)),
+        failed=int(stats.get("failed", 0)),
+    )
+
+
+def with_tokens(base: DataReport, measured: dict[str, Any]) -> DataReport:
+    """``base`` (the check made in the GUI process) with the token statistics, problems and advice measured."""
+    report = copy.deepcopy(base)
+    stats = measured.get("tokens")
+    report.tokens = TokenStats(**stats) if stats else None
+    for problem in measured.get("problems", []):
+        if problem.get("code") in TOKEN_CODES:
+            report.problems.add(RowProblem(**{k: v for k, v in problem.items() if k != "hint"}))
+    counts = measured.get("problem_counts", {})
+    for code in TOKEN_CODES:
+        if code in counts:
+            report.problems.counts[code] = counts[code]
+    report.advice = [Advice(a["code"], a["message"]) for a in measured.get("advice", [])]
+    return report
+
+
+def rendered_example(shown: dict[str, Any]) -> RenderedExample:
+    return RenderedExample(
+        text=shown["text"],
+        loss_spans=[(int(start), int(end)) for start, end in shown["loss_spans"]],
+        token_count=int(shown["tokens"]),
+        loss_token_count=int(shown["loss_tokens"]),
+        cut_at=shown.get("cut_at"),
+    )
+
+
+def _json_of(outcome: CliOutcome) -> dict[str, Any] | None:
+    try:
+        value = json.loads(outcome.stdout)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+# -- jobs ------------------------------------------------------------------------------------------
+
+
+class TokenJob(QObject):
+    """``data check --model --json`` in a child process: ``measured(TokenSummary | None, dict)`` or ``failed(str)``."""
+
+    measured = Signal(object, object)  # TokenSummary or None (nothing measurable), the whole report as a dict
+    failed = Signal(str)
+    cancelled = Signal()
+
+    def __init__(self, home: Path, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._cli = CliJob(self, environment={"LORA_STUDIO_HOME": str(home)})
+        self._cli.finished.connect(self._finished)
+        self.request: Measuring | None = None
+
+    def start(self, request: Measuring) -> None:
+        self.request = request
+        self._cli.start(["data", "check", str(request.path), *request.reading_args(), *request.model_args()])
+
+    def is_running(self) -> bool:
+        return self._cli.is_running()
+
+    def cancel(self) -> None:
+        self._cli.cancel()
+
+    def shutdown(self) -> None:
+        self._cli.shutdown()
+
+    def _finished(self, outcome: CliOutcome) -> None:
+        if outcome.cancelled:
+            self.cancelled.emit()
+            return
+        report = _json_of(outcome)
+        # ``check`` exits 1 when nothing is usable and still prints the report.
+        if report is None or "tokens" not in report:
+            self.failed.emit(outcome.error_text("Counting tokens"))
+            return
+        self.measured.emit(token_summary(report["tokens"] or {}), report)
+
+
+class RenderJob(QObject):
+    """``data preview N --model --json`` in a child process: ``rendered(row, RenderedExample)`` or ``failed``."""
+
+    rendered = Signal(int, object)
+    failed = Signal(int, str)
+
+    def __init__(self, home: Path, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._cli = CliJob(self, environment={"LORA_STUDIO_HOME": str(home)})
+        self._cli.finished.connect(self._finished)
+        self.row: int | None = None
+
+    def start(self, request: Measuring, row: int) -> None:
+        """Render usable example ``row`` (from 0) of the dataset; a rendering still going is dropped."""
+        self.row = row
+        where = [str(request.path), str(row + 1)]
+        self._cli.start(["data", "preview", *where, *request.reading_args(), *request.model_args()])
+
+    def is_running(self) -> bool:
+        return self._cli.is_running()
+
+    def shutdown(self) -> None:
+        self._cli.shutdown()
+
+    def _finished(self, outcome: CliOutcome) -> None:
+        row = self.row if self.row is not None else -1
+        shown = _json_of(outcome) if outcome.ok else None
+        if shown is None or "text" not in shown:
+            if not outcome.cancelled:
+                self.failed.emit(row, outcome.error_text("Rendering the example"))
+            return
+        self.rendered.emit(row, rendered_example(shown))

@@ -1,0 +1,45 @@
+"""The Evaluate page queues a real evaluate job and shows its report: losses and answers side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytestqt.qtbot import QtBot
+
+from app.evaluate_page import EvaluatePage
+from app.session import Session
+from backend.jobs.queue import JobQueue
+from tests.adapters import make_adapter
+from tests.datasets import write_colour_task
+
+
+def test_queues_an_evaluation_and_shows_its_report(
+    qtbot: QtBot, studio: Session, tiny_llama: Path, tmp_path: Path
+) -> None:
+    adapter = make_adapter(tiny_llama, tmp_path / "tuned", seed=3)
+    held_out = write_colour_task(tmp_path / "held.jsonl", 4, seed=5)
+    page = EvaluatePage(studio)
+    qtbot.addWidget(page)
+    page.show()
+    assert page.reports.count() == 0 and page.losses.rowCount() == 0, "an empty state before any evaluation"
+
+    page.picker.select(str(adapter))
+    page.data.setText(str(held_out))
+    page.prompts.setPlainText("What colour is the sky?\n\nName a fruit.\n")
+    page.max_new_tokens.setValue(8)
+    assert page.evaluate_button.isEnabled()
+    with qtbot.waitSignal(studio.job_queued):
+        page.evaluate()
+
+    with JobQueue(studio.queue_path, studio.jobs_dir) as queue:
+        job_id = queue.jobs()[0].id
+        qtbot.waitUntil(lambda: queue.get(job_id).state in ("succeeded", "failed"), timeout=180_000)
+        job = queue.get(job_id)
+    assert job.state == "succeeded", job.message
+    qtbot.waitUntil(lambda: page.reports.count() == 1, timeout=10_000)
+
+    assert page.losses.item(0, 0).text().startswith("base")
+    assert page.losses.rowCount() == 2 and page.losses.item(1, 3).text().endswith(("better)", "worse)", "same)"))
+    assert page.prompt_list.count() == 2 and page.prompt_list.item(0).text() == "What colour is the sky?"
+    shown = page.diff.toPlainText()
+    assert "What colour is the sky?" in shown and "Prompt" in shown
