@@ -67,6 +67,7 @@ from backend.jobs.job import REQUEUEABLE, Job
 from backend.jobs.queue import ActionResult, JobQueue
 from backend.jobs.runner import ensure_runner
 from backend.jobs.settle import settle_orphans
+from backend.spec import JobSpec, SpecError
 from widgets.palette import negative_color
 from widgets.placeholder_view import PlaceholderTableView
 from widgets.units import format_bytes
@@ -352,6 +353,12 @@ class JobsPage(QWidget):
             self._act_duplicate,
             pixmap.SP_FileDialogNewFolder,
         )
+        self.edit_copy_action = make(
+            "Edit a copy…",
+            "Open the job's settings in the Model & training form, to change them and queue the copy",
+            "Ctrl+E",
+            self._act_edit_copy,
+        )
         self.delete_action = make(
             "Delete…",
             "Delete the job and its folder: checkpoints, adapter and logs",
@@ -428,6 +435,7 @@ class JobsPage(QWidget):
             self.retry_action: state in REQUEUEABLE,
             self.retry_checkpoint_action: state in REQUEUEABLE and job.kind == "train",
             self.duplicate_action: job is not None,
+            self.edit_copy_action: job is not None and job.kind in ("train", "measure"),
             self.delete_action: job is not None and state != "running",
             self.open_folder_action: job is not None and job.folder.is_dir(),
             self.move_up_action: place is not None and place > 1,
@@ -481,6 +489,19 @@ class JobsPage(QWidget):
         self.show_message(" ".join([text, *problems]), ok=True)
         self.refresh()
         self.select_job(added.job.id)
+
+    def _act_edit_copy(self) -> None:
+        job = self.selected_job()
+        if job is None:
+            return
+        try:
+            spec = JobSpec.load(job.layout.spec)
+        except SpecError as exc:
+            self.show_message(f"Job {job.id}'s settings cannot be read: {exc}", ok=False)
+            return
+        spec.kind = "train"
+        spec.name = f"{spec.name}-copy"
+        self._session.request_edit(spec)
 
     def _act_move_up(self) -> None:
         self._move_by(-1)
@@ -744,7 +765,7 @@ class JobsPage(QWidget):
         for action in (self.charts_action, None, self.cancel_action, self.pause_action, self.resume_action):
             menu.addSeparator() if action is None else menu.addAction(action)
         menu.addSeparator()
-        for action in (self.retry_action, self.retry_checkpoint_action, self.duplicate_action):
+        for action in (self.retry_action, self.retry_checkpoint_action, self.duplicate_action, self.edit_copy_action):
             menu.addAction(action)
         menu.addSeparator()
         for action in (self.move_up_action, self.move_down_action):

@@ -23,8 +23,8 @@ class DatasetChoice:
     """The detected or chosen format name (``messages``, ``alpaca``…, ``columns``)."""
     columns: dict[str, str] | None
     """The column mapping when ``format`` is ``columns``."""
-    rows: int
-    """Examples that will be trained on."""
+    rows: int | None
+    """Examples that will be trained on; None when not counted (a spec loaded for editing)."""
     p99_tokens: int | None = None
     """The 99th percentile of example length in tokens, once measured with a tokenizer."""
 
@@ -37,12 +37,16 @@ class Session(QObject):
     job_queued = Signal(int)
     show_page = Signal(str)
     """Ask the window to show the page with this title."""
+    edit_spec = Signal(object)
+    """A training ``JobSpec`` to load into the Model & training form (``request_edit``)."""
 
     def __init__(self, home: Path | None = None) -> None:
         super().__init__()
         self.home = home or paths.data_home()
         self.dataset: DatasetChoice | None = None
         self.job_id: int | None = None
+        self.pending_edit: object | None = None
+        """A spec ``request_edit`` asked for that no form has taken yet: the page may not be built."""
         self.dataset_changed.connect(self._remember_dataset)
         self.job_selected.connect(self._remember_job)
 
@@ -53,6 +57,16 @@ class Session(QObject):
     @property
     def jobs_dir(self) -> Path:
         return self.home / "jobs"
+
+    def request_edit(self, spec: object) -> None:
+        """Open ``spec`` in the Model & training form, whether or not that page exists yet."""
+        self.pending_edit = spec
+        self.edit_spec.emit(spec)
+        self.show_page.emit("Model & training")
+
+    def take_pending_edit(self) -> object | None:
+        spec, self.pending_edit = self.pending_edit, None
+        return spec
 
     def _remember_dataset(self, choice: DatasetChoice) -> None:
         self.dataset = choice

@@ -238,8 +238,12 @@ class TrainingPage(QWidget):
         self._timer.timeout.connect(self.update_estimate)
 
         session.dataset_changed.connect(self._dataset_changed)
+        session.edit_spec.connect(self.load_spec)
         self._restore()
         self._show_dataset(session.dataset)
+        pending = session.take_pending_edit()
+        if isinstance(pending, JobSpec):
+            self.load_spec(pending)
         self._validate()
         self.refresh_gpus()  # and the first estimate
 
@@ -327,6 +331,17 @@ class TrainingPage(QWidget):
     def _preset_clicked(self, index: int) -> None:
         self.apply_preset(list(PRESETS)[index])
 
+    def load_spec(self, spec: JobSpec) -> None:
+        """Fill the form, model and dataset from an existing job's spec (the Jobs page's "Edit a copy")."""
+        self.session.take_pending_edit()
+        self.picker.set_ref(spec.base_model)
+        data = spec.data
+        if self.session.dataset is None or self.session.dataset.path != data.path:
+            columns = data.columns.model_dump(exclude_none=True) if data.columns is not None else None
+            self.session.dataset_changed.emit(DatasetChoice(data.path, data.format, columns, rows=None))
+        values = flatten(spec.to_dict())
+        self.form.set_values({path: value for path, value in values.items() if path in self.form.fields})
+
     def apply_preset(self, name: str) -> None:
         self.form.set_values(flatten(PRESETS[name].values))
 
@@ -357,7 +372,8 @@ class TrainingPage(QWidget):
         path = Path(choice.path)
         self.dataset_title.setText(path.name if path.name else choice.path)
         layout = "a column mapping" if choice.columns else f"{choice.format} format"
-        facts = [f"{choice.rows:,} examples", layout]
+        counted = f"{choice.rows:,} examples" if choice.rows is not None else "not checked in this session"
+        facts = [counted, layout]
         if choice.p99_tokens:
             facts.append(f"99% are at most {choice.p99_tokens:,} tokens long")
         self.dataset_facts.setText(" · ".join(facts) + f"\n{choice.path}")

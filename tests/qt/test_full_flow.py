@@ -16,6 +16,7 @@ from pytestqt.qtbot import QtBot
 from app.main import build_window
 from app.session import Session
 from backend.jobs.queue import JobQueue
+from backend.spec import JobSpec
 from tests.datasets import write_colour_task
 from widgets.lazy_page import LazyPage
 
@@ -90,3 +91,41 @@ def test_drop_fix_queue_watch_and_cancel(qtbot: QtBot, studio: Session, tiny_lla
 def _points(curve: object) -> int:
     x, _ = curve.getOriginalDataset()  # type: ignore[attr-defined]
     return 0 if x is None else len(x)
+
+
+def test_edit_a_copy_opens_a_jobs_settings_in_the_form(
+    qtbot: QtBot, studio: Session, tiny_llama: Path, tmp_path: Path
+) -> None:
+    data_file = write_colour_task(tmp_path / "colours.jsonl", 40, seed=2)
+    spec = JobSpec.from_dict(
+        {
+            "name": "colours",
+            "base_model": str(tiny_llama),
+            "lora": {"r": 8},
+            "training": {"learning_rate": 3e-4, "max_steps": 7},
+            "data": {"path": str(data_file)},
+        }
+    )
+    with JobQueue(studio.queue_path, studio.jobs_dir) as queue:
+        job = queue.add(spec).job
+    assert job is not None
+    window = build_window(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat), studio)
+    qtbot.addWidget(window)
+    window.show()
+    titles = window.page_titles()
+    jobs = window.page_widget(titles.index("Jobs"))
+    window.show_page(titles.index("Jobs"))
+    qtbot.waitUntil(lambda: jobs.select_job(job.id))
+
+    jobs.edit_copy_action.trigger()
+
+    assert window.current_page() == titles.index("Model & training")
+    training = window.page_widget(titles.index("Model & training")).page()
+    values = training.form.values()
+    assert values["lora.r"] == 8 and values["training.learning_rate"] == 3e-4 and values["name"] == "colours-copy"
+    assert values["training.max_steps"] == 7
+    assert training.picker.ref() == str(tiny_llama)
+    assert studio.dataset is not None and studio.dataset.path == str(data_file)
+    qtbot.waitUntil(lambda: training.start_button.isEnabled())
+    assert training.job_spec().training.max_steps == 7
+    window.close()
