@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QApplication, QStyle, QWidget
+from PySide6.QtWidgets import QApplication, QWidget
 
 from app import appearance
 from app.errors import ErrorReporter, offer_previous_crash
+from app.icons import studio_icon
 from app.jobs_page import JobsPage
 from app.main_window import MainWindow
 from app.notifications import hook_up
@@ -19,30 +20,30 @@ from widgets.lazy_page import LazyPage
 PAGES = (
     (
         "Data",
-        QStyle.StandardPixmap.SP_DirOpenIcon,
+        "data",
         "Drop a dataset file or folder to check it row by row, preview "
         "it as the model will see it, and measure it in tokens.",
     ),
     (
         "Model & training",
-        QStyle.StandardPixmap.SP_ComputerIcon,
+        "training",
         "Pick a base model, set the hyperparameters "
         "with plain-language help, and see whether the job fits your GPU before it starts.",
     ),
     (
         "Jobs",
-        QStyle.StandardPixmap.SP_FileDialogDetailedView,
+        "jobs",
         "The queue: every job with its state, progress and log; cancel, pause, resume, retry, duplicate.",
     ),
-    ("Monitor", QStyle.StandardPixmap.SP_DesktopIcon, "Live loss, learning rate and GPU charts of the selected job."),
+    ("Monitor", "monitor", "Live loss, learning rate and GPU charts of the selected job."),
     (
         "Evaluate",
-        QStyle.StandardPixmap.SP_DialogApplyButton,
+        "evaluate",
         "Compare the adapter with the base model on held-out data and your own prompts.",
     ),
     (
         "Export",
-        QStyle.StandardPixmap.SP_DialogSaveButton,
+        "export",
         "Merge the adapter and export safetensors or GGUF for llama.cpp, Ollama and LM Studio.",
     ),
 )
@@ -92,7 +93,7 @@ def build_window(settings: QSettings, session: Session | None = None) -> MainWin
         "Export": LazyPage(export),
     }
     for title, icon, tip in PAGES:
-        window.add_page(title, pages[title], icon, tip)
+        window.add_page(title, pages[title], studio_icon(icon), tip)
     titles = window.page_titles()
     session.show_page.connect(lambda title: window.show_page(titles.index(title)))
     hook_up(window, jobs)
@@ -105,6 +106,7 @@ def start(argv: list[str]) -> tuple[QApplication, MainWindow, ErrorReporter]:
     app = QApplication(argv)
     app.setOrganizationName("LoRA Studio")
     app.setApplicationName("LoRA Studio")
+    app.setWindowIcon(studio_icon("lora-studio"))
     settings = QSettings()
     appearance.install(app, settings)
     window = build_window(settings)

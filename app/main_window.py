@@ -7,7 +7,7 @@ saved "last page" all follow from that one list, so adding a page is one call.
 from __future__ import annotations
 
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QSplitter,
     QStackedWidget,
-    QStyle,
     QWidget,
 )
 
@@ -59,9 +58,9 @@ class MainWindow(QMainWindow):
 
     # -- pages -----------------------------------------------------------------
 
-    def add_page(self, title: str, page: QWidget, icon: QStyle.StandardPixmap, tip: str = "") -> None:
+    def add_page(self, title: str, page: QWidget, icon: QIcon, tip: str = "") -> None:
         index = self._stack.addWidget(page)
-        item = QListWidgetItem(self.style().standardIcon(icon), title)
+        item = QListWidgetItem(icon, title)
         item.setToolTip(tip)
         item.setSizeHint(QSize(0, 36))
         self._nav.addItem(item)

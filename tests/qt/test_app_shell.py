@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QSettings
-from PySide6.QtGui import QKeySequence
+from PySide6.QtGui import QIcon, QKeySequence
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QLabel, QMessageBox
 
@@ -106,3 +106,16 @@ def test_the_gui_process_never_imports_the_ml_stack() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_every_page_and_the_app_have_a_sharp_icon(qtbot, settings: QSettings) -> None:
+    from app.icons import studio_icon
+    from app.main import PAGES
+
+    for name in [icon for _, icon, _ in PAGES] + ["lora-studio"]:
+        icon = studio_icon(name)
+        for size in (20, 40, 256):  # 1x and 2x in the list, and large for docks and installers
+            for mode in (QIcon.Mode.Normal, QIcon.Mode.Selected):
+                image = icon.pixmap(size, size, mode).toImage()
+                assert not image.isNull() and image.width() == size, name
+                assert any(image.pixelColor(x, size // 2).alpha() for x in range(size)), f"{name} draws nothing"
