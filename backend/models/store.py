@@ -58,10 +58,8 @@ DEFAULT_CONFIG = {
     "vocab_size": 49152,
     "max_position_embeddings": 8192,
     "tie_word_embeddings": True,
-    "rms_norm_eps": 1e-5,
-    "rope_theta": 100000,
 }
-"""SmolLM2-135M-Instruct's published config.json, for estimates before the model is imported."""
+"""The shapes of SmolLM2-135M-Instruct's published config.json, for estimates before the model is imported."""
 DEFAULT_PARAMETERS = 134_515_008
 DEFAULT_LICENSE = "Apache-2.0"
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
