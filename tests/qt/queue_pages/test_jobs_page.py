@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QStackedWidget,
 from pytestqt.qtbot import QtBot
 
 from app.event_feed import EventFeed, duration_words, eta_seconds, event_line
+from app.icons import studio_icon
 from app.job_model import MESSAGE, NAME, PROGRESS, STATE, JobTableModel, ordinal
 from app.jobs_page import JobsPage
 from app.main_window import MainWindow
@@ -202,7 +203,7 @@ def test_status_bar_and_notification_when_a_job_ends(
     window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     qtbot.addWidget(window)
     page = JobsPage(session, poll_ms=100)
-    window.add_page("Jobs", page, window.style().StandardPixmap.SP_FileDialogDetailedView)
+    window.add_page("Jobs", page, studio_icon("jobs"))
     notifier = hook_up(window, page)
     window.show()
     qtbot.waitUntil(lambda: "1 queued · 1 paused" in status_labels(window), timeout=5000)
