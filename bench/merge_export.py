@@ -100,8 +100,11 @@ def main() -> None:
             load = os.getloadavg()[0]
             child = subprocess.run(
                 [sys.executable, __file__, "--phase", phase, "--work", str(work)],
-                capture_output=True, text=True, check=True,
+                capture_output=True, text=True, check=False,
             )  # fmt: skip
+            if child.returncode != 0:
+                last = [line for line in child.stderr.splitlines() if line.strip()][-1:]
+                raise SystemExit(f"{phase} failed: {last[0] if last else child.returncode}")
             row = json.loads(child.stdout.strip().splitlines()[-1]) | {
                 "load_before": load,
                 "load_after": os.getloadavg()[0],

@@ -135,6 +135,20 @@ def check_logits(path: Path, plan: GgufPlan, file_type: str, reference: list[Any
     return require(compare(f"GGUF {file_type.upper()} (transformers) vs source", reference, candidate, tol), tol)
 
 
+LLAMA_CPP_SLACK = 2.0
+"""llama.cpp multiplies quantized weights by activations it also rounds to 8 bits (Q8_0 or Q8_K blocks,
+its CPU kernels' ``vec_dot_type``), an error transformers' dequantizing loader does not make: measured on
+SmolLM2 + a random r=16 adapter, Q8_0 gave 4.8 % through transformers and 17.9 % through llama.cpp, with
+top-1 agreement 100 % in both. Float files are computed in float and keep their limit."""
+
+
+def llama_cpp_tolerance(file_type: str) -> Tolerance:
+    tol = GGUF_TOLERANCE[file_type]
+    if file_type in ("f16", "bf16"):
+        return tol
+    return Tolerance(tol.relative * LLAMA_CPP_SLACK, f"{tol.why}, and llama.cpp's 8-bit activations", tol.min_top1)
+
+
 def check_llama_cpp(
     path: Path, file_type: str, reference: list[Any], ids: list[list[int]]
 ) -> tuple[LogitCheck, str] | None:
@@ -147,7 +161,7 @@ def check_llama_cpp(
 
     scores, text = run_llama_cpp(path, ids)
     candidate = [torch.from_numpy(rows) for rows in scores]
-    tol = GGUF_TOLERANCE[file_type]
+    tol = llama_cpp_tolerance(file_type)
     check = compare(f"GGUF {file_type.upper()} (llama.cpp) vs source", reference, candidate, tol)
     return require(check, tol), text
 
