@@ -1,6 +1,6 @@
 """How long one estimate takes, as the form calls it on every keystroke (budget: 5 ms).
 
-    python bench/estimator_latency.py [--repeat 500]
+    python bench/estimator_latency.py [--repeat 500] [--out bench/results/estimator_latency.md]
 
 Times ``backend.estimator.estimate`` for an 8B Llama-shaped model (224 linear layers)
 in three states: fits (no suggestions computed), will not fit (suggestions computed,
@@ -11,6 +11,9 @@ Shapes are read once, as the GUI caches them per model.
 from __future__ import annotations
 
 import argparse
+import datetime
+import os
+import platform
 import statistics
 import sys
 import time
@@ -36,7 +39,10 @@ LLAMA_8B = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=500)
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    load = os.getloadavg()[0]
+    lines = []
     shapes = shapes_from_config(LLAMA_8B)
     gpu = GpuMemory("NVIDIA GeForce RTX 4090", 24 * 1024**3, 22 * 1024**3)
     cases = {
@@ -65,10 +71,27 @@ def main() -> None:
             result = estimate(spec, shapes, gpu, data)
             times.append((time.perf_counter() - started) * 1000)
         times.sort()
+        p99 = times[int(0.99 * len(times)) - 1]
         print(
-            f"{name:42s} median {statistics.median(times):.3f} ms, p99 {times[int(0.99 * len(times)) - 1]:.3f} ms, "
+            f"{name:42s} median {statistics.median(times):.3f} ms, p99 {p99:.3f} ms, "
             f"{len(result.suggestions)} suggestions, verdict {result.verdict}"
         )
+        lines.append(
+            f"| {name} | {statistics.median(times):.3f} | {p99:.3f} | {len(result.suggestions)} | {result.verdict} |"
+        )
+    if args.out:
+        head = [
+            "# Estimator latency (one estimate, as the form makes on every edit; budget 5 ms)",
+            "",
+            f"- date: {datetime.date.today().isoformat()}; `python bench/estimator_latency.py --repeat {args.repeat}`",
+            f"- machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            f"- load average (1 min) at the start: {load:.2f}",
+            "- model: an 8B Llama's shapes (224 linear layers), shapes read once as the GUI caches them",
+            "",
+            "| case | median ms | p99 ms | suggestions | verdict |",
+            "|---|---|---|---|---|",
+        ]
+        args.out.write_text("\n".join([*head, *lines, ""]), encoding="utf-8")
 
 
 if __name__ == "__main__":
