@@ -188,6 +188,13 @@ class TrainingPage(QWidget):
         right_layout.setContentsMargins(line, line, line, line)
         right_layout.setSpacing(line)
         right_layout.addWidget(self.gauge)
+        self.measure_button = QPushButton("Measure on this GPU")
+        self.measure_button.setToolTip(
+            "Queue a short measure job: a few real steps of this configuration at its longest sequence "
+            "length, to record the true peak memory. Later estimates on this GPU use it."
+        )
+        self.measure_button.clicked.connect(self.measure)
+        right_layout.addWidget(self.measure_button, 0, Qt.AlignmentFlag.AlignLeft)
         right_layout.addWidget(self.notes)
         right_layout.addStretch(1)
         self.gauge_scroll = _scroll(right)
@@ -257,6 +264,7 @@ class TrainingPage(QWidget):
         self._gpus = list(gpus)
         with QSignalBlocker(self.gauge):
             self.gauge.set_gpus(gpu_info(self._gpus))
+        self.measure_button.setEnabled(getattr(self, "spec", None) is not None and self.gpu() is not None)
         self.update_estimate()
 
     def gpu(self) -> GpuMemory | None:
@@ -264,6 +272,7 @@ class TrainingPage(QWidget):
         return self._gpus[index] if self._gpus and 0 <= index < len(self._gpus) else None
 
     def _gpu_changed(self, _index: int) -> None:
+        self.measure_button.setEnabled(self.spec is not None and self.gpu() is not None)
         self.update_estimate()
 
     # -- the spec ---------------------------------------------------------------------------------
@@ -303,6 +312,7 @@ class TrainingPage(QWidget):
         valid = self.spec is not None and not model_problem
         self.add_button.setEnabled(valid)
         self.start_button.setEnabled(valid)
+        self.measure_button.setEnabled(valid and self.gpu() is not None)
         if valid:
             self.status.setText("")
         elif model_problem:
@@ -505,7 +515,11 @@ class TrainingPage(QWidget):
         """Queue the job, make sure a runner works through the queue, and show the Jobs page."""
         return self._queue(start=True)
 
-    def _queue(self, *, start: bool) -> Job | None:
+    def measure(self) -> Job | None:
+        """Queue a measure job of this configuration and start the runner: the true peak, for calibration."""
+        return self._queue(start=True, kind="measure")
+
+    def _queue(self, *, start: bool, kind: str = "train") -> Job | None:
         self._validate()
         if self.spec is None:
             return None
@@ -514,6 +528,8 @@ class TrainingPage(QWidget):
         except SpecError as exc:
             self.checks.set_messages([("error", problem) for problem in exc.problems])
             return None
+        if kind == "measure":
+            spec.kind, spec.name = "measure", f"{spec.name}-measure"
         messages: list[tuple[str, str]] = []
         with JobQueue(self.session.queue_path, self.session.jobs_dir) as queue:
             added = queue.add(spec)

@@ -365,6 +365,24 @@ def test_start_now_queues_starts_a_runner_and_shows_the_jobs_page(
     assert again.form.values() == page.form.values()
 
 
+def test_measure_queues_a_measure_job_of_this_configuration_where_there_is_a_gpu(
+    qtbot: QtBot, page: TrainingPage, session: Session, settings: QSettings
+) -> None:
+    started: list[Path] = []
+    page.start_runner = lambda queue: started.append(queue.path)
+    assert page.measure_button.isEnabled()
+    with qtbot.waitSignal(session.job_queued) as queued:
+        qtbot.mouseClick(page.measure_button, Qt.MouseButton.LeftButton)
+    assert started == [session.queue_path]
+    with JobQueue(session.queue_path, session.jobs_dir) as queue:
+        job = queue.get(queued.args[0])
+    assert job is not None and job.kind == "measure" and job.name.endswith("-measure")
+    assert JobSpec.load(job.layout.spec).training == page.job_spec().training
+
+    without = make_page(qtbot, session, settings, [])
+    assert not without.measure_button.isEnabled(), "measuring needs a GPU"
+
+
 # -- the GUI process -----------------------------------------------------------------------------------
 
 SCRIPT = """
