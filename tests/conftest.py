@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,6 +22,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Qt picks its platform when the QApplication is made (pytest-qt's qapp, after this file is
 # read): windowless, so widget tests run on CI and over SSH. Set it to xcb to watch them.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Tests that set no data folder of their own (most use a ``home`` fixture) write caches, logs and
+# fingerprints into a throwaway one, never into the user's real LoRA Studio folder.
+os.environ.setdefault("LORA_STUDIO_HOME", tempfile.mkdtemp(prefix="lora-studio-tests-"))
 
 
 @pytest.fixture(scope="session")

@@ -252,6 +252,27 @@ def test_folder_copy_is_self_contained(tiny_folder: Path, home: Path) -> None:
     assert record.fingerprint == fingerprint(tiny_folder)  # the same weights, wherever they live
 
 
+def test_a_folder_outside_the_store_is_hashed_once_until_it_changes(
+    tiny_folder: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashed: list[Path] = []
+    real = fingerprint_module.compute_fingerprint
+
+    def counting(folder: Path, progress=fingerprint_module.no_progress) -> str:
+        hashed.append(folder)
+        return real(folder, progress)
+
+    monkeypatch.setattr(fingerprint_module, "compute_fingerprint", counting)
+    first = fingerprint(tiny_folder)
+    assert fingerprint(tiny_folder) == first and len(hashed) == 1, "pre-flight, launch and worker share one hash"
+    assert (home / "cache" / "fingerprints.json").is_file()
+
+    weights = tiny_folder / "model.safetensors"
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert fingerprint(tiny_folder) == first and len(hashed) == 2, "a touched weight file is hashed again"
+
+
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_parameter_count_counts_each_stored_tensor_once(arch: str, tiny_sources: dict[str, Path]) -> None:
     from transformers import AutoModelForCausalLM

@@ -5,17 +5,22 @@ a base whose fingerprint differs. It is the sha256 over the canonical config.jso
 then the bytes of every weight file in sorted order, each part preceded by its length
 (8 bytes, big-endian) so that no two different folders can hash the same stream.
 
-Hashing reads every weight byte, so the result is cached in the model's store record
-with the size and mtime of each input file, and recomputed only when those change.
+Hashing reads every weight byte, so the result is cached with the size and mtime of each
+input file, and recomputed only when those change: in the model's store record, or, for a
+folder the store does not know, in ``data_home()/cache/fingerprints.json`` (a merge of an
+adapter on such a base is checked at pre-flight, at launch and in the worker: three
+processes, one hash).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
+import uuid
+from dataclasses import asdict, replace
 from pathlib import Path
 
+from backend import paths
 from backend.models.hf_folder import CONFIG_FILE, read_config, weight_files
 from backend.models.progress import ProgressFn, no_progress
 from backend.models.record import FileStamp, find_record, write_record
@@ -24,21 +29,60 @@ CHUNK_BYTES = 8 * 1024 * 1024
 
 
 def fingerprint(model_dir: str | Path, progress: ProgressFn = no_progress) -> str:
-    """The fingerprint of the model in ``model_dir``, from the store's cache while it is valid.
-
-    Works on any Hugging Face folder: one the store does not know is hashed on every call.
-    """
-    model_dir = Path(model_dir)
+    """The fingerprint of the model in ``model_dir``, from a cache while it is valid (see above)."""
+    model_dir = Path(model_dir).resolve()
     stamps = file_stamps(model_dir)
     found = find_record(model_dir)
     if found is not None:
         record, record_folder = found
         if record.fingerprint is not None and record.fingerprint_stamps == stamps:
             return record.fingerprint
+    else:
+        cached = _folder_cache().get(str(model_dir))
+        if cached is not None and cached.get("stamps") == _plain(stamps):
+            return str(cached["fingerprint"])
     value = compute_fingerprint(model_dir, progress)
     if found is not None:
         write_record(record_folder, replace(record, fingerprint=value, fingerprint_stamps=stamps))
+    else:
+        _remember(model_dir, stamps, value)
     return value
+
+
+_CACHE_ENTRIES = 64
+
+
+def _cache_path() -> Path:
+    return paths.data_home() / "cache" / "fingerprints.json"
+
+
+def _plain(stamps: dict[str, FileStamp]) -> dict[str, dict[str, int]]:
+    return {name: asdict(stamp) for name, stamp in stamps.items()}
+
+
+def _folder_cache() -> dict[str, dict]:
+    try:
+        data = json.loads(_cache_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _remember(folder: Path, stamps: dict[str, FileStamp], value: str) -> None:
+    """Add an entry (the newest last, the oldest dropped past ``_CACHE_ENTRIES``); a cache that cannot be
+    written only costs a later hash."""
+    cache = _folder_cache()
+    cache.pop(str(folder), None)
+    cache[str(folder)] = {"fingerprint": value, "stamps": _plain(stamps)}
+    entries = dict(list(cache.items())[-_CACHE_ENTRIES:])
+    path = _cache_path()
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(entries, indent=1), encoding="utf-8")
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
 
 
 def canonical_config(folder: Path) -> bytes:
