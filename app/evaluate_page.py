@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 
 from app.adapter_picker import AdapterPicker, describe
 from app.session import Session
-from backend.evaluation.report import REPORT_HTML, read_report
+from backend.evaluation.report import REPORT_HTML, read_report, word_diff
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import ensure_runner
 from backend.task_specs import EvaluateSpec
@@ -111,6 +111,10 @@ class EvaluatePage(QWidget):
         self.reports = QComboBox()
         self.reports.setPlaceholderText("No finished evaluation yet")
         self.reports.currentIndexChanged.connect(self._show_selected_report)
+        self.against = QComboBox()
+        self.against.addItems(["Mark changes against the base model", "Mark changes between the two adapters"])
+        self.against.setToolTip("With two adapters: compare each with the base, or the second with the first.")
+        self.against.currentIndexChanged.connect(lambda _: self._show_generation(self.prompt_list.currentRow()))
         self.open_html = QPushButton("Open full report")
         self.open_html.clicked.connect(self._open_html)
         self.losses = QTableWidget(0, 4)
@@ -131,6 +135,7 @@ class EvaluatePage(QWidget):
         report_row = QHBoxLayout()
         report_row.addWidget(QLabel("<b>Report</b>"))
         report_row.addWidget(self.reports, 1)
+        report_row.addWidget(self.against)
         report_row.addWidget(self.open_html)
         self._data = QLabel()
         self._data.setWordWrap(True)
@@ -252,6 +257,8 @@ class EvaluatePage(QWidget):
             except (OSError, ValueError) as exc:
                 self._data.setText(f"The report cannot be read: {exc}")
         self.open_html.setEnabled(self._report is not None)
+        keys = [model.get("key") for model in (self._report or {}).get("models", [])]
+        self.against.setVisible("compare" in keys)
         self._fill_losses()
         self.prompt_list.clear()
         self.diff.clear_comparison()
@@ -294,15 +301,29 @@ class EvaluatePage(QWidget):
             return
         generation = generations[row]
         outputs, diffs = generation.get("outputs", {}), generation.get("diff", {})
-        columns = []
-        for model in (self._report or {}).get("models", []):
-            key = model.get("key")
-            if key == "base":
-                runs = [(op, text) for op, text in diffs.get("adapter", []) if op != "insert"]
-            else:
-                runs = [(op, text) for op, text in diffs.get(key, []) if op != "delete"]
-            columns.append(Column(model.get("label", key), runs or [("equal", outputs.get(key, ""))]))
-        self.diff.set_comparison(_prompt_text(generation.get("prompt")), columns, generation.get("reference"))
+        models = (self._report or {}).get("models", [])
+        between = self.against.currentIndex() == 1 and "compare" in outputs
+        if between:  # the first adapter's words against the second's; the base plain
+            a_to_b = word_diff(outputs.get("adapter", ""), outputs.get("compare", ""))
+            runs = {
+                "base": [("equal", outputs.get("base", ""))],
+                "adapter": [(op, text) for op, text in a_to_b if op != "insert"],
+                "compare": [(op, text) for op, text in a_to_b if op != "delete"],
+            }
+            labels = {model.get("key"): model.get("label", model.get("key")) for model in models}
+            names = (str(labels.get("adapter", "the first adapter")), str(labels.get("compare", "the second adapter")))
+        else:
+            runs = {"base": [(op, text) for op, text in diffs.get("adapter", []) if op != "insert"]}
+            runs |= {key: [(op, text) for op, text in diff if op != "delete"] for key, diff in diffs.items()}
+            names = ("the base model", "the adapter")
+        columns = [
+            Column(
+                model.get("label", model.get("key")),
+                runs.get(model.get("key")) or [("equal", outputs.get(model.get("key"), ""))],
+            )
+            for model in models
+        ]
+        self.diff.set_comparison(_prompt_text(generation.get("prompt")), columns, generation.get("reference"), names)
 
     def _open_html(self) -> None:
         folder = self.reports.currentData()

@@ -32,10 +32,18 @@ class SideBySideDiff(QTextBrowser):
         self._prompt = ""
         self._reference: str | None = None
         self._columns: list[Column] = []
+        self._names = ("the base model", "the adapter")
         self._render()
 
-    def set_comparison(self, prompt: str, columns: list[Column], reference: str | None = None) -> None:
-        self._prompt, self._columns, self._reference = prompt, columns, reference
+    def set_comparison(
+        self,
+        prompt: str,
+        columns: list[Column],
+        reference: str | None = None,
+        names: tuple[str, str] = ("the base model", "the adapter"),
+    ) -> None:
+        """``names``: whose words the struck and the marked runs are, for the legend."""
+        self._prompt, self._columns, self._reference, self._names = prompt, columns, reference, names
         self._render()
 
     def clear_comparison(self) -> None:
@@ -65,8 +73,9 @@ class SideBySideDiff(QTextBrowser):
             f"<p><b>Prompt</b><br>{_text(self._prompt)}</p>{reference}"
             f"<table width='100%' cellspacing='0' cellpadding='6' border='0'><tr>{heads}</tr><tr>{cells}</tr></table>"
             f"<p style='color:{palette.color(QPalette.ColorRole.PlaceholderText).name()}'>"
-            f"<span style='background:{removed}'><s>struck</s></span>: words only the base model wrote; "
-            f"<span style='background:{added}'>marked</span>: words only the adapter wrote.</p>"
+            f"<span style='background:{removed}'><s>struck</s></span>: words only "
+            f"{html.escape(self._names[0])} wrote; <span style='background:{added}'>marked</span>: words only "
+            f"{html.escape(self._names[1])} wrote.</p>"
         )
 
 

@@ -17,6 +17,7 @@ def test_queues_an_evaluation_and_shows_its_report(
     qtbot: QtBot, studio: Session, tiny_llama: Path, tmp_path: Path
 ) -> None:
     adapter = make_adapter(tiny_llama, tmp_path / "tuned", seed=3)
+    other = make_adapter(tiny_llama, tmp_path / "other", seed=4)
     held_out = write_colour_task(tmp_path / "held.jsonl", 4, seed=5)
     page = EvaluatePage(studio)
     qtbot.addWidget(page)
@@ -24,6 +25,8 @@ def test_queues_an_evaluation_and_shows_its_report(
     assert page.reports.count() == 0 and page.losses.rowCount() == 0, "an empty state before any evaluation"
 
     page.picker.select(str(adapter))
+    page.compare.setChecked(True)
+    page.compare_picker.select(str(other))
     page.data.setText(str(held_out))
     page.prompts.setPlainText("What colour is the sky?\n\nName a fruit.\n")
     page.max_new_tokens.setValue(8)
@@ -39,7 +42,13 @@ def test_queues_an_evaluation_and_shows_its_report(
     qtbot.waitUntil(lambda: page.reports.count() == 1, timeout=10_000)
 
     assert page.losses.item(0, 0).text().startswith("base")
-    assert page.losses.rowCount() == 2 and page.losses.item(1, 3).text().endswith(("better)", "worse)", "same)"))
+    assert page.losses.rowCount() == 3 and page.losses.item(1, 3).text().endswith(("better)", "worse)", "same)"))
     assert page.prompt_list.count() == 2 and page.prompt_list.item(0).text() == "What colour is the sky?"
     shown = page.diff.toPlainText()
     assert "What colour is the sky?" in shown and "Prompt" in shown
+    assert "words only the base model wrote" in shown
+
+    assert not page.against.isHidden(), "an A/B report can mark the two adapters against each other"
+    page.against.setCurrentIndex(1)
+    shown = page.diff.toPlainText()
+    assert "words only tuned wrote" in shown and "words only other wrote" in shown
