@@ -9,7 +9,6 @@ up in the store and sizes come from safetensors headers.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +16,7 @@ from types import SimpleNamespace
 from backend.export.adapter import ADAPTER_CONFIG, AdapterInfo, check_fingerprint, read_adapter
 from backend.export.errors import ExportError
 from backend.export.gguf.arch import arch_for
+from backend.export.gguf.llama_cpp_run import installed as llama_cpp_installed
 from backend.export.gguf.quantize import INSTALL_HINT, K_QUANTS
 from backend.export.merge import MergePlan, plan_merge
 from backend.jobs.checks import HEADROOM, Check, free_bytes, size_text
@@ -105,7 +105,7 @@ def export_checks(spec: ExportSpec, jobs_dir: Path) -> list[Check]:
                 )
             adapter = _adapter(spec.source, "source")
             return _disk([(root, adapter.weights.stat().st_size)], "the exported adapter")
-        if spec.gguf_type in K_QUANTS and importlib.util.find_spec("llama_cpp") is None:
+        if spec.gguf_type in K_QUANTS and not llama_cpp_installed():
             missing = f"gguf_type {spec.gguf_type} is made by llama.cpp, which is not installed. {INSTALL_HINT}"
             checks.append(Check("error", "spec", missing))
         if is_adapter:

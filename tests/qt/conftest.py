@@ -75,15 +75,21 @@ def _nothing_left_running(qapp: QApplication, monkeypatch: pytest.MonkeyPatch) -
 
 
 @pytest.fixture
-def studio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
-    """A Session on an empty data folder; runners and workers the pages start there are killed after the test.
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty LoRA Studio data folder; LORA_STUDIO_HOME points there, for this process and its children."""
+    folder = tmp_path / "home"
+    folder.mkdir()
+    monkeypatch.setenv("LORA_STUDIO_HOME", str(folder))
+    return folder
+
+
+@pytest.fixture
+def session(home: Path) -> Iterator[Session]:
+    """A Session on ``home``; runners and workers the pages start there are killed after the test.
 
     The pages start real background runners (``ensure_runner``), which outlive their caller by
     design; they inherit LORA_STUDIO_HOME, which is how they are found afterwards.
     """
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("LORA_STUDIO_HOME", str(home))
     yield Session(home)
     for process in psutil.process_iter():
         with contextlib.suppress(psutil.Error):

@@ -36,24 +36,24 @@ def settings(tmp_path: Path) -> QSettings:
 
 
 @pytest.fixture
-def tiny_in_store(studio: Session, tiny_llama: Path, tmp_path: Path) -> str:
-    """The tiny Llama registered in the studio's (empty, temporary) model store; its store name."""
+def tiny_in_store(session: Session, tiny_llama: Path, tmp_path: Path) -> str:
+    """The tiny Llama registered in the session's (empty, temporary) model store; its store name."""
     folder = tmp_path / "tiny-llama"
     shutil.copytree(tiny_llama, folder)
     return import_folder(folder, name="Tiny Llama").slug
 
 
-def page_for(qtbot, studio: Session, settings: QSettings, model: str | None = None) -> DataPage:
+def page_for(qtbot, session: Session, settings: QSettings, model: str | None = None) -> DataPage:
     if model is not None:
         settings.setValue("data/model", model)
-    page = DataPage(studio, settings=settings)
+    page = DataPage(session, settings=settings)
     qtbot.addWidget(page)
     return page
 
 
-def choices(studio: Session) -> list[DatasetChoice]:
+def choices(session: Session) -> list[DatasetChoice]:
     seen: list[DatasetChoice] = []
-    studio.dataset_changed.connect(seen.append)
+    session.dataset_changed.connect(seen.append)
     return seen
 
 
@@ -83,10 +83,10 @@ def drop(page: DataPage, mime: QMimeData) -> None:
 
 
 def test_the_sample_fills_summary_and_preview_and_a_model_not_imported_is_explained(
-    qtbot, studio: Session, settings: QSettings
+    qtbot, session: Session, settings: QSettings
 ) -> None:
-    page = page_for(qtbot, studio, settings)
-    seen = choices(studio)
+    page = page_for(qtbot, session, settings)
+    seen = choices(session)
     with qtbot.waitSignal(page.checked, timeout=30_000) as finished:
         assert page.drop_zone.open_paths([SAMPLE])
     assert finished.args[0].accepted == 360
@@ -102,12 +102,12 @@ def test_the_sample_fills_summary_and_preview_and_a_model_not_imported_is_explai
 
 
 def test_bad_rows_are_listed_with_their_line_and_a_kept_row_jumps_to_its_example(
-    qtbot, studio: Session, settings: QSettings, tmp_path: Path
+    qtbot, session: Session, settings: QSettings, tmp_path: Path
 ) -> None:
     path = tmp_path / "mixed.jsonl"
     good = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
     path.write_text(json.dumps(good) + "\n{broken\n" + json.dumps(good) + "\n")
-    page = page_for(qtbot, studio, settings)
+    page = page_for(qtbot, session, settings)
     with qtbot.waitSignal(page.checked, timeout=30_000):
         page.open(path)
     errors = [i for i in page.issues.issues() if i.severity == "error"]
@@ -117,12 +117,12 @@ def test_bad_rows_are_listed_with_their_line_and_a_kept_row_jumps_to_its_example
 
 
 def test_a_file_with_nothing_usable_says_why_and_is_not_offered_for_training(
-    qtbot, studio: Session, settings: QSettings, tmp_path: Path
+    qtbot, session: Session, settings: QSettings, tmp_path: Path
 ) -> None:
     path = tmp_path / "empty.jsonl"
     path.write_text('{"messages": [{"role": "user", "content": "no reply"}]}\n')
-    page = page_for(qtbot, studio, settings)
-    seen = choices(studio)
+    page = page_for(qtbot, session, settings)
+    seen = choices(session)
     with qtbot.waitSignal(page.checked, timeout=30_000):
         page.open(path)
     assert "0 of 1 rows usable" in page.summary.text()
@@ -132,13 +132,13 @@ def test_a_file_with_nothing_usable_says_why_and_is_not_offered_for_training(
 
 
 def test_the_report_is_saved_where_the_user_chooses(
-    qtbot, studio: Session, settings: QSettings, tmp_path: Path, monkeypatch
+    qtbot, session: Session, settings: QSettings, tmp_path: Path, monkeypatch
 ) -> None:
     target = tmp_path / "report.json"
     monkeypatch.setattr(
         "app.data_page.QFileDialog.getSaveFileName", lambda *args, **kwargs: (str(target), "JSON (*.json)")
     )
-    page = page_for(qtbot, studio, settings)
+    page = page_for(qtbot, session, settings)
     with qtbot.waitSignal(page.checked, timeout=30_000):
         page.open(SAMPLE)
     page.issues.saveReportRequested.emit()
@@ -146,12 +146,12 @@ def test_the_report_is_saved_where_the_user_chooses(
 
 
 def test_an_unknown_table_opens_the_column_mapping_and_the_mapping_is_remembered(
-    qtbot, studio: Session, settings: QSettings, tmp_path: Path
+    qtbot, session: Session, settings: QSettings, tmp_path: Path
 ) -> None:
     path = tmp_path / "tickets.csv"
     path.write_text("ticket,reply,agent\nPrinter jams,Open tray B,Ana\nNo wifi,Restart the router,Bo\n")
-    page = page_for(qtbot, studio, settings)
-    seen = choices(studio)
+    page = page_for(qtbot, session, settings)
+    seen = choices(session)
     with qtbot.waitSignal(page.checked, timeout=30_000):
         page.open(path)
     assert page.report is not None and page.report.accepted == 0
@@ -172,16 +172,16 @@ def test_an_unknown_table_opens_the_column_mapping_and_the_mapping_is_remembered
     assert RecentDatasets(settings).get(path).columns == mapping
 
     # Opened again (here on a new page), the file is read with the mapping, without asking.
-    again = page_for(qtbot, studio, settings)
+    again = page_for(qtbot, session, settings)
     with qtbot.waitSignal(again.checked, timeout=30_000) as reopened:
         again.open(path)
     assert reopened.args[0].accepted == 2 and again.mapping_dialog is None
 
 
 def test_recent_datasets_are_remembered_reopened_and_forgotten(
-    qtbot, studio: Session, settings: QSettings, tmp_path: Path
+    qtbot, session: Session, settings: QSettings, tmp_path: Path
 ) -> None:
-    page = page_for(qtbot, studio, settings)
+    page = page_for(qtbot, session, settings)
     with qtbot.waitSignal(page.checked, timeout=30_000):
         page.open(SAMPLE)
     gone = tmp_path / "gone.jsonl"
@@ -190,7 +190,7 @@ def test_recent_datasets_are_remembered_reopened_and_forgotten(
         page.open(gone)
     gone.unlink()
 
-    later = page_for(qtbot, studio, settings)
+    later = page_for(qtbot, session, settings)
     assert later.recent_list.keys() == [str(gone), str(SAMPLE)], "newest first"
     assert "360 of 360 rows usable" in RecentDatasets(settings).get(SAMPLE).detail()
     with qtbot.waitSignal(later.checked, timeout=30_000) as reopened:
@@ -200,15 +200,15 @@ def test_recent_datasets_are_remembered_reopened_and_forgotten(
     assert later.recent_list.keys() == [str(SAMPLE)]
 
     settings.setValue(RECENT_KEY, "{not json")  # hand-edited: ignored, not a crash
-    assert page_for(qtbot, studio, settings).recent_list.keys() == []
+    assert page_for(qtbot, session, settings).recent_list.keys() == []
 
 
 def test_a_drop_anywhere_on_the_page_is_judged_and_a_refusal_says_why(
-    qtbot, studio: Session, settings: QSettings, tmp_path: Path
+    qtbot, session: Session, settings: QSettings, tmp_path: Path
 ) -> None:
     picture = tmp_path / "cat.png"
     picture.write_bytes(b"\x89PNG")
-    page = page_for(qtbot, studio, settings)
+    page = page_for(qtbot, session, settings)
     page.resize(900, 600)
     page.show()
     mime = drag(page, [picture])
@@ -242,11 +242,11 @@ def test_a_failed_command_is_explained_by_its_own_error_line_or_its_last_words()
 
 
 def test_a_dropped_file_is_measured_and_rendered_by_the_model_in_a_child_process(
-    qtbot, studio: Session, settings: QSettings, tiny_in_store: str
+    qtbot, session: Session, settings: QSettings, tiny_in_store: str
 ) -> None:
-    page = page_for(qtbot, studio, settings, model=tiny_in_store)
+    page = page_for(qtbot, session, settings, model=tiny_in_store)
     assert page.tokens.current_model() == tiny_in_store
-    seen = choices(studio)
+    seen = choices(session)
     page.resize(1280, 800)
     page.show()
     page.preview.show_rendered_view()  # the first example is rendered beside the count, once the check is done
@@ -286,9 +286,9 @@ def test_a_dropped_file_is_measured_and_rendered_by_the_model_in_a_child_process
 
 
 def test_counting_can_be_cancelled_and_a_model_that_fails_to_load_is_explained(
-    qtbot, studio: Session, settings: QSettings, tiny_in_store: str, tmp_path: Path
+    qtbot, session: Session, settings: QSettings, tiny_in_store: str, tmp_path: Path
 ) -> None:
-    page = page_for(qtbot, studio, settings, model=tiny_in_store)
+    page = page_for(qtbot, session, settings, model=tiny_in_store)
     with qtbot.waitSignal(page.checked, timeout=30_000):
         page.open(SAMPLE)
     assert page.is_measuring()
@@ -304,7 +304,7 @@ def test_counting_can_be_cancelled_and_a_model_that_fails_to_load_is_explained(
     assert page.tokens.summary() is None
 
 
-def test_the_gui_process_never_imports_the_ml_stack_while_measuring(studio: Session, tiny_in_store: str) -> None:
+def test_the_gui_process_never_imports_the_ml_stack_while_measuring(session: Session, tiny_in_store: str) -> None:
     """The page, driven to a measured dataset in a fresh process, leaves torch, transformers and tokenizers out."""
     code = textwrap.dedent(
         f"""
@@ -316,9 +316,9 @@ def test_the_gui_process_never_imports_the_ml_stack_while_measuring(studio: Sess
         app = QApplication([])
         from app.data_page import SAMPLE, DataPage
         from app.session import Session
-        settings = QSettings({str(studio.home / "gui.ini")!r}, QSettings.Format.IniFormat)
+        settings = QSettings({str(session.home / "gui.ini")!r}, QSettings.Format.IniFormat)
         settings.setValue("data/model", {tiny_in_store!r})
-        page = DataPage(Session(Path({str(studio.home)!r})), settings=settings)
+        page = DataPage(Session(Path({str(session.home)!r})), settings=settings)
         done = []
         page.measured.connect(done.append)
         page.open(SAMPLE)

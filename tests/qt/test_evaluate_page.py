@@ -14,12 +14,12 @@ from tests.datasets import write_colour_task
 
 
 def test_queues_an_evaluation_and_shows_its_report(
-    qtbot: QtBot, studio: Session, tiny_llama: Path, tmp_path: Path
+    qtbot: QtBot, session: Session, tiny_llama: Path, tmp_path: Path
 ) -> None:
     adapter = make_adapter(tiny_llama, tmp_path / "tuned", seed=3)
     other = make_adapter(tiny_llama, tmp_path / "other", seed=4)
     held_out = write_colour_task(tmp_path / "held.jsonl", 4, seed=5)
-    page = EvaluatePage(studio)
+    page = EvaluatePage(session)
     qtbot.addWidget(page)
     page.show()
     assert page.reports.count() == 0 and page.losses.rowCount() == 0, "an empty state before any evaluation"
@@ -31,10 +31,10 @@ def test_queues_an_evaluation_and_shows_its_report(
     page.prompts.setPlainText("What colour is the sky?\n\nName a fruit.\n")
     page.max_new_tokens.setValue(8)
     assert page.evaluate_button.isEnabled()
-    with qtbot.waitSignal(studio.job_queued):
+    with qtbot.waitSignal(session.job_queued):
         page.evaluate()
 
-    with JobQueue(studio.queue_path, studio.jobs_dir) as queue:
+    with JobQueue(session.queue_path, session.jobs_dir) as queue:
         job_id = queue.jobs()[0].id
         qtbot.waitUntil(lambda: queue.get(job_id).state in ("succeeded", "failed"), timeout=180_000)
         job = queue.get(job_id)

@@ -21,15 +21,15 @@ def adapter(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_adapter(tiny_llama, tmp_path_factory.mktemp("export") / "adapter", r=4, lora_alpha=8)
 
 
-def _page(qtbot: QtBot, studio: Session, adapter: Path) -> ExportPage:
-    page = ExportPage(studio)
+def _page(qtbot: QtBot, session: Session, adapter: Path) -> ExportPage:
+    page = ExportPage(session)
     qtbot.addWidget(page)
     page.picker.select(str(adapter))
     return page
 
 
-def test_sizes_the_merge_before_anything_runs(qtbot: QtBot, studio: Session, adapter: Path) -> None:
-    page = _page(qtbot, studio, adapter)
+def test_sizes_the_merge_before_anything_runs(qtbot: QtBot, session: Session, adapter: Path) -> None:
+    page = _page(qtbot, session, adapter)
 
     assert "GiB of RAM" in page._needs.text() and "rank 4" in page._about.text()
     assert page.export_button.isEnabled()
@@ -39,7 +39,7 @@ def test_sizes_the_merge_before_anything_runs(qtbot: QtBot, studio: Session, ada
     assert page.export_button.isEnabled() and page._needs.text() == "", "copying the adapter needs no merge"
 
 
-def test_refuses_an_adapter_whose_base_changed(qtbot: QtBot, studio: Session, adapter: Path, tmp_path: Path) -> None:
+def test_refuses_an_adapter_whose_base_changed(qtbot: QtBot, session: Session, adapter: Path, tmp_path: Path) -> None:
     altered = tmp_path / "altered"
     altered.mkdir()
     for file in adapter.iterdir():
@@ -48,22 +48,22 @@ def test_refuses_an_adapter_whose_base_changed(qtbot: QtBot, studio: Session, ad
     record["base_model"]["fingerprint"] = "0" * 64
     (altered / ADAPTER_RECORD).write_text(json.dumps(record))
 
-    page = _page(qtbot, studio, altered)
+    page = _page(qtbot, session, altered)
 
     assert "fingerprint" in page._needs.text().lower() and not page.export_button.isEnabled()
 
 
-def test_one_click_queues_a_job_per_output(qtbot: QtBot, studio: Session, adapter: Path) -> None:
-    page = _page(qtbot, studio, adapter)
+def test_one_click_queues_a_job_per_output(qtbot: QtBot, session: Session, adapter: Path) -> None:
+    page = _page(qtbot, session, adapter)
     page.show()  # the page follows the queue while it is visible
     page.merged.setChecked(True)
     page.gguf_type.setCurrentIndex(page.gguf_type.findData("f16"))
     page.system.setText("You answer briefly.")
 
-    with qtbot.waitSignals([studio.job_queued, studio.job_queued]):
+    with qtbot.waitSignals([session.job_queued, session.job_queued]):
         page.export()
 
-    with JobQueue(studio.queue_path, studio.jobs_dir) as queue:
+    with JobQueue(session.queue_path, session.jobs_dir) as queue:
         jobs = sorted(queue.jobs(), key=lambda job: job.id)
     assert [job.kind for job in jobs] == ["merge", "export"]
     merge, export = (load_spec(job.layout.spec) for job in jobs)
@@ -72,7 +72,7 @@ def test_one_click_queues_a_job_per_output(qtbot: QtBot, studio: Session, adapte
     assert "Queued jobs" in page.message.text()
     qtbot.waitUntil(lambda: page.results.rowCount() == 2)
 
-    with JobQueue(studio.queue_path, studio.jobs_dir) as queue:
+    with JobQueue(session.queue_path, session.jobs_dir) as queue:
         qtbot.waitUntil(
             lambda: all(queue.get(job.id).state in ("succeeded", "failed") for job in jobs), timeout=300_000
         )

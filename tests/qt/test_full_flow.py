@@ -18,13 +18,14 @@ from app.session import Session
 from backend.jobs.queue import JobQueue
 from backend.spec import JobSpec
 from tests.datasets import write_colour_task
+from tests.qt.charts import drawn_x
 from widgets.lazy_page import LazyPage
 
 
-def test_drop_fix_queue_watch_and_cancel(qtbot: QtBot, studio: Session, tiny_llama: Path, tmp_path: Path) -> None:
+def test_drop_fix_queue_watch_and_cancel(qtbot: QtBot, session: Session, tiny_llama: Path, tmp_path: Path) -> None:
     data_file = write_colour_task(tmp_path / "colours.jsonl", 400, seed=1)
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    window = build_window(settings, studio)
+    window = build_window(settings, session)
     qtbot.addWidget(window)
     window.resize(1280, 800)
     window.show()
@@ -36,7 +37,7 @@ def test_drop_fix_queue_watch_and_cancel(qtbot: QtBot, studio: Session, tiny_lla
 
     # 1. Data: open the file as a drop would; the check runs on a pool thread.
     window.show_page(titles.index("Data"))
-    with qtbot.waitSignal(studio.dataset_changed, timeout=30_000) as chosen:
+    with qtbot.waitSignal(session.dataset_changed, timeout=30_000) as chosen:
         page("Data").open(data_file)
     assert chosen.args[0].rows == 400 and chosen.args[0].path == str(data_file)
 
@@ -61,26 +62,26 @@ def test_drop_fix_queue_watch_and_cancel(qtbot: QtBot, studio: Session, tiny_lla
     assert not error.isVisibleTo(training) and training.spec.training.max_steps == 3000
 
     # 3. Start now: queued, a real runner starts, the Jobs page comes up with the job.
-    with qtbot.waitSignal(studio.job_queued) as queued:
+    with qtbot.waitSignal(session.job_queued) as queued:
         training.start_button.click()
     job_id = queued.args[0]
     assert window.current_page() == titles.index("Jobs")
     jobs = page("Jobs")
-    with JobQueue(studio.queue_path, studio.jobs_dir) as queue:
+    with JobQueue(session.queue_path, session.jobs_dir) as queue:
         qtbot.waitUntil(lambda: queue.get(job_id).state == "running", timeout=60_000)
 
     # 4. Monitor: loss points arrive from the worker's events while it trains.
     jobs.select_job(job_id)
     window.show_page(titles.index("Monitor"))
     loss = page("Monitor").charts["loss"]
-    qtbot.waitUntil(lambda: _points(loss.raw_curve("train")) >= 5, timeout=120_000)
+    qtbot.waitUntil(lambda: len(drawn_x(loss.raw_curve("train"))) >= 5, timeout=120_000)
 
     # 5. Cancel from the Jobs page: the worker stops at its next step, with a checkpoint.
     window.show_page(titles.index("Jobs"))
     jobs.select_job(job_id)
     result = jobs.cancel_selected()
     assert result is not None and result.ok, result
-    with JobQueue(studio.queue_path, studio.jobs_dir) as queue:
+    with JobQueue(session.queue_path, session.jobs_dir) as queue:
         qtbot.waitUntil(lambda: queue.get(job_id).state == "cancelled", timeout=60_000)
         job = queue.get(job_id)
     assert job.step is not None and 5 <= job.step < 3000
@@ -88,13 +89,8 @@ def test_drop_fix_queue_watch_and_cancel(qtbot: QtBot, studio: Session, tiny_lla
     window.close()
 
 
-def _points(curve: object) -> int:
-    x, _ = curve.getOriginalDataset()  # type: ignore[attr-defined]
-    return 0 if x is None else len(x)
-
-
 def test_edit_a_copy_opens_a_jobs_settings_in_the_form(
-    qtbot: QtBot, studio: Session, tiny_llama: Path, tmp_path: Path
+    qtbot: QtBot, session: Session, tiny_llama: Path, tmp_path: Path
 ) -> None:
     data_file = write_colour_task(tmp_path / "colours.jsonl", 40, seed=2)
     spec = JobSpec.from_dict(
@@ -106,10 +102,10 @@ def test_edit_a_copy_opens_a_jobs_settings_in_the_form(
             "data": {"path": str(data_file)},
         }
     )
-    with JobQueue(studio.queue_path, studio.jobs_dir) as queue:
+    with JobQueue(session.queue_path, session.jobs_dir) as queue:
         job = queue.add(spec).job
     assert job is not None
-    window = build_window(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat), studio)
+    window = build_window(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat), session)
     qtbot.addWidget(window)
     window.show()
     titles = window.page_titles()
@@ -125,7 +121,7 @@ def test_edit_a_copy_opens_a_jobs_settings_in_the_form(
     assert values["lora.r"] == 8 and values["training.learning_rate"] == 3e-4 and values["name"] == "colours-copy"
     assert values["training.max_steps"] == 7
     assert training.picker.ref() == str(tiny_llama)
-    assert studio.dataset is not None and studio.dataset.path == str(data_file)
+    assert session.dataset is not None and session.dataset.path == str(data_file)
     qtbot.waitUntil(lambda: training.start_button.isEnabled())
     assert training.job_spec().training.max_steps == 7
     window.close()

@@ -41,14 +41,6 @@ def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Session:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("LORA_STUDIO_HOME", str(home))
-    return Session(home)
-
-
-@pytest.fixture
 def settings(tmp_path: Path) -> QSettings:
     return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
 

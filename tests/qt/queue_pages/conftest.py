@@ -5,26 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from app.session import Session
 from backend.events import Metric, read_events
 from backend.jobs.queue import JobQueue
 from tests.queue_support import Processes
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "home"
-    folder.mkdir()
-    monkeypatch.setenv("LORA_STUDIO_HOME", str(folder))
-    return folder
-
-
-@pytest.fixture
-def session(home: Path) -> Session:
-    return Session(home)
 
 
 @pytest.fixture
@@ -43,9 +28,3 @@ def processes(home: Path, queue: JobQueue) -> Iterator[Processes]:
 
 def train_metrics(events_path: Path) -> list[Metric]:
     return [e for e in read_events(events_path) if isinstance(e, Metric) and e.split == "train"]
-
-
-def drawn_x(curve) -> np.ndarray:
-    """The x values a chart curve holds (before downsampling)."""
-    x, _y = curve.getOriginalDataset()
-    return np.array([]) if x is None else x

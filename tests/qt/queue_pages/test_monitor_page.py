@@ -16,7 +16,8 @@ from app.monitor_page import NOTHING_RECORDED, MonitorPage
 from app.session import Session
 from backend.events import EventSink, GpuSample, Metric, Telemetry
 from backend.jobs.queue import JobQueue
-from tests.qt.queue_pages.conftest import drawn_x, train_metrics
+from tests.qt.charts import drawn_x
+from tests.qt.queue_pages.conftest import train_metrics
 from tests.queue_support import Processes, add, run_once
 from widgets.units import GIB
 
