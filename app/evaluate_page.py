@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, QTimer, QUrl
-from PySide6.QtGui import QCloseEvent, QDesktopServices, QHideEvent, QShowEvent
+from PySide6.QtCore import QSettings, Qt, QUrl
+from PySide6.QtGui import QCloseEvent, QDesktopServices
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.adapter_picker import AdapterPicker, describe
+from app.queue_watch import QueueWatch
 from app.session import Session
 from backend.evaluation.report import REPORT_HTML, read_report, word_diff
 from backend.jobs.queue import JobQueue
@@ -54,7 +55,6 @@ class EvaluatePage(QWidget):
         self._session = session
         self._queue = JobQueue(session.queue_path, session.jobs_dir)
         settings = settings if settings is not None else QSettings()
-        self._changes = -1
         self._report: dict[str, Any] | None = None
 
         self.picker = AdapterPicker(self._queue, settings)
@@ -164,22 +164,14 @@ class EvaluatePage(QWidget):
         layout.addWidget(self.splitter, 1)
 
         self.picker.adapter_changed.connect(self._adapter_changed)
-        self._timer = QTimer(self, interval=_POLL_MS, timeout=self._poll)
+        self._watch = QueueWatch(self, self._queue, _POLL_MS)
+        self._watch.changed.connect(self._queue_changed)
         self._adapter_changed()
-        self._poll()
+        self._watch.check()
 
     # -- lifetime ----------------------------------------------------------------------
 
-    def showEvent(self, event: QShowEvent) -> None:
-        self._timer.start()
-        super().showEvent(event)
-
-    def hideEvent(self, event: QHideEvent) -> None:
-        self._timer.stop()
-        super().hideEvent(event)
-
     def closeEvent(self, event: QCloseEvent) -> None:
-        self._timer.stop()
         self._queue.close()
         super().closeEvent(event)
 
@@ -213,7 +205,7 @@ class EvaluatePage(QWidget):
             self._session.job_queued.emit(added.job.id)
             lines.insert(0, f"Queued job {added.job.id}; its report appears here when it finishes.")
         self.message.setText("<br>".join(lines))
-        self._poll()
+        self._watch.check()
 
     def _browse_data(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Held-out data", self.data.text() or str(Path.home()))
@@ -227,11 +219,7 @@ class EvaluatePage(QWidget):
 
     # -- reports -----------------------------------------------------------------------
 
-    def _poll(self) -> None:
-        changes = self._queue.changes()
-        if changes == self._changes:
-            return
-        self._changes = changes
+    def _queue_changed(self) -> None:
         self.picker.refresh()
         self.compare_picker.refresh()
         current = self.reports.currentData()

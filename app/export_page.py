@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer, QUrl
-from PySide6.QtGui import QCloseEvent, QDesktopServices, QHideEvent, QShowEvent
+from PySide6.QtCore import QSettings, Qt, QUrl
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.adapter_picker import AdapterPicker, describe
+from app.queue_watch import QueueWatch
 from app.session import Session
 from backend.events import Artifact, read_events
 from backend.export.errors import ExportError
@@ -62,7 +63,6 @@ class ExportPage(QWidget):
         self._session = session
         self._queue = JobQueue(session.queue_path, session.jobs_dir)
         self._settings = settings if settings is not None else QSettings()
-        self._changes = -1
 
         self.picker = AdapterPicker(self._queue, self._settings)
         self._about = QLabel()
@@ -142,23 +142,18 @@ class ExportPage(QWidget):
             box.toggled.connect(self._update)
         self.merge_dtype.currentIndexChanged.connect(self._update)
         self.picker.adapter_changed.connect(self._update)
-        self._timer = QTimer(self, interval=_POLL_MS, timeout=self._poll)
+        self._watch = QueueWatch(self, self._queue, _POLL_MS)
+        self._watch.changed.connect(self._queue_changed)
         self._update()
-        self._poll()
+        self._watch.check()
 
     # -- state -----------------------------------------------------------------------
 
     def showEvent(self, event: QShowEvent) -> None:
-        self._timer.start()
         self.picker.refresh()
         super().showEvent(event)
 
-    def hideEvent(self, event: QHideEvent) -> None:
-        self._timer.stop()
-        super().hideEvent(event)
-
     def closeEvent(self, event: QCloseEvent) -> None:
-        self._timer.stop()
         self._queue.close()
         super().closeEvent(event)
 
@@ -185,11 +180,7 @@ class ExportPage(QWidget):
         self._needs.setText(needs)
         self.export_button.setEnabled(wanted and not blocked)
 
-    def _poll(self) -> None:
-        changes = self._queue.changes()
-        if changes == self._changes:
-            return
-        self._changes = changes
+    def _queue_changed(self) -> None:
         self.picker.refresh()
         self._fill_results()
 
@@ -242,7 +233,7 @@ class ExportPage(QWidget):
         if queued:
             ensure_runner(self._queue)
         self.message.setText(_summary(queued, problems))
-        self._poll()
+        self._watch.check()
 
     def _browse_output(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Save exports to", self.output.text() or str(Path.home()))
