@@ -23,17 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backend.estimator import DataStats, GpuMemory, estimate, shapes_from_config
 from backend.spec import JobSpec
-
-LLAMA_8B = {
-    "model_type": "llama",
-    "hidden_size": 4096,
-    "intermediate_size": 14336,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 8,
-    "head_dim": 128,
-    "vocab_size": 128256,
-    "num_hidden_layers": 32,
-}
+from tests.model_configs import LLAMA_8B
 
 
 def main() -> None:

@@ -27,19 +27,9 @@ from backend.estimator.memory import base_weights, step_memory
 from backend.estimator.quant import bytes_per_param_4bit, linear_4bit_bytes
 from backend.estimator.stack import INSTALLED
 from backend.spec import JobSpec
+from tests.model_configs import LLAMA_8B
 
 GIB = 1024**3
-LLAMA_8B = {
-    "model_type": "llama",
-    "hidden_size": 4096,
-    "intermediate_size": 14336,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 8,
-    "head_dim": 128,
-    "vocab_size": 128256,
-    "num_hidden_layers": 32,
-    "tie_word_embeddings": False,
-}
 RTX_4090 = GpuMemory("NVIDIA GeForce RTX 4090", 24 * GIB, 23 * GIB)
 
 
