@@ -19,7 +19,6 @@ import argparse
 import datetime
 import os
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -31,48 +30,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 import pyqtgraph
 import PySide6
-from PySide6.QtCore import QElapsedTimer, QEventLoop, QObject, Qt, QTimer
+from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
+from bench.lag_probe import PROBE_MS, LagProbe
 from widgets.chart_grid import ChartGrid
 from widgets.live_chart import LiveChart, Series, SeriesStyle, XAxis
 from widgets.units import GIB, GIBIBYTES, LEARNING_RATE, PERCENT, TOKENS_PER_SECOND
 
-PROBE_MS = 10
 FEED_MS = 50  # 20 Hz
 POINTS = 100_000
 BAR_MS = 50.0
-
-
-class LagProbe:
-    """A timer that should fire every PROBE_MS; records how late each tick is and the CPU used between ticks.
-
-    On a busy machine a tick is also late while the OS runs other processes; the CPU this
-    process used between two ticks is how long the loop was busy, which is what an idle
-    machine would see as lag.
-    """
-
-    def __init__(self) -> None:
-        self.lags: list[float] = []
-        self.busy: list[float] = []
-        self._clock = QElapsedTimer()
-        self._timer = QTimer(interval=PROBE_MS, timerType=Qt.TimerType.PreciseTimer)
-        self._timer.timeout.connect(self._tick)
-
-    def start(self) -> None:
-        self._clock.start()
-        self._last = 0
-        self._last_cpu = time.process_time_ns()
-        self._timer.start()
-
-    def stop(self) -> None:
-        self._timer.stop()
-
-    def _tick(self) -> None:
-        now, cpu = self._clock.nsecsElapsed(), time.process_time_ns()
-        self.lags.append(max(0.0, (now - self._last) / 1e6 - PROBE_MS))
-        self.busy.append((cpu - self._last_cpu) / 1e6)
-        self._last, self._last_cpu = now, cpu
 
 
 def run(feed: Callable[[int], bool], seconds: float) -> dict:
@@ -82,32 +50,21 @@ def run(feed: Callable[[int], bool], seconds: float) -> dict:
     loop = QEventLoop()
     ticks = [0]
     started = time.perf_counter()
+    summary: dict = {}
 
     def on_feed() -> None:
         if not feed(ticks[0]) or time.perf_counter() - started > seconds:
             feeder.stop()
-            probe.stop()
+            summary.update(probe.stop())
             QTimer.singleShot(200, loop.quit)  # the last redraws finish before the charts close
             return
         ticks[0] += 1
 
     feeder.timeout.connect(on_feed)
-    cpu = time.process_time()
     probe.start()
     feeder.start()
     loop.exec()
-    lags, busy = sorted(probe.lags), sorted(probe.busy)
-    seconds = time.perf_counter() - started
-    return {
-        "ticks": len(lags),
-        "feeds": ticks[0],
-        "max": lags[-1],
-        "p99": percentile(lags, 0.99),
-        "median": statistics.median(lags),
-        "busy_max": busy[-1],
-        "busy_p99": percentile(busy, 0.99),
-        "cpu": (time.process_time() - cpu) / seconds,
-    }
+    return {**summary, "feeds": ticks[0]}
 
 
 def settle() -> None:
@@ -115,10 +72,6 @@ def settle() -> None:
     loop = QEventLoop()
     QTimer.singleShot(500, loop.quit)
     loop.exec()
-
-
-def percentile(ordered: list[float], fraction: float) -> float:
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def idle(seconds: float) -> dict:
@@ -241,7 +194,7 @@ def write_report(path: Path, results: dict[str, dict], loads: tuple[tuple[float,
     ]
     for name, r in results.items():
         lines.append(
-            f"| {name} | {r['points']:,} | {r['feeds']} | {r['cpu']:.0%} | {r['median']:.1f} | {r['p99']:.1f} | "
+            f"| {name} | {r['points']:,} | {r['feeds']} | {r['cpu']:.0%} | {r['p50']:.1f} | {r['p99']:.1f} | "
             f"{r['max']:.1f} | {r['busy_p99']:.1f} | {r['busy_max']:.1f} |"
         )
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,6 @@ import os
 import platform
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,8 +47,8 @@ from backend.jobs.outcome import Outcome  # noqa: E402
 from backend.jobs.queue import JobQueue  # noqa: E402
 from backend.jobs.runner import Runner, RunnerSettings  # noqa: E402
 from backend.spec import JobSpec  # noqa: E402
+from bench.lag_probe import PROBE_MS, LagProbe  # noqa: E402
 
-PROBE_MS = 10
 STEP_S = 0.05  # 20 Hz
 HISTORY_STEPS = 100_000
 GIB = 1024**3
@@ -138,50 +137,6 @@ def write_history(events: Path, steps: int) -> int:
 
 
 # -- measuring ----------------------------------------------------------------------------------
-
-
-class LagProbe:
-    """A timer that should fire every PROBE_MS: how late each tick is, and the CPU this process used between ticks."""
-
-    def __init__(self) -> None:
-        from PySide6.QtCore import QElapsedTimer, Qt, QTimer
-
-        self.lags: list[float] = []
-        self.busy: list[float] = []
-        self._clock = QElapsedTimer()
-        self._timer = QTimer(interval=PROBE_MS, timerType=Qt.TimerType.PreciseTimer)
-        self._timer.timeout.connect(self._tick)
-
-    def start(self) -> None:
-        self._clock.start()
-        self._last, self._last_cpu = 0, time.process_time_ns()
-        self._cpu_start, self._wall_start = time.process_time(), time.perf_counter()
-        self._timer.start()
-
-    def stop(self) -> dict:
-        self._timer.stop()
-        seconds = time.perf_counter() - self._wall_start
-        lags, busy = sorted(self.lags[1:]), sorted(self.busy[1:])
-        return {
-            "seconds": seconds,
-            "ticks": len(lags),
-            "p50": statistics.median(lags),
-            "p99": percentile(lags, 0.99),
-            "max": lags[-1],
-            "busy_p99": percentile(busy, 0.99),
-            "busy_max": busy[-1],
-            "cpu": (time.process_time() - self._cpu_start) / seconds,
-        }
-
-    def _tick(self) -> None:
-        now, cpu = self._clock.nsecsElapsed(), time.process_time_ns()
-        self.lags.append(max(0.0, (now - self._last) / 1e6 - PROBE_MS))
-        self.busy.append((cpu - self._last_cpu) / 1e6)
-        self._last, self._last_cpu = now, cpu
-
-
-def percentile(ordered: list[float], fraction: float) -> float:
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def spin(seconds: float, until: Callable[[], bool] | None = None) -> bool:
