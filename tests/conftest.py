@@ -22,6 +22,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Qt picks its platform when the QApplication is made (pytest-qt's qapp, after this file is
 # read): windowless, so widget tests run on CI and over SSH. Set it to xcb to watch them.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The offscreen platform's default screen is 800 x 600, smaller than the studio window's
+# minimum; a desktop-sized screen lets the window's own geometry be tested.
+if os.environ["QT_QPA_PLATFORM"] == "offscreen":
+    os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={Path(__file__).parent / 'qt' / 'screen.json'}"
 # Tests that set no data folder of their own (most use a ``home`` fixture) write caches, logs and
 # fingerprints into a throwaway one, never into the user's real LoRA Studio folder.
 os.environ.setdefault("LORA_STUDIO_HOME", tempfile.mkdtemp(prefix="lora-studio-tests-"))
