@@ -36,9 +36,10 @@ from app.model_picker import ModelInfo, ModelPicker
 from app.presets import DEFAULT_PRESET, PRESETS, flatten, matching_preset, nest
 from app.session import DatasetChoice, Session
 from app.spec_form import SpecForm, errors_by_field
-from app.vram import gauge_data, gpu_info, gpu_memory
+from app.vram import gauge_data, gpu_info
 from backend.estimator import DataStats, Estimate, GpuMemory, ModelShapes, estimate
 from backend.estimator.calibration import CalibrationStore
+from backend.estimator.gpus import machine_gpus
 from backend.estimator.shapes import shapes_from_config, shapes_from_folder, shapes_from_hub
 from backend.jobs.job import Job
 from backend.jobs.queue import JobQueue
@@ -46,7 +47,6 @@ from backend.jobs.runner import ensure_runner
 from backend.models.errors import ModelError
 from backend.models.store import DEFAULT_CONFIG
 from backend.spec import DataFormat, JobSpec, SpecError
-from backend.telemetry import NVML
 from widgets.form_field import FormField
 from widgets.labels import wrapping_label
 from widgets.message_list import MessageList
@@ -105,7 +105,7 @@ class TrainingPage(QWidget):
         self.session = session
         self._settings = settings if settings is not None else QSettings()
         self._pool = pool or QThreadPool.globalInstance()
-        self._read_gpus = read_gpus or _nvml_gpus
+        self._read_gpus = read_gpus or machine_gpus
         self.start_runner: Callable[[JobQueue], int | None] = ensure_runner
         """What Start now calls to make sure a runner works through the queue (tests replace it)."""
         self._gpus: list[GpuMemory] = []
@@ -596,10 +596,6 @@ class TrainingPage(QWidget):
         self.picker.stop_import()
         self._timer.stop()
         super().closeEvent(event)
-
-
-def _nvml_gpus() -> list[GpuMemory]:
-    return gpu_memory(NVML.gpus())
 
 
 def _group(title: str, body: QWidget) -> QGroupBox:

@@ -1,29 +1,14 @@
-"""The estimator's result as the VRAM gauge's plain data, and NVML's GPUs as the estimator's input."""
+"""The estimator's result and GPUs as the VRAM gauge's plain data."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 from backend.estimator import Estimate, GpuMemory
-from backend.events import GpuSample
 from widgets.vram_data import GaugeData, GpuInfo, MemoryTerm, Suggestion, Verdict
 
 _VERDICTS = {"fits": Verdict.FITS, "tight": Verdict.TIGHT, "wont_fit": Verdict.WILL_NOT_FIT}
 _PAGEABLE = " Paged: bitsandbytes moves it to system RAM when the GPU runs short."
-
-
-def gpu_memory(samples: Sequence[GpuSample]) -> list[GpuMemory]:
-    """NVML's readings as the estimator's GPUs. Triton ships with Linux CUDA builds of torch only."""
-    return [
-        GpuMemory(
-            name=sample.name,
-            total_bytes=sample.memory_total_bytes,
-            free_bytes=max(0, sample.memory_total_bytes - sample.memory_used_bytes),
-            triton=sys.platform.startswith("linux"),
-        )
-        for sample in samples
-    ]
 
 
 def gpu_info(gpus: Sequence[GpuMemory]) -> list[GpuInfo]:

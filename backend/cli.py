@@ -295,10 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     from backend.export.commands import add_export_parsers
 
     add_export_parsers(sub)
-    from backend.estimator.commands import add_measure_parser
+    from backend.estimator.commands import add_estimate_parser, add_measure_parser
     from backend.evaluation.commands import add_evaluate_parser
 
     add_evaluate_parser(sub)
+    add_estimate_parser(sub)
     add_measure_parser(sub)
     return parser
 

@@ -189,7 +189,19 @@ def _record(spec: JobSpec, shapes: Any, knobs: Any, gpu: GpuMemory, peaks: PeakM
         "peak_allocated_bytes": float(allocated),
         "estimated_reserved_bytes": float(estimated),
         "measured_to_estimated": measurement.ratio,
+        # Non-zero when the allocator ran short, freed its cache and retried: the GPU was shared or full,
+        # and the peak reserved is then lower than the configuration takes on its own.
+        "alloc_retries": float(torch.cuda.memory_stats().get("num_alloc_retries", 0)),
     }
+    if metrics["alloc_retries"]:
+        sink.emit(
+            Warn(
+                code="memory_pressure",
+                message="The GPU ran short of memory during the measurement (PyTorch freed its cache and retried), "
+                "so the recorded peak is lower than this configuration takes with the GPU to itself. Close other "
+                "programs that use the GPU and measure again.",
+            )
+        )
     if peaks.warmup_allocated is not None:
         metrics["warmup_peak_allocated_bytes"] = float(peaks.warmup_allocated)
     if peaks.nvml is not None:

@@ -1,0 +1,28 @@
+"""NVML's GPUs as the estimator's input, for the window's GPU menu, the CLI and the benchmarks."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from backend.estimator.result import GpuMemory
+from backend.events import GpuSample
+from backend.telemetry import NVML
+
+
+def gpu_memory(samples: Sequence[GpuSample]) -> list[GpuMemory]:
+    """NVML's readings as the estimator's GPUs. Triton ships with Linux CUDA builds of torch only."""
+    return [
+        GpuMemory(
+            name=sample.name,
+            total_bytes=sample.memory_total_bytes,
+            free_bytes=max(0, sample.memory_total_bytes - sample.memory_used_bytes),
+            triton=sys.platform.startswith("linux"),
+        )
+        for sample in samples
+    ]
+
+
+def machine_gpus() -> list[GpuMemory]:
+    """This machine's NVIDIA GPUs, in NVML's order; empty without a GPU or a driver."""
+    return gpu_memory(NVML.gpus())
