@@ -17,6 +17,7 @@ invocation, 3 cancelled.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -102,12 +103,22 @@ def run_job(layout: JobLayout, resume: bool, stream: TextIO | None) -> int:
         sink.close()
 
 
+class _OptionalHubKernelNotice(logging.Filter):
+    """bitsandbytes tries, on CPUs with AVX512-BF16, a 4-bit matmul kernel that the ``kernels`` package would
+    download from the Hugging Face Hub, and warns when that package is absent. LoRA Studio downloads nothing at
+    run time and bitsandbytes falls back to its own kernel, so the warning only alarms readers of worker.log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "from kernels-community" not in record.getMessage()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m backend.worker", description=__doc__.split("\n\n")[0])
     parser.add_argument("job_dir", type=Path, help="the job folder holding spec.yaml")
     parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
     args = parser.parse_args(argv)
     prefer_passive_waits()  # before torch is first imported, which happens only after this point
+    logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_OptionalHubKernelNotice())
     layout = JobLayout(args.job_dir.resolve())
     if not layout.spec.is_file():
         print(f"no spec.yaml in {layout.root}", file=sys.stderr)
