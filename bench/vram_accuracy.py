@@ -194,10 +194,11 @@ def start(point: Point, predicted: int, model_dir: Path, data: Path, work: Path,
 
 def outcome(run: Running, predicted_total: int, verdict: str) -> dict:
     """The row for a finished point, read from its events.jsonl."""
-    from backend.events import Done, Error, read_events
+    from backend.events import Done, Error, Progress, read_events
     from backend.jobs.layout import JobLayout
 
     events = list(read_events(JobLayout(run.job_dir).events))
+    steps = [e for e in events if isinstance(e, Progress) and e.stage is None]
     done = next((e for e in events if isinstance(e, Done)), None)
     error = next((e for e in events if isinstance(e, Error)), None)
     metrics = done.metrics if done else {}
@@ -212,6 +213,7 @@ def outcome(run: Running, predicted_total: int, verdict: str) -> dict:
         "measured_process": metrics.get("nvml_process_bytes"),
         "alloc_retries": metrics.get("alloc_retries"),
         "peak_rss": metrics.get("peak_rss_bytes"),
+        "tokens_per_s": _tokens_per_second(run.point, steps),
         "ran_alone": run.alone,
         "wall_s": round(time.monotonic() - run.started, 1),
     }
@@ -223,6 +225,14 @@ def outcome(run: Running, predicted_total: int, verdict: str) -> dict:
         row["outcome"] = "failed"
         row["error"] = error.message if error else f"worker exited {run.process.returncode} without an error event"
     return row
+
+
+def _tokens_per_second(point: Point, steps: list) -> float | None:
+    """Training speed over the steps after the first (which pays for kernel selection and the optimizer state)."""
+    if len(steps) < 3 or steps[-1].elapsed_s <= steps[0].elapsed_s:
+        return None
+    tokens = point.batch * point.length - (1 if point.batch > 1 else 0)  # measurement_plan's worst-case batch
+    return round(tokens * (steps[-1].step - steps[0].step) / (steps[-1].elapsed_s - steps[0].elapsed_s), 1)
 
 
 def under_pressure(row: dict) -> bool:
@@ -328,9 +338,13 @@ def markdown(about: dict, rows: list[dict]) -> str:
         "`torch.cuda.max_memory_reserved` after the warm-up step; NVML: the process as the driver sees it "
         "(reserved plus the CUDA context).",
         "",
+        "Tokens/s: training speed over steps 2 to 4, from the worker's progress events; with more than one "
+        "point running at once (`--parallel`, default 4) they share the GPU, so compare speeds only from a "
+        "`--parallel 1` run.",
+        "",
         "| model | base | batch x length | checkpointing | estimated MiB | measured reserved MiB | error "
-        "| allocated MiB | NVML MiB | outcome |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| allocated MiB | NVML MiB | tokens/s | outcome |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         measured = r["outcome"] == "measured"
@@ -338,7 +352,7 @@ def markdown(about: dict, rows: list[dict]) -> str:
             f"| {r['size']} | {r['quant']} | {r['batch']} x {r['length']} | {'on' if r['checkpointing'] else 'off'} "
             f"| {_mib(r['estimated_reserved'])} | {_mib(r['measured_reserved'])} "
             f"| {f'{error_pct(r):+.1f}%' if measured else '-'} | {_mib(r['measured_allocated'])} "
-            f"| {_mib(r['measured_process'])} | {_describe(r)} |"
+            f"| {_mib(r['measured_process'])} | {r.get('tokens_per_s') or '-'} | {_describe(r)} |"
         )
     return "\n".join(lines) + "\n"
 

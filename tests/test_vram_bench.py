@@ -95,7 +95,7 @@ def test_a_point_runs_through_the_real_worker_and_resumes(tmp_path: Path) -> Non
     assert first.returncode == 0, first.stderr[-3000:]
     rows = json.loads(out.with_suffix(".json").read_text())["rows"]
     assert [(r["key"], r["outcome"]) for r in rows] == [("tiny-none-2x64-ckpt", "cpu")]
-    assert rows[0]["peak_rss"] > 0 and rows[0]["predicted_total"] > 0
+    assert rows[0]["peak_rss"] > 0 and rows[0]["predicted_total"] > 0 and rows[0]["tokens_per_s"] > 0
     assert "| tiny | none | 2 x 64 | on |" in out.with_suffix(".md").read_text()
     again = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
