@@ -5,6 +5,10 @@ Anything that needs a tokenizer imports transformers, which the GUI never loads:
 collects stdout whole (the JSON), keeps the end of stderr (the reason when it fails), decodes
 both with ``errors='replace'``, and reports one ``CliOutcome`` per run. Starting a new run
 drops the one before it; ``cancel`` stops it and ``shutdown`` makes sure nothing outlives the page.
+
+A long-lived command that answers requests (``data preview --serve``) runs with ``lines=True``:
+each complete stdout line is emitted as it arrives (a line split across two reads is buffered,
+not broken) instead of being collected, and ``send`` writes a request to its stdin.
 """
 
 from __future__ import annotations
@@ -59,10 +63,14 @@ class CliJob(QObject):
 
     finished = Signal(object)  # CliOutcome
     runningChanged = Signal(bool)
+    lineRead = Signal(str)  # with lines=True: each line of stdout, without its newline
 
-    def __init__(self, parent: QObject | None = None, *, environment: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, parent: QObject | None = None, *, environment: Mapping[str, str] | None = None, lines: bool = False
+    ) -> None:
         super().__init__(parent)
         self._environment = dict(environment or {})
+        self._lines = lines
         self._process: QProcess | None = None
         self._args: tuple[str, ...] = ()
         self._stdout = bytearray()
@@ -94,6 +102,11 @@ class CliJob(QObject):
 
     def is_running(self) -> bool:
         return self._process is not None
+
+    def send(self, text: str) -> None:
+        """Write ``text`` to the run's stdin (a request to a serving command); nothing when none is running."""
+        if self._process is not None:
+            self._process.write(text.encode("utf-8"))
 
     def cancel(self) -> None:
         """Stop the run; ``finished`` follows with ``cancelled`` set."""
@@ -131,13 +144,22 @@ class CliJob(QObject):
         process.deleteLater()
 
     def _read_stdout(self) -> None:
-        if self._process is None:
+        process = self._process
+        if process is None:
             return
-        data = self._process.readAllStandardOutput().data()
+        data = process.readAllStandardOutput().data()
         if len(self._stdout) + len(data) > _STDOUT_LIMIT:
             self._too_much = True
             return
         self._stdout += data
+        if not self._lines:
+            return
+        *complete, rest = self._stdout.split(b"\n")
+        self._stdout[:] = rest
+        for line in complete:
+            if self._process is not process:
+                return  # a slot started another run or shut this one down
+            self.lineRead.emit(line.decode("utf-8", errors="replace").rstrip("\r"))
 
     def _read_stderr(self) -> None:
         if self._process is None:

@@ -7,8 +7,11 @@ Three kinds of work run off the GUI thread:
 * the token count, which needs the model's tokenizer and chat template: ``lora-studio data
   check --model M --json`` in a child process (``TokenJob``), so this process never imports
   transformers;
-* one example rendered as the model sees it, the same way (``data preview N --json``), only
-  while the "As the model sees it" view is showing.
+* one example rendered as the model sees it, only while the "As the model sees it" view is
+  showing: by one long-lived ``data preview --serve`` child (``RenderJob``) that has read the
+  dataset and loaded the tokenizer once, so each example clicked comes back in milliseconds.
+  It is stopped when the dataset, its reading options, the model or the maximum length
+  change, and when the page closes.
 
 A checked dataset becomes the session's ``DatasetChoice`` (again with its 99th-percentile length
 once the tokens are counted), and is kept in the recent list with its column mapping.

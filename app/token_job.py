@@ -2,7 +2,8 @@
 
 Both need the model's tokenizer and chat template, so both run ``lora-studio data …`` in a
 child process (``CliJob``) and read its JSON: ``data check --model M --json`` for the token
-statistics, ``data preview N --model M --json`` for one example. The GUI process never imports
+statistics, and one long-lived ``data preview --serve --model M`` that answers each example
+asked for, so a click costs milliseconds, not a fresh process. The GUI process never imports
 transformers. Before starting, ``model_problem`` looks the model up in the store (no ML
 imports), so a model that was never imported is explained with the command that imports it
 instead of being downloaded behind the user's back.
@@ -212,34 +213,66 @@ class TokenJob(QObject):
 
 
 class RenderJob(QObject):
-    """``data preview N --model --json`` in a child process: ``rendered(row, RenderedExample)`` or ``failed``."""
+    """Examples rendered by one ``data preview --serve`` child: ``rendered(row, RenderedExample)`` or ``failed``.
+
+    The child reads the dataset and loads the tokenizer once, then answers each row asked for
+    in milliseconds. It serves one ``Measuring`` (dataset, reading options, model, max length):
+    asking with another, or after it died, starts a fresh one.
+    """
 
     rendered = Signal(int, object)
     failed = Signal(int, str)
 
     def __init__(self, home: Path, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._cli = CliJob(self, environment={"LORA_STUDIO_HOME": str(home)})
+        self._cli = CliJob(self, environment={"LORA_STUDIO_HOME": str(home)}, lines=True)
+        self._cli.lineRead.connect(self._answered)
         self._cli.finished.connect(self._finished)
-        self.row: int | None = None
+        self._serving: Measuring | None = None
+        self._asked: list[int] = []  # rows sent and not answered yet, in order
 
     def start(self, request: Measuring, row: int) -> None:
-        """Render usable example ``row`` (from 0) of the dataset; a rendering still going is dropped."""
-        self.row = row
-        where = [str(request.path), str(row + 1)]
-        self._cli.start(["data", "preview", *where, *request.reading_args(), *request.model_args()])
+        """Render usable example ``row`` (from 0) of the dataset, by the child serving ``request``."""
+        fresh = request != self._serving or not self._cli.is_running()
+        if fresh:
+            self._asked.clear()
+            self._serving = request
+        elif row in self._asked:
+            return
+        self._asked.append(row)  # before starting: a child that can't start fails it at once
+        if fresh:
+            where = [str(request.path), "--serve"]
+            self._cli.start(["data", "preview", *where, *request.reading_args(), *request.model_args()])
+        self._cli.send(f"{row + 1}\n")
 
     def is_running(self) -> bool:
         return self._cli.is_running()
 
     def shutdown(self) -> None:
+        """Stop the child; the next request starts a fresh one."""
         self._cli.shutdown()
+        self._serving = None
+        self._asked.clear()
+
+    def _answered(self, line: str) -> None:
+        try:
+            shown = json.loads(line)
+        except ValueError:
+            return  # only JSON answers are for us
+        if not isinstance(shown, dict) or not isinstance(shown.get("example"), int):
+            return  # the "ready" line
+        row = shown["example"] - 1
+        if row in self._asked:
+            self._asked.remove(row)
+        if "text" in shown:
+            self.rendered.emit(row, rendered_example(shown))
+        else:
+            said = str(shown.get("error") or "the rendering gave no text")
+            self.failed.emit(row, said[:1].upper() + said[1:])
 
     def _finished(self, outcome: CliOutcome) -> None:
-        row = self.row if self.row is not None else -1
-        shown = _json_of(outcome) if outcome.ok else None
-        if shown is None or "text" not in shown:
-            if not outcome.cancelled:
-                self.failed.emit(row, outcome.error_text("Rendering the example"))
-            return
-        self.rendered.emit(row, rendered_example(shown))
+        """The child ended on its own (a dataset or model it can't read, a crash): every row asked for failed."""
+        asked, self._asked = self._asked, []
+        self._serving = None
+        for row in asked:
+            self.failed.emit(row, outcome.error_text("Rendering the example"))

@@ -94,6 +94,35 @@ def test_preview_json_gives_the_text_its_loss_spans_and_the_cut(data_file: Path,
     assert 0 < cut["cut_at"] < len(cut["text"])
 
 
+def test_preview_serve_reads_once_and_answers_each_example_asked_for(data_file: Path, tiny_llama: Path, capsys) -> None:
+    """One process answers request after request, as ``--json`` would; a bad request gets an error line, not an exit."""
+    assert main(["data", "preview", str(data_file), "2", "--model", str(tiny_llama), "--json"]) == EXIT_OK
+    single_shot = json.loads(capsys.readouterr().out)
+    serve = ["data", "preview", str(data_file), "--serve", "--model", str(tiny_llama)]
+    # stderr is inherited: pytest shows it when the test fails.
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "text": True, "cwd": REPO_ROOT}
+    with subprocess.Popen([sys.executable, "-m", "backend.cli", *serve], **pipes) as server:
+
+        def ask(request: str) -> dict:
+            """Each answer is read before the next request is sent: the server answers as it goes."""
+            server.stdin.write(request + "\n")
+            server.stdin.flush()
+            return json.loads(server.stdout.readline())
+
+        assert json.loads(server.stdout.readline()) == {"ready": True, "examples": 6}
+        assert ask("2") == single_shot
+        assert ask("99") == {"example": 99, "error": "there are 6 usable examples; choose 1 to 6"}
+        assert ask("two") == {"example": None, "error": "expected an example number, got 'two'"}
+        first = ask("1")
+        assert (first["example"], first["where"]) == (1, "d.jsonl line 1") and "Question 0?" in first["text"]
+        last = ask("6")
+        assert (last["example"], last["line"]) == (6, 8) and "Answer 5." in last["text"]
+        server.stdin.close()  # EOF ends it
+        assert server.wait(timeout=60) == EXIT_OK
+    assert main(["data", "preview", str(data_file), "2", "--serve", "--model", str(tiny_llama)]) == EXIT_USAGE
+    assert "give no N" in capsys.readouterr().err
+
+
 def test_under_json_a_model_import_reports_its_stages_on_stderr(capsys) -> None:
     """stdout holds one JSON document even when --model imports the default model first."""
     from backend.data.commands import _model_stages

@@ -7,13 +7,17 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend.cli import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, stage_printer
 from backend.data.formats import FORMATS, MAPPING_ROLES
 from backend.data.report import DataReport, count
 from backend.data.scan import ImportOptions
 from backend.models.progress import ProgressFn, each_stage_once
+
+if TYPE_CHECKING:
+    from backend.data.examples import Example
+    from backend.data.tokens import Preview
 
 _SHOWN_PER_PROBLEM = 5
 
@@ -50,8 +54,8 @@ def _progress_printer() -> Callable[[float], None] | None:
 
 
 def _model_stages(args: argparse.Namespace) -> ProgressFn:
-    """Each stage of a model import on its own line: on stderr under ``--json``, so stdout stays one JSON document."""
-    if getattr(args, "json", False):
+    """Each stage of a model import on its own line; under ``--json`` or ``--serve`` on stderr, so stdout is JSON."""
+    if getattr(args, "json", False) or getattr(args, "serve", False):
         return each_stage_once(lambda stage: print(f"  model: {stage}", file=sys.stderr, flush=True))
     return stage_printer("model: ")
 
@@ -147,25 +151,78 @@ def _data_preview(args: argparse.Namespace) -> int:
     options = _import_options(args)
     if options is None:
         return EXIT_USAGE
+    if args.serve and args.example is not None:
+        print("--serve reads the example numbers on stdin; give no N", file=sys.stderr)
+        return EXIT_USAGE
+    number = 1 if args.example is None else args.example
     try:
         examples = read_dataset(args.path, options).examples
-        if not 1 <= args.example <= len(examples):
-            print(f"there are {len(examples):,} usable examples; choose 1 to {len(examples):,}", file=sys.stderr)
+        problem = _out_of_range(number, len(examples))
+        if problem and not args.serve:  # said before the tokenizer loads, which takes seconds
+            print(problem, file=sys.stderr)
             return EXIT_USAGE
-        example = examples[args.example - 1]
-        shown = preview(load_tokenizer(args.model, progress=_model_stages(args)), example, args.max_length)
+        tokenizer = load_tokenizer(args.model, progress=_model_stages(args))
+        if args.serve:
+            return _serve_previews(examples, tokenizer, args.max_length)
+        example = examples[number - 1]
+        shown = preview(tokenizer, example, args.max_length)
     except (DataError, ModelError, TemplateError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
-        where = {"file": example.file, "line": example.line, "row": example.row, "where": example.where()}
-        print(json.dumps({"example": args.example, **where, **vars(shown)}, ensure_ascii=False))
+        print(json.dumps(_preview_json(number, example, shown), ensure_ascii=False))
         return EXIT_OK
-    print(f"example {args.example} ({example.where()}): {shown.tokens:,} tokens, {shown.loss_tokens:,} carry loss")
+    print(f"example {number} ({example.where()}): {shown.tokens:,} tokens, {shown.loss_tokens:,} carry loss")
     print("text between [[ and ]] is what the model learns to write" + (", ||| marks the cut" if shown.cut_at else ""))
     print()
     print(shown.marked())
     return EXIT_OK
+
+
+def _out_of_range(number: int, usable: int) -> str:
+    """Why ``number`` names no usable example; "" when it names one."""
+    return "" if 1 <= number <= usable else f"there are {usable:,} usable examples; choose 1 to {usable:,}"
+
+
+def _preview_json(number: int, example: Example, shown: Preview) -> dict[str, Any]:
+    """One rendered example as ``--json`` prints it and ``--serve`` answers it."""
+    where = {"file": example.file, "line": example.line, "row": example.row, "where": example.where()}
+    return {"example": number, **where, **vars(shown)}
+
+
+def _serve_previews(examples: list[Example], tokenizer: Any, max_length: int) -> int:
+    """Answer example numbers read from stdin, one JSON line each, until stdin ends.
+
+    The dataset is read and the tokenizer loaded once, so each answer takes milliseconds
+    instead of a fresh process's seconds. A parent that dies closes stdin, which ends this
+    process too.
+    """
+    print(json.dumps({"ready": True, "examples": len(examples)}), flush=True)
+    for line in sys.stdin:
+        if line.strip():
+            print(
+                json.dumps(_serve_answer(line.strip(), examples, tokenizer, max_length), ensure_ascii=False), flush=True
+            )
+    return EXIT_OK
+
+
+def _serve_answer(request: str, examples: list[Example], tokenizer: Any, max_length: int) -> dict[str, Any]:
+    """One example as ``--json`` prints it, or ``{"example": N, "error": why}``; the server goes on either way."""
+    from backend.data.tokens import preview
+    from backend.training.chat_tokens import TemplateError
+
+    try:
+        number = int(request)
+    except ValueError:
+        return {"example": None, "error": f"expected an example number, got {request!r}"}
+    problem = _out_of_range(number, len(examples))
+    if problem:
+        return {"example": number, "error": problem}
+    example = examples[number - 1]
+    try:
+        return _preview_json(number, example, preview(tokenizer, example, max_length))
+    except TemplateError as exc:
+        return {"example": number, "error": str(exc)}
 
 
 def _data_list(args: argparse.Namespace) -> int:
@@ -195,12 +252,17 @@ def add_data_parser(sub: Any) -> None:
     data_import.set_defaults(func=_data_import)
     data_preview = data.add_parser("preview", help="show one example as the model sees it, its learned part marked")
     data_preview.add_argument("path", type=Path, help="a data file, folder or imported dataset")
-    data_preview.add_argument("example", type=int, nargs="?", default=1, help="which usable example (from 1)")
+    data_preview.add_argument("example", type=int, nargs="?", help="which usable example (from 1; default 1)")
     _reading_arguments(data_preview)
     data_preview.add_argument("--model", default="default", help="whose chat template and tokenizer (default: SmolLM2)")
     data_preview.add_argument("--max-length", type=int, default=_DEFAULT_MAX_LENGTH, help="mark where this cuts")
     data_preview.add_argument(
         "--json", action="store_true", help="print the text, its loss spans (character offsets) and the cut as JSON"
+    )
+    data_preview.add_argument(
+        "--serve",
+        action="store_true",
+        help="read the dataset and tokenizer once, then answer example numbers read from stdin, one JSON line each",
     )
     data_preview.set_defaults(func=_data_preview)
     data_list = data.add_parser("list", help="list imported datasets")

@@ -14,8 +14,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+import psutil
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPointF, QProcess, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QComboBox, QSpinBox
 
@@ -283,6 +284,62 @@ def test_a_dropped_file_is_measured_and_rendered_by_the_model_in_a_child_process
     qtbot.waitUntil(lambda: page.preview.rendered() is not None, timeout=SUBPROCESS_S)
     assert 0 < page.preview.rendered().cut_at < len(rendered.text)
     page.close()
+
+
+def _serving_children() -> list[psutil.Process]:
+    """This process's ``data preview --serve`` children that are still running."""
+    return [c for c in psutil.Process().children() if c.is_running() and "--serve" in c.cmdline()]
+
+
+def test_examples_clicked_one_after_another_are_rendered_by_one_child_process(
+    qtbot, session: Session, settings: QSettings, tiny_in_store: str, tmp_path: Path, monkeypatch
+) -> None:
+    """The child reads the dataset and loads the tokenizer once; each example clicked is one request to it."""
+    started: list[list[str]] = []
+    qprocess_start = QProcess.start
+
+    def counting_start(process: QProcess, *args: object) -> None:
+        started.append(list(args[1]) if len(args) > 1 else [])
+        qprocess_start(process, *args)
+
+    monkeypatch.setattr(QProcess, "start", counting_start)
+    path = tmp_path / "three.jsonl"
+    rows = [
+        [{"role": "user", "content": f"Question {i}"}, {"role": "assistant", "content": f"Reply {i}"}] for i in range(3)
+    ]
+    path.write_text("".join(json.dumps({"messages": m}) + "\n" for m in rows))
+    page = page_for(qtbot, session, settings, model=tiny_in_store)
+    page.preview.show_rendered_view()
+    with qtbot.waitSignal(page.checked, timeout=30_000):
+        page.open(path)
+
+    def rendered_reply() -> str:
+        rendered = page.preview.rendered()
+        [(start, end)] = rendered.loss_spans
+        return rendered.text[start:end]
+
+    qtbot.waitUntil(lambda: page.preview.rendered() is not None, timeout=SUBPROCESS_S)
+    assert rendered_reply().startswith("Reply 0") and "Question 0" in page.preview.rendered().text
+    page.preview.select_example(2)
+    qtbot.waitUntil(lambda: page.preview.rendered() is not None, timeout=SUBPROCESS_S)
+    assert rendered_reply().startswith("Reply 2") and "Question 2" in page.preview.rendered().text
+    page.preview.select_example(0)  # rendered before: shown again without asking
+    assert rendered_reply().startswith("Reply 0")
+    previews = [args for args in started if "preview" in args]
+    assert len(previews) == 1 and "--serve" in previews[0]
+    [child] = _serving_children()
+
+    child.kill()  # a child that dies is started again for the next example
+    qtbot.waitUntil(lambda: not child.is_running(), timeout=10_000)
+    page.preview.select_example(1)
+    qtbot.waitUntil(lambda: page.preview.rendered() is not None, timeout=SUBPROCESS_S)
+    assert rendered_reply().startswith("Reply 1")
+    assert sum("preview" in args for args in started) == 2
+    [child] = _serving_children()
+
+    page.close()  # nothing outlives the page
+    child.wait(timeout=10)
+    assert not _serving_children()
 
 
 def test_counting_can_be_cancelled_and_a_model_that_fails_to_load_is_explained(
