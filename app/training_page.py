@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.model_picker import ModelInfo, ModelPicker
-from app.presets import DEFAULT_PRESET, PRESETS, flatten, matching_preset, nest
+from backend.presets import DEFAULT_PRESET, PRESETS, flatten, matching_preset, nest
 from app.session import DatasetChoice, Session
 from app.spec_form import SpecForm, errors_by_field
 from app.vram import gauge_data, gpu_info

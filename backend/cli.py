@@ -21,6 +21,7 @@ from backend.jobs.launch import start_worker, stream
 from backend.jobs.layout import JobLayout
 from backend.models.progress import ProgressFn, each_stage_once
 from backend.openmp import prefer_passive_waits
+from backend.presets import DEFAULT_PRESET, PRESETS
 from backend.spec import JobSpec, SpecError
 from backend.task_specs import AnySpec, EvaluateSpec, load_spec, spec_from_dict
 
@@ -80,7 +81,9 @@ def _models_list(args: argparse.Namespace) -> int:
 
 
 def _spec_new(args: argparse.Namespace) -> int:
-    spec = JobSpec.from_dict({"name": args.name, "base_model": args.model, "data": {"path": args.data}})
+    preset = next(p for p in PRESETS.values() if p.key == args.preset)
+    values = {"name": args.name, "base_model": args.model, "data": {"path": args.data}, **preset.values}
+    spec = JobSpec.from_dict(values)
     if args.output == "-":
         sys.stdout.write(spec.to_yaml())
     else:
@@ -261,8 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
     spec = sub.add_parser("spec", help="write or check a job spec").add_subparsers(
         dest="spec_command", metavar="ACTION", required=True
     )
-    new = spec.add_parser("new", help="write a spec with current-practice defaults")
+    new = spec.add_parser("new", help="write a spec from one of the window's presets")
     new.add_argument("--data", required=True, help="the training data (JSONL with messages)")
+    new.add_argument(
+        "--preset",
+        choices=[p.key for p in PRESETS.values()],
+        default=next(p.key for p in PRESETS.values() if p.name == DEFAULT_PRESET),
+        help="; ".join(f"{p.key}: {p.summary[0].lower()}{p.summary[1:].rstrip('.')}" for p in PRESETS.values())
+        + " (default: %(default)s, as in the window)",
+    )
     new.add_argument("--model", default="default", help="base model (default: SmolLM2-135M-Instruct)")
     new.add_argument("--name", default="adapter")
     new.add_argument("-o", "--output", default="-", help="file to write (.yaml or .json); - for stdout")

@@ -191,3 +191,20 @@ def test_every_setting_of_the_other_kinds_is_documented_in_its_own_section(docum
     for name, field in _leaf_fields(document):
         assert field.description, f"{kind}: {name} has no help text"
         assert f"| `{name}` |" in section, f"{kind}: {name} is missing from its section of docs/job-spec.md"
+
+
+# -- lora-studio spec new: the window's presets from a terminal -------------------------------
+
+
+@pytest.mark.parametrize("preset", ["quick-test", "balanced", "max-quality", None])
+def test_spec_new_starts_from_the_window_s_presets(tmp_path: Path, preset: str | None) -> None:
+    from backend.cli import EXIT_OK, main
+    from backend.presets import DEFAULT_PRESET, PRESETS, flatten, matching_preset
+
+    out = tmp_path / "job.yaml"
+    args = ["spec", "new", "--data", "train.jsonl", "--model", "someone/model", "-o", str(out)]
+    assert main([*args, "--preset", preset] if preset else args) == EXIT_OK
+    spec = JobSpec.load(out)
+    expected = next(p.name for p in PRESETS.values() if p.key == preset) if preset else DEFAULT_PRESET
+    assert matching_preset(flatten(spec.model_dump())) == expected
+    assert (spec.base_model, Path(spec.data.path).name) == ("someone/model", "train.jsonl")

@@ -2,8 +2,8 @@
 
 Every preset sets the same fields, so switching from one to another never leaves a value
 behind from the first. Fields a preset does not name (the model, the data, the memory
-format of the base) keep what the person chose. No Qt and no backend here: the form and
-the tests read these as plain dicts.
+format of the base) keep what the person chose. Plain dicts, no Qt: the form's preset
+buttons and ``lora-studio spec new --preset`` start from the same values.
 """
 
 from __future__ import annotations
@@ -20,6 +20,11 @@ class Preset:
     """One sentence for the preset's tooltip and the line under the buttons."""
     values: dict[str, Any]
     """A partial spec: sections to field values; None means the field is left empty."""
+
+    @property
+    def key(self) -> str:
+        """The name as a command-line word: ``Quick test`` is ``quick-test``."""
+        return self.name.lower().replace(" ", "-")
 
 
 QUICK_TEST = Preset(
