@@ -81,6 +81,13 @@ class ExportPage(QWidget):
                 item.setToolTip("Needs the gguf-quant extra: pip install 'lora-studio[gguf-quant]'")
         self.system = QLineEdit()
         self.system.setPlaceholderText("Optional: a system prompt for the Ollama Modelfile")
+        self.gguf_lora = QCheckBox(
+            "The adapter alone, as a GGUF LoRA (llama.cpp --lora, Ollama ADAPTER; needs the base's GGUF)"
+        )
+        self.gguf_lora.setToolTip(
+            "A small file applied on top of the base model's own GGUF. LM Studio cannot add a separate adapter: "
+            "use the GGUF choice for it."
+        )
         self.merged = QCheckBox("Merged model in safetensors (Hugging Face, vLLM)")
         self.merge_dtype = QComboBox()
         for key, label in MERGE_DTYPES.items():
@@ -96,6 +103,7 @@ class ExportPage(QWidget):
         form.addRow(self.gguf)
         form.addRow("Weights", self.gguf_type)
         form.addRow("System prompt", self.system)
+        form.addRow(self.gguf_lora)
         form.addRow(self.merged)
         form.addRow("Precision", self.merge_dtype)
         form.addRow(self.adapter_only)
@@ -138,7 +146,7 @@ class ExportPage(QWidget):
         layout.addWidget(QLabel("<b>Exports</b>"))
         layout.addWidget(self.results, 1)
 
-        for box in (self.gguf, self.merged, self.adapter_only):
+        for box in (self.gguf, self.gguf_lora, self.merged, self.adapter_only):
             box.toggled.connect(self._update)
         self.merge_dtype.currentIndexChanged.connect(self._update)
         self.picker.adapter_changed.connect(self._update)
@@ -159,11 +167,11 @@ class ExportPage(QWidget):
 
     def _update(self) -> None:
         self.gguf_type.setEnabled(self.gguf.isChecked())
-        self.system.setEnabled(self.gguf.isChecked())
+        self.system.setEnabled(self.gguf.isChecked() or self.gguf_lora.isChecked())
         self.merge_dtype.setEnabled(self.merged.isChecked())
         info, problem = self.picker.info()
         self._about.setText(describe(info) if info else problem)
-        wanted = self.gguf.isChecked() or self.merged.isChecked() or self.adapter_only.isChecked()
+        wanted = any(box.isChecked() for box in (self.gguf, self.gguf_lora, self.merged, self.adapter_only))
         needs, blocked = "", info is None
         if info is not None and (self.gguf.isChecked() or self.merged.isChecked()):
             try:
@@ -208,7 +216,7 @@ class ExportPage(QWidget):
         if info is None:
             return []
         adapter = str(info.path)
-        name = (info.record or {}).get("name") or info.path.parent.name
+        name = info.name
         out = self.output.text().strip() or None
         specs: list[MergeSpec | ExportSpec] = []
         if self.merged.isChecked():
@@ -216,6 +224,9 @@ class ExportPage(QWidget):
                                    output_dir=str(Path(out) / f"{name}-merged") if out else None))  # fmt: skip
         if self.gguf.isChecked():
             specs.append(ExportSpec(name=name, source=adapter, gguf_type=self.gguf_type.currentData(),
+                                    system=self.system.text().strip() or None, output_dir=out))  # fmt: skip
+        if self.gguf_lora.isChecked():
+            specs.append(ExportSpec(name=name, source=adapter, target="gguf_lora",
                                     system=self.system.text().strip() or None, output_dir=out))  # fmt: skip
         if self.adapter_only.isChecked():
             specs.append(ExportSpec(name=f"{name}-adapter", source=adapter, target="adapter",

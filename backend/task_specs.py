@@ -17,6 +17,7 @@ from backend.spec import JobSpec, PositiveInt, SpecDocument, SpecError, read_doc
 
 GgufType = Literal["f16", "bf16", "q8_0", "q4_k_m", "q5_k_m", "q6_k"]
 MergeDtype = Literal["auto", "bfloat16", "float16", "float32"]
+LoraType = Literal["f16", "f32"]
 
 
 class EvaluateSpec(SpecDocument):
@@ -80,7 +81,8 @@ class MergeSpec(SpecDocument):
 
 
 class ExportSpec(SpecDocument):
-    """Make a model usable elsewhere: GGUF for llama.cpp, Ollama and LM Studio, or the adapter alone."""
+    """Make a model usable elsewhere: GGUF for llama.cpp, Ollama and LM Studio, a GGUF LoRA adapter, or the
+    PEFT adapter alone."""
 
     kind: Literal["export"] = Field("export", description="What the job does.")
     name: str = Field("export", min_length=1, max_length=120, description="A name for the job and the model file.")
@@ -88,25 +90,35 @@ class ExportSpec(SpecDocument):
         min_length=1,
         description="An adapter folder (merged into its base first) or a merged model folder.",
     )
-    target: Literal["gguf", "adapter"] = Field(
+    target: Literal["gguf", "gguf_lora", "adapter"] = Field(
         "gguf",
-        description="gguf: one file for llama.cpp, Ollama and LM Studio; adapter: the PEFT adapter alone, "
-        "for vLLM or another Hugging Face stack.",
+        description="gguf: one file for llama.cpp, Ollama and LM Studio; gguf_lora: the adapter alone as a small "
+        "GGUF LoRA, applied to the base's own GGUF by llama.cpp (--lora) or Ollama (ADAPTER); adapter: the PEFT "
+        "adapter alone, for vLLM or another Hugging Face stack.",
     )
     gguf_type: GgufType = Field(
         "q8_0",
         description="How the GGUF stores weights. f16/bf16: exact, largest; q8_0: near-exact, half the size; "
         "q6_k, q5_k_m, q4_k_m: smaller and faster with a little quality loss (need the gguf-quant extra).",
     )
+    lora_type: LoraType = Field(
+        "f16",
+        description="For target gguf_lora: how the adapter file stores its tensors. f16: half the size, what "
+        "llama.cpp's own converter writes; f32: exact.",
+    )
     base_model: str | None = Field(
-        None, description="For an adapter source: the base to merge into; empty = the one it was trained on."
+        None,
+        description="For an adapter source: the base to merge into (or, for gguf_lora, to check and test the "
+        "adapter against); empty = the one it was trained on.",
     )
     system: str | None = Field(None, description="A system prompt written into the Ollama Modelfile.")
     publisher: str = Field(
         "lora-studio", min_length=1, description="The publisher folder LM Studio lists the model under."
     )
     verify: bool = Field(
-        True, description="Read the file back and compare its outputs with the merged model's; fail on a mismatch."
+        True,
+        description="Read the file back and compare its outputs with the merged model's (gguf_lora: llama.cpp's "
+        "base + adapter with transformers', when llama-cpp-python is installed); fail on a mismatch.",
     )
     output_dir: str | None = Field(None, description="Where the export goes; empty = the job folder's export/.")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from backend.events import Artifact, Done, Event, Progress, Started, Warn, read_events
+from backend.events import Artifact, Done, Event, Log, Progress, Started, Warn, read_events
 from backend.export.job import MERGED_DIR
 from backend.jobs.job import Job
 from backend.jobs.launch import start_worker
@@ -139,6 +139,24 @@ def test_an_export_job_from_an_adapter_merges_then_writes_a_gguf_and_modelfile(q
     done = events[-1]
     assert isinstance(done, Done) and done.metrics["gguf_bytes"] == (folder / "colours-F16.gguf").stat().st_size
     assert done.metrics["gguf_relative_diff"] < 0.01
+
+
+def test_a_gguf_lora_export_job_writes_the_adapter_file_and_a_modelfile_for_the_base(
+    queue: JobQueue, adapter: Path
+) -> None:
+    added = queue.add(ExportSpec(name="colours", source=str(adapter), target="gguf_lora"))
+    assert added.job is not None, added.checks
+    run_queue(queue)
+    job, events = finished(queue, added.job)
+
+    folder = added.job.folder / "export" / "colours-LoRA-F16"
+    artifacts = {a.kind: Path(a.path) for a in events if isinstance(a, Artifact)}
+    assert artifacts == {"gguf": folder / "colours-LoRA-F16.gguf", "modelfile": folder / "Modelfile", "export": folder}
+    assert job.adapter_path == str(folder) and not (added.job.folder / MERGED_DIR).exists(), "nothing is merged"
+    assert "ADAPTER ./colours-LoRA-F16.gguf" in (folder / "Modelfile").read_text()
+    assert any(isinstance(e, Log) and "FROM is a placeholder" in e.message for e in events)
+    done = events[-1]
+    assert isinstance(done, Done) and done.metrics["gguf_bytes"] == (folder / "colours-LoRA-F16.gguf").stat().st_size
 
 
 def test_an_export_with_a_bad_source_is_refused_before_it_is_queued(

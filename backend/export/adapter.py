@@ -36,6 +36,12 @@ class AdapterInfo:
     def recorded_base(self) -> dict[str, Any]:
         return (self.record or {}).get("base_model") or {}
 
+    @property
+    def name(self) -> str:
+        """The training job's name when LoRA Studio trained it, else the folder's (its job's, for adapter/)."""
+        recorded = (self.record or {}).get("name")
+        return recorded or (self.path.parent.name if self.path.name == "adapter" else self.path.name)
+
 
 def read_adapter(folder: str | Path) -> AdapterInfo:
     """Read ``adapter_config.json``, find the weights and the optional LoRA Studio record."""

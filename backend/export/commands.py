@@ -1,4 +1,4 @@
-"""``lora-studio merge`` and ``lora-studio export gguf|adapter``: thin layers over this package.
+"""``lora-studio merge`` and ``lora-studio export gguf|gguf-lora|adapter``: thin layers over this package.
 
 Kept next to the code they drive; ``backend/cli.py`` adds them with ``add_export_parsers``.
 Heavy libraries load only inside the command that runs. With ``--queue`` a command checks
@@ -16,6 +16,7 @@ from backend.export.errors import ExportError
 from backend.export.progress import ProgressFn, Stage
 
 GGUF_TYPE_CHOICES = ("f16", "bf16", "q8_0", "q4_k_m", "q5_k_m", "q6_k")
+LORA_TYPE_CHOICES = ("f16", "f32")
 
 
 def add_export_parsers(sub: argparse._SubParsersAction) -> None:
@@ -29,9 +30,9 @@ def add_export_parsers(sub: argparse._SubParsersAction) -> None:
     _add_queue_options(merge)
     merge.set_defaults(func=_merge)
 
-    export = sub.add_parser("export", help="export a model to GGUF, or an adapter for vLLM").add_subparsers(
-        dest="export_command", metavar="TARGET", required=True
-    )
+    export = sub.add_parser(
+        "export", help="export a model to GGUF, an adapter to a GGUF LoRA or for vLLM"
+    ).add_subparsers(dest="export_command", metavar="TARGET", required=True)
     gguf = export.add_parser("gguf", help="write a checked GGUF, an Ollama Modelfile and LM Studio's layout")
     gguf.add_argument("model", type=Path, help="a merged model folder (lora-studio merge) or any supported HF folder")
     gguf.add_argument("--type", default="q8_0", choices=GGUF_TYPE_CHOICES)
@@ -47,6 +48,20 @@ def add_export_parsers(sub: argparse._SubParsersAction) -> None:
     gguf.add_argument("--force", action="store_true", help="replace an existing export of the same name and type")
     _add_queue_options(gguf)
     gguf.set_defaults(func=_export_gguf)
+    lora = export.add_parser(
+        "gguf-lora", help="write the adapter as a GGUF LoRA for llama.cpp --lora and Ollama ADAPTER, checked"
+    )
+    lora.add_argument("adapter", type=Path, help="the adapter folder of a finished training job")
+    lora.add_argument("--base", help="the base model (store name or folder); default: the one the adapter names")
+    lora.add_argument("--type", default="f16", choices=LORA_TYPE_CHOICES)
+    lora.add_argument("--out", type=Path, help="root folder: OUT/NAME-LoRA-TYPE/ is created (with --queue: default "
+                      "the job folder)")  # fmt: skip
+    lora.add_argument("--name", help="adapter name (default: the folder's name)")
+    lora.add_argument("--system", help="a SYSTEM prompt for the Ollama Modelfile")
+    lora.add_argument("--no-verify", action="store_true", help="skip reading the file back and the llama.cpp check")
+    lora.add_argument("--force", action="store_true", help="replace an existing export of the same name and type")
+    _add_queue_options(lora)
+    lora.set_defaults(func=_export_gguf_lora)
     adapter = export.add_parser("adapter", help="copy the adapter alone as a PEFT folder vLLM can load")
     adapter.add_argument("adapter", type=Path)
     adapter.add_argument("--out", type=Path, help="the folder to create (with --queue: default in the job folder)")
@@ -165,6 +180,50 @@ def _export_gguf(args: argparse.Namespace) -> int:
     print(f"GGUF -> {result.gguf}")
     print(f"Ollama: cd {result.folder} && ollama create {result.folder.name.lower()} -f Modelfile")
     return EXIT_OK
+
+
+def _export_gguf_lora(args: argparse.Namespace) -> int:
+    from backend.export.gguf_lora_export import export_gguf_lora, where_the_base_comes_from
+
+    if args.queue:
+        return _queued(
+            args,
+            {
+                "kind": "export", "name": args.name or _adapter_name(args.adapter),
+                "source": absolute_path(args.adapter), "target": "gguf_lora", "lora_type": args.type,
+                "base_model": model_ref(args.base), "system": args.system, "verify": not args.no_verify,
+                "output_dir": absolute_path(args.out),
+            },
+        )  # fmt: skip
+    if _needs_out(args):
+        return EXIT_USAGE
+    try:
+        result = export_gguf_lora(
+            args.adapter, args.out, args.type, base=args.base, name=args.name, system=args.system,
+            verify=not args.no_verify, overwrite=args.force, progress=stage_printer(),
+        )  # fmt: skip
+    except ExportError as exc:
+        return _failed(exc)
+    for check in result.checks:
+        print(f"  {check.describe()}")
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    if result.llama_cpp_sample is not None:
+        print(f"  llama.cpp generated from the base with the adapter: {result.llama_cpp_sample!r}")
+    print(f"GGUF LoRA adapter -> {result.gguf}")
+    print(f"llama.cpp: llama-cli -m BASE.gguf --lora {result.gguf}")
+    print(f"Ollama: set FROM in {result.modelfile} first. {where_the_base_comes_from(result.base_path)}")
+    return EXIT_OK
+
+
+def _adapter_name(folder: Path) -> str | None:
+    """The adapter's own name for the queued job; a folder that is no adapter is pre-flight's to refuse."""
+    from backend.export.adapter import read_adapter
+
+    try:
+        return read_adapter(folder).name
+    except ExportError:
+        return None
 
 
 def _export_adapter(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from backend.export.errors import ExportError
 from backend.export.gguf.quantize import K_QUANTS, llama_cpp_module, quantize_file
 from backend.export.gguf.tensors import FILE_TYPES
 from backend.export.logits import LogitCheck
+from backend.export.ollama import modelfile_for
 from backend.export.progress import ProgressFn, no_progress
 from backend.export.staging import staged_folder
 
@@ -60,8 +61,8 @@ def export_gguf(
     model_dir = Path(model_dir).expanduser().resolve()
     direct = file_type if file_type in FILE_TYPES else _intermediate_type(model_dir)
     plan = plan_gguf(model_dir, direct, name=model_name)
-    stem = f"{_slug(model_name or model_dir.name)}-{file_type.upper()}"
-    folder = Path(out_root).expanduser() / _slug(publisher) / stem
+    stem = f"{file_slug(model_name or model_dir.name)}-{file_type.upper()}"
+    folder = Path(out_root).expanduser() / file_slug(publisher) / stem
     need = plan.nbytes * (2 if file_type in K_QUANTS else 1)
     checks: list[LogitCheck] = []
     sample = None
@@ -78,7 +79,8 @@ def export_gguf(
             progress("quantizing", 1, 1)
         if verify:
             checks, sample = _verify(target, plan, file_type, progress)
-        modelfile = _write_modelfile(plan.model_dir, target, system, plan.warnings)
+        modelfile = staging / "Modelfile"
+        modelfile.write_text(modelfile_for(plan.model_dir, f"./{target.name}", system, plan.warnings), "utf-8")
         (staging / "README.md").write_text(_readme(stem, publisher, file_type, checks, plan.warnings), "utf-8")
     return GgufExport(
         folder=folder.absolute(),
@@ -112,27 +114,6 @@ def _check_file(path: Path, plan: object, file_type: str) -> None:
     check_file(path, plan, file_type)
 
 
-def _write_modelfile(model_dir: Path, gguf: Path, system: str | None, warnings: list[str]) -> Path:
-    from transformers import AutoTokenizer
-
-    from backend.export.gguf.convert import adds_bos_eos
-    from backend.export.ollama import modelfile, stop_words, turn_format
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    fmt = turn_format(tokenizer, runtime_adds_bos=adds_bos_eos(tokenizer)[0])
-    if fmt is None:
-        warnings.append(
-            "The chat template could not be turned into an Ollama TEMPLATE exactly; the Modelfile has none, so "
-            "write one by hand before chatting with this model in Ollama."
-        )
-        stops = [tokenizer.eos_token] if tokenizer.eos_token else []
-    else:
-        stops = stop_words(fmt, tokenizer)
-    path = gguf.parent / "Modelfile"
-    path.write_text(modelfile(gguf.name, fmt, stops, system), encoding="utf-8")
-    return path
-
-
 def _intermediate_type(model_dir: Path) -> str:
     """K-quants start from BF16 when the weights are bfloat16 (no rounding at all), else F16."""
     from backend.export.safetensors_io import list_tensors
@@ -140,7 +121,8 @@ def _intermediate_type(model_dir: Path) -> str:
     return "bf16" if {e.dtype for e in list_tensors(model_dir) if len(e.shape) >= 2} == {"BF16"} else "f16"
 
 
-def _slug(text: str) -> str:
+def file_slug(text: str) -> str:
+    """``text`` as a file or folder name every OS and Ollama accept."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
     if not slug:
         raise ExportError(f"{text!r} cannot be used as a folder name; choose a name with letters or digits.")

@@ -65,10 +65,13 @@ def run_merge(spec: MergeSpec, layout: JobLayout, sink: EventSink, stop: StopReq
 
 
 def run_export(spec: ExportSpec, layout: JobLayout, sink: EventSink, stop: StopRequest) -> JobResult:
-    """A GGUF package (merging an adapter source first) or a vLLM-ready adapter, under ``output_dir`` or export/."""
+    """A GGUF package (merging an adapter source first), a GGUF LoRA adapter or a vLLM-ready adapter, under
+    ``output_dir`` or export/."""
     root = Path(spec.output_dir) if spec.output_dir else layout.root / EXPORT_DIR
     source = Path(spec.source)
     progress = StageProgress(sink, stop)
+    if spec.target == "gguf_lora":
+        return _export_gguf_lora(spec, root, sink, progress)
     if spec.target == "adapter":
         from backend.export.adapter_export import export_adapter
 
@@ -100,6 +103,26 @@ def run_export(spec: ExportSpec, layout: JobLayout, sink: EventSink, stop: StopR
     sink.emit(Artifact(kind="export", path=str(result.folder)))
     metrics |= _check_metrics("gguf", result.checks)
     metrics["gguf_bytes"] = float(result.gguf.stat().st_size)
+    return JobResult(status="succeeded", metrics=metrics, output_path=result.folder)
+
+
+def _export_gguf_lora(spec: ExportSpec, root: Path, sink: EventSink, progress: StageProgress) -> JobResult:
+    from backend.export.gguf_lora_export import export_gguf_lora, where_the_base_comes_from
+
+    result = export_gguf_lora(
+        spec.source, root, spec.lora_type, base=spec.base_model, name=spec.name, system=spec.system,
+        verify=spec.verify, progress=progress,
+    )  # fmt: skip
+    for check in result.checks:
+        sink.log(check.describe())
+    _warn(sink, "export", result.warnings)
+    if result.llama_cpp_sample is not None:
+        sink.log(f"llama.cpp generated from the base with the adapter: {result.llama_cpp_sample!r}")
+    sink.log(f"The Modelfile's FROM is a placeholder. {where_the_base_comes_from(result.base_path)}")
+    sink.emit(Artifact(kind="gguf", path=str(result.gguf)))
+    sink.emit(Artifact(kind="modelfile", path=str(result.modelfile)))
+    sink.emit(Artifact(kind="export", path=str(result.folder)))
+    metrics = _check_metrics("gguf_lora", result.checks) | {"gguf_bytes": float(result.gguf.stat().st_size)}
     return JobResult(status="succeeded", metrics=metrics, output_path=result.folder)
 
 

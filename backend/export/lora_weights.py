@@ -84,7 +84,7 @@ def load_adapter_tensors(adapter: AdapterInfo) -> AdapterTensors:
     replacements: dict[str, torch.Tensor] = {}
     for key, tensor in raw.items():
         name = key.removeprefix(PREFIX)
-        module, part, embedding = _split(name)
+        module, part, embedding = split_key(name)
         if part is None:
             if ".base_layer." not in name:  # a copy of the base embedding that PEFT saves alongside
                 replacements[name] = tensor
@@ -122,7 +122,7 @@ def merge_update(weight: torch.Tensor, pair: LoraPair) -> torch.Tensor:
     return merged
 
 
-def _split(name: str) -> tuple[str, str | None, bool]:
+def split_key(name: str) -> tuple[str, str | None, bool]:
     """``(module, part, is_embedding)`` for a LoRA key, or ``(name, None, False)`` for a whole tensor."""
     for parts, embedding in ((_LINEAR_PARTS, False), (_EMBEDDING_PARTS, True)):
         for suffix, part in parts.items():

@@ -12,6 +12,7 @@ before a TEMPLATE is written from it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 MARK = {"system": "\u2063S\u2063", "user": "\u2063U\u2063", "user2": "\u2063V\u2063", "assistant": "\u2063A\u2063"}
@@ -88,10 +89,39 @@ def stop_words(fmt: TurnFormat, tokenizer: Any) -> list[str]:
     return list(dict.fromkeys(words))
 
 
-def modelfile(gguf_name: str, fmt: TurnFormat | None, stops: list[str], system: str | None) -> str:
-    """The Modelfile text: FROM, TEMPLATE, one PARAMETER stop per stop word, SYSTEM when given or built in."""
+def modelfile_for(
+    tokenizer_dir: Path, source: str, system: str | None, warnings: list[str], adapter: str | None = None
+) -> str:
+    """The Modelfile for a GGUF (``source``, FROM's value) served with ``tokenizer_dir``'s chat template.
+
+    Appends to ``warnings`` when the template cannot be written as an Ollama TEMPLATE.
+    """
+    from transformers import AutoTokenizer
+
+    from backend.export.gguf.convert import adds_bos_eos
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    fmt = turn_format(tokenizer, runtime_adds_bos=adds_bos_eos(tokenizer)[0])
+    if fmt is None:
+        warnings.append(
+            "The chat template could not be turned into an Ollama TEMPLATE exactly; the Modelfile has none, so "
+            "write one by hand before chatting with this model in Ollama."
+        )
+        stops = [tokenizer.eos_token] if tokenizer.eos_token else []
+    else:
+        stops = stop_words(fmt, tokenizer)
+    return modelfile(source, fmt, stops, system, adapter)
+
+
+def modelfile(
+    source: str, fmt: TurnFormat | None, stops: list[str], system: str | None, adapter: str | None = None
+) -> str:
+    """The Modelfile text: FROM (and ADAPTER), TEMPLATE, one PARAMETER stop per stop word, SYSTEM when given
+    or built in."""
     system = system or (fmt.default_system if fmt is not None else None)
-    lines = [f"FROM ./{gguf_name}"]
+    lines = [f"FROM {source}"]
+    if adapter is not None:
+        lines.append(f"ADAPTER {adapter}")
     if fmt is not None:
         lines.append(f'TEMPLATE """{fmt.go_template()}"""')
     lines += [f'PARAMETER stop "{_quote(word)}"' for word in stops]

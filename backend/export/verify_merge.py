@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
+from typing import Any
 
 from backend.export.logits import LogitCheck, Tolerance, compare, model_logits, prompt_ids, require
 from backend.export.progress import ProgressFn
@@ -29,19 +30,13 @@ def verify_merge(base: Path, adapter: Path, merged: Path, compute_dtype: str, pr
     import json
 
     import torch
-    from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dtype = getattr(torch, compute_dtype)
     stored = json.loads((merged / "config.json").read_text(encoding="utf-8"))["dtype"]
     ids = prompt_ids(AutoTokenizer.from_pretrained(merged))
     total = 2
-    reference_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=dtype), adapter).eval()
-    reference = model_logits(reference_model, ids)
-    with reference_model.disable_adapter():
-        base_only = model_logits(reference_model, ids)
-    del reference_model
-    gc.collect()
+    reference, base_only = adapter_logits(base, adapter, ids, compute_dtype)
     progress("verifying", 1, total)
     merged_model = AutoModelForCausalLM.from_pretrained(merged, dtype=dtype).eval()
     candidate = model_logits(merged_model, ids)
@@ -53,3 +48,19 @@ def verify_merge(base: Path, adapter: Path, merged: Path, compute_dtype: str, pr
     effect = compare("adapter effect", reference, base_only, tol).relative_diff
     check = compare(f"merged ({stored}) vs base + adapter", reference, candidate, tol, adapter_effect=effect)
     return require(check, tol)
+
+
+def adapter_logits(base: Path, adapter: Path, ids: list[list[int]], compute_dtype: str) -> tuple[list[Any], list[Any]]:
+    """The reference every adapter export is held to: PEFT's base + adapter logits, and the base's alone."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, compute_dtype))
+    reference_model = PeftModel.from_pretrained(model, adapter).eval()
+    reference = model_logits(reference_model, ids)
+    with reference_model.disable_adapter():
+        base_only = model_logits(reference_model, ids)
+    del model, reference_model
+    gc.collect()
+    return reference, base_only

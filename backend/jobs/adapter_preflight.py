@@ -2,13 +2,16 @@
 
 They make the refusals the job itself would make, before it waits in line: a folder that
 is not an adapter or a model, a base that cannot be found or whose fingerprint differs
-from the one the adapter was trained on, a model GGUF cannot hold, a disk too small for
-the output, too little RAM for a merge. Nothing is imported or loaded: the base is looked
-up in the store and sizes come from safetensors headers.
+from the one the adapter was trained on, a model GGUF cannot hold, an adapter llama.cpp
+cannot load as a GGUF LoRA, a disk too small for the output, too little RAM for a merge.
+Nothing is imported or loaded (the window runs these in its own process, which never
+imports torch): the base is looked up in the store, and sizes and tensor names come from
+safetensors headers.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,10 +20,12 @@ from backend.export.adapter import ADAPTER_CONFIG, AdapterInfo, check_fingerprin
 from backend.export.errors import ExportError
 from backend.export.gguf.arch import arch_for
 from backend.export.gguf.llama_cpp_run import installed as llama_cpp_installed
+from backend.export.gguf.lora import MERGE_INSTEAD, TIED_HEAD, llama_cpp_refusals
 from backend.export.gguf.quantize import INSTALL_HINT, K_QUANTS
 from backend.export.merge import MergePlan, plan_merge
 from backend.jobs.checks import HEADROOM, Check, free_bytes, size_text
 from backend.models.errors import ModelError
+from backend.models.hf_folder import read_config, read_header
 from backend.models.hub_import import is_hub_id
 from backend.models.record import ModelRecord
 from backend.models.store import DEFAULT_ALIAS, get_model
@@ -93,18 +98,20 @@ def export_checks(spec: ExportSpec, jobs_dir: Path) -> list[Check]:
         if not source.is_dir():
             raise _Refused(Check("error", "model", f"source: {source} is not a folder."))
         is_adapter = (source / ADAPTER_CONFIG).is_file()
-        if spec.target == "adapter":
-            if not is_adapter:
-                raise _Refused(
-                    Check(
-                        "error",
-                        "adapter",
-                        f"source: {source} has no {ADAPTER_CONFIG}, so it is not an adapter; an adapter export "
-                        "needs the adapter folder of a finished training job.",
-                    )
+        if spec.target in ("adapter", "gguf_lora") and not is_adapter:
+            raise _Refused(
+                Check(
+                    "error",
+                    "adapter",
+                    f"source: {source} has no {ADAPTER_CONFIG}, so it is not an adapter; target {spec.target} "
+                    "needs the adapter folder of a finished training job.",
                 )
+            )
+        if spec.target == "adapter":
             adapter = _adapter(spec.source, "source")
             return _disk([(root, adapter.weights.stat().st_size)], "the exported adapter")
+        if spec.target == "gguf_lora":
+            return _gguf_lora(spec, _adapter(spec.source, "source"), root)
         if spec.gguf_type in K_QUANTS and not llama_cpp_installed():
             missing = f"gguf_type {spec.gguf_type} is made by llama.cpp, which is not installed. {INSTALL_HINT}"
             checks.append(Check("error", "spec", missing))
@@ -125,6 +132,52 @@ def export_checks(spec: ExportSpec, jobs_dir: Path) -> list[Check]:
         unknown = f"The size of the GGUF cannot be estimated: {source} has no safetensors weights."
         return [*checks, Check("info", "disk", unknown)]
     return checks + _disk([(root, _gguf_bytes(record.parameter_count, spec.gguf_type))], "the GGUF")
+
+
+def _gguf_lora(spec: ExportSpec, adapter: AdapterInfo, root: Path) -> list[Check]:
+    """What llama.cpp cannot load of the adapter (from its config and tensor names), its base, and disk for the
+    file and, when llama.cpp is to run it, for the base as an F16 GGUF meanwhile. Whether each changed tensor
+    exists in the base's GGUF needs the base's config read by transformers: the job checks that first."""
+    checks: list[Check] = []
+    try:
+        reasons = llama_cpp_refusals(adapter)
+    except ExportError as exc:
+        raise _Refused(Check("error", "adapter", _sentence(exc))) from None
+    except ModelError as exc:
+        raise _Refused(Check("error", "adapter", str(exc))) from None
+    if reasons:
+        why = f"llama.cpp cannot load this adapter as a GGUF LoRA: it uses {'; '.join(reasons)}. {MERGE_INSTEAD}"
+        raise _Refused(Check("error", "adapter", why))
+    record = _base(adapter, spec.base_model, checks)
+    if record is None:
+        return checks
+    header = read_header(adapter.weights) if adapter.weights.suffix == ".safetensors" else {}
+    if any(key.split(".lora_")[0].endswith("lm_head") for key in header) and _tied(record):
+        raise _Refused(Check("error", "adapter", f"{TIED_HEAD} {MERGE_INSTEAD}"))
+    need = _lora_bytes(adapter, header, 2 if spec.lora_type == "f16" else 4)
+    if spec.verify and llama_cpp_installed():
+        need += int((record.parameter_count or 0) * GGUF_BYTES_PER_WEIGHT["f16"])
+    elif spec.verify:
+        unchecked = (
+            "llama-cpp-python is not installed: the adapter file is checked for structure, not run in llama.cpp."
+        )
+        checks.append(Check("info", "adapter", f"{unchecked} {INSTALL_HINT}"))
+    return checks + _disk([(root, need)], "the GGUF adapter and, while it is checked, its base as F16 GGUF")
+
+
+def _tied(record: ModelRecord) -> bool:
+    """Whether the base's config says its output head is its embedding matrix (unsaid: the job finds out)."""
+    try:
+        return bool(read_config(record.path).get("tie_word_embeddings"))
+    except ModelError:
+        return False
+
+
+def _lora_bytes(adapter: AdapterInfo, header: dict, item: int) -> int:
+    """The adapter's LoRA pairs at ``item`` bytes per value; the weights file's size when there is no header."""
+    if not header:
+        return adapter.weights.stat().st_size
+    return sum(math.prod(entry["shape"]) * item for key, entry in header.items() if ".lora_" in key)
 
 
 def output_disk_checks(spec: EvaluateSpec | MergeSpec | ExportSpec, jobs_dir: Path) -> list[Check]:

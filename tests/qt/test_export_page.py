@@ -83,3 +83,17 @@ def test_one_click_queues_a_job_per_output(qtbot: QtBot, session: Session, adapt
     assert any(".gguf" in text for text in outputs), outputs
     gguf = next(Path(line) for text in outputs for line in text.splitlines() if line.endswith(".gguf"))
     assert gguf.is_file() and (gguf.parent / "Modelfile").is_file()
+
+
+def test_the_gguf_lora_choice_queues_an_adapter_export_and_no_merge(
+    qtbot: QtBot, session: Session, adapter: Path, tmp_path: Path
+) -> None:
+    page = _page(qtbot, session, adapter)
+    page.gguf.setChecked(False)
+    assert not page.system.isEnabled()
+    page.gguf_lora.setChecked(True)
+    page.output.setText(str(tmp_path))
+
+    assert page.export_button.isEnabled() and page.system.isEnabled() and page._needs.text() == ""
+    (spec,) = page.specs()
+    assert spec.target == "gguf_lora" and spec.source == str(adapter) and spec.output_dir == str(tmp_path)

@@ -4,9 +4,10 @@ llama.cpp is native code, and a crash inside it (its AMX path segfaults on some 
 ggml-org/llama.cpp#20824) would otherwise kill the export job that wrote a good file.
 In a child, a crash becomes an error message and the job survives to report it.
 
-    python -m backend.export.gguf.llama_cpp_run MODEL.gguf IDS.json OUT_DIR
+    python -m backend.export.gguf.llama_cpp_run MODEL.gguf IDS.json OUT_DIR [LORA.gguf]
 
-writes ``OUT_DIR/<n>.npy`` (logits of every position of prompt n) and ``OUT_DIR/sample.txt``.
+writes ``OUT_DIR/<n>.npy`` (logits of every position of prompt n) and ``OUT_DIR/sample.txt``,
+with the GGUF LoRA adapter applied (scale 1, as ``--lora`` does) when one is given.
 """
 
 from __future__ import annotations
@@ -30,14 +31,16 @@ def installed() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
-def run_llama_cpp(model: Path, ids: list[list[int]]) -> tuple[list[object], str]:
-    """llama.cpp's logits for each row of ``ids`` (numpy arrays) and a short greedy completion."""
+def run_llama_cpp(model: Path, ids: list[list[int]], lora: Path | None = None) -> tuple[list[object], str]:
+    """llama.cpp's logits for each row of ``ids`` (numpy arrays) and a short greedy completion, with ``lora``
+    applied when given."""
     import numpy as np
 
     with tempfile.TemporaryDirectory(prefix="lora-studio-llama-cpp-") as tmp:
         out = Path(tmp)
         (out / "ids.json").write_text(json.dumps(ids), encoding="utf-8")
         argv = [sys.executable, "-m", __name__, str(model), str(out / "ids.json"), str(out)]
+        argv += [str(lora)] if lora is not None else []
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=_TIMEOUT_S, check=False)
         except subprocess.TimeoutExpired:
@@ -66,8 +69,9 @@ def main(argv: list[str]) -> int:
     import numpy as np
 
     model, ids_file, out = Path(argv[0]), Path(argv[1]), Path(argv[2])
+    lora = argv[3] if len(argv) > 3 else None
     ids = json.loads(ids_file.read_text(encoding="utf-8"))
-    llm = llama_cpp.Llama(model_path=str(model), n_ctx=512, logits_all=True, verbose=False)
+    llm = llama_cpp.Llama(model_path=str(model), lora_path=lora, n_ctx=512, logits_all=True, verbose=False)
     try:
         for n, row in enumerate(ids):
             llm.reset()
