@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backend.export.errors import ExportError
-from backend.models.hf_folder import SAFETENSORS_INDEX, weight_files
+from backend.models.hf_folder import SAFETENSORS_INDEX, read_header, weight_files
 
 if TYPE_CHECKING:
     import torch
@@ -39,8 +39,6 @@ class TensorEntry:
 
 def list_tensors(folder: Path) -> list[TensorEntry]:
     """Every tensor of a model folder, in file order (the order ``save_pretrained`` wrote them)."""
-    from safetensors import safe_open
-
     files = weight_files(folder)
     if not files or files[0].suffix != ".safetensors":
         raise ExportError(
@@ -53,10 +51,11 @@ def list_tensors(folder: Path) -> list[TensorEntry]:
         files = [folder / name for name in shards]
     entries = []
     for path in files:
-        with safe_open(path, framework="pt") as handle:
-            for name in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
-                view = handle.get_slice(name)
-                entries.append(TensorEntry(name, path, view.get_dtype(), tuple(view.get_shape())))
+        # The header alone: safetensors' safe_open(framework="pt") imports torch, and the window's pre-flight
+        # checks, which run in its own process, list tensors too.
+        header = read_header(path)
+        by_offset = sorted((e["data_offsets"][0], n) for n, e in header.items() if n != "__metadata__")
+        entries += [TensorEntry(n, path, header[n]["dtype"], tuple(header[n]["shape"])) for _, n in by_offset]
     return entries
 
 
