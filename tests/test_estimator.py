@@ -1,9 +1,8 @@
 """The VRAM estimator: exact counts against real models, the CPU activation check, verdicts,
-suggestions, calibration and the hub path (offline)."""
+suggestions, calibration and the hub path (against a local Hub)."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from backend.estimator import (
     resolve,
     shapes_from_config,
     shapes_from_folder,
+    shapes_from_hub,
     signature,
 )
 from backend.estimator.knobs import Knobs
@@ -27,6 +27,7 @@ from backend.estimator.memory import base_weights, step_memory
 from backend.estimator.quant import bytes_per_param_4bit, linear_4bit_bytes
 from backend.estimator.stack import INSTALLED
 from backend.spec import JobSpec
+from tests.hub_server import LocalHub
 from tests.model_configs import LLAMA_8B
 
 GIB = 1024**3
@@ -309,30 +310,16 @@ def test_measurement_plan_runs_the_worst_case_briefly() -> None:
     assert plan.spec.data.eval_split == 0.0
 
 
-# -- a hub model, without the network ----------------------------------------------------------
+# -- a hub model, from a local Hub ------------------------------------------------------------
 
 
-def test_hub_shapes_come_from_metadata_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_llama: Path) -> None:
-    import huggingface_hub
-    from huggingface_hub.utils._safetensors import SafetensorsFileMetadata, SafetensorsRepoMetadata, TensorInfo
-
-    from backend.estimator.shapes import read_header, shapes_from_hub
-
-    header = read_header(tiny_llama / "model.safetensors")
-    tensors = {
-        n: TensorInfo(dtype=e["dtype"], shape=e["shape"], data_offsets=tuple(e["data_offsets"]))
-        for n, e in header.items()
-        if n != "__metadata__"
-    }
-    files = {"model.safetensors": SafetensorsFileMetadata(metadata={}, tensors=tensors)}
-    repo = SafetensorsRepoMetadata(
-        metadata=None, sharded=False, weight_map=dict.fromkeys(tensors, "model.safetensors"), files_metadata=files
-    )
-    (tmp_path / "config.json").write_text((tiny_llama / "config.json").read_text(encoding="utf-8"), encoding="utf-8")
-    monkeypatch.setattr(huggingface_hub, "get_safetensors_metadata", lambda repo_id, revision=None: repo)
-    monkeypatch.setattr(
-        huggingface_hub, "hf_hub_download", lambda repo_id, filename, revision=None: str(tmp_path / filename)
-    )
+def test_hub_shapes_come_from_config_and_headers_only(local_hub: LocalHub, tiny_llama: Path) -> None:
+    """The same shapes as the folder's, read with range requests: the weights are never downloaded."""
+    local_hub.add("someone/tiny-llama", tiny_llama)
     shapes = shapes_from_hub("someone/tiny-llama")
-    assert shapes.parameter_count == shapes_from_folder(tiny_llama).parameter_count
-    assert json.loads((tiny_llama / "config.json").read_text())["hidden_size"] == shapes.hidden
+    folder = shapes_from_folder(tiny_llama)
+    assert shapes.config == folder.config
+    assert sorted(shapes.tensors, key=lambda t: t.name) == sorted(folder.tensors, key=lambda t: t.name)
+    assert shapes.parameter_count == folder.parameter_count
+    downloads = [r for r in local_hub.requests if r.method == "GET" and r.path.startswith("/cdn/")]
+    assert downloads and all(r.range for r in downloads), "the weights file is only read in byte ranges"

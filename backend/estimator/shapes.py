@@ -317,11 +317,12 @@ def shapes_from_hub(repo_id: str, revision: str | None = None) -> ModelShapes:
 
     Needs the network; huggingface_hub reads only the headers with HTTP range requests.
     """
-    from huggingface_hub import get_safetensors_metadata, hf_hub_download
+    from huggingface_hub import HfApi
 
-    config_path = hf_hub_download(repo_id, CONFIG_FILE, revision=revision)
+    api = HfApi()
+    config_path = api.hf_hub_download(repo_id, CONFIG_FILE, revision=revision)
     config = json.loads(Path(config_path).read_text(encoding="utf-8"))
-    metadata = get_safetensors_metadata(repo_id, revision=revision)
+    metadata = api.get_safetensors_metadata(repo_id, revision=revision)
     tensors = [
         Tensor(name=name, shape=tuple(info.shape), dtype=info.dtype)
         for file_meta in metadata.files_metadata.values()

@@ -103,7 +103,7 @@ def inspect_folder(folder: Path) -> FolderInfo:
         model_type=config["model_type"],
         parameter_count=parameter_count,
         dtype=dtype,
-        context_length=_context_length(config),
+        context_length=context_length(config),
     )
 
 
@@ -160,7 +160,7 @@ def read_header(path: Path) -> dict[str, Any]:
         raise ModelImportError(f"{path} is not a valid safetensors file ({exc!r}). Download the model again.") from exc
 
 
-def _context_length(config: dict[str, Any]) -> int | None:
+def context_length(config: dict[str, Any]) -> int | None:
     """The longest sequence the model was built for; multimodal configs keep it in text_config."""
     for source in (config, config.get("text_config") or {}):
         for key in CONTEXT_KEYS:

@@ -1,8 +1,9 @@
 """Downloading a model from the Hugging Face Hub by id (``org/name``).
 
 Only the top-level files a model folder needs are fetched (config, one weight format,
-tokenizer, generation config, chat template); repositories often also carry ONNX,
-GGUF or original-checkpoint copies that would multiply the download.
+tokenizer, generation config, chat template, and the model card, whose front matter
+states the license); repositories often also carry ONNX, GGUF or original-checkpoint
+copies that would multiply the download.
 """
 
 from __future__ import annotations
@@ -18,11 +19,24 @@ from backend.models.record import ModelSource
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 NEEDED_SUFFIXES = (".json", ".jinja", ".txt", ".model", ".tiktoken")
+MODEL_CARD = "README.md"
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
 def is_hub_id(ref: str) -> bool:
     return bool(HUB_ID.match(ref))
+
+
+def gated_message(repo_id: str) -> str:
+    """What to do about a gated model: the import's error, and the model picker's warning before one."""
+    return f"{repo_id} is gated: accept its license on huggingface.co and log in with `hf auth login`, then import it."
+
+
+def not_found_message(repo_id: str) -> str:
+    return (
+        f"{repo_id} was not found on the Hugging Face Hub. Check the id (org/name); if the model is private, "
+        "log in with `hf auth login`."
+    )
 
 
 def download_snapshot(repo_id: str, revision: str | None, dest: Path, progress: ProgressFn) -> ModelSource:
@@ -42,15 +56,9 @@ def download_snapshot(repo_id: str, revision: str | None, dest: Path, progress: 
         files = [sibling.rfilename for sibling in info.siblings or []]
         snapshot_download(repo_id, revision=info.sha, local_dir=dest, allow_patterns=_needed_files(files))
     except GatedRepoError as exc:
-        raise ModelImportError(
-            f"{repo_id} is gated: accept its license on huggingface.co and log in with "
-            "`hf auth login`, then import again."
-        ) from exc
+        raise ModelImportError(gated_message(repo_id)) from exc
     except RepositoryNotFoundError as exc:
-        raise ModelImportError(
-            f"{repo_id} was not found on the Hugging Face Hub. Check the id (org/name); if the "
-            "model is private, log in with `hf auth login`."
-        ) from exc
+        raise ModelImportError(not_found_message(repo_id)) from exc
     except RevisionNotFoundError as exc:
         raise ModelImportError(f"{repo_id} has no revision {revision!r}.") from exc
     except Exception as exc:  # the HTTP client's own errors (httpx) do not derive from OSError
@@ -69,11 +77,11 @@ def download_snapshot(repo_id: str, revision: str | None, dest: Path, progress: 
 
 
 def _needed_files(files: list[str]) -> list[str]:
-    """Top-level config/tokenizer files plus one weight format, safetensors when available."""
+    """Top-level config/tokenizer files and the model card, plus one weight format, safetensors when available."""
     top_level = [name for name in files if "/" not in name]
     safetensors = [name for name in top_level if name.endswith(".safetensors")]
     weights = safetensors or [name for name in top_level if name.startswith("pytorch_model") and name.endswith(".bin")]
-    return weights + [name for name in top_level if name.endswith(NEEDED_SUFFIXES)]
+    return weights + [name for name in top_level if name.endswith(NEEDED_SUFFIXES) or name == MODEL_CARD]
 
 
 def _offline() -> bool:

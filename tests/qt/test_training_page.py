@@ -13,13 +13,15 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QLabel, QLineEdit, QSpinBox
 from pytestqt.qtbot import QtBot
 
-from backend.presets import PRESETS, flatten, nest
 from app.session import DatasetChoice, Session
 from app.spec_form import ALL_FIELDS, default_values, description, errors_by_field
 from app.training_page import NO_DATASET, TrainingPage
 from backend.estimator import GpuMemory
 from backend.jobs.queue import JobQueue
+from backend.models.hf_folder import inspect_folder
+from backend.presets import PRESETS, flatten, nest
 from backend.spec import JobSpec
+from tests.hub_server import LocalHub
 from tests.tiny_models import build_tiny_model
 from widgets.suggestion_list import SuggestionList
 from widgets.units import format_bytes
@@ -269,7 +271,8 @@ def test_a_model_folder_shows_its_facts(page: TrainingPage, tiny_folder: Path) -
     assert info.architecture == "LlamaForCausalLM"
     assert info.context_length == 1024
     facts = page.picker.facts.text()
-    assert "M parameters" in facts and "LlamaForCausalLM" in facts and "context 1,024 tokens" in facts
+    assert f"{info.parameters:,} parameters" in facts and "LlamaForCausalLM" in facts
+    assert "context 1,024 tokens" in facts
 
 
 def test_a_hub_id_is_checked_before_it_is_used(qtbot: QtBot, page: TrainingPage) -> None:
@@ -288,7 +291,45 @@ def test_a_hub_id_is_checked_before_it_is_used(qtbot: QtBot, page: TrainingPage)
     # Tests run offline (HF_HUB_OFFLINE): the shapes cannot be read, and the page says what to do.
     assert page.estimate is None
     assert "Import the model to see it" in page.notes.messages()[0][1]
+    assert "could not be read from the Hugging Face Hub" in picker.facts.text()
     assert page.add_button.isEnabled(), "a hub model is imported when its job starts"
+
+
+def choose_hub_id(qtbot: QtBot, page: TrainingPage, repo_id: str) -> None:
+    """Type a hub id and press Enter, then wait for the Hub's answer and the estimate it allows."""
+    qtbot.keyClicks(page.picker.hub_edit, repo_id)
+    with qtbot.waitSignal(page.estimated, timeout=10_000, check_params_cb=lambda result: not page.is_busy()):
+        qtbot.keyClick(page.picker.hub_edit, Qt.Key.Key_Return)
+    assert page.picker.ref() == repo_id
+
+
+def test_a_hub_model_shows_what_the_hub_says_before_an_import(
+    qtbot: QtBot, page: TrainingPage, tiny_folder: Path, local_hub: LocalHub
+) -> None:
+    local_hub.add("acme/tiny-llama", tiny_folder, readme="---\nlicense: apache-2.0\n---\n# Tiny Llama\n")
+    choose_hub_id(qtbot, page, "acme/tiny-llama")
+    info = page.picker.current()
+    assert not info.imported and info.parameters == inspect_folder(tiny_folder).parameter_count
+    facts = page.picker.facts.text()
+    assert f"{info.parameters:,} parameters" in facts and "license apache-2.0" in facts
+    assert "LlamaForCausalLM" in facts and "context 1,024 tokens" in facts and "gated" not in facts
+    assert page.estimate is not None, "the Hub's shapes give the estimate"
+    assert "Not imported yet" in page.picker.status.messages()[0][1]
+
+
+def test_a_gated_hub_model_says_how_to_get_access(
+    qtbot: QtBot, page: TrainingPage, tiny_folder: Path, local_hub: LocalHub
+) -> None:
+    local_hub.add("acme/gated-llama", tiny_folder, readme="---\nlicense: llama3.1\n---\n", gated=True)
+    choose_hub_id(qtbot, page, "acme/gated-llama")
+    assert page.picker.facts.text() == "license llama3.1 · gated"
+    level, text = page.picker.status.messages()[0]
+    assert level == "warning"
+    assert text == (
+        "acme/gated-llama is gated: accept its license on huggingface.co and log in with `hf auth login`, "
+        "then import it."
+    )
+    assert page.estimate is None and "(it is gated)" in page.notes.messages()[0][1]
 
 
 def test_an_import_runs_in_a_process_and_its_failure_is_shown(qtbot: QtBot, page: TrainingPage, monkeypatch) -> None:
