@@ -1,7 +1,7 @@
 """LoRA adapters built in-process on the tiny models, for merge and export tests.
 
-PEFT initialises B to zero, which would make an adapter a no-op; B is filled with seeded
-noise instead, so the adapter changes the logits and a merge that drops it fails the
+PEFT initialises B to zero, which would make an adapter a no-op; B (and any trained bias)
+gets seeded noise instead, so the adapter changes the logits and a merge that drops it fails the
 tests. A LoRA Studio record with the base's fingerprint is written next to it, as
 training would.
 """
@@ -32,7 +32,8 @@ def make_adapter(
         model = get_peft_model(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), LoraConfig(**settings))
         with torch.no_grad():
             for name, param in model.named_parameters():
-                if "lora_B" in name or "lora_embedding_B" in name or "lora_magnitude" in name:
+                trained_bias = name.endswith(".bias") and param.requires_grad  # bias="lora_only" or "all"
+                if "lora_B" in name or "lora_embedding_B" in name or "lora_magnitude" in name or trained_bias:
                     param.add_(torch.randn(param.shape) * 0.05)
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(base).save_pretrained(out)

@@ -92,6 +92,16 @@ def test_dora_rslora_alpha_pattern_and_trained_head_merge_exactly(tiny_llama: Pa
     assert float((reference - merged).abs().max()) < FLOAT32_ATOL
 
 
+@pytest.mark.filterwarnings("ignore:Careful, disabling adapter layers with bias:UserWarning")
+def test_trained_biases_are_merged(tiny_model_dirs: dict[str, Path], tmp_path: Path) -> None:
+    """bias="lora_only": PEFT saves a LoRA layer's trained bias as ``<module>.base_layer.bias``."""
+    adapter = make_adapter(tiny_model_dirs["qwen2"], tmp_path / "adapter", bias="lora_only")
+    result = merge_adapter(adapter, tmp_path / "merged", dtype="float32")
+
+    reference, merged = peft_and_merged_logits(tiny_model_dirs["qwen2"], adapter, result.path)
+    assert float((reference - merged).abs().max()) < FLOAT32_ATOL
+
+
 @pytest.mark.filterwarnings("ignore:Model has `tie_word_embeddings=True`:UserWarning")
 def test_trained_head_of_a_tied_model_is_untied(tiny_model_dirs: dict[str, Path], tmp_path: Path) -> None:
     adapter = make_adapter(tiny_model_dirs["qwen2"], tmp_path / "adapter", modules_to_save=["lm_head"])

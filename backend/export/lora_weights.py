@@ -86,7 +86,9 @@ def load_adapter_tensors(adapter: AdapterInfo) -> AdapterTensors:
         name = key.removeprefix(PREFIX)
         module, part, embedding = split_key(name)
         if part is None:
-            if ".base_layer." not in name:  # a copy of the base embedding that PEFT saves alongside
+            if name.endswith(".base_layer.bias"):  # bias="lora_only"/"all": a LoRA layer's trained bias
+                replacements[name.replace(".base_layer.bias", ".bias")] = tensor
+            elif ".base_layer." not in name:  # not a copy of the base embedding that PEFT saves alongside
                 replacements[name] = tensor
             continue
         pair = updates.setdefault(f"{module}.weight", LoraPair())
