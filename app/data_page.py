@@ -54,7 +54,7 @@ from app.recent import RecentDataset, RecentDatasets, now
 from app.session import DatasetChoice, Session
 from app.token_job import Measuring, RenderJob, TokenJob, canonical_model, model_choices, model_problem, with_tokens
 from backend.data.examples import Example
-from backend.data.files import find_sources
+from backend.data.files import KINDS_BY_SUFFIX, OLD_FORMATS, find_sources
 from backend.data.formats import FORMATS
 from backend.data.load import ExampleCollector, check_dataset
 from backend.data.problems import DataError, ImportCancelled
@@ -75,7 +75,7 @@ from widgets.token_panel import TokenPanel, TokenSummary
 _REMEASURE_MS = 600  # after the last change of the maximum length
 _MODEL_KEY = "data/model"
 _MAX_LENGTH_KEY = "data/max_length"
-_TABULAR = ("jsonl", "json", "csv", "tsv", "parquet")
+_TABULAR = ("jsonl", "json", "csv", "tsv", "parquet", "xlsx")
 SAMPLE = assets_dir() / "datasets" / "support_triage" / "train.jsonl"
 
 
@@ -124,6 +124,7 @@ def issues_from(report: DataReport, examples: list[Example]) -> list[Issue]:
             field=p.field or "",
             hint=p.hint,
             example=None if p.excluded else index.get((p.file, p.line, p.row)),
+            unit=p.unit,
         )
         for p in report.problems.kept
     ]
@@ -174,12 +175,13 @@ def needs_mapping(report: DataReport) -> bool:
     return bool(report.files) and report.rows > 0 and all(f.format == "unknown" for f in report.files)
 
 
-def first_rows(path: Path, count: int = PREVIEW_ROWS) -> list[dict]:
-    """The first ``count`` rows of a table file as ``{column: value}``, for the mapping dialog's preview."""
+def first_rows(path: Path, sheet: str | None = None, count: int = PREVIEW_ROWS) -> list[dict]:
+    """The first ``count`` rows of a table file (of ``sheet`` in a workbook) as ``{column: value}``, for the
+    mapping dialog's preview."""
     try:
         sources = find_sources(path)
         for source in sources.files:
-            with contextlib.closing(read_file(source, 4000)) as chunks:
+            with contextlib.closing(read_file(source, 4000, sheet)) as chunks:
                 for chunk in chunks:
                     rows = [value for _, value in chunk.records if isinstance(value, dict)]
                     if rows:
@@ -251,7 +253,7 @@ class DataPage(QWidget):
         line = self.fontMetrics().height()
 
         # The empty page: where a dataset comes in, and the ones opened before.
-        self.drop_zone = DropZone(multiple=False)
+        self.drop_zone = DropZone(multiple=False, extensions=tuple(KINDS_BY_SUFFIX), refusals=OLD_FORMATS)
         self.drop_zone.setMinimumHeight(line * 11)
         self.drop_zone.setMaximumHeight(line * 18)
         self.drop_zone.pathsDropped.connect(self._on_paths)
@@ -361,7 +363,7 @@ class DataPage(QWidget):
         layout.addWidget(self.notice)
         layout.addWidget(self._stack, 1)
 
-        self.overlay = DropOverlay(self)
+        self.overlay = DropOverlay(self, extensions=tuple(KINDS_BY_SUFFIX), refusals=OLD_FORMATS)
         self.overlay.pathsDropped.connect(self._on_paths)
         self.overlay.refused.connect(self._show_notice)
         self._show_busy(False)
@@ -447,7 +449,7 @@ class DataPage(QWidget):
         if summary is None:
             return None
         file_path = self._path / summary.name if self._path.is_dir() else self._path
-        rows = first_rows(file_path)
+        rows = first_rows(file_path, self._options.sheet)
         if self.mapping_dialog is not None:
             self.mapping_dialog.close()
         dialog = ColumnMappingDialog(
@@ -535,7 +537,7 @@ class DataPage(QWidget):
         self.checked.emit(report)
         if report.usable:
             columns = dict(options.columns) if options.columns else None
-            self._choice = DatasetChoice(str(path), fmt, columns, report.accepted)
+            self._choice = DatasetChoice(str(path), fmt, columns, report.accepted, sheet=options.sheet)
             self.session.dataset_changed.emit(self._choice)
             self.measure()
         else:

@@ -27,6 +27,8 @@ class DatasetChoice:
     """Examples that will be trained on; None when not counted (a spec loaded for editing)."""
     p99_tokens: int | None = None
     """The 99th percentile of example length in tokens, once measured with a tokenizer."""
+    sheet: str | None = None
+    """The sheet of an Excel workbook that is read; None for the first visible one with rows."""
 
 
 class Session(QObject):

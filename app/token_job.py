@@ -45,7 +45,7 @@ class Measuring:
     max_length: int
 
     def reading_args(self) -> list[str]:
-        """How the child process reads the dataset as the page did: format, column mapping, dedupe."""
+        """How the child process reads the dataset as the page did: format, column mapping, dedupe, sheet."""
         args = []
         if self.options.columns:
             for role, column in self.options.columns.items():
@@ -54,6 +54,8 @@ class Measuring:
             args += ["--format", self.options.format]
         if self.options.dedupe:
             args.append("--dedupe")
+        if self.options.sheet is not None:
+            args += ["--sheet", self.options.sheet]
         return args
 
     def model_args(self) -> list[str]:

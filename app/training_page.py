@@ -290,6 +290,8 @@ class TrainingPage(QWidget):
                 data["format"], data["columns"] = "columns", dict(choice.columns)
             else:
                 data["format"] = choice.format if choice.format in _FORMATS else "auto"
+            if choice.sheet is not None:
+                data["sheet"] = choice.sheet
         elif placeholder_data:
             data["path"] = PLACEHOLDER_DATA
         return values
@@ -347,9 +349,11 @@ class TrainingPage(QWidget):
         self.session.take_pending_edit()
         self.picker.set_ref(spec.base_model)
         data = spec.data
-        if self.session.dataset is None or self.session.dataset.path != data.path:
+        chosen = self.session.dataset
+        if chosen is None or (chosen.path, chosen.sheet) != (data.path, data.sheet):
             columns = data.columns.model_dump(exclude_none=True) if data.columns is not None else None
-            self.session.dataset_changed.emit(DatasetChoice(data.path, data.format, columns, rows=None))
+            choice = DatasetChoice(data.path, data.format, columns, rows=None, sheet=data.sheet)
+            self.session.dataset_changed.emit(choice)
         values = flatten(spec.to_dict())
         self.form.set_values({path: value for path, value in values.items() if path in self.form.fields})
 

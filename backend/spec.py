@@ -204,8 +204,9 @@ class Data(_Section):
     path: str = Field(
         ...,
         min_length=1,
-        description="The training data: a .jsonl, .json, .csv, .tsv, .parquet, .txt or .md file, a folder of "
-        "them, a dataset saved with the datasets library, or one imported with 'lora-studio data import'.",
+        description="The training data: a .jsonl, .json, .csv, .tsv, .parquet or Excel .xlsx file, text in .txt, "
+        ".md, Word .docx or .pdf files, a folder of them, a dataset saved with the datasets library, or one imported "
+        "with 'lora-studio data import'.",
     )
     eval_path: str | None = Field(
         None, description="Separate held-out data in any of those forms; when empty, a share of the training data."
@@ -239,8 +240,14 @@ class Data(_Section):
         4000,
         ge=200,
         le=1_000_000,
-        description="Plain-text files (.txt, .md) are cut into pieces of about this many characters at "
+        description="Text files (.txt, .md, .docx, .pdf) are cut into pieces of about this many characters at "
         "paragraph breaks; about 4 characters make a token, so keep it under 4 x max_seq_length.",
+    )
+    sheet: str | None = Field(
+        None,
+        min_length=1,
+        description="The sheet to read in an Excel workbook, as its tab names it; when empty, the first visible "
+        "sheet that has rows.",
     )
 
     @model_validator(mode="after")

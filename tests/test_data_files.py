@@ -157,13 +157,13 @@ def test_folder_reads_every_data_file_and_says_what_it_skipped(tmp_path: Path) -
     write_jsonl(tmp_path / "a.jsonl", [CHAT])
     write_jsonl(tmp_path / "part" / "b.jsonl", chat_rows(2))
     (tmp_path / "README.md").write_text("# About this data\n")
-    (tmp_path / "notes.docx").write_bytes(b"PK")
+    (tmp_path / "slides.pptx").write_bytes(b"PK")
     (tmp_path / ".hidden.jsonl").write_text("{broken\n")
     report = check_dataset(tmp_path)
     assert [f.name for f in report.files] == ["a.jsonl", "part/b.jsonl"]
     assert report.accepted == 3
     assert any("README.md: skipped" in n for n in report.notes)
-    assert any("notes.docx: skipped" in n for n in report.notes)
+    assert any("slides.pptx: skipped" in n for n in report.notes)
 
 
 def test_folder_of_saved_and_imported_datasets_reads_each_as_one_source(tmp_path: Path) -> None:
@@ -187,9 +187,9 @@ def test_folder_of_text_files_is_a_pretraining_corpus(tmp_path: Path) -> None:
 def test_missing_path_unknown_suffix_and_empty_folder_are_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         scan(tmp_path / "nope.jsonl")
-    (tmp_path / "data.xlsx").write_bytes(b"PK")
-    with pytest.raises(DataError, match=r"reads .*\.jsonl.* files, not '\.xlsx'"):
-        scan(tmp_path / "data.xlsx")
+    (tmp_path / "data.numbers").write_bytes(b"PK")
+    with pytest.raises(DataError, match=r"reads .*\.jsonl.* files, not '\.numbers'"):
+        scan(tmp_path / "data.numbers")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="holds no dataset files"):
         scan(tmp_path / "empty")

@@ -8,13 +8,13 @@ with the reason, which stays readable while the pointer is over the page.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from PySide6.QtCore import QEvent, QObject, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QDropEvent, QFont, QPainter, QPaintEvent, QPalette, QPen
 from PySide6.QtWidgets import QWidget
 
-from widgets.drop_zone import DATASET_EXTENSIONS, Verdict, copy_or_link, judge_drag, release_text
+from widgets.drop_zone import Verdict, copy_or_link, judge_drag, release_text
 from widgets.palette import negative_color
 
 _DRAGS = (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.DragLeave, QEvent.Type.Drop)
@@ -30,14 +30,16 @@ class DropOverlay(QWidget):
         self,
         host: QWidget,
         *,
-        extensions: Sequence[str] = DATASET_EXTENSIONS,
+        extensions: Sequence[str],
         folders: bool = True,
         multiple: bool = False,
+        refusals: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(host)
         self._extensions = tuple(e.lower() for e in extensions)
         self._folders = folders
         self._multiple = multiple
+        self._refusals = dict(refusals or {})
         self._verdict = Verdict()
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.setObjectName("dropOverlay")
@@ -85,7 +87,9 @@ class DropOverlay(QWidget):
         return True
 
     def _judge(self, event: QDropEvent) -> Verdict:
-        return judge_drag(event, self._extensions, folders=self._folders, multiple=self._multiple)
+        return judge_drag(
+            event, self._extensions, folders=self._folders, multiple=self._multiple, refusals=self._refusals
+        )
 
     def _end(self) -> None:
         self._verdict = Verdict()

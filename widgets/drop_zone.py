@@ -7,7 +7,7 @@ mixed drops are refused whole rather than quietly keeping the good part.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,6 @@ from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QLabel, QPushBut
 
 from widgets.palette import negative_color
 
-DATASET_EXTENSIONS = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".txt", ".md")
 _MOVE_ONLY = (
     "These can only be moved, and LoRA Studio never moves your files. "
     "Copy them in the file manager instead, then paste them here."
@@ -61,9 +60,17 @@ def _quoted(path: Path) -> str:
 
 
 def check_paths(
-    paths: Sequence[Path], extensions: Sequence[str], *, folders: bool = True, multiple: bool = True
+    paths: Sequence[Path],
+    extensions: Sequence[str],
+    *,
+    folders: bool = True,
+    multiple: bool = True,
+    refusals: Mapping[str, str] | None = None,
 ) -> Verdict:
-    """Decide whether ``paths`` can be opened; the reason names the first offending item."""
+    """Decide whether ``paths`` can be opened; the reason names the first offending item.
+
+    ``refusals`` says, for suffixes that look usable but are not (an old .xls), what the file is and what to do.
+    """
     if not paths:
         return Verdict(reason="Only files and folders from this computer can be dropped here.")
     if len(paths) > 1 and not multiple:
@@ -75,13 +82,20 @@ def check_paths(
         elif not path.is_file():
             return Verdict(reason=f"{_quoted(path)} can't be found on this computer.")
         elif path.suffix.lower() not in extensions:
+            if refusals and path.suffix.lower() in refusals:
+                return Verdict(reason=f"{_quoted(path)} is {refusals[path.suffix.lower()]}.")
             kind = f"a {path.suffix.lower()} file" if path.suffix else "a file without an extension"
             return Verdict(reason=f"{_quoted(path)} is {kind}, not a dataset. Use {_describe(extensions, folders)}.")
     return Verdict(paths=tuple(paths))
 
 
 def judge_mime(
-    mime: QMimeData | None, extensions: Sequence[str], *, folders: bool = True, multiple: bool = True
+    mime: QMimeData | None,
+    extensions: Sequence[str],
+    *,
+    folders: bool = True,
+    multiple: bool = True,
+    refusals: Mapping[str, str] | None = None,
 ) -> Verdict:
     """Decide whether what is dragged or pasted (``mime``) can be opened, as ``check_paths`` does for paths."""
     if mime is None:
@@ -89,12 +103,19 @@ def judge_mime(
     paths, foreign = _paths_from_mime(mime)
     if foreign:
         return Verdict(reason="Web links can't be opened here; download the file first, then drop it.")
-    return check_paths(paths, extensions, folders=folders, multiple=multiple)
+    return check_paths(paths, extensions, folders=folders, multiple=multiple, refusals=refusals)
 
 
-def judge_drag(event: QDropEvent, extensions: Sequence[str], *, folders: bool = True, multiple: bool = True) -> Verdict:
+def judge_drag(
+    event: QDropEvent,
+    extensions: Sequence[str],
+    *,
+    folders: bool = True,
+    multiple: bool = True,
+    refusals: Mapping[str, str] | None = None,
+) -> Verdict:
     """Judge a drag's items, and take them as a copy: a drag that can only move is refused."""
-    verdict = judge_mime(event.mimeData(), extensions, folders=folders, multiple=multiple)
+    verdict = judge_mime(event.mimeData(), extensions, folders=folders, multiple=multiple, refusals=refusals)
     if verdict.ok and not copy_or_link(event):
         return Verdict(reason=_MOVE_ONLY)
     return verdict
@@ -127,14 +148,16 @@ class DropZone(QFrame):
         self,
         parent: QWidget | None = None,
         *,
-        extensions: Sequence[str] = DATASET_EXTENSIONS,
+        extensions: Sequence[str],
         folders: bool = True,
         multiple: bool = True,
+        refusals: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(parent)
         self._extensions = tuple(e.lower() for e in extensions)
         self._folders = folders
         self._multiple = multiple
+        self._refusals = dict(refusals or {})
         self._state = DropState.IDLE
         self._pending = Verdict()
         self._last_dir = ""
@@ -212,7 +235,9 @@ class DropZone(QFrame):
 
     def open_paths(self, paths: Sequence[Path]) -> bool:
         """Check ``paths`` as if they had been dropped; emit them, or show why not."""
-        verdict = check_paths(paths, self._extensions, folders=self._folders, multiple=self._multiple)
+        verdict = check_paths(
+            paths, self._extensions, folders=self._folders, multiple=self._multiple, refusals=self._refusals
+        )
         self._finish(verdict)
         return verdict.ok
 
@@ -293,10 +318,14 @@ class DropZone(QFrame):
     # -- internals ---------------------------------------------------------------------------
 
     def _judge_drag(self, event: QDropEvent) -> Verdict:
-        return judge_drag(event, self._extensions, folders=self._folders, multiple=self._multiple)
+        return judge_drag(
+            event, self._extensions, folders=self._folders, multiple=self._multiple, refusals=self._refusals
+        )
 
     def _judge(self, mime: QMimeData | None) -> Verdict:
-        return judge_mime(mime, self._extensions, folders=self._folders, multiple=self._multiple)
+        return judge_mime(
+            mime, self._extensions, folders=self._folders, multiple=self._multiple, refusals=self._refusals
+        )
 
     def _finish(self, verdict: Verdict) -> None:
         if not verdict.ok:

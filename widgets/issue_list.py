@@ -45,9 +45,10 @@ _ICONS = {
 class Issue:
     """One problem in a dataset, said so that a person can find it and fix it.
 
-    ``line`` (text files) or ``row`` (tables) is where the person finds it in the file, as their
-    editor or spreadsheet numbers it; ``example`` is its index in the example preview when the
-    row was kept, else None.
+    ``line`` (counted in ``unit``: a text file's lines, a PDF's pages, a workbook's rows) or
+    ``row`` (other tables) is where the person finds it in the file, as their editor or
+    spreadsheet numbers it; ``example`` is its index in the example preview when the row was
+    kept, else None.
     """
 
     severity: Severity
@@ -59,6 +60,7 @@ class Issue:
     field: str = ""
     hint: str = ""
     example: int | None = None
+    unit: str = "line"
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
@@ -71,7 +73,7 @@ SEVERITY, FILE, WHERE, FIELD, PROBLEM, HINT = range(len(_COLUMNS))
 
 def _cells(issue: Issue) -> tuple[str, ...]:
     if issue.line is not None:
-        where = f"line {issue.line:,}"
+        where = f"{issue.unit} {issue.line:,}"
     elif issue.row is not None:
         where = f"row {issue.row:,}"
     else:

@@ -35,7 +35,9 @@ def _import_options(args: argparse.Namespace) -> ImportOptions | None:
         print("--map needs at least instruction=COLUMN and response=COLUMN", file=sys.stderr)
         return None
     fmt = "columns" if columns else args.format
-    return ImportOptions(format=fmt, columns=columns or None, dedupe=args.dedupe, chunk_chars=args.chunk_chars)
+    return ImportOptions(
+        format=fmt, columns=columns or None, dedupe=args.dedupe, chunk_chars=args.chunk_chars, sheet=args.sheet
+    )
 
 
 def _progress_printer() -> Callable[[float], None] | None:
@@ -186,7 +188,13 @@ def _out_of_range(number: int, usable: int) -> str:
 
 def _preview_json(number: int, example: Example, shown: Preview) -> dict[str, Any]:
     """One rendered example as ``--json`` prints it and ``--serve`` answers it."""
-    where = {"file": example.file, "line": example.line, "row": example.row, "where": example.where()}
+    where = {
+        "file": example.file,
+        "line": example.line,
+        "unit": example.unit,
+        "row": example.row,
+        "where": example.where(),
+    }
     return {"example": number, **where, **vars(shown)}
 
 
@@ -285,6 +293,9 @@ def _reading_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dedupe", action="store_true", help="drop exact duplicates (they are reported either way)")
     parser.add_argument("--chunk-chars", type=int, default=4000, help="size of plain-text pieces, in characters")
+    parser.add_argument(
+        "--sheet", metavar="NAME", help="the sheet of an Excel workbook to read (default: the first visible with rows)"
+    )
 
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:

@@ -22,13 +22,14 @@ class Example:
     file: str = ""
     line: int | None = None
     row: int | None = None
+    unit: str = "line"  # what ``line`` counts: line, page, paragraph, or "<sheet> row" in a workbook
 
     @property
     def is_text(self) -> bool:
         return self.text is not None
 
     def where(self) -> str:
-        place = f"line {self.line}" if self.line is not None else f"row {self.row}"
+        place = f"{self.unit} {self.line}" if self.line is not None else f"row {self.row}"
         return f"{self.file} {place}" if self.file else place
 
 
@@ -51,6 +52,7 @@ class Batch:
     """Accepted examples of one chunk of one file, with where each came from."""
 
     file: str
+    unit: str = "line"  # what the lines count (see Example)
     items: list[tuple[Normalized, int | None, int]] = field(default_factory=list)  # (example, line, row)
 
     def add(self, example: Normalized, line: int | None, row: int) -> None:
@@ -69,7 +71,7 @@ class Batch:
 
     def example(self, index: int) -> Example:
         normalized, line, row = self.items[index]
-        return Example(self.messages(index), normalized.text, normalized.tools, self.file, line, row)
+        return Example(self.messages(index), normalized.text, normalized.tools, self.file, line, row, self.unit)
 
     def examples(self) -> list[Example]:
         return [self.example(i) for i in range(len(self))]

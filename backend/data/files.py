@@ -23,12 +23,27 @@ KINDS_BY_SUFFIX = {
     ".tsv": "tsv",
     ".parquet": "parquet",
     ".arrow": "arrow",
+    ".xlsx": "xlsx",
+    ".xlsm": "xlsx",
     ".txt": "text",
     ".md": "text",
+    ".docx": "docx",
+    ".pdf": "pdf",
 }
+TEXT_KINDS = frozenset({"text", "docx", "pdf"})
+"""Kinds read as plain text for continued pre-training, not as rows."""
+_TEXT_SUFFIXES = [suffix for suffix, kind in KINDS_BY_SUFFIX.items() if kind in TEXT_KINDS]
+OLD_FORMATS = {
+    ".xls": "an Excel 97-2003 workbook, which LoRA Studio does not read: open it in Excel and save it as an Excel "
+    "Workbook (.xlsx) or as CSV UTF-8",
+    ".doc": "a Word 97-2003 document, which LoRA Studio does not read: open it in Word and save it as a Word "
+    "Document (.docx)",
+}
+"""Suffixes refused with what to do instead, keyed like KINDS_BY_SUFFIX."""
 STORED_RECORD = "lora_studio_dataset.json"
 """The metadata file of a dataset imported into the data folder (see store.py)."""
 
+_OLE_HEADER = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # how .xls, .doc and password-protected Office files start
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
     (codecs.BOM_UTF32_BE, "utf-32"),
@@ -62,6 +77,22 @@ def sniff_encoding(path: Path) -> str:
     return "utf-8"
 
 
+def check_office_zip(path: Path, older: str) -> None:
+    """A DataError when an Office file that should be a zip (.xlsx, .docx) is not: a password protects it, or it
+    is an ``older`` file (e.g. "an Excel 97-2003 workbook (.xls)") renamed."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(_OLE_HEADER))
+    except OSError as exc:
+        raise DataError(f"cannot open {path}: {exc.strerror}") from None
+    if head == _OLE_HEADER:
+        raise DataError(
+            f"{path.name} is protected by a password, or is {older} renamed; open it, remove the password "
+            "(File > Info > Protect), and save it again in the current format",
+            code="encrypted",
+        )
+
+
 def find_sources(path: Path) -> Sources:
     """The files to read for ``path``, in a stable order, or a DataError saying why there are none."""
     if not path.exists():
@@ -69,6 +100,9 @@ def find_sources(path: Path) -> Sources:
     if path.is_file():
         kind = KINDS_BY_SUFFIX.get(path.suffix.lower())
         if kind is None:
+            old = OLD_FORMATS.get(path.suffix.lower())
+            if old is not None:
+                raise DataError(f"{path.name} is {old}")
             known = ", ".join(sorted(KINDS_BY_SUFFIX))
             raise DataError(f"{path.name}: LoRA Studio reads {known} files, not '{path.suffix or 'no suffix'}'")
         return Sources([SourceFile(path, kind, path.name, path.stat().st_size)], [])
@@ -136,18 +170,21 @@ def _folder(root: Path) -> Sources:
             relative = path.relative_to(root)
             kind = KINDS_BY_SUFFIX.get(path.suffix.lower())
             if kind is None:
-                notes.append(f"{relative}: skipped; LoRA Studio does not read '{path.suffix or 'no suffix'}' files")
+                old = OLD_FORMATS.get(path.suffix.lower())
+                why = f"it is {old}" if old else f"LoRA Studio does not read '{path.suffix or 'no suffix'}' files"
+                notes.append(f"{relative}: skipped; {why}")
                 continue
             found.append(SourceFile(path, kind, str(relative), path.stat().st_size))
-    structured = [f for f in found if f.kind != "text"]
+    structured = [f for f in found if f.kind not in TEXT_KINDS]
     if structured:
-        for text in (f for f in found if f.kind == "text"):
+        for text in (f for f in found if f.kind in TEXT_KINDS):
             notes.append(
-                f"{text.name}: skipped; plain-text files are read only from a folder that holds no data files "
-                "(a README next to the data is not training text)"
+                f"{text.name}: skipped; text documents ({', '.join(_TEXT_SUFFIXES)}) are read only from a folder "
+                "that holds no data files (a README next to the data is not training text)"
             )
         found = structured
     if not found:
         known = ", ".join(sorted(KINDS_BY_SUFFIX))
-        raise DataError(f"{root} holds no dataset files ({known})")
+        skipped = f"; {notes[0]}" if notes else ""
+        raise DataError(f"{root} holds no dataset files ({known}){skipped}")
     return Sources(found, notes)

@@ -40,6 +40,16 @@ ADVICE: dict[str, tuple[str, str]] = {
         "file is not valid CSV",
         "fix the quoting at the place shown (a quote opened and never closed is typical); rows after it were not read",
     ),
+    "encrypted": (
+        "file is protected by a password",
+        "save a copy without the password (for a PDF, printing it to a new PDF also works) and import that",
+    ),
+    "no_sheet": ("no sheet of that name", "give the name of one of the workbook's sheets, as its tab shows it"),
+    "no_text": (
+        "no text to read",
+        "a scanned page is a picture of text: run OCR on the file first (e.g. ocrmypdf, or Scan & OCR in Acrobat) "
+        "and import the searchable result",
+    ),
     "unknown_format": (
         "format not recognised",
         "choose the format, or map your columns to instruction, input, response and system",
@@ -104,16 +114,17 @@ class RowProblem:
     row: int | None = None
     field: str | None = None
     excluded: bool = True
+    unit: str = "line"  # what ``line`` counts: line, page, paragraph, or "<sheet> row" in a workbook
 
     @property
     def hint(self) -> str:
         return ADVICE[self.code][1]
 
     def where(self) -> str:
-        """'train.jsonl line 12, field messages' (line for text files, row for tables)."""
+        """'train.jsonl line 12, field messages' (a line, page or Excel row where the file has them, else a row)."""
         parts = [self.file] if self.file else []
         if self.line is not None:
-            parts.append(f"line {self.line}")
+            parts.append(f"{self.unit} {self.line}")
         elif self.row is not None:
             parts.append(f"row {self.row}")
         place = " ".join(parts)

@@ -13,13 +13,13 @@ import io
 import json
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from backend.data.files import SourceFile, sniff_encoding
 from backend.data.problems import DataError
-from backend.data.text_chunks import chunk_paragraphs
+from backend.data.text_chunks import chunk_paragraphs, paragraphs
 
 CHUNK_BYTES = 4 << 20
 CHUNK_ROWS = 4096
@@ -36,12 +36,15 @@ class Unreadable:
 
 @dataclass
 class Chunk:
-    records: list[tuple[int | None, Any]]  # (line or None, parsed value or Unreadable)
+    records: list[tuple[int | None, Any]]  # (place or None, parsed value or Unreadable)
     position: float  # fraction of the file read so far
+    unit: str = "line"  # what a place counts, as people find it: line, page, paragraph, or "<sheet> row"
+    notes: list[str] = field(default_factory=list)  # what the reader chose or skipped, in words
 
 
-def read_file(source: SourceFile, chunk_chars: int) -> Iterator[Chunk]:
-    """The records of ``source`` by its kind."""
+def read_file(source: SourceFile, chunk_chars: int, sheet: str | None = None) -> Iterator[Chunk]:
+    """The records of ``source`` by its kind; ``sheet`` names the sheet of a workbook (default: the first with
+    rows)."""
     kind = source.kind
     if kind == "jsonl":
         return _jsonl(source.path)
@@ -55,6 +58,14 @@ def read_file(source: SourceFile, chunk_chars: int) -> Iterator[Chunk]:
         return _arrow(source.path)
     if kind == "text":
         return _text(source.path, chunk_chars)
+    if kind == "xlsx":
+        from backend.data.workbook import read_workbook  # openpyxl, only for workbooks
+
+        return read_workbook(source.path, sheet)
+    if kind in ("docx", "pdf"):
+        from backend.data.documents import read_document  # python-docx and pypdf, only for documents
+
+        return read_document(source.path, kind, chunk_chars)
     raise ValueError(f"no reader for {kind!r}")
 
 
@@ -312,7 +323,7 @@ def _text(path: Path, chunk_chars: int) -> Iterator[Chunk]:
     size = max(1, path.stat().st_size)
     with _open_text(path) as handle:
         records: list[tuple[int | None, Any]] = []
-        for line, text in chunk_paragraphs(handle, chunk_chars):
+        for line, text in chunk_paragraphs(paragraphs(handle), chunk_chars):
             records.append((line, {"text": text}))
             if len(records) >= 256:
                 yield Chunk(records, _position(handle, size))

@@ -19,7 +19,7 @@ _LISTED_PER_CODE = 20  # problems of one kind shown in the Markdown report and t
 @dataclass
 class FileSummary:
     name: str
-    kind: str  # jsonl, json, csv, tsv, parquet, arrow, text, stored
+    kind: str  # jsonl, json, csv, tsv, parquet, arrow, xlsx, text, docx, pdf, stored
     format: str
     format_label: str
     reason: str  # why this format: detected from which fields, or chosen

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from backend.data.examples import Batch, canonical
-from backend.data.files import SourceFile, find_sources
+from backend.data.files import TEXT_KINDS, SourceFile, find_sources
 from backend.data.formats import LABELS, UNSUPPORTED, Detection, detect, normalizer
 from backend.data.problems import DataError, ImportCancelled, RowProblem
 from backend.data.readers import Unreadable, read_file
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 Progress = Callable[[float], None]
 Cancel = Callable[[], bool]
 _LINE_FLAG = 1 << 40
+_TEXT_REASONS = {"text": "a plain-text file", "docx": "a Word document", "pdf": "a PDF document"}
 _NOT_UTF8 = "the row holds bytes that are not UTF-8 text (or a lone surrogate escape such as \\ud800)"
 
 
@@ -41,11 +42,14 @@ class ImportOptions:
     columns: Mapping[str, str] | None = None  # mapping role -> column, for format "columns"
     dedupe: bool = False
     chunk_chars: int = 4000  # plain text is cut into pieces of about this many characters
+    sheet: str | None = None  # the sheet of an Excel workbook to read; None: the first visible one with rows
 
     @classmethod
     def from_spec(cls, data: Data) -> ImportOptions:
         columns = data.columns.model_dump(exclude_none=True) if data.columns else None
-        return cls(format=data.format, columns=columns, dedupe=data.dedupe, chunk_chars=data.chunk_chars)
+        return cls(
+            format=data.format, columns=columns, dedupe=data.dedupe, chunk_chars=data.chunk_chars, sheet=data.sheet
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +57,7 @@ class ImportOptions:
             "columns": dict(self.columns) if self.columns else None,
             "dedupe": self.dedupe,
             "chunk_chars": self.chunk_chars,
+            "sheet": self.sheet,
         }
 
 
@@ -98,15 +103,19 @@ class _State:
         self.hasher = hashlib.sha256()
         self.seen: dict[bytes, int] = {}  # digest prefix -> packed location of the first copy
         self.names: list[str] = []
+        self.units: list[str] = []  # what each file's lines count
 
     def scan_file(self, index: int, source: SourceFile) -> None:
         self.names.append(source.name)
+        self.units.append("line")
         summary = FileSummary(source.name, source.kind, "unknown", LABELS["unknown"], "", [])
         self.report.files.append(summary)
-        chunks = read_file(source, self.options.chunk_chars)
+        chunks = read_file(source, self.options.chunk_chars, self.options.sheet)
         try:
             first = next(chunks, None)
             if first is not None:
+                self.units[index] = first.unit
+                self.report.notes += first.notes
                 detection = self._detect(source, [value for _, value in first.records])
                 summary.format, summary.format_label = detection.format, detection.label
                 summary.reason, summary.columns = detection.reason, detection.columns
@@ -118,12 +127,12 @@ class _State:
     def _detect(self, source: SourceFile, values: list[Any]) -> Detection:
         if source.kind == "stored":
             return Detection("stored", "messages", "imported by LoRA Studio", ["messages", "text", "tools"])
-        if source.kind == "text":
-            return Detection("text", None, "a plain-text file", [])
+        if source.kind in TEXT_KINDS:
+            return Detection("text", None, _TEXT_REASONS[source.kind], [])
         return detect(values, self.options.format, self.options.columns)
 
     def _rows(self, index: int, source: SourceFile, summary: FileSummary, detection: Detection, chunks: Any) -> None:
-        report, name = self.report, source.name
+        report, name, unit = self.report, source.name, self.units[index]
         if detection.format in UNSUPPORTED or detection.format == "unknown":
             self._refuse(source, summary, detection, chunks)
             return
@@ -134,7 +143,7 @@ class _State:
         row = accepted = duplicates = placeholders = texts = 0
         try:
             for chunk in chunks:
-                batch = Batch(name)
+                batch = Batch(name, unit)
                 for line, value in chunk.records:
                     row += 1
                     try:
@@ -144,10 +153,10 @@ class _State:
                         key = canonical(example)
                         digest = sha256(key.encode()).digest()
                     except Reject as reject:
-                        add_problem(RowProblem(reject.code, reject.message, name, line, row, reject.field))
+                        add_problem(RowProblem(reject.code, reject.message, name, line, row, reject.field, unit=unit))
                         continue
                     except UnicodeEncodeError:
-                        add_problem(RowProblem("invalid_text", _NOT_UTF8, name, line, row))
+                        add_problem(RowProblem("invalid_text", _NOT_UTF8, name, line, row, unit=unit))
                         continue
                     short = digest[:16]
                     first = seen.get(short)
@@ -156,7 +165,7 @@ class _State:
                     else:
                         duplicates += 1
                         problem = RowProblem(
-                            "duplicate", f"same as {self._where(first)}", name, line, row, excluded=dedupe
+                            "duplicate", f"same as {self._where(first)}", name, line, row, excluded=dedupe, unit=unit
                         )
                         add_problem(problem)
                         if dedupe:
@@ -166,7 +175,7 @@ class _State:
                         if found:
                             placeholders += 1
                             message = f"unfilled placeholder {found}"
-                            add_problem(RowProblem("placeholder", message, name, line, row, excluded=False))
+                            add_problem(RowProblem("placeholder", message, name, line, row, excluded=False, unit=unit))
                     hasher.update(digest)
                     accepted += 1
                     if example.text is not None:
@@ -208,6 +217,6 @@ class _State:
             raise ImportCancelled
 
     def _where(self, packed: int) -> str:
-        name = self.names[packed >> 41]
+        index = packed >> 41
         place = packed & (_LINE_FLAG - 1)
-        return f"{name} {'line' if packed & _LINE_FLAG else 'row'} {place}"
+        return f"{self.names[index]} {self.units[index] if packed & _LINE_FLAG else 'row'} {place}"

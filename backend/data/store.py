@@ -41,6 +41,7 @@ SCHEMA = pa.schema(
         ("file", pa.string()),
         ("line", pa.int64()),
         ("row", pa.int64()),
+        ("unit", pa.string()),  # what ``line`` counts (see Example); absent from datasets imported before it
     ]
 )
 
@@ -52,7 +53,7 @@ class StoredDataset:
     content_hash: str
     examples: int
     source: str
-    options: dict[str, Any]  # ImportOptions.to_dict(): format, column mapping, dedupe, chunk size
+    options: dict[str, Any]  # ImportOptions.to_dict(): format, column mapping, dedupe, chunk size, sheet
     created_at: str
 
     @property
@@ -97,6 +98,7 @@ def record_batch(batch: Batch) -> pa.RecordBatch:
         pa.array([batch.file] * len(examples), pa.string()),
         pa.array([line for _, line, _ in batch.items], pa.int64()),
         pa.array([row for _, _, row in batch.items], pa.int64()),
+        pa.array([batch.unit] * len(examples), pa.string()),
     ]
     return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
 
@@ -212,6 +214,7 @@ def read_examples(path: Path, start: int = 0, count: int = 100) -> list[Example]
             row["file"],
             row["line"],
             row["row"],
+            row.get("unit") or "line",
         )
         for row in rows
     ]

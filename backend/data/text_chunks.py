@@ -4,6 +4,10 @@ Pieces end at paragraph breaks where possible, so a piece rarely starts
 mid-sentence; a paragraph longer than the limit is cut at the last line break or
 space before it. The limit is in characters because no tokenizer is needed to
 read a file; about four characters make a token in English.
+
+Paragraphs come numbered by where a person finds them (the line of a text file,
+the page of a PDF, the paragraph of a Word document); a piece takes the number
+of its first paragraph.
 """
 
 from __future__ import annotations
@@ -11,27 +15,27 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 
-def chunk_paragraphs(lines: Iterable[str], limit: int) -> Iterator[tuple[int, str]]:
-    """(first line number, text) pieces of at most ``limit`` characters."""
+def chunk_paragraphs(paragraphs: Iterable[tuple[int, str]], limit: int) -> Iterator[tuple[int, str]]:
+    """(number of the first paragraph, text) pieces of at most ``limit`` characters."""
     piece: list[str] = []
     piece_len = 0
-    piece_line = 0
-    for start, paragraph in _paragraphs(lines):
+    piece_place = 0
+    for place, paragraph in paragraphs:
         for part in _split_long(paragraph, limit):
             added = len(part) + (2 if piece else 0)
             if piece and piece_len + added > limit:
-                yield piece_line, "\n\n".join(piece)
+                yield piece_place, "\n\n".join(piece)
                 piece, piece_len = [], 0
                 added = len(part)
             if not piece:
-                piece_line = start
+                piece_place = place
             piece.append(part)
             piece_len += added
     if piece:
-        yield piece_line, "\n\n".join(piece)
+        yield piece_place, "\n\n".join(piece)
 
 
-def _paragraphs(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+def paragraphs(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
     """Blocks of non-blank lines with the number of their first line."""
     block: list[str] = []
     first = 0

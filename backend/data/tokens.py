@@ -131,7 +131,9 @@ class TokenCounter:
             if length > self.max_length:
                 _, line, row = batch.items[i]
                 cut = f"{length:,} tokens; the last {length - self.max_length:,} beyond max length {self.max_length:,}"
-                self.problems.add(RowProblem("too_long", f"{cut} will be cut", batch.file, line, row, excluded=False))
+                self.problems.add(
+                    RowProblem("too_long", f"{cut} will be cut", batch.file, line, row, excluded=False, unit=batch.unit)
+                )
             if length:
                 self._maybe_sample(batch, i)
 
@@ -157,6 +159,7 @@ class TokenCounter:
                     batch.file,
                     line,
                     row,
+                    unit=batch.unit,
                 )
             )
             return None

@@ -18,7 +18,7 @@ import psutil
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, QProcess, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QComboBox, QSpinBox
+from PySide6.QtWidgets import QApplication, QComboBox, QSpinBox, QTableView, QTableWidget, QTextBrowser
 
 from app.cli_job import CliOutcome
 from app.data_page import SAMPLE, DataPage
@@ -26,6 +26,8 @@ from app.recent import KEY as RECENT_KEY
 from app.recent import RecentDatasets
 from app.session import DatasetChoice, Session
 from backend.models.store import import_folder
+from tests.document_files import write_workbook
+from widgets.issue_list import WHERE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUBPROCESS_S = 120_000  # a child process loads transformers and a tokenizer: seconds on a busy 2-core machine
@@ -179,6 +181,52 @@ def test_an_unknown_table_opens_the_column_mapping_and_the_mapping_is_remembered
     assert reopened.args[0].accepted == 2 and again.mapping_dialog is None
 
 
+def test_a_dropped_workbook_shows_its_examples_and_its_bad_rows_by_sheet_and_row(
+    qtbot, session: Session, settings: QSettings, tmp_path: Path
+) -> None:
+    rows = [["instruction", "output"], ["Printer jams", "Open tray B"], ["No wifi", None], ["Screen black", "Check"]]
+    path = write_workbook(tmp_path / "tickets.xlsx", {"Tickets": rows})
+    page = page_for(qtbot, session, settings)
+    page.resize(900, 600)
+    page.show()
+    seen = choices(session)
+    mime = drag(page, [path])
+    assert page.overlay.verdict().ok
+    with qtbot.waitSignal(page.checked, timeout=30_000):
+        drop(page, mime)
+    assert "Alpaca instructions" in page.summary.text() and "2 of 3 rows usable" in page.summary.text()
+    assert "Printer jams" in page.preview.findChild(QTextBrowser).toPlainText(), "the first example is shown"
+    assert seen == [DatasetChoice(str(path), "alpaca", None, 2)]
+    [error] = [i for i in page.issues.issues() if i.severity == "error"]
+    assert (error.file, error.line, error.field) == ("tickets.xlsx", 3, "output")
+    table = page.issues.findChild(QTableView)
+    assert table.model().index(0, WHERE).data() == "Tickets row 3"
+    page.close()
+
+
+def test_an_unknown_workbook_is_mapped_from_a_preview_of_its_first_rows(
+    qtbot, session: Session, settings: QSettings, tmp_path: Path
+) -> None:
+    rows = [["ticket", None, "reply"], ["Printer jams", 12, "Open tray B"], ["No wifi", None, "Restart the router"]]
+    path = write_workbook(tmp_path / "export.xlsx", {"Export": rows, "Notes": [["written by Ana"]]})
+    page = page_for(qtbot, session, settings)
+    with qtbot.waitSignal(page.checked, timeout=30_000) as checked:
+        page.open(path)
+    assert any("rows in 'Notes' are not" in note for note in checked.args[0].notes)
+    dialog = page.mapping_dialog
+    assert dialog is not None and dialog.isVisible()
+    combos = [c.objectName() for c in dialog.findChildren(QComboBox) if c.objectName().startswith("role:")]
+    assert combos == ["role:ticket", "role:column B", "role:reply"], "the columns in the sheet's order"
+    for column, role in (("ticket", "instruction"), ("reply", "response")):
+        combo = dialog.findChild(QComboBox, f"role:{column}")
+        combo.setCurrentIndex(combo.findData(role))
+    preview = dialog.findChild(QTableWidget, "preview")
+    assert preview.rowCount() == 2 and preview.item(1, 1).text() == "Restart the router"
+    with qtbot.waitSignal(page.checked, timeout=30_000) as rechecked:
+        dialog.accept()
+    assert rechecked.args[0].accepted == 2
+
+
 def test_recent_datasets_are_remembered_reopened_and_forgotten(
     qtbot, session: Session, settings: QSettings, tmp_path: Path
 ) -> None:
@@ -217,6 +265,11 @@ def test_a_drop_anywhere_on_the_page_is_judged_and_a_refusal_says_why(
     drop(page, mime)
     assert not page.overlay.isVisible()
     assert "“cat.png” is a .png file, not a dataset" in page.notice.text()
+    old = tmp_path / "old.xls"
+    old.write_bytes(b"\xd0\xcf\x11\xe0")
+    drop(page, drag(page, [old]))
+    assert "“old.xls” is an Excel 97-2003 workbook" in page.notice.text()
+    assert "save it as an Excel Workbook (.xlsx) or as CSV UTF-8" in page.notice.text()
 
     mime = drag(page, [SAMPLE])
     assert page.overlay.verdict().ok

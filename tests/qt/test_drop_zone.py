@@ -12,6 +12,7 @@ from pytestqt.qtbot import QtBot
 
 from widgets.drop_zone import DropState, DropZone, check_paths
 
+EXTENSIONS = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".txt", ".md")
 ANY_ACTION = Qt.DropAction.CopyAction | Qt.DropAction.MoveAction | Qt.DropAction.LinkAction
 
 
@@ -41,7 +42,7 @@ def drop_on(zone: DropZone, mime: QMimeData, actions: Qt.DropAction = ANY_ACTION
 
 @pytest.fixture
 def zone(qtbot: QtBot) -> DropZone:
-    widget = DropZone()
+    widget = DropZone(extensions=EXTENSIONS)
     qtbot.addWidget(widget)
     widget.show()
     return widget
@@ -117,8 +118,10 @@ def test_a_drag_that_can_only_move_is_refused(qtbot: QtBot, zone: DropZone, file
 
 
 def test_extensions_folders_and_count_are_configurable(qtbot: QtBot, files: dict) -> None:
-    zone = DropZone(extensions=(".csv",), folders=False, multiple=False)
+    zone = DropZone(extensions=(".csv",), folders=False, multiple=False, refusals={".xls": "an old workbook; save it"})
     qtbot.addWidget(zone)
+    old = files["eval"].with_name("old.xls")
+    old.write_text("x")
     with qtbot.waitSignal(zone.pathsDropped, timeout=1000) as signal:
         drop_on(zone, mime_for(files["eval"]))  # the extension matches whatever its case
     assert signal.args == [[files["eval"]]]
@@ -126,6 +129,7 @@ def test_extensions_folders_and_count_are_configurable(qtbot: QtBot, files: dict
         (mime_for(files["train"]), "Use .csv files."),
         (mime_for(files["saved"]), "is a folder; drop a file instead"),
         (mime_for(files["eval"], files["eval"]), "Drop one file or folder at a time"),
+        (mime_for(old), "“old.xls” is an old workbook; save it."),
     ]:
         drop_on(zone, mime)
         assert reason in zone.message()

@@ -39,8 +39,8 @@ for _ in range(8):
     panel.show_error("no model", "lora-studio models import default")
     recent = RecentList()
     recent.set_items([RecentItem("/data/a.jsonl", "a.jsonl", "3 of 3 rows usable")])
-    host = DropZone()
-    DropOverlay(host)
+    host = DropZone(extensions=(".jsonl",))
+    DropOverlay(host, extensions=(".jsonl",))
     made = [issues, preview, histogram, host, ColumnMappingDialog(["a", "b"], [{"a": 1, "b": 2}]), panel, recent]
     for widget in made:
         widget.show()

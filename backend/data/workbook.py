@@ -1,0 +1,150 @@
+"""Excel workbooks (.xlsx, .xlsm) as tables, read like CSV: one sheet, its first non-empty row naming the columns.
+
+openpyxl's read-only mode streams a sheet's rows from the file, so memory is bounded by a
+chunk of rows. Cells become the text a CSV export would hold: numbers without their display
+format (to Excel's 15 significant digits), dates as ISO dates, TRUE and FALSE, and a formula
+as the value Excel last saved for it (an error as its text, e.g. #N/A). An empty cell is a
+missing value. A merged cell's value belongs to its top-left cell, as in Excel; the cells it
+covers are empty. Rows are placed by their number in Excel, with the sheet's name.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
+
+from backend.data.files import check_office_zip
+from backend.data.problems import DataError
+from backend.data.readers import CHUNK_ROWS, Chunk, Unreadable
+
+# openpyxl warns about what it would drop when saving a workbook (data validation, a missing style); none is saved.
+warnings.filterwarnings("ignore", category=UserWarning, module="openpyxl")
+
+
+def read_workbook(path: Path, wanted: str | None) -> Iterator[Chunk]:
+    """The rows of sheet ``wanted`` (default: the first visible sheet with rows) as ``{column: text or None}``."""
+    check_office_zip(path, "an Excel 97-2003 workbook (.xls)")
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # noqa: BLE001 - openpyxl raises several types for a damaged file
+        raise DataError(
+            f"{path.name} is not a readable Excel workbook ({exc}); open it in Excel and save it again as .xlsx"
+        ) from None
+    try:
+        sheets = workbook.worksheets
+        sizes = [sheet.max_row for sheet in sheets]  # as the file says, for progress only
+        for sheet in sheets:
+            sheet.reset_dimensions()  # some writers save a wrong size; read every row there is
+        chosen, notes = _choose(path.name, sheets, wanted)
+        if chosen is not None:
+            yield from _rows(sheets[chosen], sizes[chosen], notes)
+    finally:
+        workbook.close()
+
+
+def _choose(name: str, sheets: list[Any], wanted: str | None) -> tuple[int | None, list[str]]:
+    """The index of the sheet to read (None when every sheet is empty), and a note naming the others with rows."""
+    if wanted is not None:
+        titles = [sheet.title for sheet in sheets]
+        if wanted not in titles:
+            listed = ", ".join(f"'{title}'" for title in titles)
+            raise DataError(f"{name} has no sheet named '{wanted}'; its sheets are {listed}", code="no_sheet")
+        return titles.index(wanted), []
+    with_rows = [i for i, sheet in enumerate(sheets) if _header(sheet) is not None]
+    if not with_rows:
+        return None, []
+    chosen = min(with_rows, key=lambda i: (sheets[i].sheet_state != "visible", i))  # a hidden one only as a last resort
+    others = [_label(sheets[i]) for i in with_rows if i != chosen]
+    if not others:
+        return chosen, []
+    note = (
+        f"{name}: the sheet {_label(sheets[chosen])} is read; rows in {', '.join(others)} are not. To read another "
+        "sheet, give its name (--sheet NAME; data.sheet in a job spec), or move it to the front in Excel"
+    )
+    return chosen, [note]
+
+
+def _label(sheet: Any) -> str:
+    return f"'{sheet.title}'" + ("" if sheet.sheet_state == "visible" else " (hidden)")
+
+
+def _header(sheet: Any) -> tuple[int, tuple] | None:
+    """The first row with a value: its number and values."""
+    for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+        if any(_filled(v) for v in values):
+            return number, values
+    return None
+
+
+def _rows(sheet: Any, size: int | None, notes: list[str]) -> Iterator[Chunk]:
+    unit = f"{sheet.title} row"
+    found = _header(sheet)
+    if found is None:
+        return
+    header_row, header = found
+    columns = _columns(header)
+    width = len(columns)
+    records: list[tuple[int | None, Any]] = []
+    rows = enumerate(sheet.iter_rows(min_row=header_row + 1, values_only=True), start=header_row + 1)
+    for number, values in rows:
+        if not any(_filled(v) for v in values):
+            continue
+        beyond = next((i for i in range(width, len(values)) if _filled(values[i])), None)
+        if beyond is not None:
+            cell = f"{get_column_letter(beyond + 1)}{number}"
+            message = (
+                f"cell {cell} holds a value, but row {header_row} names only columns A to "
+                f"{get_column_letter(width)}; give its column a name in row {header_row}, or clear the cell"
+            )
+            records.append((number, Unreadable("extra_fields", message)))
+        else:
+            cells = [*values[:width], *(None,) * (width - len(values))]
+            records.append((number, dict(zip(columns, map(_text, cells), strict=True))))
+        if len(records) >= CHUNK_ROWS:
+            yield Chunk(records, min(1.0, number / size) if size else 0.0, unit, notes)
+            records, notes = [], []
+    yield Chunk(records, 1.0, unit, notes)
+
+
+def _columns(header: tuple) -> list[str]:
+    """The column names of a header row; a column without one is named by its letter, a repeated name too."""
+    width = max(i for i, v in enumerate(header, start=1) if _filled(v))
+    names: list[str] = []
+    for index, value in enumerate(header[:width], start=1):
+        name = (_text(value) or "").strip()
+        letter = get_column_letter(index)
+        if not name:
+            name = f"column {letter}"
+        elif name in names:
+            name = f"{name} (column {letter})"
+        names.append(name)
+    return names
+
+
+def _filled(value: Any) -> bool:
+    return value is not None and value != ""
+
+
+def _text(value: Any) -> str | None:
+    """A cell's value as the text a CSV export would hold."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return format(value, ".15g")  # Excel keeps 15 significant digits: 0.1 + 0.2 is 0.3
+    if isinstance(value, datetime):
+        if value.time() == time():
+            return value.date().isoformat()
+        return value.isoformat(sep=" ", timespec="seconds" if value.second or value.microsecond else "minutes")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, time):
+        return value.isoformat(timespec="seconds" if value.second or value.microsecond else "minutes")
+    return str(value)  # whole numbers, and durations (timedelta)
