@@ -13,8 +13,10 @@ Three kinds of work run off the GUI thread:
   It is stopped when the dataset, its reading options, the model or the maximum length
   change, and when the page closes.
 
-A checked dataset becomes the session's ``DatasetChoice`` (again with its 99th-percentile length
-once the tokens are counted), and is kept in the recent list with its column mapping.
+A workbook with rows in more than one sheet gets a sheet picker; choosing a sheet reads the
+dataset again from it. A checked dataset becomes the session's ``DatasetChoice`` (again with its
+99th-percentile length once the tokens are counted), and is kept in the recent list with its
+column mapping and sheet.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ from widgets.example_preview import ExamplePreview, RenderedExample
 from widgets.issue_list import Issue, IssueList
 from widgets.palette import negative_color
 from widgets.recent_list import RecentItem, RecentList
+from widgets.sheet_picker import SheetPicker
 from widgets.token_panel import TokenPanel, TokenSummary
 
 _REMEASURE_MS = 600  # after the last change of the maximum length
@@ -80,6 +83,7 @@ SAMPLE = assets_dir() / "datasets" / "support_triage" / "train.jsonl"
 
 
 class _Signals(QObject):
+    sheets = Signal(object, object)  # list[(title, visible)] of a workbook's sheets with rows, the one read
     progress = Signal(float)
     finished = Signal(object, object)  # DataReport, list[Example]
     failed = Signal(str)
@@ -94,6 +98,8 @@ class _Check(QRunnable):
         self.cancelled = threading.Event()
 
     def run(self) -> None:
+        if KINDS_BY_SUFFIX.get(self.path.suffix.lower()) == "xlsx" and self.path.is_file():
+            self._offer_sheets()
         collect = ExampleCollector()
         try:
             report = check_dataset(
@@ -109,6 +115,22 @@ class _Check(QRunnable):
             self.signals.failed.emit(str(exc))
         else:
             self.signals.finished.emit(report, collect.examples)
+
+    def _offer_sheets(self) -> None:
+        """Send the workbook's sheets with rows for the page to offer. Where there is a choice, the one read by
+        default is named, so the check says nothing of the others: the page offers them instead."""
+        from backend.data.workbook import default_sheet, list_sheets  # openpyxl, only for workbooks
+
+        wanted = self.options.sheet
+        try:
+            sheets = [s for s in list_sheets(self.path) if s.has_rows or s.title == wanted]
+        except DataError:
+            return  # the check reports why the workbook can't be read
+        default = default_sheet(sheets)
+        if wanted is None and default is not None and len(sheets) > 1:
+            self.options = replace(self.options, sheet=default.title)
+        shown = self.options.sheet or (default.title if default else None)
+        self.signals.sheets.emit([(s.title, s.visible) for s in sheets], shown)
 
 
 def issues_from(report: DataReport, examples: list[Example]) -> list[Issue]:
@@ -309,10 +331,17 @@ class DataPage(QWidget):
         self._open_menu.aboutToShow.connect(self._fill_open_menu)
         self._open_menu.triggered.connect(self._open_menu_chosen)
         self.open_button.setMenu(self._open_menu)
+        self.sheet_picker = SheetPicker()
+        self.sheet_picker.sheetChosen.connect(self._sheet_chosen)
 
         words = QVBoxLayout()
         words.setSpacing(line // 4)
-        words.addWidget(self.title)
+        named = QHBoxLayout()
+        named.setSpacing(line)
+        named.addWidget(self.title)
+        named.addWidget(self.sheet_picker)
+        named.addStretch(1)
+        words.addLayout(named)
         busy = QHBoxLayout()
         busy.addWidget(self.progress)
         busy.addWidget(self.summary, 1)
@@ -373,15 +402,17 @@ class DataPage(QWidget):
     # -- public ------------------------------------------------------------------------------
 
     def open(self, path: Path, options: ImportOptions | None = None) -> None:
-        """Check ``path`` in the background, read as ``options`` (default: its remembered column mapping)."""
+        """Check ``path`` in the background, read as ``options`` (default: its remembered column mapping and sheet)."""
         self.cancel()
         path = Path(path)
         if options is None:
-            known = self._recent.get(path)
-            columns = known.columns if known else None
-            options = ImportOptions(format="columns", columns=columns) if columns else ImportOptions()
+            known = self._recent.get(path) or RecentDataset(str(path))
+            fmt = "columns" if known.columns else "auto"
+            options = ImportOptions(format=fmt, columns=known.columns, sheet=known.sheet)
         if self.mapping_dialog is not None and self._mapping_path != path:
             self.mapping_dialog.close()  # its choices are for the file that was open before
+        if path != self._path:
+            self.sheet_picker.set_sheets([], None)  # until the new file's sheets are listed
         self._path, self._options = path, options
         self._base = self.report = None
         self._examples = []
@@ -389,6 +420,7 @@ class DataPage(QWidget):
         self._stop_token_work()
         self._show_notice("")
         check = _Check(path, options)
+        check.signals.sheets.connect(self._on_sheets, Qt.ConnectionType.QueuedConnection)
         check.signals.progress.connect(self._on_progress, Qt.ConnectionType.QueuedConnection)
         check.signals.finished.connect(self._on_finished, Qt.ConnectionType.QueuedConnection)
         check.signals.failed.connect(self._on_failed, Qt.ConnectionType.QueuedConnection)
@@ -449,7 +481,8 @@ class DataPage(QWidget):
         if summary is None:
             return None
         file_path = self._path / summary.name if self._path.is_dir() else self._path
-        rows = first_rows(file_path, self._options.sheet)
+        sheet = self._options.sheet
+        rows = first_rows(file_path, sheet)
         if self.mapping_dialog is not None:
             self.mapping_dialog.close()
         dialog = ColumnMappingDialog(
@@ -457,7 +490,7 @@ class DataPage(QWidget):
             rows,
             mapping=self._options.columns,
             parent=self,
-            file_name=summary.name,
+            file_name=f"{summary.name}, sheet {sheet}" if sheet else summary.name,
         )
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.finished.connect(self._mapping_finished)
@@ -489,6 +522,11 @@ class DataPage(QWidget):
     def _on_paths(self, paths: list[Path]) -> None:
         self.open(paths[0])
 
+    @Slot(object, object)
+    def _on_sheets(self, sheets: list[tuple[str, bool]], current: str | None) -> None:
+        if self.sender() is (self._check.signals if self._check else None):
+            self.sheet_picker.set_sheets(sheets, current)
+
     @Slot(float)
     def _on_progress(self, fraction: float) -> None:
         if self._check is not None:
@@ -499,8 +537,9 @@ class DataPage(QWidget):
     def _on_finished(self, report: DataReport, examples: list[Example]) -> None:
         if self.sender() is not (self._check.signals if self._check else None):
             return  # a check that was replaced by a newer one
-        path, options = self._check.path, self._check.options
+        path, options = self._check.path, self._check.options  # the sheet read named where there was a choice
         self._check = None
+        self._options = options
         self._show_busy(False)
         self._content.setEnabled(True)
         self._base = self.report = report
@@ -518,6 +557,7 @@ class DataPage(QWidget):
         self.detect_button.setVisible(bool(options.columns))
         self.map_button.setDefault(needs_mapping(report) and not options.columns)  # the way forward, emphasised
         known = self._recent.get(path)
+        same = known is not None and (known.columns, known.sheet) == (options.columns, options.sheet)
         fmt = format_name(report, options)
         self._recent.remember(
             RecentDataset(
@@ -525,11 +565,12 @@ class DataPage(QWidget):
                 format=fmt,
                 format_label=format_label(report),
                 columns=dict(options.columns) if options.columns else None,
+                sheet=options.sheet,
                 rows=report.rows,
                 accepted=report.accepted,
                 # The length measured before stays until this check is measured, if nothing changed.
-                p99_tokens=known.p99_tokens if known and known.columns == options.columns else None,
-                model=known.model if known and known.columns == options.columns else None,
+                p99_tokens=known.p99_tokens if same else None,
+                model=known.model if same else None,
                 checked_at=now(),
             )
         )
@@ -651,11 +692,16 @@ class DataPage(QWidget):
             return  # a dialog replaced by a newer one
         self.mapping_dialog = self._mapping_path = None
         if result == QDialog.DialogCode.Accepted and path is not None:
-            self.open(path, ImportOptions(format="columns", columns=dialog.mapping()))
+            self.open(path, ImportOptions(format="columns", columns=dialog.mapping(), sheet=self._options.sheet))
 
     def _detect_format(self) -> None:
         if self._path is not None:
-            self.open(self._path, ImportOptions())
+            self.open(self._path, ImportOptions(sheet=self._options.sheet))
+
+    def _sheet_chosen(self, sheet: str) -> None:
+        """Read the dataset again from ``sheet``, with the same column mapping (the check says if it doesn't fit)."""
+        if self._path is not None:
+            self.open(self._path, replace(self._options, sheet=sheet))
 
     # -- recent datasets ---------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """The datasets opened before, with what their last check found, kept in the studio's QSettings.
 
 One JSON value under ``data/recent`` (``{"version": 1, "entries": [...]}``), newest first, at
-most ``LIMIT``. A column mapping the user chose is kept with its dataset, so reopening the
-file reads it the same way. A value that can't be read (hand-edited, a newer version) is
+most ``LIMIT``. A column mapping the user chose, and the sheet of a workbook read, are kept with
+their dataset, so reopening the file reads it the same way. A value that can't be read (hand-edited, a newer version) is
 ignored rather than failing the page.
 """
 
@@ -33,6 +33,8 @@ class RecentDataset:
     """The format in words, as the check named it."""
     columns: dict[str, str] | None = None
     """The user's column mapping, when they chose one."""
+    sheet: str | None = None
+    """The sheet of a workbook that was read, when it has rows in more than one."""
     rows: int = 0
     accepted: int = 0
     p99_tokens: int | None = None
@@ -55,6 +57,8 @@ class RecentDataset:
             parts.append(self.format_label)
         if self.columns and "mapped" not in self.format_label:
             parts.append("columns mapped by you")
+        if self.sheet:
+            parts.append(f"sheet {self.sheet}")
         if self.p99_tokens is not None:
             parts.append(f"p99 {self.p99_tokens:,} tokens")
         if self.checked_at:

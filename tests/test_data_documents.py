@@ -13,6 +13,7 @@ from backend.data.load import check_dataset, read_dataset
 from backend.data.problems import DataError
 from backend.data.scan import ImportOptions
 from backend.data.store import import_dataset, read_examples
+from backend.data.workbook import Sheet, default_sheet, list_sheets
 from tests.document_files import cache_formula_value, write_docx, write_pdf, write_workbook
 
 TICKETS = [
@@ -116,6 +117,25 @@ def test_the_first_visible_sheet_with_rows_is_read_and_the_others_are_named(tmp_
     missing = check_dataset(path, ImportOptions(sheet="tickets"))
     [problem] = missing.problems.kept
     assert problem.code == "no_sheet" and "its sheets are 'Cover', 'Secret', 'Tickets', 'Old'" in problem.message
+
+
+def test_the_sheets_are_listed_for_a_choice_with_the_one_read_by_default(tmp_path: Path) -> None:
+    sheets = {"Cover": [], "Secret": [["instruction", "output"], ["s", "t"]], "Tickets": TICKETS, "Old": [["x"]]}
+    path = write_workbook(tmp_path / "book.xlsx", sheets, hidden=["Secret"])
+    listed = list_sheets(path)
+    assert listed == [
+        Sheet("Cover", visible=True, has_rows=False),
+        Sheet("Secret", visible=False, has_rows=True),
+        Sheet("Tickets", visible=True, has_rows=True),
+        Sheet("Old", visible=True, has_rows=True),
+    ]
+    assert default_sheet(listed) == listed[2], "as the check reads it"
+    hidden_only = write_workbook(tmp_path / "hidden.xlsx", {"Cover": [], "Secret": [["x"]]}, hidden=["Secret"])
+    assert default_sheet(list_sheets(hidden_only)) == Sheet("Secret", visible=False, has_rows=True)
+    assert default_sheet(list_sheets(write_workbook(tmp_path / "empty.xlsx", {"Cover": []}))) is None
+    (tmp_path / "broken.xlsx").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(DataError, match="not a readable Excel workbook"):
+        list_sheets(tmp_path / "broken.xlsx")
 
 
 def test_columns_are_mapped_and_the_sheet_chosen_on_the_command_line(tmp_path: Path, capsys) -> None:

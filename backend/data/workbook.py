@@ -5,16 +5,18 @@ chunk of rows. Cells become the text a CSV export would hold: numbers without th
 format (to Excel's 15 significant digits), dates as ISO dates, TRUE and FALSE, and a formula
 as the value Excel last saved for it (an error as its text, e.g. #N/A). An empty cell is a
 missing value. A merged cell's value belongs to its top-left cell, as in Excel; the cells it
-covers are empty. Rows are placed by their number in Excel, with the sheet's name.
+covers are empty. Rows are placed by their number in Excel, with the sheet's name. Without a sheet
+named, ``default_sheet`` is read; ``list_sheets`` is what a choice of another is offered from.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
@@ -27,8 +29,37 @@ from backend.data.readers import CHUNK_ROWS, Chunk, Unreadable
 warnings.filterwarnings("ignore", category=UserWarning, module="openpyxl")
 
 
+class Sheet(NamedTuple):
+    """A sheet as a choice of the one to read sees it."""
+
+    title: str
+    visible: bool
+    has_rows: bool
+
+
+def list_sheets(path: Path) -> list[Sheet]:
+    """The workbook's sheets in tab order, to offer a choice; each is read only up to its first row with a value."""
+    with _opened(path) as sheets:
+        return [_listed(sheet) for sheet, _ in sheets]
+
+
+def default_sheet(sheets: Sequence[Sheet]) -> Sheet | None:
+    """The sheet read when none is named: the first visible one with rows, a hidden one only as a last resort."""
+    return min((s for s in sheets if s.has_rows), key=lambda s: not s.visible, default=None)
+
+
 def read_workbook(path: Path, wanted: str | None) -> Iterator[Chunk]:
-    """The rows of sheet ``wanted`` (default: the first visible sheet with rows) as ``{column: text or None}``."""
+    """The rows of sheet ``wanted`` (default: ``default_sheet``) as ``{column: text or None}``."""
+    with _opened(path) as sheets:
+        chosen, notes = _choose(path.name, [sheet for sheet, _ in sheets], wanted)
+        if chosen is not None:
+            yield from _rows(*sheets[chosen], notes)
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[list[tuple[Any, int | None]]]:
+    """The workbook's sheets, each with the number of rows the file states (for progress only: some writers save a
+    wrong one, so every row there is gets read)."""
     check_office_zip(path, "an Excel 97-2003 workbook (.xls)")
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
@@ -37,41 +68,42 @@ def read_workbook(path: Path, wanted: str | None) -> Iterator[Chunk]:
             f"{path.name} is not a readable Excel workbook ({exc}); open it in Excel and save it again as .xlsx"
         ) from None
     try:
-        sheets = workbook.worksheets
-        sizes = [sheet.max_row for sheet in sheets]  # as the file says, for progress only
-        for sheet in sheets:
-            sheet.reset_dimensions()  # some writers save a wrong size; read every row there is
-        chosen, notes = _choose(path.name, sheets, wanted)
-        if chosen is not None:
-            yield from _rows(sheets[chosen], sizes[chosen], notes)
+        sheets = [(sheet, sheet.max_row) for sheet in workbook.worksheets]
+        for sheet, _ in sheets:
+            sheet.reset_dimensions()
+        yield sheets
     finally:
         workbook.close()
 
 
 def _choose(name: str, sheets: list[Any], wanted: str | None) -> tuple[int | None, list[str]]:
     """The index of the sheet to read (None when every sheet is empty), and a note naming the others with rows."""
+    titles = [sheet.title for sheet in sheets]
     if wanted is not None:
-        titles = [sheet.title for sheet in sheets]
         if wanted not in titles:
             listed = ", ".join(f"'{title}'" for title in titles)
             raise DataError(f"{name} has no sheet named '{wanted}'; its sheets are {listed}", code="no_sheet")
         return titles.index(wanted), []
-    with_rows = [i for i, sheet in enumerate(sheets) if _header(sheet) is not None]
-    if not with_rows:
+    listed = [_listed(sheet) for sheet in sheets]
+    chosen = default_sheet(listed)
+    if chosen is None:
         return None, []
-    chosen = min(with_rows, key=lambda i: (sheets[i].sheet_state != "visible", i))  # a hidden one only as a last resort
-    others = [_label(sheets[i]) for i in with_rows if i != chosen]
+    others = [_label(s) for s in listed if s.has_rows and s != chosen]
     if not others:
-        return chosen, []
+        return titles.index(chosen.title), []
     note = (
-        f"{name}: the sheet {_label(sheets[chosen])} is read; rows in {', '.join(others)} are not. To read another "
+        f"{name}: the sheet {_label(chosen)} is read; rows in {', '.join(others)} are not. To read another "
         "sheet, give its name (--sheet NAME; data.sheet in a job spec), or move it to the front in Excel"
     )
-    return chosen, [note]
+    return titles.index(chosen.title), [note]
 
 
-def _label(sheet: Any) -> str:
-    return f"'{sheet.title}'" + ("" if sheet.sheet_state == "visible" else " (hidden)")
+def _listed(sheet: Any) -> Sheet:
+    return Sheet(sheet.title, sheet.sheet_state == "visible", _header(sheet) is not None)
+
+
+def _label(sheet: Sheet) -> str:
+    return f"'{sheet.title}'" + ("" if sheet.visible else " (hidden)")
 
 
 def _header(sheet: Any) -> tuple[int, tuple] | None:

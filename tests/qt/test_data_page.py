@@ -158,6 +158,7 @@ def test_an_unknown_table_opens_the_column_mapping_and_the_mapping_is_remembered
     with qtbot.waitSignal(page.checked, timeout=30_000):
         page.open(path)
     assert page.report is not None and page.report.accepted == 0
+    assert page.sheet_picker.isHidden(), "not a workbook"
     first = page.mapping_dialog
     assert first is not None and first.isVisible(), "nothing recognised: the mapping is asked for at once"
     with qtbot.waitSignal(first.destroyed, timeout=5000):  # the first one's end must not forget the second
@@ -197,6 +198,7 @@ def test_a_dropped_workbook_shows_its_examples_and_its_bad_rows_by_sheet_and_row
     assert "Alpaca instructions" in page.summary.text() and "2 of 3 rows usable" in page.summary.text()
     assert "Printer jams" in page.preview.findChild(QTextBrowser).toPlainText(), "the first example is shown"
     assert seen == [DatasetChoice(str(path), "alpaca", None, 2)]
+    assert page.sheet_picker.isHidden(), "one sheet: nothing to choose"
     [error] = [i for i in page.issues.issues() if i.severity == "error"]
     assert (error.file, error.line, error.field) == ("tickets.xlsx", 3, "output")
     table = page.issues.findChild(QTableView)
@@ -204,17 +206,79 @@ def test_a_dropped_workbook_shows_its_examples_and_its_bad_rows_by_sheet_and_row
     page.close()
 
 
-def test_an_unknown_workbook_is_mapped_from_a_preview_of_its_first_rows(
+def sheet_combo(page: DataPage) -> QComboBox:
+    return page.sheet_picker.findChild(QComboBox, "sheet")
+
+
+def test_a_workbook_with_rows_in_several_sheets_reads_the_sheet_chosen_and_reopens_it(
     qtbot, session: Session, settings: QSettings, tmp_path: Path
 ) -> None:
-    rows = [["ticket", None, "reply"], ["Printer jams", 12, "Open tray B"], ["No wifi", None, "Restart the router"]]
-    path = write_workbook(tmp_path / "export.xlsx", {"Export": rows, "Notes": [["written by Ana"]]})
+    tickets = [["instruction", "output"], ["Printer jams", "Open tray B"], ["No wifi", None], ["Screen black", "Check"]]
+    archive = [["instruction", "output"], ["Fax is broken", "Buy a new one"]]
+    sheets = {"Cover": [], "Tickets": tickets, "Archive": archive, "Drafts": [["instruction"], ["draft"]]}
+    path = write_workbook(tmp_path / "book.xlsx", sheets, hidden=["Drafts"])
     page = page_for(qtbot, session, settings)
+    page.resize(900, 600)
+    page.show()
+    seen = choices(session)
     with qtbot.waitSignal(page.checked, timeout=30_000) as checked:
         page.open(path)
-    assert any("rows in 'Notes' are not" in note for note in checked.args[0].notes)
+    combo = sheet_combo(page)
+    assert page.sheet_picker.isVisible()
+    assert [combo.itemText(i) for i in range(combo.count())] == ["Tickets", "Archive", "Drafts (hidden)"]
+    assert combo.currentText() == "Tickets", "the sheet read without one named"
+    assert checked.args[0].notes == [], "the picker, not a note, tells of the other sheets"
+    assert page.preview.findChild(QTableView).model().rowCount() == 2
+    assert [i.unit for i in page.issues.issues() if i.severity == "error"] == ["Tickets row"]
+    assert seen[-1] == DatasetChoice(str(path), "alpaca", None, 2, sheet="Tickets")
+
+    with qtbot.waitSignal(page.checked, timeout=30_000):
+        combo.setCurrentIndex(combo.findData("Archive"))
+    assert "1 of 1 rows usable" in page.summary.text()
+    assert page.preview.findChild(QTableView).model().rowCount() == 1
+    assert "Fax is broken" in page.preview.findChild(QTextBrowser).toPlainText()
+    assert not [i for i in page.issues.issues() if i.severity == "error"]
+    assert seen[-1] == DatasetChoice(str(path), "alpaca", None, 1, sheet="Archive")
+    assert page.sheet_picker.isVisible() and combo.currentText() == "Archive"
+    remembered = RecentDatasets(settings).get(path)
+    assert remembered.sheet == "Archive" and "sheet Archive" in remembered.detail()
+
+    # Reopened from the recent list (here on a new page), the same sheet is read.
+    later = page_for(qtbot, session, settings)
+    with qtbot.waitSignal(later.checked, timeout=30_000) as reopened:
+        later.recent_list.openRequested.emit(str(path))
+    assert reopened.args[0].accepted == 1 and sheet_combo(later).currentText() == "Archive"
+    assert seen[-1].sheet == "Archive"
+
+    # The sheet renamed since: the check says so, and the one sheet with rows is offered instead.
+    write_workbook(path, {"Cover": [], "Archive 2024": archive})
+    with qtbot.waitSignal(later.checked, timeout=30_000):
+        later.open(path)
+    [error] = [i for i in later.issues.issues() if i.severity == "error"]
+    assert "has no sheet named 'Archive'" in error.message
+    assert not later.sheet_picker.isHidden() and sheet_combo(later).currentIndex() == -1
+    with qtbot.waitSignal(later.checked, timeout=30_000):
+        sheet_combo(later).setCurrentIndex(0)
+    assert seen[-1] == DatasetChoice(str(path), "alpaca", None, 1, sheet="Archive 2024")
+    page.close()
+
+
+def test_a_sheet_chosen_that_needs_its_columns_mapped_is_previewed_and_mapped_from_that_sheet(
+    qtbot, session: Session, settings: QSettings, tmp_path: Path
+) -> None:
+    tickets = [["instruction", "output"], ["Printer jams", "Open tray B"]]
+    export = [["ticket", None, "reply"], ["Printer jams", 12, "Open tray B"], ["No wifi", None, "Restart the router"]]
+    path = write_workbook(tmp_path / "export.xlsx", {"Tickets": tickets, "Export": export})
+    page = page_for(qtbot, session, settings)
+    seen = choices(session)
+    with qtbot.waitSignal(page.checked, timeout=30_000):
+        page.open(path)
+    assert page.mapping_dialog is None, "the sheet read is in a known format"
+    combo = sheet_combo(page)
+    with qtbot.waitSignal(page.checked, timeout=30_000):
+        combo.setCurrentIndex(combo.findData("Export"))
     dialog = page.mapping_dialog
-    assert dialog is not None and dialog.isVisible()
+    assert dialog is not None and dialog.isVisible() and "sheet Export" in dialog.windowTitle()
     combos = [c.objectName() for c in dialog.findChildren(QComboBox) if c.objectName().startswith("role:")]
     assert combos == ["role:ticket", "role:column B", "role:reply"], "the columns in the sheet's order"
     for column, role in (("ticket", "instruction"), ("reply", "response")):
@@ -225,6 +289,9 @@ def test_an_unknown_workbook_is_mapped_from_a_preview_of_its_first_rows(
     with qtbot.waitSignal(page.checked, timeout=30_000) as rechecked:
         dialog.accept()
     assert rechecked.args[0].accepted == 2
+    mapping = {"instruction": "ticket", "response": "reply"}
+    assert seen[-1] == DatasetChoice(str(path), "columns", mapping, 2, sheet="Export")
+    assert sheet_combo(page).currentText() == "Export"
 
 
 def test_recent_datasets_are_remembered_reopened_and_forgotten(
@@ -336,6 +403,27 @@ def test_a_dropped_file_is_measured_and_rendered_by_the_model_in_a_child_process
     assert page.report is not None and page.report.tokens.max_length == 256
     qtbot.waitUntil(lambda: page.preview.rendered() is not None, timeout=SUBPROCESS_S)
     assert 0 < page.preview.rendered().cut_at < len(rendered.text)
+    page.close()
+
+
+def test_the_sheet_chosen_is_the_one_measured_and_rendered_in_the_child_processes(
+    qtbot, session: Session, settings: QSettings, tiny_in_store: str, tmp_path: Path
+) -> None:
+    tickets = [["instruction", "output"], ["Printer jams", "Open tray B"], ["No wifi", "Restart the router"]]
+    archive = [["instruction", "output"], ["Fax is broken", "Buy a new one"]]
+    path = write_workbook(tmp_path / "book.xlsx", {"Tickets": tickets, "Archive": archive})
+    page = page_for(qtbot, session, settings, model=tiny_in_store)
+    page.resize(1280, 800)
+    page.show()
+    page.preview.show_rendered_view()
+    with qtbot.waitSignal(page.checked, timeout=30_000):
+        page.open(path)
+    combo = sheet_combo(page)
+    with qtbot.waitSignal(page.measured, timeout=SUBPROCESS_S) as measured:
+        combo.setCurrentIndex(combo.findData("Archive"))  # the count of Tickets under way is stopped
+    assert measured.args[0].examples == 1
+    qtbot.waitUntil(lambda: page.preview.rendered() is not None, timeout=SUBPROCESS_S)
+    assert "Fax is broken" in page.preview.rendered().text
     page.close()
 
 
