@@ -1,15 +1,16 @@
-"""Wheels for running the GPU benchmarks on a lent GPU machine that has no network.
+"""Wheels for running the GPU benchmarks on a GPU machine without network access.
 
     python bench/device_wheels.py [--dest .whl]
 
-The lent machines (see the ``device`` tool's KINDS.md) have Python 3.12 with torch, accelerate,
-tokenizers, safetensors, pyarrow, pandas and nvidia-ml-py, but not the rest of the training
-stack. This downloads, for CPython 3.12 on manylinux x86_64, the versions installed in this
-environment of the packages that are missing there, so the GPU measures the stack LoRA Studio
-ships with. bitsandbytes' wheel carries a library per CUDA release (43 MB); only the CPU and
-CUDA 13 ones are kept, which keeps the folder inside the 64 MiB a device call can carry.
+A typical preinstalled CUDA image has Python 3.12 with torch, accelerate, tokenizers,
+safetensors, pyarrow, pandas and nvidia-ml-py, but not the rest of the training stack. This
+downloads, for CPython 3.12 on manylinux x86_64, the versions installed in this environment
+of the packages missing there, so the GPU measures the stack LoRA Studio ships with.
+bitsandbytes' wheel carries a library per CUDA release (43 MB); only the CPU and CUDA 13 ones
+are kept (about 25 MiB for all the wheels). Another CUDA major needs its library added to
+``KEEP_LIBRARIES``.
 
-On the device machine, before the benchmark:
+On the GPU machine, before the benchmark (docs/estimator.md, "Measured on a GPU"):
 
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
     export PYTHONPATH=/tmp/site:$PWD

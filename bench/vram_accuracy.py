@@ -18,16 +18,18 @@ is run again alone.
 
 Bar: mean absolute error <= 5% of measured peak reserved, no under-prediction worse than 5%.
 Refuses to run without CUDA unless ``--allow-cpu`` (which checks the plumbing on a tiny model;
-the CPU has no GPU peaks to compare). How to run it on a lent GPU: docs/estimator.md.
+the CPU has no GPU peaks to compare). How to run it on a GPU machine without network: docs/estimator.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -70,6 +72,14 @@ class Point:
         return f"{self.size}-{self.quant}-{self.batch}x{self.length}-{'ckpt' if self.checkpointing else 'nockpt'}"
 
 
+@dataclass(frozen=True)
+class Pending:
+    point: Point
+    predicted: int
+    alone: bool
+    """Run with nothing beside it: too big for company, or measured under memory pressure before."""
+
+
 @dataclass
 class Running:
     point: Point
@@ -92,15 +102,18 @@ def grid(sizes: str, quants: str, shapes: str, checkpointing: str) -> list[Point
     ]
 
 
-def pick_next(pending: list[tuple[Point, int]], running: list[Running], budget: int, parallel: int) -> int | None:
-    """Index of the first pending point that fits beside the running ones; one too big for company runs alone."""
+def pick_next(pending: list[Pending], running: list[Running], budget: int, parallel: int) -> int | None:
+    """Index of the first pending point that fits beside the running ones; one that must run alone waits for none."""
     if len(running) >= parallel or any(r.alone for r in running):
         return None
     committed = sum(r.predicted for r in running)
-    for index, (_, predicted) in enumerate(pending):
-        if committed + predicted <= budget:
+    for index, item in enumerate(pending):
+        if item.alone:
+            if not running:
+                return index
+        elif committed + item.predicted <= budget:
             return index
-    return 0 if not running and pending else None
+    return None
 
 
 def build_model(name: str, folder: Path) -> Path:
@@ -247,7 +260,7 @@ def run_grid(points: list[Point], args: argparse.Namespace, rows: dict[str, dict
     gpu, capacity = gpu_of_machine(args.allow_cpu)
     budget = int(capacity * args.budget)
     work = args.work
-    pending: list[tuple[Point, int]] = []
+    pending: list[Pending] = []
     meta: dict[str, tuple[Path, Path, int, str]] = {}
     for point in points:
         model_dir = build_model(point.size, work / "models" / point.size)
@@ -255,27 +268,31 @@ def run_grid(points: list[Point], args: argparse.Namespace, rows: dict[str, dict
         spec = JobSpec.from_dict(measure_spec(point, model_dir, data))
         predicted = estimate(spec, shapes_from_folder(model_dir), gpu, with_suggestions=False)
         meta[point.key] = (model_dir, data, predicted.total_bytes, predicted.verdict)
-        pending.append((point, predicted.total_bytes))
+        pending.append(Pending(point, predicted.total_bytes, alone=predicted.total_bytes > budget))
     running: list[Running] = []
-    while pending or running:
-        while (index := pick_next(pending, running, budget, args.parallel)) is not None:
-            point, predicted = pending.pop(index)
-            model_dir, data, _, _ = meta[point.key]
-            alone = predicted > budget or point.key in args.rerun_alone
-            running.append(start(point, predicted, model_dir, data, work, alone))
-            print(f"start {point.key} (estimated {predicted / MIB:,.0f} MiB{', alone' if alone else ''})", flush=True)
-        time.sleep(0.5)
-        for run in [r for r in running if r.process.poll() is not None]:
-            running.remove(run)
-            row = outcome(run, *meta[run.point.key][2:])
-            if under_pressure(row):
-                print(f"again alone: {run.point.key} measured under memory pressure", flush=True)
-                args.rerun_alone.add(run.point.key)
-                pending.insert(0, (run.point, run.predicted))
-                continue
-            rows[row["key"]] = row
-            save(rows, args)
-            print(json.dumps(row), flush=True)
+    try:
+        while pending or running:
+            while (index := pick_next(pending, running, budget, args.parallel)) is not None:
+                item = pending.pop(index)
+                model_dir, data, _, _ = meta[item.point.key]
+                running.append(start(item.point, item.predicted, model_dir, data, work, item.alone))
+                alone = ", alone" if item.alone else ""
+                print(f"start {item.point.key} (estimated {item.predicted / MIB:,.0f} MiB{alone})", flush=True)
+            time.sleep(0.5)
+            for run in [r for r in running if r.process.poll() is not None]:
+                running.remove(run)
+                row = outcome(run, *meta[run.point.key][2:])
+                if under_pressure(row):
+                    print(f"again alone: {run.point.key} measured under memory pressure", flush=True)
+                    pending.insert(0, Pending(run.point, run.predicted, alone=True))
+                    continue
+                rows[row["key"]] = row
+                save(rows, args)
+                print(json.dumps(row), flush=True)
+    finally:
+        for run in running:  # workers run in their own sessions: stopped or not, this run takes them along
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(run.process.pid, signal.SIGKILL)
 
 
 def error_pct(row: dict) -> float:
@@ -283,7 +300,7 @@ def error_pct(row: dict) -> float:
 
 
 def summary(rows: list[dict]) -> dict:
-    measured = [r for r in rows if r["outcome"] == "measured"]
+    measured = [r for r in rows if r["outcome"] == "measured" and r["estimated_reserved"] and r["measured_reserved"]]
     errors = [error_pct(r) for r in measured]
     return {
         "measured": len(measured),
@@ -306,8 +323,15 @@ def save(rows: dict[str, dict], args: argparse.Namespace) -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"about": about, "summary": summary(ordered), "rows": ordered}
-    args.out.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(about, ordered))
+    _replace(args.out.with_suffix(".json"), json.dumps(payload, indent=1) + "\n")
+    _replace(args.out.with_suffix(".md"), markdown(about, ordered))
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write beside, then rename: a run killed mid-write leaves the last whole file for --resume."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
 
 
 def versions() -> dict[str, str]:
@@ -371,10 +395,11 @@ def _describe(row: dict) -> str:
     if row["outcome"] == "oom":
         return f"out of memory (estimate said {row['verdict'].replace('_', ' ')})"
     if row["outcome"] == "failed":
-        return "failed: " + row.get("error", "").splitlines()[0][:80]
+        return "failed: " + (row.get("error") or "no error message").splitlines()[0][:80]
     if row["outcome"] == "cpu":
         return f"CPU run, peak RAM {_mib(row['peak_rss'])} MiB"
-    return "measured" + (" alone" if row["ran_alone"] else "")
+    retried = f", allocator retried {row['alloc_retries']:.0f} times" if row.get("alloc_retries") else ""
+    return "measured" + (" alone" if row["ran_alone"] else "") + retried
 
 
 def main() -> None:
@@ -391,7 +416,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "vram_accuracy")
     args = parser.parse_args()
     args.argv = sys.argv[1:]
-    args.rerun_alone = set()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a time limit's TERM still stops the workers
     args.work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     rows: dict[str, dict] = {}

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from backend.cli import EXIT_FAILED, EXIT_OK, main
+from backend.estimator.gpus import machine_gpus
 from backend.spec import JobSpec
+from tests.hub_server import LocalHub
 
 MIB = 2**20
 
@@ -69,6 +71,7 @@ def test_the_same_job_fits_a_big_card_and_the_data_lengths_count(
     assert {"training.max_seq_length": 300} in changes
 
 
+@pytest.mark.skipif(bool(machine_gpus()), reason="this machine has an NVIDIA GPU")
 def test_without_a_gpu_it_still_estimates_and_says_how_to_check_a_card(
     spec_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -85,7 +88,7 @@ def test_a_model_that_is_nowhere_is_an_error_with_the_reason(
     spec.save(spec_file)
     code = main(["estimate", str(spec_file), "--gpu-memory", "8"])
     assert code == EXIT_FAILED
-    assert "error:" in capsys.readouterr().err
+    assert "missing' is neither a model in the store" in capsys.readouterr().err
 
 
 def test_the_built_in_model_is_estimated_before_it_is_imported(
@@ -98,6 +101,36 @@ def test_the_built_in_model_is_estimated_before_it_is_imported(
     assert code == EXIT_OK
     assert text.startswith("default: 0.13 B parameters")
     assert not (tmp_path / "empty-home" / "models").exists(), "estimating must not download the model"
+
+
+@pytest.mark.skipif(not machine_gpus(), reason="needs an NVIDIA GPU")
+def test_with_a_gpu_it_is_the_verdict_for_that_gpu(spec_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gpu = machine_gpus()[0]
+    code, text = _estimate(capsys, str(spec_file))
+    assert code == EXIT_OK
+    assert f"GPU: {gpu.name}" in text and "verdict: " in text
+
+
+@pytest.mark.parametrize("option,value", [("--gpu-memory", "-3"), ("--gpu-memory", "nan"), ("--p99-tokens", "0")])
+def test_sizes_must_be_positive_numbers(spec_file: Path, option: str, value: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["estimate", str(spec_file), option, value])
+    assert exited.value.code == 2
+
+
+def test_a_hub_model_is_estimated_from_its_headers_before_import(
+    local_hub: LocalHub, tiny_llama: Path, spec_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local_hub.add("acme/tiny", tiny_llama)
+    local_hub.add("acme/locked", tiny_llama, gated=True)
+    spec = JobSpec.load(spec_file)
+    spec.model_copy(update={"base_model": "acme/tiny"}).save(spec_file)
+    code, out = _estimate(capsys, str(spec_file), "--gpu-memory", "8", "--json")
+    assert code == EXIT_OK and json.loads(out)["verdict"] == "fits"
+
+    spec.model_copy(update={"base_model": "acme/locked"}).save(spec_file)
+    assert main(["estimate", str(spec_file), "--gpu-memory", "8"]) == EXIT_FAILED
+    assert "acme/locked is gated: accept its license" in capsys.readouterr().err
 
 
 def test_estimating_imports_no_torch(spec_file: Path) -> None:

@@ -45,14 +45,21 @@ def test_grid_is_the_issue_grid(bench) -> None:
 
 def test_points_are_packed_into_the_budget(bench) -> None:
     point = bench.Point("tiny", "none", 1, 64, True)
-    pending = [(point, 60), (point, 30), (point, 10)]
+    pending = [bench.Pending(point, 60, False), bench.Pending(point, 30, False), bench.Pending(point, 10, False)]
     assert bench.pick_next(pending, [], budget=100, parallel=4) == 0
     assert bench.pick_next(pending, [_running(bench, 60)], budget=100, parallel=4) == 1
     assert bench.pick_next(pending, [_running(bench, 60), _running(bench, 35)], budget=100, parallel=4) is None
     assert bench.pick_next(pending, [_running(bench, 10)], budget=100, parallel=1) is None  # parallel caps it
-    assert bench.pick_next([(point, 500)], [], budget=100, parallel=4) == 0  # too big for company: alone
-    assert bench.pick_next([(point, 500)], [_running(bench, 10)], budget=100, parallel=4) is None
     assert bench.pick_next(pending, [_running(bench, 500, alone=True)], budget=1000, parallel=4) is None
+
+
+def test_a_point_that_must_run_alone_waits_for_an_idle_gpu(bench) -> None:
+    """Too big for company, or measured under memory pressure: it starts only when nothing runs."""
+    point = bench.Point("tiny", "none", 1, 64, True)
+    alone, small = bench.Pending(point, 5, True), bench.Pending(point, 5, False)
+    assert bench.pick_next([alone, small], [_running(bench, 10)], budget=100, parallel=4) == 1
+    assert bench.pick_next([alone], [_running(bench, 10)], budget=100, parallel=4) is None
+    assert bench.pick_next([alone, small], [], budget=100, parallel=4) == 0
 
 
 def test_summary_applies_the_bar(bench) -> None:

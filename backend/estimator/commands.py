@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from backend.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, anchor_paths, load_spec_file, run_spec
@@ -55,6 +57,21 @@ def _measure(args: argparse.Namespace) -> int:
     return code
 
 
+def _positive(kind: type) -> Callable[[str], float | int]:
+    """An argparse type for a finite number above zero (a GPU size, a token count)."""
+
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")
+        return value
+
+    return parse
+
+
 def add_estimate_parser(sub: argparse._SubParsersAction) -> None:
     estimate = sub.add_parser(
         "estimate",
@@ -64,17 +81,20 @@ def add_estimate_parser(sub: argparse._SubParsersAction) -> None:
     gpu = estimate.add_mutually_exclusive_group()
     gpu.add_argument("--gpu", type=int, default=0, help="which of this machine's GPUs, in nvidia-smi's order")
     gpu.add_argument(
-        "--gpu-memory", type=float, metavar="GIB", help="check against a GPU with this much memory (GiB) instead"
+        "--gpu-memory",
+        type=_positive(float),
+        metavar="GIB",
+        help="check against a GPU with this much memory (GiB) instead",
     )
     estimate.add_argument(
         "--p99-tokens",
-        type=int,
+        type=_positive(int),
         help="the data's 99th-percentile length in tokens, for the 'shorten max length' suggestion "
         "(`lora-studio data check FILE --model M` prints it)",
     )
     estimate.add_argument(
         "--longest-tokens",
-        type=int,
+        type=_positive(int),
         help="the data's longest example in tokens: no batch is padded beyond it (default: max_seq_length)",
     )
     estimate.add_argument("--json", action="store_true", help="print the estimate as JSON")
@@ -113,9 +133,10 @@ def _estimate(args: argparse.Namespace) -> int:
 
 def _model_shapes(ref: str) -> ModelShapes:
     """Shapes as the form reads them: the store or a folder, the built-in model's config, or the Hub's headers."""
-    from backend.estimator.shapes import shapes_from_config, shapes_from_folder, shapes_from_hub
-    from backend.models.errors import ModelNotFoundError
-    from backend.models.hub_import import is_hub_id
+    from backend.estimator.shapes import shapes_from_config, shapes_from_folder
+    from backend.models.errors import ModelError, ModelNotFoundError
+    from backend.models.hub_facts import read_hub_facts
+    from backend.models.hub_import import gated_message, is_hub_id
     from backend.models.store import DEFAULT_ALIAS, DEFAULT_CONFIG, get_model
 
     try:
@@ -126,12 +147,18 @@ def _model_shapes(ref: str) -> ModelShapes:
         if not is_hub_id(ref):
             raise
     try:
-        return shapes_from_hub(ref)
-    except Exception as exc:  # offline, gated, missing: all mean "cannot read it from the Hub"
+        facts = read_hub_facts(ref)
+    except ModelError:
+        raise
+    except Exception as exc:  # the client's network errors: offline, timeout, refused
         raise ModelNotFoundError(
-            f"{ref} is not imported and its shapes could not be read from the Hugging Face Hub ({exc}). "
-            f"Import it with: lora-studio models import {ref}"
+            f"{ref} is not imported and the Hugging Face Hub could not be reached ({exc}). Estimate again online, "
+            f"or import it first with: lora-studio models import {ref}"
         ) from exc
+    if facts.shapes is None:
+        why = gated_message(ref) if not facts.accessible else f"its shapes cannot be read: {facts.problem}."
+        raise ModelNotFoundError(f"{ref} cannot be estimated before it is imported; {why}")
+    return facts.shapes
 
 
 def _print_estimate(model: str, parameters: int, result: Estimate) -> None:

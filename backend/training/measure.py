@@ -7,8 +7,9 @@ tokens cut to the plan's lengths and padded, so attention builds its mask as in 
 worst batch. Nothing is saved: no checkpoint, no adapter.
 
 On CUDA the peak reserved and allocated bytes after the warm-up (torch) and NVML's figure for
-the process are filed against the estimate with ``record_measurement``. On the CPU there is no
-GPU to calibrate: the peak RSS is reported and nothing is filed.
+the process are filed against the estimate with ``record_measurement``, unless the allocator ran
+short meanwhile (a shared or full GPU): that peak is reported, not filed. On the CPU there is
+no GPU to calibrate: the peak RSS is reported and nothing is filed.
 """
 
 from __future__ import annotations
@@ -145,6 +146,8 @@ def run_measure(spec: JobSpec, layout: JobLayout, sink: EventSink, stop: StopReq
         sink.log(f"peak RAM of the process: {metrics['peak_rss_bytes'] / _GIB:.2f} GiB")
         return JobResult(status="succeeded", step=step, metrics=metrics)
     metrics |= _record(plan.spec, shapes, knobs, gpu, peaks, sink)
+    if "measured_to_estimated" not in metrics:  # measured under memory pressure: nothing filed
+        return JobResult(status="succeeded", step=step, metrics=metrics)
     sink.emit(Artifact(kind="report", path=str(calibration_path()), step=step))
     return JobResult(status="succeeded", step=step, metrics=metrics, output_path=calibration_path())
 
@@ -171,39 +174,45 @@ def _device_uuid() -> str | None:
 
 
 def _record(spec: JobSpec, shapes: Any, knobs: Any, gpu: GpuMemory, peaks: PeakMemory, sink: EventSink) -> dict:
-    """File the measurement against the uncalibrated estimate of the same configuration; the numbers as metrics."""
+    """File the measurement against the uncalibrated estimate of the same configuration; the numbers as metrics.
+
+    A measurement during which the allocator ran short (it freed its cache and retried: the GPU
+    was shared or full) has a peak lower than the configuration takes on its own; filed, it would
+    lower later estimates towards a false "fits", so it is reported and not filed.
+    """
     import torch
 
     reserved, allocated = torch.cuda.max_memory_reserved(), torch.cuda.max_memory_allocated()
+    retries = int(torch.cuda.memory_stats().get("num_alloc_retries", 0))
     estimated = estimate(spec, shapes, gpu, with_suggestions=False).peak_reserved_bytes
-    sig = config_signature(shapes, knobs, INSTALLED)
-    measurement = record_measurement(gpu.name, sig, estimated, reserved, peaks.nvml)
-    nvml = f", NVML {peaks.nvml / _GIB:.2f} GiB for the process" if peaks.nvml else ", NVML figure unavailable"
-    sink.log(
-        f"peak after the warm-up: reserved {reserved / _GIB:.2f} GiB, allocated {allocated / _GIB:.2f} GiB{nvml}; "
-        f"estimated {estimated / _GIB:.2f} GiB reserved (measured/estimated {measurement.ratio:.2f}); "
-        f"recorded for {gpu.name} in {calibration_path()}"
-    )
     metrics = {
         "peak_reserved_bytes": float(reserved),
         "peak_allocated_bytes": float(allocated),
         "estimated_reserved_bytes": float(estimated),
-        "measured_to_estimated": measurement.ratio,
-        # Non-zero when the allocator ran short, freed its cache and retried: the GPU was shared or full,
-        # and the peak reserved is then lower than the configuration takes on its own.
-        "alloc_retries": float(torch.cuda.memory_stats().get("num_alloc_retries", 0)),
+        "alloc_retries": float(retries),
     }
-    if metrics["alloc_retries"]:
-        sink.emit(
-            Warn(
-                code="memory_pressure",
-                message="The GPU ran short of memory during the measurement (PyTorch freed its cache and retried), "
-                "so the recorded peak is lower than this configuration takes with the GPU to itself. Close other "
-                "programs that use the GPU and measure again.",
-            )
-        )
     if peaks.warmup_allocated is not None:
         metrics["warmup_peak_allocated_bytes"] = float(peaks.warmup_allocated)
     if peaks.nvml is not None:
         metrics["nvml_process_bytes"] = float(peaks.nvml)
-    return metrics
+    nvml = f", NVML {peaks.nvml / _GIB:.2f} GiB for the process" if peaks.nvml else ", NVML figure unavailable"
+    measured = (
+        f"peak after the warm-up: reserved {reserved / _GIB:.2f} GiB, allocated {allocated / _GIB:.2f} GiB{nvml}; "
+        f"estimated {estimated / _GIB:.2f} GiB reserved"
+    )
+    if retries:
+        sink.emit(
+            Warn(
+                code="memory_pressure",
+                message=f"The GPU ran short of memory during the measurement (PyTorch freed its cache and retried "
+                f"{retries} times), so its peak is lower than this configuration takes with the GPU to itself; it "
+                "was not recorded. Close other programs that use the GPU and measure again.",
+            )
+        )
+        sink.log(f"{measured}; not recorded (memory pressure)")
+        return metrics
+    sig = config_signature(shapes, knobs, INSTALLED)
+    measurement = record_measurement(gpu.name, sig, estimated, reserved, peaks.nvml)
+    ratio = f"measured/estimated {measurement.ratio:.2f}"
+    sink.log(f"{measured} ({ratio}); recorded for {gpu.name} in {calibration_path()}")
+    return metrics | {"measured_to_estimated": measurement.ratio}
