@@ -85,8 +85,8 @@ class ExportPage(QWidget):
             "The adapter alone, as a GGUF LoRA (llama.cpp --lora, Ollama ADAPTER; needs the base's GGUF)"
         )
         self.gguf_lora.setToolTip(
-            "A small file applied on top of the base model's own GGUF. LM Studio cannot add a separate adapter: "
-            "use the GGUF choice for it."
+            "A small file applied on top of the base model's own GGUF. Ollama 0.34.1 and later reportedly refuse "
+            "ADAPTER in ollama create, and LM Studio cannot add a separate adapter: use the GGUF choice for them."
         )
         self.merged = QCheckBox("Merged model in safetensors (Hugging Face, vLLM)")
         self.merge_dtype = QComboBox()

@@ -19,9 +19,19 @@ ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "d
 
 
 def make_adapter(
-    base: Path, out: Path, *, seed: int = 0, record: bool = True, base_ref: str | None = None, **lora: Any
+    base: Path,
+    out: Path,
+    *,
+    seed: int = 0,
+    record: bool = True,
+    base_ref: str | None = None,
+    safetensors: bool = True,
+    **lora: Any,
 ) -> Path:
-    """Save a PEFT LoRA (default r=8, alpha=16, all linear layers) with non-zero B, tokenizer and record."""
+    """Save a PEFT LoRA (default r=8, alpha=16, all linear layers) with non-zero B, tokenizer and record.
+
+    ``safetensors=False`` saves ``adapter_model.bin`` (a torch pickle), as older PEFT did.
+    """
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -35,7 +45,7 @@ def make_adapter(
                 trained_bias = name.endswith(".bias") and param.requires_grad  # bias="lora_only" or "all"
                 if "lora_B" in name or "lora_embedding_B" in name or "lora_magnitude" in name or trained_bias:
                     param.add_(torch.randn(param.shape) * 0.05)
-    model.save_pretrained(out)
+    model.save_pretrained(out, safe_serialization=safetensors)
     AutoTokenizer.from_pretrained(base).save_pretrained(out)
     if record:
         data = {

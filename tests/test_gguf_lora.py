@@ -103,6 +103,7 @@ def test_values_follow_the_base_layout(arch: str, unverified: dict, adapters: di
             np.testing.assert_allclose(written, expected, rtol=1e-3, atol=1e-6)
     else:  # NEOX RoPE: as stored
         np.testing.assert_allclose(written_q, b_q, rtol=1e-3, atol=1e-6)
+        np.testing.assert_allclose(written_k, b_k, rtol=1e-3, atol=1e-6)
 
 
 @pytest.mark.filterwarnings("ignore:Setting `save_embedding_layers`:UserWarning")
@@ -151,6 +152,43 @@ def test_what_llama_cpp_cannot_load_is_refused_with_the_way_out(
     checks = export_checks(ExportSpec(source=str(adapter), target="gguf_lora"), tmp_path / "jobs")
     (error,) = [check for check in checks if check.level == "error"]
     assert reason in error.message and "Merge the adapter" in error.message, "refused before it is queued"
+
+
+@pytest.mark.filterwarnings("ignore:Setting `save_embedding_layers`:UserWarning")
+@pytest.mark.parametrize(
+    ("lora", "reason"),
+    [
+        ({"target_modules": ["q_proj", "embed_tokens"]}, "LoRA on the embeddings (model.embed_tokens.weight)"),
+        ({"modules_to_save": ["lm_head"]}, "whole trained tensors (lm_head.weight"),
+    ],
+)
+def test_the_job_refuses_a_bin_adapter_by_its_tensors(
+    lora: dict, reason: str, tiny_llama: Path, tmp_path: Path
+) -> None:
+    """Only torch reads a .bin adapter's tensor names, so the pre-flight sees its config alone: the job must look
+    at the tensors, even when the config does not list them."""
+    import json
+
+    adapter = make_adapter(tiny_llama, tmp_path / "adapter", safetensors=False, **lora)
+    config_file = adapter / "adapter_config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "modules_to_save": None}))
+    assert (adapter / "adapter_model.bin").is_file()
+
+    with pytest.raises(ExportError) as caught:
+        export_gguf_lora(adapter, tmp_path / "out", verify=False)
+    assert reason in str(caught.value) and "target gguf" in caught.value.hint
+    assert not (tmp_path / "out").exists()
+
+
+def test_preflight_refuses_a_base_the_adapter_was_not_trained_on(
+    adapters: dict[str, Path], tiny_model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    from backend.jobs.adapter_preflight import export_checks
+    from backend.task_specs import ExportSpec
+
+    spec = ExportSpec(source=str(adapters["llama"]), target="gguf_lora", base_model=str(tiny_model_dirs["mistral"]))
+    (error,) = [check for check in export_checks(spec, tmp_path) if check.level == "error"]
+    assert "The adapter was trained on" in error.message and "fingerprint" in error.message
 
 
 def test_preflight_passes_a_plain_adapter_and_refuses_a_model_folder(adapters: dict[str, Path], tmp_path: Path) -> None:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import get_args
 
 from backend.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, absolute_path, model_ref, spec_from_options
 from backend.export.errors import ExportError
 from backend.export.progress import ProgressFn, Stage
-
-GGUF_TYPE_CHOICES = ("f16", "bf16", "q8_0", "q4_k_m", "q5_k_m", "q6_k")
-LORA_TYPE_CHOICES = ("f16", "f32")
+from backend.task_specs import GgufType, LoraType
 
 
 def add_export_parsers(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +34,7 @@ def add_export_parsers(sub: argparse._SubParsersAction) -> None:
     ).add_subparsers(dest="export_command", metavar="TARGET", required=True)
     gguf = export.add_parser("gguf", help="write a checked GGUF, an Ollama Modelfile and LM Studio's layout")
     gguf.add_argument("model", type=Path, help="a merged model folder (lora-studio merge) or any supported HF folder")
-    gguf.add_argument("--type", default="q8_0", choices=GGUF_TYPE_CHOICES)
+    gguf.add_argument("--type", default="q8_0", choices=get_args(GgufType))
     gguf.add_argument(
         "--out",
         type=Path,
@@ -53,10 +52,12 @@ def add_export_parsers(sub: argparse._SubParsersAction) -> None:
     )
     lora.add_argument("adapter", type=Path, help="the adapter folder of a finished training job")
     lora.add_argument("--base", help="the base model (store name or folder); default: the one the adapter names")
-    lora.add_argument("--type", default="f16", choices=LORA_TYPE_CHOICES)
+    lora.add_argument("--type", default="f16", choices=get_args(LoraType))
     lora.add_argument("--out", type=Path, help="root folder: OUT/NAME-LoRA-TYPE/ is created (with --queue: default "
                       "the job folder)")  # fmt: skip
-    lora.add_argument("--name", help="adapter name (default: the folder's name)")
+    lora.add_argument(
+        "--name", help="adapter name (default: its training job's name, else its folder's or, for adapter/, its job's)"
+    )
     lora.add_argument("--system", help="a SYSTEM prompt for the Ollama Modelfile")
     lora.add_argument("--no-verify", action="store_true", help="skip reading the file back and the llama.cpp check")
     lora.add_argument("--force", action="store_true", help="replace an existing export of the same name and type")

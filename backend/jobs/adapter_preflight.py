@@ -20,7 +20,7 @@ from backend.export.adapter import ADAPTER_CONFIG, AdapterInfo, check_fingerprin
 from backend.export.errors import ExportError
 from backend.export.gguf.arch import arch_for
 from backend.export.gguf.llama_cpp_run import installed as llama_cpp_installed
-from backend.export.gguf.lora import MERGE_INSTEAD, TIED_HEAD, llama_cpp_refusals
+from backend.export.gguf.lora import MERGE_INSTEAD, TIED_HEAD, cannot_load, llama_cpp_refusals
 from backend.export.gguf.quantize import INSTALL_HINT, K_QUANTS
 from backend.export.merge import MergePlan, plan_merge
 from backend.jobs.checks import HEADROOM, Check, free_bytes, size_text
@@ -111,7 +111,7 @@ def export_checks(spec: ExportSpec, jobs_dir: Path) -> list[Check]:
             adapter = _adapter(spec.source, "source")
             return _disk([(root, adapter.weights.stat().st_size)], "the exported adapter")
         if spec.target == "gguf_lora":
-            return _gguf_lora(spec, _adapter(spec.source, "source"), root)
+            return _gguf_lora(spec, _adapter(spec.source, "source"), root, checks)
         if spec.gguf_type in K_QUANTS and not llama_cpp_installed():
             missing = f"gguf_type {spec.gguf_type} is made by llama.cpp, which is not installed. {INSTALL_HINT}"
             checks.append(Check("error", "spec", missing))
@@ -134,24 +134,23 @@ def export_checks(spec: ExportSpec, jobs_dir: Path) -> list[Check]:
     return checks + _disk([(root, _gguf_bytes(record.parameter_count, spec.gguf_type))], "the GGUF")
 
 
-def _gguf_lora(spec: ExportSpec, adapter: AdapterInfo, root: Path) -> list[Check]:
-    """What llama.cpp cannot load of the adapter (from its config and tensor names), its base, and disk for the
-    file and, when llama.cpp is to run it, for the base as an F16 GGUF meanwhile. Whether each changed tensor
-    exists in the base's GGUF needs the base's config read by transformers: the job checks that first."""
-    checks: list[Check] = []
+def _gguf_lora(spec: ExportSpec, adapter: AdapterInfo, root: Path, checks: list[Check]) -> list[Check]:
+    """What llama.cpp cannot load of the adapter (from its config and tensor names), its base and fingerprint,
+    and disk for the file and, when llama.cpp is to run it, for the base as an F16 GGUF meanwhile. Whether each
+    changed tensor exists in the base's GGUF needs the base's config read by transformers: the job checks that."""
     try:
-        reasons = llama_cpp_refusals(adapter)
+        header = read_header(adapter.weights) if adapter.weights.suffix == ".safetensors" else {}
+        reasons = llama_cpp_refusals(adapter.config, header)
     except ExportError as exc:
         raise _Refused(Check("error", "adapter", _sentence(exc))) from None
     except ModelError as exc:
         raise _Refused(Check("error", "adapter", str(exc))) from None
     if reasons:
-        why = f"llama.cpp cannot load this adapter as a GGUF LoRA: it uses {'; '.join(reasons)}. {MERGE_INSTEAD}"
-        raise _Refused(Check("error", "adapter", why))
+        raise _Refused(Check("error", "adapter", _sentence(cannot_load(reasons))))
     record = _base(adapter, spec.base_model, checks)
     if record is None:
         return checks
-    header = read_header(adapter.weights) if adapter.weights.suffix == ".safetensors" else {}
+    checks += _fingerprint(adapter, record.path)
     if any(key.split(".lora_")[0].endswith("lm_head") for key in header) and _tied(record):
         raise _Refused(Check("error", "adapter", f"{TIED_HEAD} {MERGE_INSTEAD}"))
     need = _lora_bytes(adapter, header, 2 if spec.lora_type == "f16" else 4)

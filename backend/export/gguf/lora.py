@@ -20,19 +20,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, get_args
 
 from backend.export.adapter import AdapterInfo, read_adapter, resolve_base
 from backend.export.errors import ExportError, VerificationError
 from backend.export.progress import ProgressFn, no_progress
+from backend.task_specs import LoraType
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import numpy as np
 
-    from backend.export.lora_weights import LoraPair
+    from backend.export.lora_weights import AdapterTensors, LoraPair
 
-LORA_TYPES = ("f16", "f32")
-"""Tensor types of the adapter file: F16 is what llama.cpp's own converter writes by default."""
+LORA_TYPES = get_args(LoraType)
 MERGE_INSTEAD = (
     "Merge the adapter into its base and export one GGUF instead (export target gguf): the merged file keeps "
     "everything the adapter learned."
@@ -94,8 +96,10 @@ def plan_lora_gguf(
     if file_type not in LORA_TYPES:
         raise ExportError(f"Unknown adapter GGUF type {file_type!r}; choose one of {', '.join(LORA_TYPES)}.")
     adapter = read_adapter(adapter_dir)
-    refuse_what_llama_cpp_lacks(adapter)
     loaded = load_adapter_tensors(adapter)
+    reasons = loaded_refusals(adapter.config, loaded)
+    if reasons:
+        raise cannot_load(reasons)
     base_path, warnings = resolve_base(adapter, base)
     config = AutoConfig.from_pretrained(base_path)
     spec = arch_for(config)
@@ -205,45 +209,62 @@ def _pair_problems(base: str, pair: dict[str, tuple[int, ...]], base_shape: tupl
     return []
 
 
-def llama_cpp_refusals(adapter: AdapterInfo) -> list[str]:
+def llama_cpp_refusals(config: dict[str, Any], names: Iterable[str]) -> list[str]:
     """What in the adapter a GGUF LoRA cannot carry, read from its config and tensor names, never its weights.
 
-    Light enough for the pre-flight in the window's process (no torch): a ``.bin`` adapter's
-    names need torch to read, so only its config is checked there; the job checks again.
+    Light enough for the pre-flight in the window's process (no torch), which reads the names
+    from the safetensors header; a ``.bin`` adapter's names need torch to read, so the pre-flight
+    passes none and the job refuses from the loaded tensors (``loaded_refusals``).
     """
     from backend.export.lora_weights import PREFIX, check_supported, split_key
-    from backend.models.hf_folder import read_header
 
-    check_supported(adapter.config)
-    names = []
-    if adapter.weights.suffix == ".safetensors":
-        names = [key.removeprefix(PREFIX) for key in read_header(adapter.weights) if key != "__metadata__"]
-    parts = [(name, *split_key(name)) for name in names]
+    check_supported(config)
+    parts = [(name, *split_key(name)) for name in (key.removeprefix(PREFIX) for key in names if key != "__metadata__")]
+    return _refusals(
+        config,
+        dora=any(part == "magnitude" for _, _, part, _ in parts),
+        trained={name for name, _, part, _ in parts if part is None and ".base_layer." not in name},
+        embeddings={f"{module}.weight" for _, module, _, embedding in parts if embedding},
+    )
+
+
+def loaded_refusals(config: dict[str, Any], loaded: AdapterTensors) -> list[str]:
+    """The same refusals from the tensors ``load_adapter_tensors`` read, whatever file they came from."""
+    return _refusals(
+        config,
+        dora=any(pair.magnitude is not None for pair in loaded.updates.values()),
+        trained=set(loaded.replacements),
+        embeddings={target for target, pair in loaded.updates.items() if pair.embedding},
+    )
+
+
+def cannot_load(reasons: list[str]) -> ExportError:
+    """The one refusal for what ``llama_cpp_refusals`` or ``loaded_refusals`` found, with the way out."""
+    return ExportError(f"llama.cpp cannot load this adapter as a GGUF LoRA: it uses {'; '.join(reasons)}.",
+                       hint=MERGE_INSTEAD)  # fmt: skip
+
+
+def _refusals(config: dict[str, Any], *, dora: bool, trained: set[str], embeddings: set[str]) -> list[str]:
+    """Reasons in a person's words; trained biases count under bias training, the other whole tensors apart."""
     reasons = []
-    if adapter.config.get("use_dora") or any(part == "magnitude" for _, _, part, _ in parts):
+    if config.get("use_dora") or dora:
         reasons.append("DoRA (llama.cpp applies plain B·A, without DoRA's magnitude vectors)")
-    trained = sorted({name for name, _, part, _ in parts if part is None and ".base_layer." not in name})
-    trained = trained or list(adapter.config.get("modules_to_save") or [])
-    if trained:
+    bias = config.get("bias", "none")
+    whole = sorted(name for name in trained if bias == "none" or not name.endswith(".bias"))
+    whole = whole or list(config.get("modules_to_save") or [])
+    if whole:
         reasons.append(
-            f"whole trained tensors ({', '.join(trained[:3])}{', ...' if len(trained) > 3 else ''}: "
+            f"whole trained tensors ({', '.join(whole[:3])}{', ...' if len(whole) > 3 else ''}: "
             "modules_to_save), which a GGUF adapter cannot hold"
         )
-    if adapter.config.get("bias", "none") != "none":
-        reasons.append(f"bias training (bias={adapter.config['bias']}), which a GGUF adapter cannot hold")
-    embeddings = sorted({f"{module}.weight" for _, module, _, embedding in parts if embedding})
+    if bias != "none":
+        reasons.append(f"bias training (bias={bias}), which a GGUF adapter cannot hold")
     if embeddings:
         reasons.append(
-            f"LoRA on the embeddings ({', '.join(embeddings)}), which LoRA Studio does not write to GGUF adapters"
+            f"LoRA on the embeddings ({', '.join(sorted(embeddings))}), which LoRA Studio does not write to GGUF "
+            "adapters"
         )
     return reasons
-
-
-def refuse_what_llama_cpp_lacks(adapter: AdapterInfo) -> None:
-    reasons = llama_cpp_refusals(adapter)
-    if reasons:
-        raise ExportError(f"llama.cpp cannot load this adapter as a GGUF LoRA: it uses {'; '.join(reasons)}.",
-                          hint=MERGE_INSTEAD)  # fmt: skip
 
 
 def _refuse_missing(missing: list[str], config: object) -> None:
