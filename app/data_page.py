@@ -22,6 +22,7 @@ column mapping and sheet.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -75,6 +76,7 @@ from widgets.recent_list import RecentItem, RecentList
 from widgets.sheet_picker import SheetPicker
 from widgets.token_panel import TokenPanel, TokenSummary
 
+logger = logging.getLogger(__name__)
 _REMEASURE_MS = 600  # after the last change of the maximum length
 _MODEL_KEY = "data/model"
 _MAX_LENGTH_KEY = "data/max_length"
@@ -98,27 +100,37 @@ class _Check(QRunnable):
         self.cancelled = threading.Event()
 
     def run(self) -> None:
-        if KINDS_BY_SUFFIX.get(self.path.suffix.lower()) == "xlsx" and self.path.is_file():
-            self._offer_sheets()
+        """Emit ``finished`` or ``failed``, whatever happens: the page waits on "Checking…" until one comes."""
         collect = ExampleCollector()
         try:
-            report = check_dataset(
-                self.path,
-                self.options,
-                sinks=[collect],
-                progress=self.signals.progress.emit,
-                cancel=self.cancelled.is_set,
-            )
+            report = self._check(collect)
         except ImportCancelled:
             self.signals.failed.emit("Check cancelled.")
         except DataError as exc:
             self.signals.failed.emit(str(exc))
+        except Exception as exc:  # the last resort: an error no reader foresaw, logged with its traceback
+            logger.exception("checking %s failed", self.path)
+            self.signals.failed.emit(
+                f"{self.path.name} could not be checked: an unexpected error ({type(exc).__name__}: {exc}). "
+                "If it opens in the program that made it, save it again from there and open that copy."
+            )
         else:
             self.signals.finished.emit(report, collect.examples)
 
+    def _check(self, collect: ExampleCollector) -> DataReport:
+        workbook = KINDS_BY_SUFFIX.get(self.path.suffix.lower()) == "xlsx" and self.path.is_file()
+        if workbook and not self.cancelled.is_set():
+            self._offer_sheets()
+        if self.cancelled.is_set():  # before the check opens the file
+            raise ImportCancelled
+        return check_dataset(
+            self.path, self.options, sinks=[collect], progress=self.signals.progress.emit, cancel=self.cancelled.is_set
+        )
+
     def _offer_sheets(self) -> None:
         """Send the workbook's sheets with rows for the page to offer. Where there is a choice, the one read by
-        default is named, so the check says nothing of the others: the page offers them instead."""
+        default is named, so the check says nothing of the others: the page offers them instead. The check opens the
+        workbook again; sharing one opening would need the check to return the sheets, also when it fails on one."""
         from backend.data.workbook import default_sheet, list_sheets  # openpyxl, only for workbooks
 
         wanted = self.options.sheet
@@ -258,7 +270,8 @@ class DataPage(QWidget):
         self._render_job.rendered.connect(self._on_rendered)
         self._render_job.failed.connect(self._on_render_failed)
         self._remeasure = QTimer(self, singleShot=True, interval=_REMEASURE_MS)
-        self._remeasure.timeout.connect(self._choices_changed)
+        self._remeasure.timeout.connect(self.measure)
+        self._remeasure.timeout.connect(self._render_shown)
 
         self._build()
         self._refresh_models()
@@ -601,20 +614,23 @@ class DataPage(QWidget):
 
     # -- tokens ------------------------------------------------------------------------------
 
-    def _model_chosen(self, ref: str) -> None:
-        self._settings.setValue(_MODEL_KEY, ref)
-        self._choices_changed()
-
     def _max_length_changed(self, tokens: int) -> None:
+        """Renderings at the old length go at once; the count and a new rendering, which start a child process
+        each, wait for the length to settle (holding an arrow key would start and kill one per step)."""
         self._settings.setValue(_MAX_LENGTH_KEY, tokens)
         self._remeasure.start()
+        self._render_again()
 
-    def _choices_changed(self) -> None:
-        self._remeasure.stop()
+    def _model_chosen(self, ref: str) -> None:
+        self._settings.setValue(_MODEL_KEY, ref)
+        self._render_again()
+        self.measure()
+
+    def _render_again(self) -> None:
+        """Forget the renderings and stop the child that made them; the example shown is asked for again."""
         self._renders.clear()
         self._render_job.shutdown()
         self.preview.clear_rendered()
-        self.measure()
 
     def _on_measured(self, summary: TokenSummary | None, measured: dict) -> None:
         if self._base is None:
@@ -666,8 +682,16 @@ class DataPage(QWidget):
             self.preview.set_rendered_placeholder("\n\n".join(t for t in problem if t))
             return
         name = self.tokens.current_model_name()
+        if self._remeasure.isActive():  # the maximum length is being changed: rendered once it settles
+            self.preview.set_rendered_placeholder(f"Example {row + 1:,} is rendered once the maximum length is set…")
+            return
         self.preview.set_rendered_placeholder(f"Rendering example {row + 1:,} with {name}'s chat template…")
         self._render_job.start(Measuring(self._path, self._options, ref, self.tokens.max_length()), row)
+
+    def _render_shown(self) -> None:
+        row = self.preview.current_example()
+        if row is not None:
+            self._render(row)
 
     def _on_rendered(self, row: int, rendered: RenderedExample) -> None:
         self._renders[row] = rendered

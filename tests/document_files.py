@@ -25,6 +25,15 @@ def write_workbook(path: Path, sheets: dict[str, Sequence[Sequence[Any]]], hidde
     return path
 
 
+def truncate_sheets(path: Path, size: int) -> None:
+    """Damage a workbook: cut every sheet's XML after ``size`` bytes, leaving the zip around it whole."""
+    with zipfile.ZipFile(path) as source:
+        parts = {name: source.read(name) for name in source.namelist()}
+    with zipfile.ZipFile(path, "w") as target:
+        for name, data in parts.items():
+            target.writestr(name, data[:size] if name.startswith("xl/worksheets/") else data)
+
+
 def cache_formula_value(path: Path, formula: str, value: str) -> None:
     """Save ``value`` as the result of ``formula`` in every sheet, as Excel does on saving (openpyxl saves none)."""
     with zipfile.ZipFile(path) as source:
@@ -56,9 +65,10 @@ def write_docx(path: Path, blocks: Sequence[str | list[list[str]]]) -> Path:
     return path
 
 
-def write_pdf(path: Path, pages: Sequence[Sequence[str] | None]) -> Path:
+def write_pdf(path: Path, pages: Sequence[Sequence[str] | bytes | None]) -> Path:
     """A PDF whose pages show these lines of text in Helvetica; a page given as None is one image with no text, as a
-    scanner makes. Written object by object, so that no PDF library decides what the file holds."""
+    scanner makes, one given as bytes is that content stream as is (e.g. a damaged one). Written object by object,
+    so that no PDF library decides what the file holds."""
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"",  # the page tree, once the pages are numbered
@@ -70,6 +80,8 @@ def write_pdf(path: Path, pages: Sequence[Sequence[str] | None]) -> Path:
     for lines in pages:
         if lines is None:
             content, resources = b"q 400 0 0 500 100 150 cm /Im1 Do Q", b"/XObject << /Im1 4 0 R >>"
+        elif isinstance(lines, bytes):
+            content, resources = lines, b"/Font << /F1 3 0 R >>"
         else:
             shown = b" T* ".join(b"(" + _pdf_string(line) + b") Tj" for line in lines)
             content, resources = b"BT /F1 12 Tf 14 TL 72 720 Td " + shown + b" ET", b"/Font << /F1 3 0 R >>"

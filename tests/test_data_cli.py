@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +16,7 @@ import pytest
 from backend.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DOCS = (REPO_ROOT / "docs" / "data-formats.md").read_text(encoding="utf-8")
 
 
 @pytest.fixture
@@ -121,6 +125,47 @@ def test_preview_serve_reads_once_and_answers_each_example_asked_for(data_file: 
         assert server.wait(timeout=60) == EXIT_OK
     assert main(["data", "preview", str(data_file), "2", "--serve", "--model", str(tiny_llama)]) == EXIT_USAGE
     assert "give no N" in capsys.readouterr().err
+
+
+def test_preview_serve_answers_an_error_of_any_kind_and_goes_on(
+    tiny_llama: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """A template's own refusal (Gemma's refuses a system prompt) is jinja's error, not ours: answered, not fatal."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_llama, model)
+    template = model / "chat_template.jinja"
+    refuse = "{%- if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{%- endif %}"
+    template.write_text(refuse + template.read_text())
+    chat = [{"role": "user", "content": "Question?"}, {"role": "assistant", "content": "Answer."}]
+    rows = [{"messages": chat}, {"messages": [{"role": "system", "content": "Be brief."}, *chat]}]
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("2\n1\n"))
+    assert main(["data", "preview", str(data), "--serve", "--model", str(model)]) == EXIT_OK
+    out, err = capsys.readouterr()
+    ready, refused, shown = map(json.loads, out.splitlines())
+    assert ready == {"ready": True, "examples": 2}
+    error = "the chat template or tokenizer failed on it (TemplateError: System role not supported)"
+    assert refused == {"example": 2, "error": error}
+    assert shown["example"] == 1 and "Question?" in shown["text"]
+    assert "Traceback" in err, "what went wrong, for a bug report"
+
+
+def usage(command: str) -> str:
+    """docs/data-formats.md's usage lines for ``command``, "reading options" and "the options of check" spelled out."""
+    block = re.search(r"```\n(lora-studio data .*?)```", DOCS, re.DOTALL)[1]
+    reading = re.search(r"^reading options: (.*)$", block, re.MULTILINE)[1]
+    lines = " ".join(line for line in block.splitlines() if line.split()[:3] == ["lora-studio", "data", command])
+    lines = lines.replace("[reading options]", reading)
+    return lines.replace("[the options of check]", usage("check")) if command != "check" else lines
+
+
+@pytest.mark.parametrize("command", ["check", "import", "preview", "list"])
+def test_the_usage_in_the_docs_names_every_option_help_lists(command: str, capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["data", command, "--help"])
+    listed = set(re.findall(r"(?<![\w-])--[a-z][\w-]*", capsys.readouterr().out)) - {"--help"}
+    assert set(re.findall(r"--[a-z][\w-]*", usage(command))) == listed
 
 
 def test_under_json_a_model_import_reports_its_stages_on_stderr(capsys) -> None:

@@ -5,16 +5,17 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from pathlib import Path
 
+import psutil
 import pytest
 from pypdf import PdfReader, PdfWriter
 
 from backend.cli import EXIT_FAILED, EXIT_OK, main
 from backend.data.load import check_dataset, read_dataset
-from backend.data.problems import DataError
-from backend.data.scan import ImportOptions
+from backend.data.problems import DataError, ImportCancelled
+from backend.data.scan import ImportOptions, scan
 from backend.data.store import import_dataset, read_examples
 from backend.data.workbook import Sheet, default_sheet, list_sheets
-from tests.document_files import cache_formula_value, write_docx, write_pdf, write_workbook
+from tests.document_files import cache_formula_value, truncate_sheets, write_docx, write_pdf, write_workbook
 
 TICKETS = [
     ["instruction", "input", "output"],
@@ -153,6 +154,43 @@ def test_columns_are_mapped_and_the_sheet_chosen_on_the_command_line(tmp_path: P
     assert ImportOptions(**spec_options.to_dict()) == spec_options, "saved with an imported dataset, read back"
 
 
+def test_a_sheet_named_where_no_workbook_is_read_is_a_warning(tmp_path: Path, capsys) -> None:
+    (tmp_path / "export.csv").write_text("instruction,output\nPrinter jams,Open tray B\n")
+    assert main(["data", "check", str(tmp_path / "export.csv"), "--sheet", "Export"]) == EXIT_OK
+    warnings = capsys.readouterr().out.split("warnings:")[1]
+    assert "The sheet 'Export' is named (--sheet; data.sheet in a job spec)" in warnings
+    assert "export.csv is not one, so no sheet was chosen" in warnings
+    write_workbook(tmp_path / "book.xlsx", {"Export": TICKETS})
+    beside = check_dataset(tmp_path, ImportOptions(sheet="Export"))
+    assert beside.accepted == 4 and "sheet_unused" not in [a.code for a in beside.advice], "the workbook has it"
+
+
+def test_a_damaged_workbook_is_a_problem_of_its_file_not_a_traceback(tmp_path: Path, capsys) -> None:
+    rows = [["instruction", "output"], *([f"Question {i}", f"Answer {i}"] for i in range(200))]
+    path = write_workbook(tmp_path / "tickets.xlsx", {"Tickets": rows})
+    truncate_sheets(path, 4000)  # past the header: the sheet is listed, and its rows fail when read
+    assert list_sheets(path) == [Sheet("Tickets", visible=True, has_rows=True)]
+    [problem] = check_dataset(path).problems.kept
+    assert problem.file == "tickets.xlsx" and problem.code == "unreadable_file"
+    assert problem.message.startswith("tickets.xlsx is not a readable Excel workbook (ParseError: ")
+    assert problem.message.endswith("open it in Excel and save it again as .xlsx")
+    assert main(["data", "check", str(path)]) == EXIT_FAILED
+    assert "tickets.xlsx is not a readable Excel workbook" in capsys.readouterr().out
+    truncate_sheets(path, 300)  # inside the header row: listing the sheets fails too
+    with pytest.raises(DataError, match=r"tickets.xlsx is not a readable Excel workbook \(ParseError: "):
+        list_sheets(path)
+
+
+def test_a_workbook_read_no_further_is_closed_at_once(tmp_path: Path) -> None:
+    """A cancelled check lets go of the file then, not when the garbage collector comes round (until it does,
+    Windows won't let the file be saved over or deleted)."""
+    path = write_workbook(tmp_path / "tickets.xlsx", {"Tickets": TICKETS})
+    with pytest.raises(ImportCancelled) as cancelled:
+        scan(path, cancel=lambda: True)
+    assert cancelled.value.__traceback__ is not None, "the scan's frames, and the reader in them, are still held"
+    assert path.resolve() not in [Path(f.path) for f in psutil.Process().open_files()]
+
+
 def test_old_and_protected_office_files_say_what_to_do(tmp_path: Path) -> None:
     (tmp_path / "old.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))
     with pytest.raises(
@@ -240,6 +278,22 @@ def test_a_pdf_without_text_asks_for_ocr(tmp_path: Path) -> None:
         read_dataset(path)
     [problem] = check_dataset(path).problems.kept
     assert problem.code == "no_text" and problem.file == "scan.pdf"
+
+
+def test_a_pdf_without_text_says_why_by_what_its_pages_are(tmp_path: Path) -> None:
+    damaged = b"BT /F1 12 Tf (Hi) Tj ET ] ] >> >>"  # a content stream a writer broke off
+    said = {
+        "empty.pdf": ([], "empty.pdf has no pages, so there is no text to read"),
+        "damaged.pdf": ([damaged, damaged], "no text could be extracted from damaged.pdf (PdfReadError: "),
+        "half.pdf": ([None, []], "half.pdf has no text layer: 1 of its 2 pages are images (a scan) and the others"),
+        "blank.pdf": ([[], []], "blank.pdf has no text layer: its pages hold no text and no images"),
+    }
+    for name, (pages, message) in said.items():
+        [problem] = check_dataset(write_pdf(tmp_path / name, pages)).problems.kept
+        assert problem.code == "no_text" and message in problem.message, name
+        assert ("run OCR" in problem.message) == (name in ("half.pdf", "blank.pdf")), name
+        if name == "damaged.pdf":
+            assert "on 2 pages); open it in a PDF viewer, print it to a new PDF" in problem.message
 
 
 def test_a_pdf_locked_by_a_password_is_refused_and_one_only_restricted_is_read(tmp_path: Path) -> None:

@@ -73,6 +73,25 @@ def test_invalid_json_file_keeps_rows_before_the_error_and_says_where(tmp_path: 
     assert "line 4" in problem.message and "rows after it were not read" in problem.hint
 
 
+def test_json_too_deep_or_with_too_long_a_number_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    """Valid JSON beyond Python's limits: about 1,000 levels of nesting, numbers of 4,300 digits."""
+    deep = "[" * 100_000 + "]" * 100_000
+    long_number = json.dumps({"messages": [{"role": "user", "content": "x"}], "id": 0}).replace("0", "1" * 5000)
+    (tmp_path / "d.jsonl").write_text("\n".join([json.dumps(CHAT), deep, long_number]) + "\n")
+    report = check_dataset(tmp_path / "d.jsonl")
+    assert report.accepted == 1
+    assert [(p.code, p.line, p.message) for p in report.problems.kept] == [
+        ("invalid_json", 2, "lists or objects nested too deeply to read"),
+        ("invalid_json", 3, "a number longer than 4,300 digits, too long to read"),
+    ]
+    for name, item, why in (("deep.json", deep, "lists or objects nested"), ("long.json", long_number, "a number")):
+        (tmp_path / name).write_text(f"[{json.dumps(CHAT)},\n{item}]")
+        report = check_dataset(tmp_path / name)
+        [problem] = report.problems.kept
+        assert report.accepted == 1 and problem.code == "invalid_json_file"
+        assert problem.message.startswith(f"{name} line 2 column ") and f"not valid JSON ({why}" in problem.message
+
+
 def test_large_json_array_streams_in_chunks_with_right_lines(tmp_path: Path) -> None:
     rows = chat_rows(readers.CHUNK_ROWS * 2 + 10)
     rows[-1] = {"messages": [{"role": "user", "content": "unanswered"}]}
@@ -120,6 +139,24 @@ def test_parquet(tmp_path: Path) -> None:
     assert report.accepted == 1
     assert report.problems.kept[0].row == 2 and report.problems.kept[0].line is None
     assert "row 2" in str(report.problems.kept[0])
+
+
+def test_a_damaged_parquet_file_is_a_problem_of_its_file(tmp_path: Path) -> None:
+    """Its footer is read on opening, its pages only as the rows are: damage there fails the rows, not the opening."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "d.parquet"
+    rows = [{"instruction": f"Question {i} " * 20, "output": f"Answer {i} " * 20} for i in range(2000)]
+    pq.write_table(pa.Table.from_pylist(rows), path, compression="snappy")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3 : len(data) // 3 + 2000] = b"A" * 2000
+    path.write_bytes(data)
+    [problem] = check_dataset(path).problems.kept
+    assert problem.code == "unreadable_file" and problem.message.startswith(
+        "d.parquet is not a readable Parquet file ("
+    )
+    assert problem.message.endswith("; write it again from the program that made it")
 
 
 def test_saved_dataset_and_dataset_dict(tmp_path: Path) -> None:

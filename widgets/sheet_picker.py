@@ -46,9 +46,6 @@ class SheetPicker(QWidget):
             self.combo.setCurrentIndex(self.combo.findData(current) if current is not None else -1)
         self.setVisible(len(sheets) > 1 or (bool(sheets) and self.combo.currentIndex() < 0))
 
-    def current_sheet(self) -> str | None:
-        return self.combo.currentData()
-
     def _chosen(self, index: int) -> None:
         if index >= 0:
             self.sheetChosen.emit(self.combo.itemData(index))

@@ -15,7 +15,7 @@ MANY_EXCLUDED = 0.10
 
 def advise(report: DataReport) -> list[Advice]:
     """The warnings that apply to ``report`` (counts, split and tokens filled in)."""
-    advice: list[Advice] = []
+    advice = _sheet_advice(report)
     n = report.accepted
     if 0 < n < FEW_EXAMPLES:
         advice.append(
@@ -87,6 +87,22 @@ def advise(report: DataReport) -> list[Advice]:
         )
     advice += _token_advice(report)
     return advice
+
+
+def _sheet_advice(report: DataReport) -> list[Advice]:
+    """A sheet named where no workbook is read: said, since the file was read whole instead."""
+    sheet = report.options.get("sheet")
+    if sheet is None or not report.files or any(f.kind == "xlsx" for f in report.files):
+        return []
+    files = report.files
+    which = f"{files[0].name} is not one" if len(files) == 1 else f"none of the {len(files):,} files read is one"
+    return [
+        Advice(
+            "sheet_unused",
+            f"The sheet '{sheet}' is named (--sheet; data.sheet in a job spec), but only Excel workbooks have sheets "
+            f"and {which}, so no sheet was chosen. Remove the sheet, or give the workbook (.xlsx) itself.",
+        )
+    ]
 
 
 def _token_advice(report: DataReport) -> list[Advice]:

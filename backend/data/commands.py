@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -229,8 +230,14 @@ def _serve_answer(request: str, examples: list[Example], tokenizer: Any, max_len
     example = examples[number - 1]
     try:
         return _preview_json(number, example, preview(tokenizer, example, max_length))
-    except TemplateError as exc:
+    except TemplateError as exc:  # ours: its message says what to do
         return {"example": number, "error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - a template's raise_exception, or a tokenizer's, must not end the server
+        traceback.print_exc(file=sys.stderr)
+        return {
+            "example": number,
+            "error": f"the chat template or tokenizer failed on it ({type(exc).__name__}: {exc})",
+        }
 
 
 def _data_list(args: argparse.Namespace) -> int:

@@ -8,7 +8,9 @@ each page is split at its blank lines; pages are joined with paragraph breaks. A
 placed by the paragraph (Word) or page (PDF) it starts on.
 
 A PDF whose pages are scanned images has no text to extract: that is reported with OCR as
-the fix, per page when only some pages are scans, instead of reading as an empty file.
+the fix, per page when only some pages are scans, instead of reading as an empty file. A PDF
+that gives no text at all is refused with its cause: no pages, pages whose text cannot be
+extracted (damage), scans, or blank pages.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pypdf import PdfReader
 from backend.data.files import check_office_zip
 from backend.data.problems import DataError
 from backend.data.readers import Chunk, Unreadable
+from backend.data.report import count
 from backend.data.text_chunks import chunk_paragraphs, paragraphs
 
 _PIECES_PER_CHUNK = 256
@@ -32,10 +35,14 @@ _PIECES_PER_CHUNK = 256
 
 @dataclass
 class _Reading:
-    """What a document's paragraphs report beside their text: how far through, and pages without text."""
+    """What a document's paragraphs report beside their text: how far through, pages without text, and what a PDF's
+    pages were, to say why when none has text."""
 
     done: float = 0.0
     problems: list[tuple[int | None, Any]] = field(default_factory=list)
+    pages: int = 0
+    scans: int = 0  # pages that are an image without a text layer
+    failures: list[str] = field(default_factory=list)  # why each page whose text could not be extracted failed
 
 
 def read_document(path: Path, kind: str, chunk_chars: int) -> Iterator[Chunk]:
@@ -55,18 +62,39 @@ def read_document(path: Path, kind: str, chunk_chars: int) -> Iterator[Chunk]:
             yield Chunk(records, reading.done, unit)
             records = []
     if not pieces:
-        raise _no_text(path, kind)
+        raise DataError(_no_text(path.name, kind, reading), code="no_text")
     yield Chunk(records + reading.problems, 1.0, unit)
 
 
-def _no_text(path: Path, kind: str) -> DataError:
-    if kind == "pdf":
-        return DataError(
-            f"{path.name} has no text layer: its pages are images (a scan), so there is no text to read; "
-            "run OCR first (e.g. ocrmypdf, or Scan & OCR in Acrobat) and import the searchable PDF",
-            code="no_text",
+_OCR = "run OCR first (e.g. ocrmypdf, or Scan & OCR in Acrobat) and import the searchable PDF"
+
+
+def _no_text(name: str, kind: str, reading: _Reading) -> str:
+    """Why a document gave no text at all, by what its pages were, and what to do."""
+    if kind != "pdf":
+        return f"{name} holds no text (a document of pictures, or an empty one)"
+    pages, scans, failures = reading.pages, reading.scans, reading.failures
+    if not pages:
+        return (
+            f"{name} has no pages, so there is no text to read; check that it opens in a PDF viewer, and export it "
+            "again"
         )
-    return DataError(f"{path.name} holds no text (a document of pictures, or an empty one)", code="no_text")
+    if failures:
+        return (
+            f"no text could be extracted from {name} ({failures[0]}, on {count(len(failures), 'page')}); open it in "
+            "a PDF viewer, print it to a new PDF and import that"
+        )
+    if scans == pages:
+        return f"{name} has no text layer: its pages are images (a scan), so there is no text to read; {_OCR}"
+    if scans:
+        return (
+            f"{name} has no text layer: {scans:,} of its {count(pages, 'page')} are images (a scan) and the others "
+            f"are blank, so there is no text to read; {_OCR}"
+        )
+    return (
+        f"{name} has no text layer: its pages hold no text and no images (blank, or text drawn as shapes); if they "
+        f"show text, {_OCR}"
+    )
 
 
 # -- Word -----------------------------------------------------------------------------
@@ -125,7 +153,7 @@ def _pdf_paragraphs(path: Path, reading: _Reading) -> Iterator[tuple[int, str]]:
         pdf = PdfReader(path)
         # Most "secured" PDFs only restrict printing or copying, under an empty password that opens them.
         locked = pdf.is_encrypted and not pdf.decrypt("")
-        count = 0 if locked else len(pdf.pages)
+        pages = 0 if locked else len(pdf.pages)
     except Exception as exc:  # noqa: BLE001 - pypdf raises many types for a damaged file
         raise DataError(f"{path.name} is not a readable PDF ({exc})") from None
     if locked:
@@ -134,16 +162,20 @@ def _pdf_paragraphs(path: Path, reading: _Reading) -> Iterator[tuple[int, str]]:
             "(or print it to a new PDF) and import that",
             code="encrypted",
         )
-    for number in range(1, count + 1):
-        reading.done = number / count
+    reading.pages = pages
+    for number in range(1, pages + 1):
+        reading.done = number / pages
         try:
             page = pdf.pages[number - 1]
             text = page.extract_text()
             scanned = not text.strip() and len(page.images) > 0
         except Exception as exc:  # noqa: BLE001 - one damaged page must not lose the others
-            reading.problems.append((number, Unreadable("no_text", f"its text cannot be extracted ({exc})")))
+            why = f"{type(exc).__name__}: {exc}"
+            reading.failures.append(why)
+            reading.problems.append((number, Unreadable("no_text", f"its text cannot be extracted ({why})")))
             continue
         if scanned:
+            reading.scans += 1
             message = "no text layer on this page: it is an image (a scan); run OCR first to read its text"
             reading.problems.append((number, Unreadable("no_text", message)))
         yield from ((number, paragraph) for _, paragraph in paragraphs(text.splitlines()))

@@ -44,7 +44,7 @@ class Chunk:
 
 def read_file(source: SourceFile, chunk_chars: int, sheet: str | None = None) -> Iterator[Chunk]:
     """The records of ``source`` by its kind; ``sheet`` names the sheet of a workbook (default: the first with
-    rows)."""
+    rows). A generator: a caller that stops reading early closes it, which closes the file."""
     kind = source.kind
     if kind == "jsonl":
         return _jsonl(source.path)
@@ -109,8 +109,17 @@ def _jsonl(path: Path) -> Iterator[Chunk]:
                         value = loads(line)
                     except json.JSONDecodeError as exc:
                         value = Unreadable("invalid_json", f"not valid JSON ({exc.msg} at column {exc.colno})")
+                except (RecursionError, ValueError) as exc:
+                    value = Unreadable("invalid_json", _beyond_limits(exc))
                 records.append((line_no, value))
             yield Chunk(records, _position(handle, size))
+
+
+def _beyond_limits(exc: Exception) -> str:
+    """Valid JSON that Python won't read: nested past its recursion limit, or a number past its digit limit."""
+    if isinstance(exc, RecursionError):
+        return "lists or objects nested too deeply to read"
+    return f"a number longer than {sys.get_int_max_str_digits():,} digits, too long to read"
 
 
 # -- a .json file: one array, or an object holding one --------------------------------
@@ -177,6 +186,8 @@ class _JsonStream:
                 if len(self.buf) - self.pos < _MAX_JSON_ITEM and self._more():
                     continue
                 raise self.error(exc.msg, exc.pos) from None
+            except (RecursionError, ValueError) as exc:
+                raise self.error(_beyond_limits(exc)) from None
             start, self.pos = self.pos, end
             return value, start
 
@@ -281,13 +292,16 @@ def _parquet(path: Path) -> Iterator[Chunk]:
 
     try:
         parquet = pq.ParquetFile(path)
+        total = max(1, parquet.metadata.num_rows)
+        done = 0
+        for batch in parquet.iter_batches(batch_size=CHUNK_ROWS):  # a damaged page fails here, not on opening
+            done += batch.num_rows
+            yield Chunk([(None, row) for row in batch.to_pylist()], done / total)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a damaged file
-        raise DataError(f"{path.name} is not a readable Parquet file ({exc})") from None
-    total = max(1, parquet.metadata.num_rows)
-    done = 0
-    for batch in parquet.iter_batches(batch_size=CHUNK_ROWS):
-        done += batch.num_rows
-        yield Chunk([(None, row) for row in batch.to_pylist()], done / total)
+        raise DataError(
+            f"{path.name} is not a readable Parquet file ({type(exc).__name__}: {exc}); write it again from the "
+            "program that made it"
+        ) from None
 
 
 def _arrow(path: Path) -> Iterator[Chunk]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -110,18 +111,19 @@ class _State:
         self.units.append("line")
         summary = FileSummary(source.name, source.kind, "unknown", LABELS["unknown"], "", [])
         self.report.files.append(summary)
-        chunks = read_file(source, self.options.chunk_chars, self.options.sheet)
-        try:
-            first = next(chunks, None)
-            if first is not None:
-                self.units[index] = first.unit
-                self.report.notes += first.notes
-                detection = self._detect(source, [value for _, value in first.records])
-                summary.format, summary.format_label = detection.format, detection.label
-                summary.reason, summary.columns = detection.reason, detection.columns
-                self._rows(index, source, summary, detection, chain([first], chunks))
-        except DataError as exc:
-            self.report.problems.add(RowProblem(exc.code, str(exc), source.name))
+        # Closed on the spot when reading stops early (a cancel, a sink that fails), not when collected.
+        with closing(read_file(source, self.options.chunk_chars, self.options.sheet)) as chunks:
+            try:
+                first = next(chunks, None)
+                if first is not None:
+                    self.units[index] = first.unit
+                    self.report.notes += first.notes
+                    detection = self._detect(source, [value for _, value in first.records])
+                    summary.format, summary.format_label = detection.format, detection.label
+                    summary.reason, summary.columns = detection.reason, detection.columns
+                    self._rows(index, source, summary, detection, chain([first], chunks))
+            except DataError as exc:
+                self.report.problems.add(RowProblem(exc.code, str(exc), source.name))
         self.done += source.size
 
     def _detect(self, source: SourceFile, values: list[Any]) -> Detection:

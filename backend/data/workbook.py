@@ -59,21 +59,25 @@ def read_workbook(path: Path, wanted: str | None) -> Iterator[Chunk]:
 @contextmanager
 def _opened(path: Path) -> Iterator[list[tuple[Any, int | None]]]:
     """The workbook's sheets, each with the number of rows the file states (for progress only: some writers save a
-    wrong one, so every row there is gets read)."""
+    wrong one, so every row there is gets read). A sheet's XML is parsed as its rows are read, so damage in it
+    surfaces in the ``with`` body: whatever the reader raises there becomes a DataError too."""
     check_office_zip(path, "an Excel 97-2003 workbook (.xls)")
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # noqa: BLE001 - openpyxl raises several types for a damaged file
+        try:
+            sheets = [(sheet, sheet.max_row) for sheet in workbook.worksheets]
+            for sheet, _ in sheets:
+                sheet.reset_dimensions()
+            yield sheets
+        finally:
+            workbook.close()
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - openpyxl, zipfile and the XML parser raise many types for a damaged file
         raise DataError(
-            f"{path.name} is not a readable Excel workbook ({exc}); open it in Excel and save it again as .xlsx"
+            f"{path.name} is not a readable Excel workbook ({type(exc).__name__}: {exc}); "
+            "open it in Excel and save it again as .xlsx"
         ) from None
-    try:
-        sheets = [(sheet, sheet.max_row) for sheet in workbook.worksheets]
-        for sheet, _ in sheets:
-            sheet.reset_dimensions()
-        yield sheets
-    finally:
-        workbook.close()
 
 
 def _choose(name: str, sheets: list[Any], wanted: str | None) -> tuple[int | None, list[str]]:

@@ -12,13 +12,22 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import psutil
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, QProcess, QSettings, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPointF, QProcess, QRunnable, QSettings, Qt, QThreadPool, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QComboBox, QSpinBox, QTableView, QTableWidget, QTextBrowser
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QPlainTextEdit,
+    QSpinBox,
+    QTableView,
+    QTableWidget,
+    QTextBrowser,
+)
 
 from app.cli_job import CliOutcome
 from app.data_page import SAMPLE, DataPage
@@ -26,7 +35,7 @@ from app.recent import KEY as RECENT_KEY
 from app.recent import RecentDatasets
 from app.session import DatasetChoice, Session
 from backend.models.store import import_folder
-from tests.document_files import write_workbook
+from tests.document_files import truncate_sheets, write_workbook
 from widgets.issue_list import WHERE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -294,6 +303,61 @@ def test_a_sheet_chosen_that_needs_its_columns_mapped_is_previewed_and_mapped_fr
     assert sheet_combo(page).currentText() == "Export"
 
 
+def test_a_damaged_workbook_is_explained_and_never_leaves_the_page_checking(
+    qtbot, session: Session, settings: QSettings, tmp_path: Path
+) -> None:
+    rows = [["instruction", "output"], *([f"Question {i}", f"Answer {i}"] for i in range(200))]
+    path = write_workbook(tmp_path / "tickets.xlsx", {"Tickets": rows})
+    truncate_sheets(path, 300)  # inside the header row: listing the sheets fails as well as the check
+    page = page_for(qtbot, session, settings)
+    with qtbot.waitSignal(page.checked, timeout=30_000):
+        page.open(path)
+    assert not page.is_checking() and page.cancel_button.isHidden() and not page.open_button.isHidden()
+    [error] = [i for i in page.issues.issues() if i.severity == "error"]
+    assert error.message.startswith("tickets.xlsx is not a readable Excel workbook (ParseError: ")
+    assert error.message.endswith("open it in Excel and save it again as .xlsx")
+    assert page.sheet_picker.isHidden()
+
+
+def test_an_error_no_one_foresaw_is_shown_and_the_page_is_not_left_checking(
+    qtbot, session: Session, settings: QSettings, monkeypatch
+) -> None:
+    """The last resort: an exception that is not a DataError still ends the check, with its type and message."""
+
+    def failing_check(*_args: object, **_kwargs: object) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr("app.data_page.check_dataset", failing_check)
+    page = page_for(qtbot, session, settings)
+    page.open(SAMPLE)
+    qtbot.waitUntil(lambda: not page.is_checking(), timeout=30_000)
+    said = "train.jsonl could not be checked: an unexpected error (RecursionError: maximum recursion depth exceeded)."
+    assert page.summary.text().startswith(said) and "save it again" in page.summary.text()
+    assert [i.severity for i in page.issues.issues()] == ["error"]
+    assert page.cancel_button.isHidden() and not page.open_button.isHidden()
+
+
+def test_a_check_cancelled_before_it_starts_opens_nothing(
+    qtbot, session: Session, settings: QSettings, tmp_path: Path
+) -> None:
+    """Cancelled while it waits for a thread, a workbook's check does not list its sheets first."""
+    archive = [["instruction", "output"], ["Fax is broken", "Buy a new one"]]
+    path = write_workbook(tmp_path / "book.xlsx", {"Tickets": archive, "Archive": archive})
+    pool = QThreadPool()
+    pool.setMaxThreadCount(1)
+    free = threading.Event()
+    pool.start(QRunnable.create(lambda: free.wait(30)))  # the one thread is busy
+    page = DataPage(session, settings=settings, pool=pool)
+    qtbot.addWidget(page)
+    page.open(path)
+    page.cancel()
+    free.set()
+    qtbot.waitUntil(lambda: not page.is_checking(), timeout=30_000)
+    assert page.summary.text() == "Check cancelled."
+    assert page.sheet_picker.isHidden(), "the sheets were not listed"
+    assert pool.waitForDone(10_000)
+
+
 def test_recent_datasets_are_remembered_reopened_and_forgotten(
     qtbot, session: Session, settings: QSettings, tmp_path: Path
 ) -> None:
@@ -424,6 +488,37 @@ def test_the_sheet_chosen_is_the_one_measured_and_rendered_in_the_child_processe
     assert measured.args[0].examples == 1
     qtbot.waitUntil(lambda: page.preview.rendered() is not None, timeout=SUBPROCESS_S)
     assert "Fax is broken" in page.preview.rendered().text
+    page.close()
+
+
+def test_a_new_max_length_drops_the_renderings_at_once_and_the_count_waits_for_it_to_settle(
+    qtbot, session: Session, settings: QSettings, tiny_in_store: str
+) -> None:
+    page = page_for(qtbot, session, settings, model=tiny_in_store)
+    page.preview.show_rendered_view()
+    with qtbot.waitSignal(page.measured, timeout=SUBPROCESS_S):
+        page.open(SAMPLE)
+    for row in (1, 0):
+        page.preview.select_example(row)
+        qtbot.waitUntil(lambda: page.preview.rendered() is not None, timeout=SUBPROCESS_S)
+        assert page.preview.rendered().cut_at is None, "it fits in 1,024 tokens"
+    [rendering_at_1024] = _serving_children()
+
+    with qtbot.waitSignal(page.measured, timeout=SUBPROCESS_S) as measured:
+        spin = page.tokens.findChild(QSpinBox, "maxLength")
+        for tokens in (512, 300, 256):  # an arrow key held down
+            spin.setValue(tokens)
+        assert page.preview.rendered() is None, "the rendering at 1,024 tokens is gone at once"
+        page.preview.select_example(1)  # rendered before, at the old length: asked for again too
+        assert page.preview.rendered() is None
+        assert "once the maximum length is set" in page.preview.findChild(QPlainTextEdit).placeholderText()
+        qtbot.waitUntil(lambda: len(_serving_children()) == 1, timeout=30_000)  # once it has started
+        [child] = _serving_children()
+        assert child.pid != rendering_at_1024.pid, "a child rendering at 256 tokens"
+    assert measured.args[0].max_length == 256
+    qtbot.waitUntil(lambda: page.preview.rendered() is not None, timeout=SUBPROCESS_S)
+    assert page.preview.rendered().cut_at is not None, "cut at 256 tokens"
+    assert _serving_children() == [child], "the count, started later, left the rendering child alone"
     page.close()
 
 

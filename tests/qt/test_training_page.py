@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -260,6 +261,15 @@ def test_without_a_dataset_the_page_points_to_the_data_page(
     assert "12 examples" in page.dataset_facts.text()
     assert page.dataset_field.error() == ""
     assert page.add_button.isEnabled()
+
+
+def test_a_sheet_the_spec_refuses_is_shown_under_the_dataset(
+    session: Session, dataset: DatasetChoice, page: TrainingPage
+) -> None:
+    session.dataset_changed.emit(replace(dataset, sheet=""))  # e.g. from a hand-edited recent list
+    assert page.dataset_field.error().startswith("data.sheet")
+    assert "data.sheet" not in page.status.text(), "said once, where the dataset is"
+    assert not page.add_button.isEnabled()
 
 
 # -- the model -----------------------------------------------------------------------------------------
