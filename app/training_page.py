@@ -13,6 +13,7 @@ arithmetic over safetensors headers, and queueing a job writes a row and a folde
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args
@@ -407,7 +408,7 @@ class TrainingPage(QWidget):
             config = info.folder / "config.json"
             stamp = (str(info.folder), config.stat().st_mtime_ns if config.is_file() else None)
         cached = self._shapes.get(info.ref)
-        if cached is not None and cached[0] == stamp:
+        if cached is not None and (cached[0] == stamp or _recent_failure(cached[0])):
             return cached[1], cached[2]
         shapes: ModelShapes | None = None
         reason = ""
@@ -452,7 +453,9 @@ class TrainingPage(QWidget):
             f"The memory estimate needs {ref}'s shapes, which could not be read from the Hub ({problem}). "
             "Import the model to see it."
         )
-        self._shapes[ref] = (None, shapes, "" if shapes else reason)
+        # A read that gave no shapes (offline, gated, …) is tried again a while later: back online, or after
+        # accepting a gated model's license, the picker and the estimate catch up without a restart.
+        self._shapes[ref] = (None, shapes, "") if shapes else (time.monotonic(), None, reason)
         if self.picker.ref() == ref:
             self.update_estimate()
 
@@ -603,6 +606,15 @@ class TrainingPage(QWidget):
         self.picker.stop_import()
         self._timer.stop()
         super().closeEvent(event)
+
+
+HUB_RETRY_S = 30.0
+"""How long a Hub read that gave no shapes stands before the next estimate asks the Hub again."""
+
+
+def _recent_failure(stamp: object) -> bool:
+    """Whether a cache entry is a Hub read that failed less than ``HUB_RETRY_S`` ago."""
+    return isinstance(stamp, float) and time.monotonic() - stamp < HUB_RETRY_S
 
 
 def _group(title: str, body: QWidget) -> QGroupBox:

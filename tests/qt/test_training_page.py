@@ -342,6 +342,26 @@ def test_a_gated_hub_model_says_how_to_get_access(
     assert page.estimate is None and "(it is gated)" in page.notes.messages()[0][1]
 
 
+def test_a_hub_read_that_gave_nothing_is_tried_again_later(
+    qtbot: QtBot, page: TrainingPage, tiny_folder: Path, local_hub: LocalHub, monkeypatch
+) -> None:
+    """Gated at first; once access is granted (here: the repo opened), the next estimate after a while reads it."""
+    import app.training_page as training_page
+
+    local_hub.add("acme/later-llama", tiny_folder, readme="---\nlicense: apache-2.0\n---\n", gated=True)
+    choose_hub_id(qtbot, page, "acme/later-llama")
+    assert page.estimate is None and "gated" in page.picker.facts.text()
+    page.update_estimate()
+    assert not page.is_busy(), "within the retry interval the failure stands: no new read"
+
+    local_hub.add("acme/later-llama", tiny_folder, readme="---\nlicense: apache-2.0\n---\n")
+    monkeypatch.setattr(training_page, "HUB_RETRY_S", 0.0)
+    with qtbot.waitSignal(page.estimated, timeout=10_000, check_params_cb=lambda result: not page.is_busy()):
+        page.update_estimate()
+    assert page.estimate is not None
+    assert "gated" not in page.picker.facts.text() and "license apache-2.0" in page.picker.facts.text()
+
+
 def test_an_import_runs_in_a_process_and_its_failure_is_shown(qtbot: QtBot, page: TrainingPage, monkeypatch) -> None:
     picker = page.picker
     picker.set_ref("default")
