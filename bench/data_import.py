@@ -5,8 +5,10 @@
 Writes a JSONL file of OpenAI-style chat rows (system, user, assistant; a few
 broken, unanswered or duplicated, as real exports have) to a temporary folder,
 then runs each stage in a fresh process so that its peak RSS is its own:
-validation alone, an import into a data folder (validation + Arrow), and
-validation with token counting by the tiny Llama tokenizer the tests build.
+validation alone, an import into a data folder (validation + Arrow),
+validation with token counting by the tiny Llama tokenizer the tests build, and
+validation of the same rows saved as an Excel workbook (instruction and output
+columns, as a support team's export would be).
 
 Rows per second are wall-clock; rows per CPU-second are also given, because
 this 2-core machine is shared: with other work running, wall-clock rates fall
@@ -74,6 +76,7 @@ _STAGES = {
     "check": "validate (no tokenization)",
     "import": "import: validate + write Arrow",
     "tokens": "validate + count tokens (tiny Llama tokenizer)",
+    "workbook": "validate an Excel workbook (.xlsx, openpyxl read-only)",
 }
 
 
@@ -103,6 +106,23 @@ def write_dataset(path: Path, rows: int, seed: int = 0) -> None:
                 messages.pop()
             previous = json.dumps({"messages": messages}, ensure_ascii=False) + "\n"
             handle.write(previous)
+
+
+def write_workbook(source: Path, path: Path, rows: int) -> None:
+    """The first ``rows`` lines of the JSONL as an instruction/output sheet (a broken line becomes an empty row)."""
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("Tickets")
+    sheet.append(["instruction", "output"])
+    with source.open(encoding="utf-8") as lines:
+        for _, line in zip(range(rows), lines, strict=False):
+            try:
+                messages = {m["role"]: m["content"] for m in json.loads(line)["messages"]}
+            except (ValueError, KeyError):
+                messages = {}
+            sheet.append([messages.get("user"), messages.get("assistant")])
+    book.save(path)
 
 
 def peak_rss_mb() -> float:
@@ -233,7 +253,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--token-rows", type=int, help="rows for the token stage (default: --rows)")
-    parser.add_argument("--stages", default="check,import,tokens", help="comma-separated: check, import, tokens")
+    parser.add_argument(
+        "--stages", default="check,import,tokens,workbook", help="comma-separated: check, import, tokens, workbook"
+    )
+    parser.add_argument("--workbook-rows", type=int, default=100_000, help="rows for the workbook stage")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "data_import.md")
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
@@ -253,11 +276,16 @@ def main() -> None:
         if args.token_rows and args.token_rows != args.rows:
             token_data = root / "chat_tokens.jsonl"
             write_dataset(token_data, args.token_rows)
+        inputs = {"tokens": token_data}
+        if "workbook" in args.stages:
+            inputs["workbook"] = root / "tickets.xlsx"
+            print(f"writing {args.workbook_rows:,} rows to {inputs['workbook']}", flush=True)
+            write_workbook(data, inputs["workbook"], args.workbook_rows)
         results = []
         for kind in args.stages.split(","):
             tokenizer = build_tokenizer(root / "tiny_llama") if kind == "tokens" else None
             print(f"{_STAGES[kind]} ...", flush=True)
-            results.append(run_stage(kind, token_data if kind == "tokens" else data, root / "home", tokenizer))
+            results.append(run_stage(kind, inputs.get(kind, data), root / "home", tokenizer))
             r = results[-1]
             print(
                 f"  {r['rows']:,} rows in {r['seconds']:.1f} s: {r['rows'] / r['seconds']:,.0f} rows/s, "
