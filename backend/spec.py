@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from backend.atomic import write_text_atomic
+
 SCHEMA_VERSION = 1
 
 TargetPreset = Literal["attention", "attention_mlp", "all_linear"]
@@ -306,9 +308,7 @@ class SpecDocument(_Section):
     def save(self, path: Path) -> None:
         """Write as YAML or JSON by the file's suffix, atomically."""
         text = self.to_json() if path.suffix == ".json" else self.to_yaml()
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, text)
 
     @classmethod
     def from_dict(cls, data: Any) -> Self:

@@ -215,6 +215,7 @@ def outcome(run: Running, predicted_total: int, verdict: str) -> dict:
     done = next((e for e in events if isinstance(e, Done)), None)
     error = next((e for e in events if isinstance(e, Error)), None)
     metrics = done.metrics if done else {}
+    predicted = _estimate_file(JobLayout(run.job_dir).estimate)
     row = {
         "key": run.point.key,
         **vars(run.point),
@@ -223,6 +224,9 @@ def outcome(run: Running, predicted_total: int, verdict: str) -> dict:
         "estimated_reserved": metrics.get("estimated_reserved_bytes"),
         "measured_reserved": metrics.get("peak_reserved_bytes"),
         "measured_allocated": metrics.get("peak_allocated_bytes"),
+        "estimated_allocated": predicted.get("peak_allocated_bytes"),
+        "peak_phase": predicted.get("peak_phase"),
+        "terms": {t["key"]: t["bytes"] for t in predicted.get("terms", ())},
         "measured_process": metrics.get("nvml_process_bytes"),
         "alloc_retries": metrics.get("alloc_retries"),
         "peak_rss": metrics.get("peak_rss_bytes"),
@@ -238,6 +242,14 @@ def outcome(run: Running, predicted_total: int, verdict: str) -> dict:
         row["outcome"] = "failed"
         row["error"] = error.message if error else f"worker exited {run.process.returncode} without an error event"
     return row
+
+
+def _estimate_file(path: Path) -> dict:
+    """The worker's estimate for its GPU (``estimate.json``), so a miss can be traced to a term; {} without one."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def _tokens_per_second(point: Point, steps: list) -> float | None:
@@ -295,8 +307,8 @@ def run_grid(points: list[Point], args: argparse.Namespace, rows: dict[str, dict
                 os.killpg(run.process.pid, signal.SIGKILL)
 
 
-def error_pct(row: dict) -> float:
-    return 100 * (row["estimated_reserved"] / row["measured_reserved"] - 1)
+def error_pct(row: dict, kind: str = "reserved") -> float:
+    return 100 * (row[f"estimated_{kind}"] / row[f"measured_{kind}"] - 1)
 
 
 def summary(rows: list[dict]) -> dict:
@@ -362,23 +374,33 @@ def markdown(about: dict, rows: list[dict]) -> str:
         "`torch.cuda.max_memory_reserved` after the warm-up step; NVML: the process as the driver sees it "
         "(reserved plus the CUDA context).",
         "",
+        "Allocated: `torch.cuda.max_memory_allocated` against the estimate before the allocator's reserve "
+        "(its error separates the activation model from the allocator model); peak: the moment of the step the "
+        "estimate puts the peak at. Every term of each estimate is in the JSON (`terms`).",
+        "",
         "Tokens/s: training speed over steps 2 to 4, from the worker's progress events; with more than one "
         "point running at once (`--parallel`, default 4) they share the GPU, so compare speeds only from a "
         "`--parallel 1` run.",
         "",
         "| model | base | batch x length | checkpointing | estimated MiB | measured reserved MiB | error "
-        "| allocated MiB | NVML MiB | tokens/s | outcome |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| allocated MiB | error | peak | NVML MiB | tokens/s | outcome |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        measured = r["outcome"] == "measured"
         lines.append(
             f"| {r['size']} | {r['quant']} | {r['batch']} x {r['length']} | {'on' if r['checkpointing'] else 'off'} "
             f"| {_mib(r['estimated_reserved'])} | {_mib(r['measured_reserved'])} "
-            f"| {f'{error_pct(r):+.1f}%' if measured else '-'} | {_mib(r['measured_allocated'])} "
-            f"| {_mib(r['measured_process'])} | {r.get('tokens_per_s') or '-'} | {_describe(r)} |"
+            f"| {_error_cell(r, 'reserved')} | {_mib(r['measured_allocated'])} | {_error_cell(r, 'allocated')} "
+            f"| {r.get('peak_phase') or '-'} | {_mib(r['measured_process'])} | {r.get('tokens_per_s') or '-'} "
+            f"| {_describe(r)} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _error_cell(row: dict, kind: str) -> str:
+    if row["outcome"] != "measured" or not row.get(f"estimated_{kind}") or not row.get(f"measured_{kind}"):
+        return "-"
+    return f"{error_pct(row, kind):+.1f}%"
 
 
 def _accuracy(s: dict) -> str:

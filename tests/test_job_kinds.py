@@ -199,6 +199,10 @@ def test_a_measure_job_on_the_cpu_reports_peak_ram_and_saves_nothing(
     assert not layout.adapter.exists() and not layout.checkpoints.exists()
     assert not any(isinstance(e, Artifact) for e in events)
     assert not (tmp_path / "home" / "vram_calibration.json").exists(), "no GPU, no calibration"
+    predicted = json.loads(layout.estimate.read_text())
+    assert predicted["gpu"] is None and predicted["verdict"] == "unknown"
+    assert sum(t["bytes"] for t in predicted["terms"]) == predicted["total_bytes"]
+    assert predicted["tokens_per_micro_batch"] == done.metrics["rows"] * 64, "the measured worst case"
 
 
 def test_the_cli_queues_an_export_spec_and_a_merge(

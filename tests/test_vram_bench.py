@@ -72,6 +72,28 @@ def test_summary_applies_the_bar(bench) -> None:
     assert not bench.summary([{"outcome": "cpu"}])["passes"]  # nothing measured passes nothing
 
 
+def test_the_report_separates_the_activation_model_from_the_allocator(bench) -> None:
+    point = {"size": "135m", "quant": "nf4", "batch": 1, "length": 2048, "checkpointing": True, "ran_alone": False}
+    row = {
+        **point,
+        "key": "a",
+        "outcome": "measured",
+        "estimated_reserved": 110 * 2**20,
+        "measured_reserved": 100 * 2**20,
+        "estimated_allocated": 88 * 2**20,
+        "measured_allocated": 80 * 2**20,
+        "measured_process": None,
+        "peak_phase": "loss backward",
+    }
+    oom = {**point, "key": "b", "outcome": "oom", "verdict": "fits", "estimated_reserved": None}
+    oom |= {"measured_reserved": None, "measured_allocated": None, "measured_process": None}
+    table = bench.markdown(
+        {"gpu": "H", "machine": "m", "python": "3", "date": "d", "command": "c", "versions": {}}, [row, oom]
+    )
+    assert "| 110 | 100 | +10.0% | 80 | +10.0% | loss backward |" in table
+    assert "| - | - | - | - | - | - |" in table and "out of memory (estimate said fits)" in table
+
+
 def test_memory_pressure_reruns_alone(bench) -> None:
     assert bench.under_pressure({"alloc_retries": 2.0, "ran_alone": False})
     assert not bench.under_pressure({"alloc_retries": 2.0, "ran_alone": True})
@@ -103,6 +125,7 @@ def test_a_point_runs_through_the_real_worker_and_resumes(tmp_path: Path) -> Non
     rows = json.loads(out.with_suffix(".json").read_text())["rows"]
     assert [(r["key"], r["outcome"]) for r in rows] == [("tiny-none-2x64-ckpt", "cpu")]
     assert rows[0]["peak_rss"] > 0 and rows[0]["predicted_total"] > 0 and rows[0]["tokens_per_s"] > 0
+    assert rows[0]["peak_phase"] and sum(rows[0]["terms"].values()) == rows[0]["predicted_total"]
     assert "| tiny | none | 2 x 64 | on |" in out.with_suffix(".md").read_text()
     again = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from backend.atomic import write_text_atomic
 from backend.estimator.knobs import Knobs, sequence_length
 from backend.estimator.result import Calibration, DataStats
 from backend.estimator.shapes import ModelShapes
@@ -107,9 +108,7 @@ class CalibrationStore:
         self.entries.append(stamped)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         body = {"format": FORMAT, "measurements": [vars(m) for m in self.entries]}
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(self.path)
+        write_text_atomic(self.path, json.dumps(body, indent=2) + "\n")
 
     def lookup(self, gpu: str, sig: str, default_context: int) -> tuple[Calibration | None, int]:
         """(scale factor, CUDA context) for a configuration on ``gpu``; never below the uncalibrated model."""

@@ -12,11 +12,10 @@ The file is rewritten atomically: a new file in the same folder, then renamed ov
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from pathlib import Path
 from typing import Any
 
+from backend.atomic import write_text_atomic
 from backend.jobs.layout import ADAPTER_RECORD
 
 HISTORY = 20
@@ -31,13 +30,7 @@ def record_evaluation(adapter_dir: Path, summary: dict[str, Any]) -> None:
     history = [e for e in record.get("evaluations") or [] if isinstance(e, dict)]
     record["evaluation"] = summary
     record["evaluations"] = [*history, summary][-HISTORY:]
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(record, indent=2, allow_nan=False) + "\n")
 
 
 def evaluations(adapter_dir: Path) -> list[dict[str, Any]]:

@@ -13,12 +13,12 @@ import difflib
 import html
 import json
 import math
-import os
 import re
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from backend.atomic import write_text_atomic
 
 REPORT_FORMAT = 1
 REPORT_JSON, REPORT_MD, REPORT_HTML = "report.json", "report.md", "report.html"
@@ -61,9 +61,9 @@ def perplexity(loss: float) -> float:
 def write_report(folder: Path, report: dict[str, Any]) -> ReportFiles:
     """Write the three files into ``folder``, each to a temporary name first and then renamed into place."""
     files = ReportFiles(folder / REPORT_JSON, folder / REPORT_MD, folder / REPORT_HTML)
-    _write_atomic(files.json, json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
-    _write_atomic(files.markdown, render_markdown(report))
-    _write_atomic(files.html, render_html(report))
+    write_text_atomic(files.json, json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    write_text_atomic(files.markdown, render_markdown(report))
+    write_text_atomic(files.html, render_html(report))
     return files
 
 
@@ -74,16 +74,6 @@ def read_report(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("kind") != "evaluation":
         raise ValueError(f"{path} is not a LoRA Studio evaluation report")
     return data
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # -- shared pieces ------------------------------------------------------------------------

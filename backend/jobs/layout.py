@@ -33,6 +33,11 @@ class JobLayout:
         return self.root / "events.jsonl"
 
     @property
+    def estimate(self) -> Path:
+        """A measure job's prediction, every term, written before its steps run (on the CPU: with no GPU)."""
+        return self.root / "estimate.json"
+
+    @property
     def log(self) -> Path:
         """The worker's stderr: library warnings, tracebacks, anything not an event."""
         return self.root / "worker.log"

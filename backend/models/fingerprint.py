@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from dataclasses import asdict, replace
 from pathlib import Path
 
 from backend import paths
+from backend.atomic import write_text_atomic
 from backend.models.hf_folder import CONFIG_FILE, read_config, weight_files
 from backend.models.progress import ProgressFn, no_progress
 from backend.models.record import FileStamp, find_record, write_record
@@ -76,13 +76,11 @@ def _remember(folder: Path, stamps: dict[str, FileStamp], value: str) -> None:
     cache[str(folder)] = {"fingerprint": value, "stamps": _plain(stamps)}
     entries = dict(list(cache.items())[-_CACHE_ENTRIES:])
     path = _cache_path()
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(entries, indent=1), encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, json.dumps(entries, indent=1))
     except OSError:
-        tmp.unlink(missing_ok=True)
+        pass
 
 
 def canonical_config(folder: Path) -> bytes:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from backend.atomic import write_text_atomic
 from backend.models.errors import ModelError
 from backend.paths import models_dir
 
@@ -110,15 +109,7 @@ def write_record(folder: Path, record: ModelRecord) -> None:
     """Write the record into ``folder`` atomically, so a reader never sees half a file."""
     data = {"format": RECORD_FORMAT, **record.to_dict()}
     data["path"] = None if record.path == folder else str(record.path)
-    tmp_file = folder / f".{RECORD_FILE}.{secrets.token_hex(4)}.tmp"
-    try:
-        with tmp_file.open("x", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
-        os.replace(tmp_file, folder / RECORD_FILE)
-    except BaseException:
-        tmp_file.unlink(missing_ok=True)
-        raise
+    write_text_atomic(folder / RECORD_FILE, json.dumps(data, indent=2) + "\n")
 
 
 def store_records() -> list[tuple[ModelRecord, Path]]:

@@ -14,8 +14,10 @@ no GPU to calibrate: the peak RSS is reported and nothing is filed.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import itertools
+import json
 import os
 from dataclasses import replace
 from typing import Any
@@ -23,11 +25,12 @@ from typing import Any
 import psutil
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from backend.atomic import write_text_atomic
 from backend.estimator.calibration import MEASURE_STEPS, calibration_path, measurement_plan, record_measurement
 from backend.estimator.calibration import signature as config_signature
 from backend.estimator.estimate import estimate
 from backend.estimator.knobs import resolve
-from backend.estimator.result import GpuMemory
+from backend.estimator.result import Estimate, GpuMemory
 from backend.estimator.shapes import shapes_from_folder
 from backend.estimator.stack import INSTALLED
 from backend.events import Artifact, EventSink, Warn
@@ -118,6 +121,9 @@ def run_measure(spec: JobSpec, layout: JobLayout, sink: EventSink, stop: StopReq
         f"measuring {MEASURE_STEPS} steps (1 warm-up) of {micro} rows of {length} tokens, "
         f"the worst case of max_seq_length={spec.training.max_seq_length}; nothing is saved"
     )
+    # Written before the steps, so an out-of-memory run keeps what was predicted, term by term.
+    estimated = estimate(plan.spec, shapes, gpu, with_suggestions=False)
+    write_text_atomic(layout.estimate, json.dumps(dataclasses.asdict(estimated), indent=1, default=str) + "\n")
     # The data as training reads it (and with the same advice); the plan's spec only changes the loop.
     prepared = prepare(spec, model_path, sink, stop, runtime)
     rows = worst_case_rows(prepared.train_ds, length, MEASURE_STEPS * micro)
@@ -145,7 +151,7 @@ def run_measure(spec: JobSpec, layout: JobLayout, sink: EventSink, stop: StopReq
         )
         sink.log(f"peak RAM of the process: {metrics['peak_rss_bytes'] / _GIB:.2f} GiB")
         return JobResult(status="succeeded", step=step, metrics=metrics)
-    metrics |= _record(plan.spec, shapes, knobs, gpu, peaks, sink)
+    metrics |= _record(plan.spec, shapes, knobs, gpu, estimated, peaks, sink)
     if "measured_to_estimated" not in metrics:  # measured under memory pressure: nothing filed
         return JobResult(status="succeeded", step=step, metrics=metrics)
     sink.emit(Artifact(kind="report", path=str(calibration_path()), step=step))
@@ -173,7 +179,9 @@ def _device_uuid() -> str | None:
     return str(uuid) if uuid is not None else None
 
 
-def _record(spec: JobSpec, shapes: Any, knobs: Any, gpu: GpuMemory, peaks: PeakMemory, sink: EventSink) -> dict:
+def _record(
+    spec: JobSpec, shapes: Any, knobs: Any, gpu: GpuMemory, predicted: Estimate, peaks: PeakMemory, sink: EventSink
+) -> dict:
     """File the measurement against the uncalibrated estimate of the same configuration; the numbers as metrics.
 
     A measurement during which the allocator ran short (it freed its cache and retried: the GPU
@@ -184,11 +192,12 @@ def _record(spec: JobSpec, shapes: Any, knobs: Any, gpu: GpuMemory, peaks: PeakM
 
     reserved, allocated = torch.cuda.max_memory_reserved(), torch.cuda.max_memory_allocated()
     retries = int(torch.cuda.memory_stats().get("num_alloc_retries", 0))
-    estimated = estimate(spec, shapes, gpu, with_suggestions=False).peak_reserved_bytes
+    estimated = predicted.peak_reserved_bytes
     metrics = {
         "peak_reserved_bytes": float(reserved),
         "peak_allocated_bytes": float(allocated),
         "estimated_reserved_bytes": float(estimated),
+        "estimated_allocated_bytes": float(predicted.peak_allocated_bytes),
         "alloc_retries": float(retries),
     }
     if peaks.warmup_allocated is not None:
