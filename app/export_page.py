@@ -33,6 +33,7 @@ from app.adapter_picker import AdapterPicker, describe
 from app.queue_watch import QueueWatch
 from app.session import Session
 from backend.events import Artifact, read_events
+from backend.export.check_ram import gguf_checks
 from backend.export.errors import ExportError
 from backend.export.gguf.llama_cpp_run import installed as llama_cpp_installed
 from backend.export.merge import plan_merge
@@ -183,8 +184,9 @@ class ExportPage(QWidget):
                     f"Merging into {plan.base_path.name} ({plan.parameter_count / 1e6:,.0f}M parameters) needs "
                     f"about {plan.ram_bytes / 2**30:.1f} GiB of RAM and {plan.output_bytes / 2**30:.2f} GiB of disk."
                 )
-                if plan.warnings:
-                    needs += " " + " ".join(plan.warnings)
+                notes = plan.warnings + (gguf_checks(plan.parameter_count)[2] if self.gguf.isChecked() else [])
+                if notes:
+                    needs += " " + " ".join(notes)
         self._needs.setText(needs)
         self.export_button.setEnabled(wanted and not blocked)
 

@@ -32,6 +32,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.peak_rss import peak_rss_bytes  # noqa: E402 - after the repo is on the path
+
 _WORDS = [
     "the",
     "model",
@@ -125,19 +127,6 @@ def write_workbook(source: Path, path: Path, rows: int) -> None:
     book.save(path)
 
 
-def peak_rss_mb() -> float:
-    """This process image's peak RSS: VmHWM on Linux (ru_maxrss would include the parent's before exec)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def stage(kind: str, data: Path, home: Path, tokenizer_dir: Path | None) -> dict:
     """One measured stage, run in this process."""
     from backend.data.load import check_dataset
@@ -164,7 +153,7 @@ def stage(kind: str, data: Path, home: Path, tokenizer_dir: Path | None) -> dict
         "accepted": report.accepted,
         "seconds": seconds,
         "cpu_seconds": cpu,
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": peak_rss_bytes() / 2**20,
         "stored_mb": stored_mb,
         "problems": dict(report.problems.counts),
         "tokens": report.tokens.total if report.tokens else None,

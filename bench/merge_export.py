@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.peak_rss import peak_rss_bytes
 
 PHASES = ("merge", "gguf-f16", "gguf-q8_0", "gguf-q4_k_m")
 NEEDS_LLAMA_CPP = ("gguf-q4_k_m",)
@@ -61,7 +62,7 @@ def run_phase(phase: str, work: Path) -> dict:
         "phase": phase,
         "seconds": time.perf_counter() - started,
         "stages": stage_seconds(started, ends),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_bytes() / 2**20,
         **extra,
     }
 

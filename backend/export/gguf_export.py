@@ -13,7 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from backend.export.check_ram import coarser, gguf_checks
 from backend.export.errors import ExportError
 from backend.export.gguf.quantize import K_QUANTS, llama_cpp_module, quantize_file
 from backend.export.gguf.tensors import FILE_TYPES
@@ -21,6 +23,9 @@ from backend.export.logits import LogitCheck
 from backend.export.ollama import modelfile_for
 from backend.export.progress import ProgressFn, no_progress
 from backend.export.staging import staged_folder
+
+if TYPE_CHECKING:
+    from backend.export.gguf.convert import GgufPlan
 
 GGUF_TYPES = (*FILE_TYPES, *K_QUANTS)
 PUBLISHER = "lora-studio"
@@ -93,22 +98,35 @@ def export_gguf(
     )
 
 
-def _verify(path: Path, plan: object, file_type: str, progress: ProgressFn) -> tuple[list[LogitCheck], str | None]:
+def _verify(path: Path, plan: GgufPlan, file_type: str, progress: ProgressFn) -> tuple[list[LogitCheck], str | None]:
+    """The file's structure; then, as far as RAM allows (``check_ram``), its logits through transformers and
+    llama.cpp against the source's. Where the source cannot be loaded, llama.cpp still loads and runs the file."""
+    from transformers import AutoTokenizer
+
     from backend.export.gguf.verify import check_llama_cpp, check_logits, source_logits
+    from backend.export.logits import prompt_ids
 
     _check_file(path, plan, file_type)
     progress("verifying", 1, 3)
-    reference, ids = source_logits(plan.model_dir)
-    checks = [check_logits(path, plan, file_type, reference, ids)]
+    reference, ids, checks = None, None, []
+    source, readback, notes = gguf_checks(plan.parameter_count)
+    plan.warnings.extend(notes)
+    if source.dtype is not None:
+        reference, ids = source_logits(plan.model_dir, source.dtype)
+        if readback.dtype is not None:
+            dtype = coarser(source.dtype, readback.dtype)
+            checks.append(check_logits(path, plan, file_type, reference, ids, dtype))
     progress("verifying", 2, 3)
-    native = check_llama_cpp(path, file_type, reference, ids)
+    ids = ids or prompt_ids(AutoTokenizer.from_pretrained(plan.model_dir))
+    native = check_llama_cpp(path, file_type, reference, ids, source.dtype or "float32")
     progress("verifying", 3, 3)
     if native is None:
         return checks, None
-    return [*checks, native[0]], native[1]
+    check, sample = native
+    return ([*checks, check] if check else checks), sample
 
 
-def _check_file(path: Path, plan: object, file_type: str) -> None:
+def _check_file(path: Path, plan: GgufPlan, file_type: str) -> None:
     from backend.export.gguf.verify import check_file
 
     check_file(path, plan, file_type)

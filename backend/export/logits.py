@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from backend.export.check_ram import COMPUTE_NOISE
 from backend.export.errors import VerificationError
 
 if TYPE_CHECKING:
@@ -37,6 +38,14 @@ class Tolerance:
     relative: float
     why: str
     min_top1: float = 0.0
+
+
+def compute_tolerance(tol: Tolerance, dtype: str) -> Tolerance:
+    """``tol`` for a comparison computed in ``dtype`` (see ``check_ram``): as it is in float32, wider in bfloat16."""
+    noise = COMPUTE_NOISE[dtype]
+    if not noise:
+        return tol
+    return Tolerance(tol.relative + noise, f"{tol.why}, and both sides computed in {dtype}", tol.min_top1)
 
 
 @dataclass(frozen=True)

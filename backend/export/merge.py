@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.export.adapter import AdapterInfo, read_adapter, resolve_base
+from backend.export.check_ram import MERGE_CHECK, RUNTIME_BYTES, CheckRam, plan_check
 from backend.export.errors import ExportError
 from backend.export.logits import LogitCheck
 from backend.export.lora_weights import AdapterTensors
@@ -39,8 +40,6 @@ TOKENIZER_FILES = (
 _QUANTIZED_DTYPES = {"U8", "I8", "F8_E4M3", "F8_E5M2"}
 _WORKING_COPIES = 4
 """Float32 copies of a tensor alive while it is merged: base, delta, sum, DoRA norm/rescale."""
-_RUNTIME_BYTES = 1024**3
-"""Python, torch and transformers themselves, before any weight is loaded."""
 
 
 @dataclass(frozen=True)
@@ -55,27 +54,20 @@ class MergePlan:
     largest_tensor: int
     shard_bytes: int
     adapter_bytes: int
-    verify_dtype: str
+    check: CheckRam
+    """The logits check's precision (None: not run, RAM too small) and RAM."""
     warnings: list[str] = field(default_factory=list)
 
     @property
     def merge_ram_bytes(self) -> int:
         """Peak RAM of the streaming merge: one shard, the largest tensor's working copies, the adapter."""
         largest = self.largest_tensor * (4 * _WORKING_COPIES + DTYPE_BYTES[OUTPUT_DTYPES[self.dtype]])
-        return min(self.shard_bytes, self.output_bytes) + largest + self.adapter_bytes + _RUNTIME_BYTES
-
-    @property
-    def verify_ram_bytes(self) -> int:
-        """Peak RAM of the logits check: one whole model at a time in ``verify_dtype``, plus the adapter."""
-        return (
-            self.parameter_count * (4 if self.verify_dtype == "float32" else 2)
-            + self.adapter_bytes * 2
-            + _RUNTIME_BYTES
-        )
+        return min(self.shard_bytes, self.output_bytes) + largest + self.adapter_bytes + RUNTIME_BYTES
 
     @property
     def ram_bytes(self) -> int:
-        return max(self.merge_ram_bytes, self.verify_ram_bytes)
+        """Peak RAM of the job: the streaming merge, or the logits check when it runs."""
+        return max(self.merge_ram_bytes, self.check.ram_bytes if self.check.dtype else 0)
 
 
 @dataclass(frozen=True)
@@ -109,8 +101,10 @@ def plan_merge(
     _refuse_quantized(base_path, entries)
     out_dtype = _output_dtype(base_path, entries, dtype)
     params = sum(entry.numel for entry in entries)
-    fp32_need = params * 4 + _RUNTIME_BYTES
-    verify_dtype = "float32" if fp32_need < psutil.virtual_memory().available * 0.8 else "bfloat16"
+    adapter_bytes = adapter.weights.stat().st_size * 2
+    check = plan_check(params, "model", extra_bytes=adapter_bytes)
+    if note := check.note(MERGE_CHECK):
+        warnings.append(note)
     plan = MergePlan(
         adapter=adapter,
         base_path=base_path,
@@ -119,8 +113,8 @@ def plan_merge(
         output_bytes=params * DTYPE_BYTES[OUTPUT_DTYPES[out_dtype]],
         largest_tensor=max(entry.numel for entry in entries),
         shard_bytes=max_shard_bytes,
-        adapter_bytes=adapter.weights.stat().st_size * 2,
-        verify_dtype=verify_dtype,
+        adapter_bytes=adapter_bytes,
+        check=check,
         warnings=warnings,
     )
     available = psutil.virtual_memory().available
@@ -153,10 +147,10 @@ def merge_adapter(
         untied = _write_merged_weights(plan, staging, progress)
         _copy_side_files(plan, staging, untied)
         checks = []
-        if verify:
+        if verify and plan.check.dtype is not None:
             from backend.export.verify_merge import verify_merge
 
-            checks.append(verify_merge(plan.base_path, plan.adapter.path, staging, plan.verify_dtype, progress))
+            checks.append(verify_merge(plan.base_path, plan.adapter.path, staging, plan.check.dtype, progress))
         name = out.name
         base_name = plan.base_path.name
         (staging / "README.md").write_text(model_card(name, plan.adapter, base_name, plan.dtype, checks), "utf-8")

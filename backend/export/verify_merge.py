@@ -12,7 +12,7 @@ import gc
 from pathlib import Path
 from typing import Any
 
-from backend.export.logits import LogitCheck, Tolerance, compare, model_logits, prompt_ids, require
+from backend.export.logits import LogitCheck, Tolerance, compare, compute_tolerance, model_logits, prompt_ids, require
 from backend.export.progress import ProgressFn
 
 MERGE_TOLERANCE = {
@@ -21,8 +21,6 @@ MERGE_TOLERANCE = {
     "float16": Tolerance(0.01, "rounding every merged weight to float16 (11 bits of mantissa)"),
 }
 """Relative to the largest logit; measured values per architecture are in docs/export.md."""
-_COMPUTE_SLACK = {"float32": 1.0, "bfloat16": 3.0}
-"""A check computed in bfloat16 (when float32 does not fit in RAM) adds its own rounding on both sides."""
 
 
 def verify_merge(base: Path, adapter: Path, merged: Path, compute_dtype: str, progress: ProgressFn) -> LogitCheck:
@@ -43,8 +41,7 @@ def verify_merge(base: Path, adapter: Path, merged: Path, compute_dtype: str, pr
     del merged_model
     gc.collect()
     progress("verifying", 2, total)
-    base_tol = MERGE_TOLERANCE[stored]
-    tol = Tolerance(base_tol.relative * _COMPUTE_SLACK[compute_dtype], base_tol.why)
+    tol = compute_tolerance(MERGE_TOLERANCE[stored], compute_dtype)
     effect = compare("adapter effect", reference, base_only, tol).relative_diff
     check = compare(f"merged ({stored}) vs base + adapter", reference, candidate, tol, adapter_effect=effect)
     return require(check, tol)

@@ -3,7 +3,8 @@
 They make the refusals the job itself would make, before it waits in line: a folder that
 is not an adapter or a model, a base that cannot be found or whose fingerprint differs
 from the one the adapter was trained on, a model GGUF cannot hold, an adapter llama.cpp
-cannot load as a GGUF LoRA, a disk too small for the output, too little RAM for a merge.
+cannot load as a GGUF LoRA, a disk too small for the output, too little RAM for a merge; and,
+as warnings, logits checks that RAM will make run in bfloat16 or skip (``check_ram``).
 Nothing is imported or loaded (the window runs these in its own process, which never
 imports torch): the base is looked up in the store, and sizes and tensor names come from
 safetensors headers.
@@ -17,6 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from backend.export.adapter import ADAPTER_CONFIG, AdapterInfo, check_fingerprint, read_adapter
+from backend.export.check_ram import LORA_CHECK, gguf_checks, lora_check
 from backend.export.errors import ExportError
 from backend.export.gguf.arch import arch_for
 from backend.export.gguf.llama_cpp_run import installed as llama_cpp_installed
@@ -121,6 +123,8 @@ def export_checks(spec: ExportSpec, jobs_dir: Path) -> list[Check]:
                 return checks
             _gguf_architecture(get_model(plan.base_path).model_type)
             gguf = _gguf_bytes(plan.parameter_count, spec.gguf_type)
+            if spec.verify:
+                checks += [Check("warning", "ram", note) for note in gguf_checks(plan.parameter_count)[2]]
             return checks + _disk([(jobs_dir, plan.output_bytes), (root, gguf)], "the merged model and the GGUF")
         record = _model_folder(source)
         _gguf_architecture(record.model_type)
@@ -131,6 +135,8 @@ def export_checks(spec: ExportSpec, jobs_dir: Path) -> list[Check]:
     if not record.parameter_count:
         unknown = f"The size of the GGUF cannot be estimated: {source} has no safetensors weights."
         return [*checks, Check("info", "disk", unknown)]
+    if spec.verify:
+        checks += [Check("warning", "ram", note) for note in gguf_checks(record.parameter_count)[2]]
     return checks + _disk([(root, _gguf_bytes(record.parameter_count, spec.gguf_type))], "the GGUF")
 
 
@@ -155,7 +161,11 @@ def _gguf_lora(spec: ExportSpec, adapter: AdapterInfo, root: Path, checks: list[
         raise _Refused(Check("error", "adapter", f"{TIED_HEAD} {MERGE_INSTEAD}"))
     need = _lora_bytes(adapter, header, 2 if spec.lora_type == "f16" else 4)
     if spec.verify and llama_cpp_installed():
-        need += int((record.parameter_count or 0) * GGUF_BYTES_PER_WEIGHT["f16"])
+        check = lora_check(record.parameter_count or 0, adapter.weights.stat().st_size)
+        if note := check.note(LORA_CHECK):
+            checks.append(Check("warning", "ram", note))
+        if check.dtype is not None:
+            need += int((record.parameter_count or 0) * GGUF_BYTES_PER_WEIGHT["f16"])
     elif spec.verify:
         unchecked = (
             "llama-cpp-python is not installed: the adapter file is checked for structure, not run in llama.cpp."

@@ -14,7 +14,7 @@ HEADROOM = 256 << 20
 @dataclass(frozen=True)
 class Check:
     level: Literal["error", "warning", "info"]
-    topic: Literal["spec", "model", "adapter", "data", "disk", "gpu"]
+    topic: Literal["spec", "model", "adapter", "data", "disk", "gpu", "ram"]
     message: str
 
     def to_dict(self) -> dict[str, str]:

@@ -39,6 +39,22 @@ def test_sizes_the_merge_before_anything_runs(qtbot: QtBot, session: Session, ad
     assert page.export_button.isEnabled() and page._needs.text() == "", "copying the adapter needs no merge"
 
 
+def test_says_which_checks_the_ram_at_hand_allows(
+    qtbot: QtBot, session: Session, adapter: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psutil
+
+    real = psutil.virtual_memory()
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: real._replace(available=2**29))  # half a GiB
+    page = _page(qtbot, session, adapter)
+
+    assert "merge's logits check was skipped" in page._needs.text()
+    assert "comparison with the source model's logits was skipped" in page._needs.text()
+    page.gguf.setChecked(False)
+    page.merged.setChecked(True)
+    assert "source model" not in page._needs.text(), "a merge alone has no GGUF to check"
+
+
 def test_refuses_an_adapter_whose_base_changed(qtbot: QtBot, session: Session, adapter: Path, tmp_path: Path) -> None:
     altered = tmp_path / "altered"
     altered.mkdir()

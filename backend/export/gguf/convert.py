@@ -8,6 +8,7 @@ at a time and ``progress`` is called once per tensor.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,10 @@ class GgufPlan:
     @property
     def nbytes(self) -> int:
         return sum(plan.nbytes for plan in self.tensors)
+
+    @property
+    def parameter_count(self) -> int:
+        return sum(math.prod(plan.shape) for plan in self.tensors)
 
 
 def plan_gguf(model_dir: str | Path, file_type: str, name: str | None = None) -> GgufPlan:

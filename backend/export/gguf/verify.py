@@ -24,7 +24,15 @@ from backend.export.errors import VerificationError
 from backend.export.gguf.arch import GEMMA_ARCHS, global_rope, head_dim_of
 from backend.export.gguf.convert import FILE_TYPE_IDS, GgufPlan
 from backend.export.gguf.quantize import K_QUANTS
-from backend.export.logits import LogitCheck, Tolerance, compare, model_logits, prompt_ids, require
+from backend.export.logits import (
+    LogitCheck,
+    Tolerance,
+    compare,
+    compute_tolerance,
+    model_logits,
+    prompt_ids,
+    require,
+)
 
 GGUF_TOLERANCE = {
     "f16": Tolerance(0.01, "rounding weights to float16 (exact from a bfloat16 source, barring overflow)"),
@@ -110,12 +118,20 @@ def check_file(path: Path, plan: GgufPlan, file_type: str) -> None:
         raise VerificationError(f"{path.name} is not what llama.cpp needs: " + "; ".join(problems[:10]))
 
 
-def check_logits(path: Path, plan: GgufPlan, file_type: str, reference: list[Any], ids: list[list[int]]) -> LogitCheck:
-    """Load the GGUF with transformers and compare its logits with the source model's."""
+def check_logits(
+    path: Path, plan: GgufPlan, file_type: str, reference: list[Any], ids: list[list[int]], dtype: str = "float32"
+) -> LogitCheck:
+    """Load the GGUF with transformers and compare its logits with the source model's (both in ``dtype``)."""
+    tol = compute_tolerance(GGUF_TOLERANCE[file_type], dtype)
+    candidate = gguf_logits(path, plan, ids, dtype)
+    return require(compare(f"GGUF {file_type.upper()} (transformers) vs source", reference, candidate, tol), tol)
+
+
+def gguf_logits(path: Path, plan: GgufPlan, ids: list[list[int]], dtype: str = "float32") -> list[Any]:
+    """The GGUF's logits on ``ids`` as transformers reads the file (dequantized into ``dtype``)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    tol = GGUF_TOLERANCE[file_type]
     model = None
     if plan.spec.transformers_loads:
         _check_tokenizer(path, plan)
@@ -123,16 +139,16 @@ def check_logits(path: Path, plan: GgufPlan, file_type: str, reference: list[Any
         kwargs = {} if trusted else {"config": AutoConfig.from_pretrained(plan.model_dir)}
         try:
             model = AutoModelForCausalLM.from_pretrained(
-                path.parent, gguf_file=path.name, dtype=torch.float32, **kwargs
+                path.parent, gguf_file=path.name, dtype=getattr(torch, dtype), **kwargs
             )
         except NotImplementedError:  # transformers renames arch llama to mistral for a file named exactly "mistral"
             model = None
     if model is None:
-        model = _load_with_processor(path, plan)
+        model = _load_with_processor(path, plan, dtype)
     candidate = model_logits(model.eval(), ids)
     del model
     gc.collect()
-    return require(compare(f"GGUF {file_type.upper()} (transformers) vs source", reference, candidate, tol), tol)
+    return candidate
 
 
 LLAMA_CPP_SLACK = 2.0
@@ -142,17 +158,19 @@ SmolLM2 + a random r=16 adapter, Q8_0 gave 4.8 % through transformers and 17.9 %
 top-1 agreement 100 % in both. Float files are computed in float and keep their limit."""
 
 
-def llama_cpp_tolerance(file_type: str) -> Tolerance:
+def llama_cpp_tolerance(file_type: str, dtype: str = "float32") -> Tolerance:
+    """The file type's limit, wider for llama.cpp's 8-bit activations (quantized files) and a bfloat16 reference."""
     tol = GGUF_TOLERANCE[file_type]
-    if file_type in ("f16", "bf16"):
-        return tol
-    return Tolerance(tol.relative * LLAMA_CPP_SLACK, f"{tol.why}, and llama.cpp's 8-bit activations", tol.min_top1)
+    if file_type not in ("f16", "bf16"):
+        tol = Tolerance(tol.relative * LLAMA_CPP_SLACK, f"{tol.why}, and llama.cpp's 8-bit activations", tol.min_top1)
+    return compute_tolerance(tol, dtype)
 
 
 def check_llama_cpp(
-    path: Path, file_type: str, reference: list[Any], ids: list[list[int]]
-) -> tuple[LogitCheck, str] | None:
-    """llama.cpp's own logits for the same token ids, and a short greedy generation; None when not installed."""
+    path: Path, file_type: str, reference: list[Any] | None, ids: list[list[int]], dtype: str = "float32"
+) -> tuple[LogitCheck | None, str] | None:
+    """llama.cpp's own logits for the same token ids (compared when there is a ``reference``, computed in
+    ``dtype``), and a short greedy generation; None when llama.cpp is not installed."""
     from backend.export.gguf.llama_cpp_run import installed, run_llama_cpp
 
     if not installed():
@@ -160,19 +178,21 @@ def check_llama_cpp(
     import torch
 
     scores, text = run_llama_cpp(path, ids)
+    if reference is None:
+        return None, text
     candidate = [torch.from_numpy(rows) for rows in scores]
-    tol = llama_cpp_tolerance(file_type)
+    tol = llama_cpp_tolerance(file_type, dtype)
     check = compare(f"GGUF {file_type.upper()} (llama.cpp) vs source", reference, candidate, tol)
     return require(check, tol), text
 
 
-def source_logits(model_dir: Path) -> tuple[list[Any], list[list[int]]]:
-    """The source model's logits on the check prompts, in float32."""
+def source_logits(model_dir: Path, dtype: str = "float32") -> tuple[list[Any], list[list[int]]]:
+    """The source model's logits on the check prompts, computed in ``dtype``."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     ids = prompt_ids(AutoTokenizer.from_pretrained(model_dir))
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype)).eval()
     logits = model_logits(model, ids)
     del model
     gc.collect()
@@ -199,7 +219,7 @@ def _check_tokenizer(path: Path, plan: GgufPlan) -> None:
             )
 
 
-def _load_with_processor(path: Path, plan: GgufPlan) -> Any:
+def _load_with_processor(path: Path, plan: GgufPlan, dtype: str) -> Any:
     """transformers' own tensor processors and name map with the source config, where its loader refuses the
     file (Gemma 1: no config mapping) or stumbles."""
     import torch
@@ -208,7 +228,7 @@ def _load_with_processor(path: Path, plan: GgufPlan) -> Any:
     from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor, get_gguf_hf_weights_map
 
     config = AutoConfig.from_pretrained(plan.model_dir)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
     arch = plan.spec.gguf_arch
     # Gemma's norm convention is Gemma 2's; the Llama processor undoes the Q/K permutation.
     processor_class = TENSOR_PROCESSORS.get("gemma2" if arch in GEMMA_ARCHS else arch, TensorProcessor)
@@ -217,7 +237,7 @@ def _load_with_processor(path: Path, plan: GgufPlan) -> Any:
     state = {}
     for tensor in GGUFReader(path).tensors:
         result = processor.process(weights=dequantize(tensor.data, tensor.tensor_type), name=tensor.name)
-        state[names[result.name]] = torch.from_numpy(result.weights.copy())
+        state[names[result.name]] = torch.from_numpy(result.weights.copy()).to(getattr(torch, dtype))
     missing, _ = model.load_state_dict(state, strict=False)
     if set(missing) - {"lm_head.weight"}:
         raise VerificationError(f"The GGUF lacks tensors the model needs: {sorted(missing)[:5]}")
