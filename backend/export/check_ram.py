@@ -1,4 +1,4 @@
-"""RAM for the logits checks of a merge or an export, and the precision they run in.
+"""RAM of a merge or an export: the streaming merge, and the logits checks and the precision they run in.
 
 Each check holds one whole model in RAM at a time (the reference, then the candidate), so its
 peak grows with the model while the merge and the GGUF writer stream one tensor at a time. In
@@ -64,6 +64,19 @@ class CheckRam:
                 "logit wider."
             )
         return None
+
+
+WORKING_COPIES = 4
+"""Float32 copies of a tensor alive while it is merged: base, delta, sum, DoRA norm/rescale."""
+
+
+def streaming_merge_ram_bytes(
+    output_bytes: int, largest_tensor: int, output_item: int, adapter_bytes: int, shard_bytes: int
+) -> int:
+    """Peak RAM of the streaming merge: one output shard, the largest tensor's float32 working copies and
+    its output, the adapter (``adapter_bytes``: as loaded), and the runtime."""
+    largest = largest_tensor * (4 * WORKING_COPIES + output_item)
+    return min(shard_bytes, output_bytes) + largest + adapter_bytes + RUNTIME_BYTES
 
 
 def check_ram_bytes(parameter_count: int, kind: CheckKind, dtype: str, extra_bytes: int = 0) -> int:

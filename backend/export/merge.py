@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.export.adapter import AdapterInfo, read_adapter, resolve_base
-from backend.export.check_ram import MERGE_CHECK, RUNTIME_BYTES, CheckRam, plan_check
+from backend.export.check_ram import MERGE_CHECK, CheckRam, plan_check, streaming_merge_ram_bytes
 from backend.export.errors import ExportError
 from backend.export.logits import LogitCheck
 from backend.export.lora_weights import AdapterTensors
@@ -38,8 +38,6 @@ TOKENIZER_FILES = (
     "merges.txt", "added_tokens.json", "chat_template.jinja", "chat_template.json",
 )  # fmt: skip
 _QUANTIZED_DTYPES = {"U8", "I8", "F8_E4M3", "F8_E5M2"}
-_WORKING_COPIES = 4
-"""Float32 copies of a tensor alive while it is merged: base, delta, sum, DoRA norm/rescale."""
 
 
 @dataclass(frozen=True)
@@ -61,8 +59,10 @@ class MergePlan:
     @property
     def merge_ram_bytes(self) -> int:
         """Peak RAM of the streaming merge: one shard, the largest tensor's working copies, the adapter."""
-        largest = self.largest_tensor * (4 * _WORKING_COPIES + DTYPE_BYTES[OUTPUT_DTYPES[self.dtype]])
-        return min(self.shard_bytes, self.output_bytes) + largest + self.adapter_bytes + RUNTIME_BYTES
+        item = DTYPE_BYTES[OUTPUT_DTYPES[self.dtype]]
+        return streaming_merge_ram_bytes(
+            self.output_bytes, self.largest_tensor, item, self.adapter_bytes, self.shard_bytes
+        )
 
     @property
     def ram_bytes(self) -> int:
