@@ -346,3 +346,19 @@ def test_hub_shapes_come_from_config_and_headers_only(local_hub: LocalHub, tiny_
     assert shapes.parameter_count == folder.parameter_count
     downloads = [r for r in local_hub.requests if r.method == "GET" and r.path.startswith("/cdn/")]
     assert downloads and all(r.range for r in downloads), "the weights file is only read in byte ranges"
+
+
+def test_an_unchecked_library_version_is_said(monkeypatch) -> None:
+    from importlib import metadata
+
+    from backend.estimator.stack import CHECKED_VERSIONS, version_drift
+
+    checked = {name: minors[-1] + ".0" for name, minors in CHECKED_VERSIONS.items()}
+    monkeypatch.setattr(metadata, "version", lambda name: checked[name])
+    version_drift.cache_clear()
+    assert version_drift() == ()
+    monkeypatch.setattr(metadata, "version", lambda name: {**checked, "transformers": "5.30.1"}[name])
+    version_drift.cache_clear()
+    (drift,) = version_drift()
+    assert drift.startswith("transformers 5.30.1") and "5.23" in drift
+    version_drift.cache_clear()
