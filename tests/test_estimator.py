@@ -362,3 +362,37 @@ def test_an_unchecked_library_version_is_said(monkeypatch) -> None:
     (drift,) = version_drift()
     assert drift.startswith("transformers 5.30.1") and "5.23" in drift
     version_drift.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("quant", "tokens", "optimizer", "checkpointing", "phase", "temporary"),
+    [
+        ("nf4", 16, "adamw_torch", True, "optimizer step", "optimizer_step"),
+        ("nf4", 16, "adamw_torch", False, "first layer's backward", "backward"),
+        ("none", 16, "adamw_8bit", False, "loss backward", "loss"),
+        ("int8", 2048, "adamw_torch", True, None, None),
+    ],
+)
+def test_the_breakdown_is_the_peak_moment(
+    quant: str, tokens: int, optimizer: str, checkpointing: bool, phase: str | None, temporary: str | None
+) -> None:
+    """Whichever moment of the step is the peak, the terms are what is alive then and add up to the total."""
+    spec = JobSpec.from_dict(
+        {
+            "data": {"path": "train.jsonl"},
+            "quantization": {"mode": quant},
+            "training": {
+                "micro_batch_size": 1,
+                "max_seq_length": tokens,
+                "optimizer": optimizer,
+                "gradient_checkpointing": checkpointing,
+            },
+        }
+    )
+    result = estimate(spec, shapes_from_config(LLAMA_8B), RTX_4090, with_suggestions=False)
+    assert sum(t.bytes for t in result.terms) == result.total_bytes
+    if phase is not None:
+        assert result.peak_phase == phase
+        assert result.term(temporary) is not None and result.term(temporary).bytes > 0
+    if quant == "int8":
+        assert "8 bits" in result.term("base_weights").explanation
