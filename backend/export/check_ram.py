@@ -30,10 +30,11 @@ MERGE_CHECK = "The merge's logits check"
 SOURCE_CHECK = "The comparison with the source model's logits"
 READBACK_CHECK = "Reading the GGUF back through transformers"
 LORA_CHECK = "Running the adapter in llama.cpp against PEFT's base + adapter"
-COMPUTE_NOISE = {"float32": 0.0, "bfloat16": 0.08}
+COMPUTE_NOISE = {"float32": 0.0, "bfloat16": 0.10}
 """Added to a limit (relative to the largest logit) when the comparison is computed in that dtype: bfloat16
-activations round on both sides, 0.8-5.5% on the six tiny test architectures (tests/test_check_ram.py). Such a
-check still catches a wrong layout or a lost adapter whose effect is larger; the check's line says both."""
+activations round on both sides, 0.8-5.5% on the six tiny test architectures (tests/test_check_ram.py) and up
+to 5.8% on SmolLM2-135M with a trained adapter (docs/export.md), where float32 gave 0.16-0.81%. Such a check
+still catches a wrong layout or a lost adapter whose effect is larger; the check's line says both."""
 RUNTIME_BYTES = 1024**3
 """Python, torch and transformers themselves, before any weight is loaded."""
 USABLE_SHARE = 0.8
