@@ -184,7 +184,9 @@ class ExportPage(QWidget):
                     f"Merging into {plan.base_path.name} ({plan.parameter_count / 1e6:,.0f}M parameters) needs "
                     f"about {plan.ram_bytes / 2**30:.1f} GiB of RAM and {plan.output_bytes / 2**30:.2f} GiB of disk."
                 )
-                notes = plan.warnings + (gguf_checks(plan.parameter_count)[2] if self.gguf.isChecked() else [])
+                notes = list(plan.warnings)
+                if self.gguf.isChecked():
+                    notes += gguf_checks(plan.parameter_count, plan.largest_tensor)[2]
                 if notes:
                     needs += " " + " ".join(notes)
         self._needs.setText(needs)

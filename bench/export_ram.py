@@ -1,4 +1,4 @@
-"""Peak RAM of each logits check of a merge or export, in float32 and bfloat16, as whole models held.
+"""Peak RAM of each logits check of a merge or export, in each precision it can run in, per parameter.
 
     python bench/export_ram.py [--layers 24] [--out bench/results/export_ram.md]
 
@@ -6,8 +6,8 @@ The merge and the GGUF writer stream one tensor at a time; the checks that prove
 models (``backend/export/check_ram.py``). This measures each check in its own process on a
 random-weight Llama with the tiny test tokenizer (memory does not depend on the weights' values;
 ``--layers`` sets its size) and an r=16 adapter on every linear layer, and reports
-``copies`` = (peak RSS - RSS after the imports) / (parameters x bytes of the dtype): the
-figure ``check_ram`` sizes each check with.
+(peak RSS - RSS after the imports) / parameters: the bytes per parameter ``check_ram`` sizes
+each check with (``layerwise``: the model kept in 16 bits, each layer computed in float32).
 
 Checks: ``reference`` (PEFT's base + adapter, and the base alone: merge and GGUF LoRA export),
 ``reload`` (a saved model's logits: the merged model, or the source of a GGUF export) and
@@ -31,8 +31,11 @@ sys.path.insert(0, str(REPO))
 
 from bench.peak_rss import peak_rss_bytes  # noqa: E402 - after the repo is on the path
 
-CHECKS = ("reference", "reload", "gguf")
-DTYPES = ("float32", "bfloat16")
+PRECISIONS = {
+    "reference": ("float32", "layerwise"),
+    "reload": ("float32", "layerwise"),
+    "gguf": ("float32", "bfloat16"),
+}
 KIB = 1024
 
 
@@ -70,7 +73,7 @@ def build(work: Path, layers: int) -> tuple[Path, Path, Path]:
     return base, adapter, gguf
 
 
-def run_check(check: str, dtype: str, base: Path, adapter: Path, gguf: Path) -> dict:
+def run_check(check: str, precision: str, base: Path, adapter: Path, gguf: Path) -> dict:
     """Run one check here (in a child process): RSS after the imports, then the peak."""
     import peft  # noqa: F401 - every check's imports, so the baseline is the same
     import psutil
@@ -87,11 +90,11 @@ def run_check(check: str, dtype: str, base: Path, adapter: Path, gguf: Path) -> 
     baseline = psutil.Process().memory_info().rss
     started = time.perf_counter()
     if check == "reference":
-        adapter_logits(base, adapter, ids, dtype)
+        adapter_logits(base, adapter, ids, precision)
     elif check == "reload":
-        source_logits(base, dtype)
+        source_logits(base, precision)
     else:
-        gguf_logits(gguf, plan_gguf(base, "f16"), ids, dtype)
+        gguf_logits(gguf, plan_gguf(base, "f16"), ids, precision)
     return {"baseline": baseline, "peak": peak_rss_bytes(), "seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -122,15 +125,15 @@ def markdown(about: dict, params: int, rows: list[dict], llama: dict, gguf_bytes
         "",
         f"{about['machine']}, Python {about['python']}, {about['date']}; `{about['command']}`.",
         f"Model: random-weight Llama, {params / 1e6:,.0f} M parameters (bf16 on disk), r=16 adapter on every "
-        "linear layer. Each check in its own process; copies = (peak RSS - RSS after imports) / "
-        "(parameters x bytes of the dtype).",
+        "linear layer. Each check in its own process; bytes per parameter = (peak RSS - RSS after imports) / "
+        "parameters.",
         "",
-        "| check | dtype | RSS after imports GiB | peak RSS GiB | copies | bytes per parameter | seconds |",
-        "|---|---|---|---|---|---|---|",
+        "| check | precision | RSS after imports GiB | peak RSS GiB | bytes per parameter | seconds |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['check']} | {r['dtype']} | {r['baseline'] / gib:.2f} | {r['peak'] / gib:.2f} | {r['copies']:.2f} "
+            f"| {r['check']} | {r['precision']} | {r['baseline'] / gib:.2f} | {r['peak'] / gib:.2f} "
             f"| {(r['peak'] - r['baseline']) / params:.2f} | {r['seconds']} |"
         )
     if not llama:
@@ -144,7 +147,7 @@ def markdown(about: dict, params: int, rows: list[dict], llama: dict, gguf_bytes
     return "\n".join(lines) + "\n"
 
 
-def child(args: argparse.Namespace, check: str, dtype: str) -> dict:
+def child(args: argparse.Namespace, check: str, precision: str) -> dict:
     """One measurement in a fresh process."""
     command = [
         sys.executable,
@@ -155,7 +158,7 @@ def child(args: argparse.Namespace, check: str, dtype: str) -> dict:
         str(args.work),
         "--child",
         check,
-        dtype,
+        precision,
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -166,26 +169,22 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=24, help="decoder layers of the 1024-wide model (24: ~0.4 B)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/lora-studio-export-ram"))
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "export_ram.md")
-    parser.add_argument("--child", nargs=2, metavar=("CHECK", "DTYPE"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=2, metavar=("CHECK", "PRECISION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     work = args.work / f"layers-{args.layers}"
     work.mkdir(parents=True, exist_ok=True)
     if args.child:
         base, adapter, gguf = work / "base", work / "adapter", work / "base-F16.gguf"
-        check, dtype = args.child
-        print(
-            json.dumps(
-                run_llama_cpp_peak(base, gguf) if check == "llama.cpp" else run_check(check, dtype, base, adapter, gguf)
-            )
-        )
+        check, precision = args.child
+        measured = run_llama_cpp_peak(base, gguf) if check == "llama.cpp" else None
+        print(json.dumps(measured if measured is not None else run_check(check, precision, base, adapter, gguf)))
         return
     base, adapter, gguf = build(work, args.layers)
     params = parameters(base)
     rows = []
-    for check in CHECKS:
-        for dtype in DTYPES:
-            row = child(args, check, dtype) | {"check": check, "dtype": dtype}
-            row["copies"] = (row["peak"] - row["baseline"]) / (params * (4 if dtype == "float32" else 2))
+    for check, precisions in PRECISIONS.items():
+        for precision in precisions:
+            row = child(args, check, precision) | {"check": check, "precision": precision}
             rows.append(row)
             print(json.dumps(row), flush=True)
     llama = child(args, "llama.cpp", "-")

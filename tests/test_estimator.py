@@ -261,8 +261,9 @@ def test_host_needs() -> None:
     shapes = shapes_from_config(LLAMA_8B)
     host = estimate(_spec(), shapes, RTX_4090).host
     assert host.disk_merge_bytes == 2 * shapes.parameter_count
-    least, float32 = (check_ram_bytes(shapes.parameter_count, "model", dtype) for dtype in ("bfloat16", "float32"))
-    assert least < host.ram_merge_bytes < least + GIB < float32, "the merge job's check, in bfloat16 at least"
+    largest = max(t.numel for t in shapes.tensors)
+    least, float32 = (check_ram_bytes(shapes.parameter_count, "model", p, 0, largest) for p in ("layerwise", "float32"))
+    assert least < host.ram_merge_bytes < least + GIB < float32, "the merge job's check, layer by layer at least"
     assert 0 < host.disk_checkpoints_bytes < GIB
 
 
@@ -277,10 +278,11 @@ def test_host_merge_ram_is_what_the_merge_job_plans(tiny_llama: Path, tmp_path: 
     real = psutil.virtual_memory()
     params = shapes_from_folder(tiny_llama).parameter_count
     extra = 2 * (adapter / "adapter_model.safetensors").stat().st_size
-    low, high = (check_ram_bytes(params, "model", dtype, extra) for dtype in ("bfloat16", "float32"))
+    largest = max(t.numel for t in shapes_from_folder(tiny_llama).tensors)
+    low, high = (check_ram_bytes(params, "model", p, extra, largest) for p in ("layerwise", "float32"))
     monkeypatch.setattr(psutil, "virtual_memory", lambda: real._replace(available=int((low + high) / 2 / 0.8)))
     plan = plan_merge(adapter)
-    assert plan.check.dtype == "bfloat16", "the least the merge job runs with"
+    assert plan.check.precision == "layerwise", "the least the merge job runs with"
     spec = JobSpec.from_dict({"data": {"path": "t.jsonl"}, "lora": {"r": 8, "target_modules": "all_linear"}})
     host = estimate(spec, shapes_from_folder(tiny_llama)).host
     assert host.ram_merge_bytes == pytest.approx(plan.ram_bytes, rel=0.01)

@@ -179,7 +179,7 @@ def test_full_disk_is_refused_before_writing(
 def test_needed_ram_is_reported_before_merging(adapters: dict[str, Path]) -> None:
     plan = plan_merge(adapters["llama"])
 
-    assert plan.check.dtype == "float32", "a tiny model's check fits in any RAM"
+    assert plan.check.precision == "float32", "a tiny model's check fits in any RAM"
     assert plan.ram_bytes == max(plan.merge_ram_bytes, plan.check.ram_bytes) == required_ram(adapters["llama"])
     assert plan.merge_ram_bytes < plan.output_bytes + plan.largest_tensor * 32 + plan.adapter_bytes + 2**30 + 1
     small = plan_merge(adapters["llama"], max_shard_bytes=1024)

@@ -109,16 +109,17 @@ def _verify(path: Path, plan: GgufPlan, file_type: str, progress: ProgressFn) ->
     _check_file(path, plan, file_type)
     progress("verifying", 1, 3)
     reference, ids, checks = None, None, []
-    source, readback, notes = gguf_checks(plan.parameter_count)
+    source, readback, notes = gguf_checks(plan.parameter_count, plan.largest_tensor)
     plan.warnings.extend(notes)
-    if source.dtype is not None:
-        reference, ids = source_logits(plan.model_dir, source.dtype)
-        if readback.dtype is not None:
-            dtype = coarser(source.dtype, readback.dtype)
-            checks.append(check_logits(path, plan, file_type, reference, ids, dtype))
+    effective = "float32"
+    if source.precision is not None:
+        reference, ids, effective = source_logits(plan.model_dir, source.precision)
+        if readback.precision is not None:
+            limits = coarser(effective, readback.precision)
+            checks.append(check_logits(path, plan, file_type, reference, ids, readback.precision, limits))
     progress("verifying", 2, 3)
     ids = ids or prompt_ids(AutoTokenizer.from_pretrained(plan.model_dir))
-    native = check_llama_cpp(path, file_type, reference, ids, source.dtype or "float32")
+    native = check_llama_cpp(path, file_type, reference, ids, effective)
     progress("verifying", 3, 3)
     if native is None:
         return checks, None

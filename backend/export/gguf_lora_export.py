@@ -63,15 +63,15 @@ def export_gguf_lora(
     stem = f"{file_slug(plan.name)}-LoRA-{file_type.upper()}"
     folder = Path(out_root).expanduser() / stem
     native = verify and llama_cpp_installed()
-    base_plan, dtype = None, "float32"
+    base_plan, precision = None, "float32"
     if native:
         from backend.export.gguf.convert import plan_gguf
 
         base_plan = plan_gguf(plan.base_path, "f16")
-        check = lora_check(base_plan.parameter_count, plan.adapter.weights.stat().st_size)
+        check = lora_check(base_plan.parameter_count, base_plan.largest_tensor, plan.adapter.weights.stat().st_size)
         if note := check.note(LORA_CHECK):
             plan.warnings.append(note)
-        base_plan, dtype = (base_plan, check.dtype) if check.dtype else (None, dtype)
+        base_plan, precision = (base_plan, check.precision) if check.precision else (None, precision)
     checks: list[LogitCheck] = []
     sample = None
     with staged_folder(folder, plan.nbytes + (base_plan.nbytes if base_plan else 0), overwrite=overwrite) as staging:
@@ -80,7 +80,7 @@ def export_gguf_lora(
         if verify:
             check_lora_file(target, plan)
         if base_plan is not None:
-            checks, sample = _check_in_llama_cpp(plan, base_plan, target, dtype, progress)
+            checks, sample = _check_in_llama_cpp(plan, base_plan, target, precision, progress)
         elif verify and not native:
             plan.warnings.append(
                 "llama-cpp-python is not installed, so the adapter was checked for structure only (names, shapes, "
@@ -113,9 +113,9 @@ def where_the_base_comes_from(base_path: Path) -> str:
 
 
 def _check_in_llama_cpp(
-    plan: LoraGgufPlan, base_plan: GgufPlan, lora: Path, dtype: str, progress: ProgressFn
+    plan: LoraGgufPlan, base_plan: GgufPlan, lora: Path, precision: str, progress: ProgressFn
 ) -> tuple[list[LogitCheck], str]:
-    """llama.cpp's logits for the base F16 GGUF + this adapter against PEFT's base + adapter (in ``dtype``)."""
+    """llama.cpp's logits for the base F16 GGUF + this adapter against PEFT's base + adapter (in ``precision``)."""
     import torch
     from transformers import AutoTokenizer
 
@@ -129,12 +129,12 @@ def _check_in_llama_cpp(
     total = len(base_plan.tensors) + 2
     write_gguf(base_plan, base_gguf, lambda _stage, done, _total: progress("verifying", done, total))
     ids = prompt_ids(AutoTokenizer.from_pretrained(plan.base_path))
-    reference, base_only = adapter_logits(plan.base_path, plan.adapter.path, ids, dtype)
+    reference, base_only, effective = adapter_logits(plan.base_path, plan.adapter.path, ids, precision)
     progress("verifying", total - 1, total)
     scores, sample = run_llama_cpp(base_gguf, ids, lora=lora)
     base_gguf.unlink()
     progress("verifying", total, total)
-    tol = llama_cpp_tolerance("f16", dtype)
+    tol = llama_cpp_tolerance("f16", effective)
     effect = compare("adapter effect", reference, base_only, tol).relative_diff
     what = f"base F16 + adapter {plan.file_type.upper()} (llama.cpp) vs base + adapter (transformers)"
     candidate = [torch.from_numpy(rows) for rows in scores]

@@ -8,7 +8,10 @@ bf16 or f16 moves every logit by a fraction of its size.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backend.export.check_ram import COMPUTE_NOISE
@@ -40,12 +43,15 @@ class Tolerance:
     min_top1: float = 0.0
 
 
-def compute_tolerance(tol: Tolerance, dtype: str) -> Tolerance:
-    """``tol`` for a comparison computed in ``dtype`` (see ``check_ram``): as it is in float32, wider in bfloat16."""
-    noise = COMPUTE_NOISE[dtype]
+def compute_tolerance(tol: Tolerance, precision: str) -> Tolerance:
+    """``tol`` for a comparison in ``precision`` (see ``check_ram``): as it is where that is exact, wider in
+    bfloat16."""
+    noise = COMPUTE_NOISE[precision]
     if not noise:
         return tol
-    return Tolerance(tol.relative + noise, f"{tol.why}, and both sides computed in {dtype}", tol.min_top1)
+    return Tolerance(
+        tol.relative + noise, f"{tol.why}, and weights or activations rounded to {precision}", tol.min_top1
+    )
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,94 @@ def model_logits(model: Any, ids: list[list[int]]) -> list[torch.Tensor]:
 
     with torch.no_grad():
         return [model(input_ids=torch.tensor([row])).logits[0].float() for row in ids]
+
+
+def storage_dtype(model_dir: Path, precision: str) -> tuple[str, str]:
+    """The dtype to load a model in for a check in ``precision`` (see ``check_ram``), and the precision its
+    limits must allow for: a ``layerwise`` check keeps the model in its own 16-bit type, which is exact; a
+    float32 checkpoint kept in bfloat16 is rounded, so its limits are bfloat16's."""
+    if precision != "layerwise":
+        return precision, precision
+    from backend.export.safetensors_io import list_tensors
+
+    stored = {entry.dtype for entry in list_tensors(model_dir) if len(entry.shape) >= 2}
+    sixteen = {"BF16": "bfloat16", "F16": "float16"}
+    if len(stored) == 1 and next(iter(stored)) in sixteen:
+        return sixteen[next(iter(stored))], "layerwise"
+    return "bfloat16", "bfloat16"
+
+
+def check_logits_of(model: Any, ids: list[list[int]], precision: str) -> list[torch.Tensor]:
+    """``model_logits`` for a check in ``precision``: a ``layerwise`` one computes in float32 piece by piece."""
+    if precision != "layerwise":
+        return model_logits(model, ids)
+    with float32_compute(model):
+        return model_logits(model, ids)
+
+
+def load_for_check(model_dir: Path, precision: str) -> tuple[Any, str]:
+    """The saved model at ``model_dir`` loaded for a check in ``precision``, and the precision its limits
+    must allow for (``storage_dtype``)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype, effective = storage_dtype(model_dir, precision)
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype)).eval(), effective
+
+
+@contextmanager
+def float32_compute(model: Any) -> Iterator[Any]:
+    """Run a model held in 16 bits as if it were float32, one piece at a time.
+
+    Before each decoder layer runs, its parameters and buffers are replaced by float32 copies, and
+    the 16-bit originals are put back when it returns; modules outside the layers (embeddings,
+    final norm, head) are upcast the same way one at a time. RAM holds the 16-bit model plus one
+    piece in float32; the arithmetic is float32's throughout, and a 16-bit value is exact in
+    float32, so the logits equal the float32 model's (tests/test_check_ram.py: bit for bit).
+    """
+    import torch
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    half = (torch.bfloat16, torch.float16)
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    in_layers = {id(sub) for layer in layers for sub in layer.modules()}
+    saved: dict[int, list[tuple[Any, str, Any]]] = {}
+
+    def upcast(module: Any, recurse: bool) -> None:
+        originals = []
+        for owner in module.modules() if recurse else [module]:
+            for store in (owner._parameters, owner._buffers):
+                for name, tensor in store.items():
+                    if tensor is not None and tensor.dtype in half:
+                        originals.append((tensor, name, tensor.data))
+                        if store is owner._parameters:
+                            tensor.data = tensor.data.float()
+                        else:
+                            store[name] = tensor.float()
+                            originals[-1] = (owner, name, tensor)
+        saved[id(module)] = originals
+
+    def restore(module: Any, _args: Any, _output: Any) -> None:
+        for holder, name, original in saved.pop(id(module)):
+            if isinstance(holder, torch.nn.Parameter):
+                holder.data = original
+            else:
+                holder._buffers[name] = original
+
+    handles = []
+    for layer in layers:
+        handles.append(layer.register_forward_pre_hook(lambda module, _args: upcast(module, True)))
+        handles.append(layer.register_forward_hook(restore))
+    for module in model.modules():
+        if id(module) in in_layers or not (module._parameters or module._buffers):
+            continue
+        handles.append(module.register_forward_pre_hook(lambda module, _args: upcast(module, False)))
+        handles.append(module.register_forward_hook(restore))
+    try:
+        yield model
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def compare(

@@ -67,7 +67,7 @@ class MergePlan:
     @property
     def ram_bytes(self) -> int:
         """Peak RAM of the job: the streaming merge, or the logits check when it runs."""
-        return max(self.merge_ram_bytes, self.check.ram_bytes if self.check.dtype else 0)
+        return max(self.merge_ram_bytes, self.check.ram_bytes if self.check.precision else 0)
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,8 @@ def plan_merge(
     out_dtype = _output_dtype(base_path, entries, dtype)
     params = sum(entry.numel for entry in entries)
     adapter_bytes = adapter.weights.stat().st_size * 2
-    check = plan_check(params, "model", extra_bytes=adapter_bytes)
+    largest = max(entry.numel for entry in entries)
+    check = plan_check(params, "model", extra_bytes=adapter_bytes, largest_tensor=largest)
     if note := check.note(MERGE_CHECK):
         warnings.append(note)
     plan = MergePlan(
@@ -111,7 +112,7 @@ def plan_merge(
         dtype=out_dtype,
         parameter_count=params,
         output_bytes=params * DTYPE_BYTES[OUTPUT_DTYPES[out_dtype]],
-        largest_tensor=max(entry.numel for entry in entries),
+        largest_tensor=largest,
         shard_bytes=max_shard_bytes,
         adapter_bytes=adapter_bytes,
         check=check,
@@ -147,10 +148,10 @@ def merge_adapter(
         untied = _write_merged_weights(plan, staging, progress)
         _copy_side_files(plan, staging, untied)
         checks = []
-        if verify and plan.check.dtype is not None:
+        if verify and plan.check.precision is not None:
             from backend.export.verify_merge import verify_merge
 
-            checks.append(verify_merge(plan.base_path, plan.adapter.path, staging, plan.check.dtype, progress))
+            checks.append(verify_merge(plan.base_path, plan.adapter.path, staging, plan.check.precision, progress))
         name = out.name
         base_name = plan.base_path.name
         (staging / "README.md").write_text(model_card(name, plan.adapter, base_name, plan.dtype, checks), "utf-8")

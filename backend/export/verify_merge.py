@@ -12,7 +12,17 @@ import gc
 from pathlib import Path
 from typing import Any
 
-from backend.export.logits import LogitCheck, Tolerance, compare, compute_tolerance, model_logits, prompt_ids, require
+from backend.export.check_ram import coarser
+from backend.export.logits import (
+    LogitCheck,
+    Tolerance,
+    check_logits_of,
+    compare,
+    compute_tolerance,
+    load_for_check,
+    prompt_ids,
+    require,
+)
 from backend.export.progress import ProgressFn
 
 MERGE_TOLERANCE = {
@@ -23,41 +33,39 @@ MERGE_TOLERANCE = {
 """Relative to the largest logit; measured values per architecture are in docs/export.md."""
 
 
-def verify_merge(base: Path, adapter: Path, merged: Path, compute_dtype: str, progress: ProgressFn) -> LogitCheck:
-    """Raise VerificationError unless the merged model predicts what base + adapter predict."""
+def verify_merge(base: Path, adapter: Path, merged: Path, precision: str, progress: ProgressFn) -> LogitCheck:
+    """Raise VerificationError unless the merged model predicts what base + adapter predict (``precision``:
+    how the check holds and computes the models, ``check_ram``)."""
     import json
 
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    dtype = getattr(torch, compute_dtype)
     stored = json.loads((merged / "config.json").read_text(encoding="utf-8"))["dtype"]
     ids = prompt_ids(AutoTokenizer.from_pretrained(merged))
     total = 2
-    reference, base_only = adapter_logits(base, adapter, ids, compute_dtype)
+    reference, base_only, reference_precision = adapter_logits(base, adapter, ids, precision)
     progress("verifying", 1, total)
-    merged_model = AutoModelForCausalLM.from_pretrained(merged, dtype=dtype).eval()
-    candidate = model_logits(merged_model, ids)
+    merged_model, merged_precision = load_for_check(merged, precision)
+    candidate = check_logits_of(merged_model, ids, precision)
     del merged_model
     gc.collect()
     progress("verifying", 2, total)
-    tol = compute_tolerance(MERGE_TOLERANCE[stored], compute_dtype)
+    tol = compute_tolerance(MERGE_TOLERANCE[stored], coarser(reference_precision, merged_precision))
     effect = compare("adapter effect", reference, base_only, tol).relative_diff
     check = compare(f"merged ({stored}) vs base + adapter", reference, candidate, tol, adapter_effect=effect)
     return require(check, tol)
 
 
-def adapter_logits(base: Path, adapter: Path, ids: list[list[int]], compute_dtype: str) -> tuple[list[Any], list[Any]]:
-    """The reference every adapter export is held to: PEFT's base + adapter logits, and the base's alone."""
-    import torch
+def adapter_logits(base: Path, adapter: Path, ids: list[list[int]], precision: str) -> tuple[list[Any], list[Any], str]:
+    """The reference every adapter export is held to: PEFT's base + adapter logits, the base's alone, and the
+    precision their limits must allow for (``logits.storage_dtype``)."""
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, compute_dtype))
+    model, effective = load_for_check(base, precision)
     reference_model = PeftModel.from_pretrained(model, adapter).eval()
-    reference = model_logits(reference_model, ids)
+    reference = check_logits_of(reference_model, ids, precision)
     with reference_model.disable_adapter():
-        base_only = model_logits(reference_model, ids)
+        base_only = check_logits_of(reference_model, ids, precision)
     del model, reference_model
     gc.collect()
-    return reference, base_only
+    return reference, base_only, effective

@@ -25,6 +25,7 @@ from backend.export.gguf.llama_cpp_run import installed as llama_cpp_installed
 from backend.export.gguf.lora import MERGE_INSTEAD, TIED_HEAD, cannot_load, llama_cpp_refusals
 from backend.export.gguf.quantize import INSTALL_HINT, K_QUANTS
 from backend.export.merge import MergePlan, plan_merge
+from backend.export.safetensors_io import list_tensors
 from backend.jobs.checks import HEADROOM, Check, free_bytes, size_text
 from backend.models.errors import ModelError
 from backend.models.hf_folder import read_config, read_header
@@ -124,7 +125,7 @@ def export_checks(spec: ExportSpec, jobs_dir: Path) -> list[Check]:
             _gguf_architecture(get_model(plan.base_path).model_type)
             gguf = _gguf_bytes(plan.parameter_count, spec.gguf_type)
             if spec.verify:
-                checks += [Check("warning", "ram", note) for note in gguf_checks(plan.parameter_count)[2]]
+                checks += _ram_notes(plan.parameter_count, plan.largest_tensor)
             return checks + _disk([(jobs_dir, plan.output_bytes), (root, gguf)], "the merged model and the GGUF")
         record = _model_folder(source)
         _gguf_architecture(record.model_type)
@@ -136,7 +137,7 @@ def export_checks(spec: ExportSpec, jobs_dir: Path) -> list[Check]:
         unknown = f"The size of the GGUF cannot be estimated: {source} has no safetensors weights."
         return [*checks, Check("info", "disk", unknown)]
     if spec.verify:
-        checks += [Check("warning", "ram", note) for note in gguf_checks(record.parameter_count)[2]]
+        checks += _ram_notes(record.parameter_count, _largest_tensor(source))
     return checks + _disk([(root, _gguf_bytes(record.parameter_count, spec.gguf_type))], "the GGUF")
 
 
@@ -161,10 +162,11 @@ def _gguf_lora(spec: ExportSpec, adapter: AdapterInfo, root: Path, checks: list[
         raise _Refused(Check("error", "adapter", f"{TIED_HEAD} {MERGE_INSTEAD}"))
     need = _lora_bytes(adapter, header, 2 if spec.lora_type == "f16" else 4)
     if spec.verify and llama_cpp_installed():
-        check = lora_check(record.parameter_count or 0, adapter.weights.stat().st_size)
+        size = adapter.weights.stat().st_size
+        check = lora_check(record.parameter_count or 0, _largest_tensor(record.path), size)
         if note := check.note(LORA_CHECK):
             checks.append(Check("warning", "ram", note))
-        if check.dtype is not None:
+        if check.precision is not None:
             need += int((record.parameter_count or 0) * GGUF_BYTES_PER_WEIGHT["f16"])
     elif spec.verify:
         unchecked = (
@@ -172,6 +174,19 @@ def _gguf_lora(spec: ExportSpec, adapter: AdapterInfo, root: Path, checks: list[
         )
         checks.append(Check("info", "adapter", f"{unchecked} {INSTALL_HINT}"))
     return checks + _disk([(root, need)], "the GGUF adapter and, while it is checked, its base as F16 GGUF")
+
+
+def _ram_notes(parameter_count: int, largest_tensor: int) -> list[Check]:
+    """What the RAM available now allows of a GGUF export's logits checks."""
+    return [Check("warning", "ram", note) for note in gguf_checks(parameter_count, largest_tensor)[2]]
+
+
+def _largest_tensor(model_dir: Path) -> int:
+    """Elements of the model's largest tensor, from its safetensors headers (0 when it has none)."""
+    try:
+        return max((entry.numel for entry in list_tensors(model_dir)), default=0)
+    except ExportError:
+        return 0
 
 
 def _tied(record: ModelRecord) -> bool:

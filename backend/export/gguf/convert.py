@@ -45,6 +45,10 @@ class GgufPlan:
     def parameter_count(self) -> int:
         return sum(math.prod(plan.shape) for plan in self.tensors)
 
+    @property
+    def largest_tensor(self) -> int:
+        return max((math.prod(plan.shape) for plan in self.tensors), default=0)
+
 
 def plan_gguf(model_dir: str | Path, file_type: str, name: str | None = None) -> GgufPlan:
     """Read config, tokenizer and tensor headers and decide the whole file; raises ExportError when unsupported."""

@@ -27,8 +27,10 @@ from backend.export.gguf.quantize import K_QUANTS
 from backend.export.logits import (
     LogitCheck,
     Tolerance,
+    check_logits_of,
     compare,
     compute_tolerance,
+    load_for_check,
     model_logits,
     prompt_ids,
     require,
@@ -119,10 +121,17 @@ def check_file(path: Path, plan: GgufPlan, file_type: str) -> None:
 
 
 def check_logits(
-    path: Path, plan: GgufPlan, file_type: str, reference: list[Any], ids: list[list[int]], dtype: str = "float32"
+    path: Path,
+    plan: GgufPlan,
+    file_type: str,
+    reference: list[Any],
+    ids: list[list[int]],
+    dtype: str = "float32",
+    limits: str = "float32",
 ) -> LogitCheck:
-    """Load the GGUF with transformers and compare its logits with the source model's (both in ``dtype``)."""
-    tol = compute_tolerance(GGUF_TOLERANCE[file_type], dtype)
+    """Load the GGUF with transformers in ``dtype`` and compare its logits with the source model's, within the
+    file type's limits widened for the coarser of the two sides' precisions (``limits``, see ``check_ram``)."""
+    tol = compute_tolerance(GGUF_TOLERANCE[file_type], limits)
     candidate = gguf_logits(path, plan, ids, dtype)
     return require(compare(f"GGUF {file_type.upper()} (transformers) vs source", reference, candidate, tol), tol)
 
@@ -158,19 +167,20 @@ SmolLM2 + a random r=16 adapter, Q8_0 gave 4.8 % through transformers and 17.9 %
 top-1 agreement 100 % in both. Float files are computed in float and keep their limit."""
 
 
-def llama_cpp_tolerance(file_type: str, dtype: str = "float32") -> Tolerance:
-    """The file type's limit, wider for llama.cpp's 8-bit activations (quantized files) and a bfloat16 reference."""
+def llama_cpp_tolerance(file_type: str, precision: str = "float32") -> Tolerance:
+    """The file type's limit, wider for llama.cpp's 8-bit activations (quantized files) and for a reference whose
+    ``precision`` rounds (``check_ram``)."""
     tol = GGUF_TOLERANCE[file_type]
     if file_type not in ("f16", "bf16"):
         tol = Tolerance(tol.relative * LLAMA_CPP_SLACK, f"{tol.why}, and llama.cpp's 8-bit activations", tol.min_top1)
-    return compute_tolerance(tol, dtype)
+    return compute_tolerance(tol, precision)
 
 
 def check_llama_cpp(
-    path: Path, file_type: str, reference: list[Any] | None, ids: list[list[int]], dtype: str = "float32"
+    path: Path, file_type: str, reference: list[Any] | None, ids: list[list[int]], precision: str = "float32"
 ) -> tuple[LogitCheck | None, str] | None:
-    """llama.cpp's own logits for the same token ids (compared when there is a ``reference``, computed in
-    ``dtype``), and a short greedy generation; None when llama.cpp is not installed."""
+    """llama.cpp's own logits for the same token ids (compared when there is a ``reference``, whose limits
+    allow for ``precision``), and a short greedy generation; None when llama.cpp is not installed."""
     from backend.export.gguf.llama_cpp_run import installed, run_llama_cpp
 
     if not installed():
@@ -181,22 +191,22 @@ def check_llama_cpp(
     if reference is None:
         return None, text
     candidate = [torch.from_numpy(rows) for rows in scores]
-    tol = llama_cpp_tolerance(file_type, dtype)
+    tol = llama_cpp_tolerance(file_type, precision)
     check = compare(f"GGUF {file_type.upper()} (llama.cpp) vs source", reference, candidate, tol)
     return require(check, tol), text
 
 
-def source_logits(model_dir: Path, dtype: str = "float32") -> tuple[list[Any], list[list[int]]]:
-    """The source model's logits on the check prompts, computed in ``dtype``."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def source_logits(model_dir: Path, precision: str = "float32") -> tuple[list[Any], list[list[int]], str]:
+    """The source model's logits on the check prompts in ``precision`` (see ``check_ram``), the prompts, and the
+    precision the limits must allow for."""
+    from transformers import AutoTokenizer
 
     ids = prompt_ids(AutoTokenizer.from_pretrained(model_dir))
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype)).eval()
-    logits = model_logits(model, ids)
+    model, effective = load_for_check(model_dir, precision)
+    logits = check_logits_of(model, ids, precision)
     del model
     gc.collect()
-    return logits, ids
+    return logits, ids, effective
 
 
 def field_value(reader: Any, key: str) -> Any:
