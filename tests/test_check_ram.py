@@ -84,6 +84,30 @@ def _between_bfloat16_and_float32(model_dir: Path) -> int:
     return int((low + high) / 2 / USABLE_SHARE)
 
 
+@pytest.mark.parametrize("lora", [{"use_dora": True}, {"modules_to_save": ["lm_head"]}])
+def test_layer_by_layer_holds_for_dora_and_a_trained_head(
+    lora: dict, tiny_model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    """DoRA reads its base weight outside the base layer's own forward; a trained head sits outside the
+    decoder layers: both still compute in float32."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from backend.export.logits import float32_compute, model_logits, prompt_ids
+
+    base = tiny_model_dirs["gemma2"]
+    adapter = make_adapter(base, tmp_path / "adapter", **lora)
+    ids = prompt_ids(AutoTokenizer.from_pretrained(base))
+    full, half = (
+        PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=d), adapter).eval()
+        for d in (torch.float32, torch.bfloat16)
+    )
+    with float32_compute(half):
+        layered = model_logits(half, ids)
+    assert all(torch.equal(a, b) for a, b in zip(layered, model_logits(full, ids), strict=True))
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_short_of_ram_the_checks_run_layer_by_layer_and_pass(
     arch: str, adapters: dict[str, Path], tiny_model_dirs: dict[str, Path], tmp_path: Path, monkeypatch
