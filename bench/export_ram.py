@@ -31,11 +31,8 @@ sys.path.insert(0, str(REPO))
 
 from bench.peak_rss import peak_rss_bytes  # noqa: E402 - after the repo is on the path
 
-PRECISIONS = {
-    "reference": ("float32", "layerwise"),
-    "reload": ("float32", "layerwise"),
-    "gguf": ("float32", "bfloat16"),
-}
+KINDS = {"reference": "model", "reload": "model", "gguf": "gguf"}
+"""Each check and the kind ``check_ram`` sizes it as: it runs in that kind's precisions."""
 KIB = 1024
 
 
@@ -182,8 +179,10 @@ def main() -> None:
     base, adapter, gguf = build(work, args.layers)
     params = parameters(base)
     rows = []
-    for check, precisions in PRECISIONS.items():
-        for precision in precisions:
+    from backend.export.check_ram import BYTES_PER_PARAMETER
+
+    for check, kind in KINDS.items():
+        for precision in BYTES_PER_PARAMETER[kind]:
             row = child(args, check, precision) | {"check": check, "precision": precision}
             rows.append(row)
             print(json.dumps(row), flush=True)

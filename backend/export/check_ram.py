@@ -5,12 +5,10 @@ peak grows with the model while the merge and the GGUF writer stream one tensor 
 first precision that fits in ``USABLE_SHARE`` of the RAM available when the plan is made is used:
 
 - ``float32``: the model loaded in float32; exact up to summation order.
-- ``layerwise`` (a saved model, or a base with PEFT's adapter): the model kept in its 16-bit
-  storage type and each layer computed in float32 (``logits.float32_compute``). A 16-bit value
-  is exact in float32, so the logits are the float32 model's, bit for bit, at about a third
-  of the RAM.
-- ``bfloat16`` (transformers reading a GGUF back): computed in bfloat16, limits widened by
-  ``COMPUTE_NOISE`` (both sides round their activations).
+- ``layerwise``: the model kept in 16 bits (its checkpoint's type; a GGUF dequantized into it)
+  and each layer computed in float32 (``logits.float32_compute``). A 16-bit value is exact in
+  float32, so the logits are the float32 model's, bit for bit, at well under half the RAM. A
+  float32 checkpoint kept in 16 bits is rounded: its limits widen by ``COMPUTE_NOISE``.
 
 Where none fits, the logits are not compared and the plan says so: a worker killed by the
 out-of-memory killer after minutes of writing is worse than a file checked for structure only.
@@ -27,7 +25,7 @@ from typing import Literal
 
 BYTES_PER_PARAMETER = {
     "model": {"float32": 6.1, "layerwise": 2.5},
-    "gguf": {"float32": 6.2, "bfloat16": 4.5},
+    "gguf": {"float32": 6.2, "layerwise": 4.5},
 }
 """Peak RAM per parameter, in order of preference: ``model`` loads a saved model (or the base with PEFT's
 adapter) and runs the check prompts (``layerwise``: the 16-bit model plus one layer in float32; the largest
@@ -40,10 +38,10 @@ SOURCE_CHECK = "The comparison with the source model's logits"
 READBACK_CHECK = "Reading the GGUF back through transformers"
 LORA_CHECK = "Running the adapter in llama.cpp against PEFT's base + adapter"
 COMPUTE_NOISE = {"float32": 0.0, "layerwise": 0.0, "bfloat16": 0.10}
-"""Added to a limit (relative to the largest logit) when the comparison is computed in that dtype: bfloat16
-activations round on both sides, 0.8-5.5% on the six tiny test architectures (tests/test_check_ram.py) and up
-to 5.8% on SmolLM2-135M with a trained adapter (docs/export.md), where float32 gave 0.16-0.81%. Such a check
-still catches a wrong layout or a lost adapter whose effect is larger; the check's line says both."""
+"""Added to a limit (relative to the largest logit) where one side's weights were rounded to bfloat16 for the
+check (a float32 checkpoint held layer by layer): a float32 merge of the tiny models differs by up to 1.8% then
+(tests/test_check_ram.py), and bfloat16 arithmetic throughout by 0.8-6.0% (measured before layer-by-layer
+checks replaced it). Such a check still catches a wrong layout or a lost adapter whose effect is larger."""
 RUNTIME_BYTES = 1024**3
 """Python, torch and transformers themselves, before any weight is loaded."""
 USABLE_SHARE = 0.8
@@ -60,20 +58,14 @@ class CheckRam:
     available_bytes: int
 
     def note(self, what: str) -> str | None:
-        """A warning for the plan when the check is not the full float32 one; None when it is."""
+        """A warning for the plan when the check will not run; None when it will (either way, as exact)."""
+        if self.precision is not None:
+            return None
         need, have = self.ram_bytes / 2**30, self.available_bytes / 2**30
-        if self.precision is None:
-            return (
-                f"{what} was skipped: it needs about {need:.1f} GiB of RAM at least and {have:.1f} GiB is "
-                "available. Close other programs, or run this on a machine with more RAM, to have it checked."
-            )
-        if self.precision == "bfloat16":
-            return (
-                f"{what} runs in bfloat16 (about {need:.1f} GiB of RAM; float32 would not fit in the "
-                f"{have:.1f} GiB available), so its limits are {COMPUTE_NOISE[self.precision]:.0%} of the largest "
-                "logit wider."
-            )
-        return None
+        return (
+            f"{what} was skipped: it needs about {need:.1f} GiB of RAM at least and {have:.1f} GiB is "
+            "available. Close other programs, or run this on a machine with more RAM, to have it checked."
+        )
 
 
 WORKING_COPIES = 4

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from backend.export.check_ram import coarser, gguf_checks
+from backend.export.check_ram import gguf_checks
 from backend.export.errors import ExportError
 from backend.export.gguf.quantize import K_QUANTS, llama_cpp_module, quantize_file
 from backend.export.gguf.tensors import FILE_TYPES
@@ -115,8 +115,7 @@ def _verify(path: Path, plan: GgufPlan, file_type: str, progress: ProgressFn) ->
     if source.precision is not None:
         reference, ids, effective = source_logits(plan.model_dir, source.precision)
         if readback.precision is not None:
-            limits = coarser(effective, readback.precision)
-            checks.append(check_logits(path, plan, file_type, reference, ids, readback.precision, limits))
+            checks.append(check_logits(path, plan, file_type, reference, ids, readback.precision, effective))
     progress("verifying", 2, 3)
     ids = ids or prompt_ids(AutoTokenizer.from_pretrained(plan.model_dir))
     native = check_llama_cpp(path, file_type, reference, ids, effective)

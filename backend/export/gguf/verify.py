@@ -31,7 +31,6 @@ from backend.export.logits import (
     compare,
     compute_tolerance,
     load_for_check,
-    model_logits,
     prompt_ids,
     require,
 )
@@ -126,20 +125,27 @@ def check_logits(
     file_type: str,
     reference: list[Any],
     ids: list[list[int]],
-    dtype: str = "float32",
+    precision: str = "float32",
     limits: str = "float32",
 ) -> LogitCheck:
-    """Load the GGUF with transformers in ``dtype`` and compare its logits with the source model's, within the
-    file type's limits widened for the coarser of the two sides' precisions (``limits``, see ``check_ram``)."""
+    """Load the GGUF with transformers for a check in ``precision`` and compare its logits with the source
+    model's, within the file type's limits widened as the source's precision requires (``limits``)."""
     tol = compute_tolerance(GGUF_TOLERANCE[file_type], limits)
-    candidate = gguf_logits(path, plan, ids, dtype)
+    candidate = gguf_logits(path, plan, ids, precision, file_type)
     return require(compare(f"GGUF {file_type.upper()} (transformers) vs source", reference, candidate, tol), tol)
 
 
-def gguf_logits(path: Path, plan: GgufPlan, ids: list[list[int]], dtype: str = "float32") -> list[Any]:
-    """The GGUF's logits on ``ids`` as transformers reads the file (dequantized into ``dtype``)."""
+def gguf_logits(
+    path: Path, plan: GgufPlan, ids: list[list[int]], precision: str = "float32", file_type: str = "f16"
+) -> list[Any]:
+    """The GGUF's logits on ``ids`` as transformers reads the file: dequantized into float32, or (``layerwise``)
+    into 16 bits, computed layer by layer in float32. A BF16 or F16 file's values are exact in its own type; a
+    quantized block's (an F16 scale times a small integer) round to float16 by about 0.02 %, far inside its
+    limits."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
+
+    dtype = precision if precision != "layerwise" else ("bfloat16" if file_type == "bf16" else "float16")
 
     model = None
     if plan.spec.transformers_loads:
@@ -154,7 +160,7 @@ def gguf_logits(path: Path, plan: GgufPlan, ids: list[list[int]], dtype: str = "
             model = None
     if model is None:
         model = _load_with_processor(path, plan, dtype)
-    candidate = model_logits(model.eval(), ids)
+    candidate = check_logits_of(model.eval(), ids, precision)
     del model
     gc.collect()
     return candidate
