@@ -4,7 +4,7 @@ They make the refusals the job itself would make, before it waits in line: a fol
 is not an adapter or a model, a base that cannot be found or whose fingerprint differs
 from the one the adapter was trained on, a model GGUF cannot hold, an adapter llama.cpp
 cannot load as a GGUF LoRA, a disk too small for the output, too little RAM for a merge; and,
-as warnings, logits checks that RAM will make run in bfloat16 or skip (``check_ram``).
+as warnings, logits checks that the RAM available now would skip (``check_ram``).
 Nothing is imported or loaded (the window runs these in its own process, which never
 imports torch): the base is looked up in the store, and sizes and tensor names come from
 safetensors headers.
