@@ -116,7 +116,7 @@ def gguf_checks(
     """A GGUF export's two logits checks (against the source model; transformers reading the file back) and
     what to tell the user about them. Without the source's logits there is nothing to read the file back for."""
     source = plan_check(parameter_count, "model", available=available, largest_tensor=largest_tensor)
-    readback = plan_check(parameter_count, "gguf", available=available)
+    readback = plan_check(parameter_count, "gguf", available=available, largest_tensor=largest_tensor)
     notes = [source.note(SOURCE_CHECK)]
     if source.precision is not None:
         notes.append(readback.note(READBACK_CHECK))
