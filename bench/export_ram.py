@@ -173,8 +173,10 @@ def main() -> None:
     if args.child:
         base, adapter, gguf = work / "base", work / "adapter", work / "base-F16.gguf"
         check, precision = args.child
-        measured = run_llama_cpp_peak(base, gguf) if check == "llama.cpp" else None
-        print(json.dumps(measured if measured is not None else run_check(check, precision, base, adapter, gguf)))
+        if check == "llama.cpp":
+            print(json.dumps(run_llama_cpp_peak(base, gguf)))
+        else:
+            print(json.dumps(run_check(check, precision, base, adapter, gguf)))
         return
     base, adapter, gguf = build(work, args.layers)
     params = parameters(base)

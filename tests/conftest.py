@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -146,3 +146,16 @@ def llama_cpp() -> object:
 
         return llama_cpp
     return pytest.importorskip("llama_cpp")
+
+
+@pytest.fixture
+def report_ram(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """Make psutil report ``available`` bytes of free RAM: RAM made short by saying so, not by filling it."""
+    import psutil
+
+    real = psutil.virtual_memory()
+
+    def report(available: int) -> None:
+        monkeypatch.setattr(psutil, "virtual_memory", lambda: real._replace(available=available))
+
+    return report

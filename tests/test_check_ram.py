@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import psutil
 import pytest
 
 from backend.export import check_ram
@@ -75,11 +74,6 @@ def adapters(tiny_model_dirs: dict[str, Path], tmp_path_factory: pytest.TempPath
     return {arch: make_adapter(tiny_model_dirs[arch], root / arch, seed=i) for i, arch in enumerate(ARCHS)}
 
 
-def _report_ram(monkeypatch: pytest.MonkeyPatch, available: int) -> None:
-    real = psutil.virtual_memory()
-    monkeypatch.setattr(psutil, "virtual_memory", lambda: real._replace(available=available))
-
-
 def _short_of_ram(model_dir: Path) -> int:
     """RAM in which every check (the largest: reading a GGUF back) fits layer by layer but not in float32."""
     entries = list_tensors(model_dir)
@@ -114,9 +108,9 @@ def test_layer_by_layer_holds_for_dora_and_a_trained_head(
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_short_of_ram_the_checks_run_layer_by_layer_and_pass(
-    arch: str, adapters: dict[str, Path], tiny_model_dirs: dict[str, Path], tmp_path: Path, monkeypatch
+    arch: str, adapters: dict[str, Path], tiny_model_dirs: dict[str, Path], tmp_path: Path, report_ram
 ) -> None:
-    _report_ram(monkeypatch, _short_of_ram(tiny_model_dirs[arch]))
+    report_ram(_short_of_ram(tiny_model_dirs[arch]))
     merged = merge_adapter(adapters[arch], tmp_path / "merged")
     (check,) = merged.checks
     assert merged.plan.check.precision == "layerwise" and check.passed
@@ -130,19 +124,19 @@ def test_short_of_ram_the_checks_run_layer_by_layer_and_pass(
 
 
 def test_a_float32_checkpoint_kept_in_16_bits_gets_bfloat16_limits(
-    adapters: dict[str, Path], tiny_model_dirs: dict[str, Path], tmp_path: Path, monkeypatch
+    adapters: dict[str, Path], tiny_model_dirs: dict[str, Path], tmp_path: Path, report_ram
 ) -> None:
     """Layer by layer holds the model in 16 bits: exact for a 16-bit checkpoint, rounded for a float32 one."""
-    _report_ram(monkeypatch, _short_of_ram(tiny_model_dirs["qwen2"]))
+    report_ram(_short_of_ram(tiny_model_dirs["qwen2"]))
     merged = merge_adapter(adapters["qwen2"], tmp_path / "merged", dtype="float32")
     (check,) = merged.checks
     assert check.passed and check.tolerance == pytest.approx(1e-4 + check_ram.COMPUTE_NOISE["bfloat16"])
 
 
 def test_with_too_little_ram_the_checks_are_skipped_and_the_output_delivered(
-    adapters: dict[str, Path], tmp_path: Path, monkeypatch
+    adapters: dict[str, Path], tmp_path: Path, report_ram
 ) -> None:
-    _report_ram(monkeypatch, GIB)  # less than the runtime itself
+    report_ram(GIB)  # less than the runtime itself
     merged = merge_adapter(adapters["llama"], tmp_path / "merged")
     assert merged.checks == [] and merged.plan.check.precision is None
     assert any("logits check was skipped" in w for w in merged.plan.warnings)
@@ -157,9 +151,9 @@ def test_with_too_little_ram_the_checks_are_skipped_and_the_output_delivered(
 @pytest.mark.llama_cpp
 @pytest.mark.parametrize("arch", ["llama", "gemma3"])
 def test_gguf_lora_checked_layer_by_layer_through_llama_cpp(
-    arch: str, adapters: dict[str, Path], tiny_model_dirs: dict[str, Path], tmp_path: Path, monkeypatch, llama_cpp
+    arch: str, adapters: dict[str, Path], tiny_model_dirs: dict[str, Path], tmp_path: Path, report_ram, llama_cpp
 ) -> None:
-    _report_ram(monkeypatch, _short_of_ram(tiny_model_dirs[arch]))
+    report_ram(_short_of_ram(tiny_model_dirs[arch]))
     exported = export_gguf_lora(adapters[arch], tmp_path / "lora")
     (check,) = exported.checks
     assert check.passed and check.tolerance == 0.01, "the F16 limit, unwidened"
@@ -168,9 +162,9 @@ def test_gguf_lora_checked_layer_by_layer_through_llama_cpp(
 
 @pytest.mark.llama_cpp
 def test_gguf_lora_without_ram_for_peft_skips_the_base_gguf(
-    adapters: dict[str, Path], tmp_path: Path, monkeypatch, llama_cpp
+    adapters: dict[str, Path], tmp_path: Path, report_ram, llama_cpp
 ) -> None:
-    _report_ram(monkeypatch, GIB)
+    report_ram(GIB)
     exported = export_gguf_lora(adapters["llama"], tmp_path / "lora")
     assert exported.checks == [] and exported.gguf.is_file()
     assert any("was skipped" in w for w in exported.warnings)
@@ -178,12 +172,12 @@ def test_gguf_lora_without_ram_for_peft_skips_the_base_gguf(
 
 
 def test_the_pre_flight_says_before_queueing(
-    adapters: dict[str, Path], tiny_model_dirs: dict[str, Path], tmp_path: Path, monkeypatch
+    adapters: dict[str, Path], tiny_model_dirs: dict[str, Path], tmp_path: Path, report_ram
 ) -> None:
     from backend.jobs.adapter_preflight import export_checks, merge_checks
     from backend.task_specs import ExportSpec, MergeSpec
 
-    _report_ram(monkeypatch, _short_of_ram(tiny_model_dirs["llama"]) // 2)
+    report_ram(_short_of_ram(tiny_model_dirs["llama"]) // 2)
     model = export_checks(ExportSpec(source=str(tiny_model_dirs["llama"]), target="gguf", gguf_type="f16"), tmp_path)
     ram = [c for c in model if c.topic == "ram"]
     assert ram and all(c.level == "warning" and "was skipped" in c.message for c in ram)
@@ -195,11 +189,11 @@ def test_the_pre_flight_says_before_queueing(
 
 @pytest.mark.slow
 @pytest.mark.llama_cpp
-def test_smollm2_checks_pass_layer_by_layer(smollm2_store: dict, tmp_path: Path, monkeypatch, llama_cpp) -> None:
+def test_smollm2_checks_pass_layer_by_layer(smollm2_store: dict, tmp_path: Path, report_ram, llama_cpp) -> None:
     """A real model short of RAM: every check layer by layer, within the float32 checks' own limits."""
     record = smollm2_store["record"]
     adapter = make_adapter(record.path, tmp_path / "adapter", r=16, lora_alpha=32, base_ref="default")
-    _report_ram(monkeypatch, _short_of_ram(record.path))
+    report_ram(_short_of_ram(record.path))
     merged = merge_adapter(adapter, tmp_path / "merged")
     exported = export_gguf(merged.path, tmp_path / "gguf", "f16")
     lora = export_gguf_lora(adapter, tmp_path / "lora")

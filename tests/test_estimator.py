@@ -267,20 +267,17 @@ def test_host_needs() -> None:
     assert 0 < host.disk_checkpoints_bytes < GIB
 
 
-def test_host_merge_ram_is_what_the_merge_job_plans(tiny_llama: Path, tmp_path: Path, monkeypatch) -> None:
-    import psutil
-
+def test_host_merge_ram_is_what_the_merge_job_plans(tiny_llama: Path, tmp_path: Path, report_ram) -> None:
     from backend.export.check_ram import check_ram_bytes
     from backend.export.merge import plan_merge
     from tests.adapters import make_adapter
 
     adapter = make_adapter(tiny_llama, tmp_path / "adapter", r=8)
-    real = psutil.virtual_memory()
     params = shapes_from_folder(tiny_llama).parameter_count
     extra = 2 * (adapter / "adapter_model.safetensors").stat().st_size
     largest = max(t.numel for t in shapes_from_folder(tiny_llama).tensors)
     low, high = (check_ram_bytes(params, "model", p, extra, largest) for p in ("layerwise", "float32"))
-    monkeypatch.setattr(psutil, "virtual_memory", lambda: real._replace(available=int((low + high) / 2 / 0.8)))
+    report_ram(int((low + high) / 2 / 0.8))
     plan = plan_merge(adapter)
     assert plan.check.precision == "layerwise", "the least the merge job runs with"
     spec = JobSpec.from_dict({"data": {"path": "t.jsonl"}, "lora": {"r": 8, "target_modules": "all_linear"}})

@@ -18,13 +18,14 @@ CHECKPOINT_EXTRA = 1024**2
 def host_needs(shapes: ModelShapes, knobs: Knobs, step: StepMemory) -> HostNeeds:
     """Loading reads safetensors through mmap, so RAM holds about the largest tensor being placed
     at a time; the merge job streams the base one tensor at a time, but its logits check holds a
-    whole model: in 16 bits computed layer by layer at least (float32 where RAM allows, ``backend/export/check_ram``);
-    a checkpoint holds the adapter and the optimizer state; the trainer writes the newest before
-    deleting the oldest, so one more than ``keep_checkpoints`` exists briefly."""
+    whole model, in 16 bits computed layer by layer at least (float32 where RAM allows,
+    ``backend/export/check_ram``); a checkpoint holds the adapter and the optimizer state; the
+    trainer writes the newest before deleting the oldest, so one more than ``keep_checkpoints``
+    exists briefly."""
     largest_tensor = shapes.largest_tensor_bytes
     base_16bit = 2 * shapes.parameter_count
     adapter = 2 * step.trainable  # as the merge loads it, with a copy
-    largest = max((t.numel for t in shapes.tensors), default=0)
+    largest = shapes.largest_tensor_numel
     merge = streaming_merge_ram_bytes(base_16bit, largest, 2, adapter, DEFAULT_SHARD_BYTES)
     per_checkpoint = step.trainable + step.optimizer + CHECKPOINT_EXTRA
     return HostNeeds(

@@ -249,6 +249,10 @@ class ModelShapes:
         return max((t.nbytes for t in self.tensors), default=0)
 
     @cached_property
+    def largest_tensor_numel(self) -> int:
+        return max((t.numel for t in self.tensors), default=0)
+
+    @cached_property
     def largest_linear(self) -> int:
         """Elements of the largest block weight: the size of one dequantized temporary."""
         return max((lin.in_features * lin.out_features for lin in self.linears), default=0)

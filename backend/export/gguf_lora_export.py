@@ -69,9 +69,11 @@ def export_gguf_lora(
 
         base_plan = plan_gguf(plan.base_path, "f16")
         check = lora_check(base_plan.parameter_count, base_plan.largest_tensor, plan.adapter.weights.stat().st_size)
-        if note := check.note(LORA_CHECK):
-            plan.warnings.append(note)
-        base_plan, precision = (base_plan, check.precision) if check.precision else (None, precision)
+        if check.precision is None:
+            plan.warnings.append(check.note(LORA_CHECK))
+            base_plan = None
+        else:
+            precision = check.precision
     checks: list[LogitCheck] = []
     sample = None
     with staged_folder(folder, plan.nbytes + (base_plan.nbytes if base_plan else 0), overwrite=overwrite) as staging:

@@ -152,15 +152,14 @@ def float32_compute(model: Any) -> Iterator[Any]:
     def upcast(module: Any, recurse: bool) -> None:
         originals = []
         for owner in module.modules() if recurse else [module]:
-            for store in (owner._parameters, owner._buffers):
-                for name, tensor in store.items():
-                    if tensor is not None and tensor.dtype in half:
-                        originals.append((tensor, name, tensor.data))
-                        if store is owner._parameters:
-                            tensor.data = tensor.data.float()
-                        else:
-                            store[name] = tensor.float()
-                            originals[-1] = (owner, name, tensor)
+            for name, param in owner._parameters.items():
+                if param is not None and param.dtype in half:
+                    originals.append((param, name, param.data))
+                    param.data = param.data.float()
+            for name, buffer in owner._buffers.items():
+                if buffer is not None and buffer.dtype in half:
+                    originals.append((owner, name, buffer))
+                    owner._buffers[name] = buffer.float()
         saved[id(module)] = originals
 
     def restore(module: Any, _args: Any, _output: Any) -> None:

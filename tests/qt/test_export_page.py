@@ -39,13 +39,8 @@ def test_sizes_the_merge_before_anything_runs(qtbot: QtBot, session: Session, ad
     assert page.export_button.isEnabled() and page._needs.text() == "", "copying the adapter needs no merge"
 
 
-def test_says_which_checks_the_ram_at_hand_allows(
-    qtbot: QtBot, session: Session, adapter: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import psutil
-
-    real = psutil.virtual_memory()
-    monkeypatch.setattr(psutil, "virtual_memory", lambda: real._replace(available=2**29))  # half a GiB
+def test_says_which_checks_the_ram_at_hand_allows(qtbot: QtBot, session: Session, adapter: Path, report_ram) -> None:
+    report_ram(2**29)  # half a GiB
     page = _page(qtbot, session, adapter)
 
     assert "merge's logits check was skipped" in page._needs.text()
