@@ -134,9 +134,9 @@ def _check_file(path: Path, plan: GgufPlan, file_type: str) -> None:
 
 def _intermediate_type(model_dir: Path) -> str:
     """K-quants start from BF16 when the weights are bfloat16 (no rounding at all), else F16."""
-    from backend.export.safetensors_io import list_tensors
+    from backend.export.safetensors_io import list_tensors, weight_dtype
 
-    return "bf16" if {e.dtype for e in list_tensors(model_dir) if len(e.shape) >= 2} == {"BF16"} else "f16"
+    return "bf16" if weight_dtype(list_tensors(model_dir)) == "BF16" else "f16"
 
 
 def file_slug(text: str) -> str:

@@ -104,12 +104,12 @@ def storage_dtype(model_dir: Path, precision: str) -> tuple[str, str]:
     float32 checkpoint kept in bfloat16 is rounded, so its limits are bfloat16's."""
     if precision != "layerwise":
         return precision, precision
-    from backend.export.safetensors_io import list_tensors
+    from backend.export.safetensors_io import list_tensors, weight_dtype
 
-    stored = {entry.dtype for entry in list_tensors(model_dir) if len(entry.shape) >= 2}
     sixteen = {"BF16": "bfloat16", "F16": "float16"}
-    if len(stored) == 1 and next(iter(stored)) in sixteen:
-        return sixteen[next(iter(stored))], "layerwise"
+    stored = weight_dtype(list_tensors(model_dir))
+    if stored in sixteen:
+        return sixteen[stored], "layerwise"
     return "bfloat16", "bfloat16"
 
 

@@ -27,7 +27,7 @@ from backend.export.logits import LogitCheck
 from backend.export.lora_weights import AdapterTensors
 from backend.export.model_card import model_card
 from backend.export.progress import ProgressFn, no_progress
-from backend.export.safetensors_io import DEFAULT_SHARD_BYTES, DTYPE_BYTES, TensorEntry, list_tensors
+from backend.export.safetensors_io import DEFAULT_SHARD_BYTES, DTYPE_BYTES, TensorEntry, list_tensors, weight_dtype
 from backend.export.staging import staged_folder
 from backend.models.hf_folder import CONFIG_FILE, read_config
 
@@ -261,9 +261,9 @@ def _output_dtype(base_path: Path, entries: list[TensorEntry], requested: str) -
         if requested not in OUTPUT_DTYPES:
             raise ExportError(f"Unknown dtype {requested!r}; choose auto, {', '.join(OUTPUT_DTYPES)}.")
         return requested
-    stored = {entry.dtype for entry in entries if len(entry.shape) >= 2}
+    stored = weight_dtype(entries)
     for name, code in OUTPUT_DTYPES.items():
-        if stored == {code}:
+        if stored == code:
             return name
     config = read_config(base_path)
     configured = config.get("dtype") or config.get("torch_dtype")

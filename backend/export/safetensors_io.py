@@ -59,6 +59,13 @@ def list_tensors(folder: Path) -> list[TensorEntry]:
     return entries
 
 
+def weight_dtype(entries: list[TensorEntry]) -> str | None:
+    """The safetensors dtype (``BF16``, ``F16``, ``F32`` ...) every weight matrix is stored in; None when they
+    differ. Vectors (norms, biases) are left out: models often keep them in float32 beside 16-bit matrices."""
+    stored = {entry.dtype for entry in entries if len(entry.shape) >= 2}
+    return next(iter(stored)) if len(stored) == 1 else None
+
+
 def iter_tensors(entries: list[TensorEntry]) -> Iterator[tuple[TensorEntry, torch.Tensor]]:
     """Load each tensor on its own, keeping one file open at a time."""
     from safetensors import safe_open
