@@ -66,6 +66,8 @@ def test_parameter_and_byte_counts_match_the_loaded_model(tiny_model: Path) -> N
     linears = [m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and not n.endswith("lm_head")]
     assert shapes.linear_params == sum(m.weight.numel() for m in linears)
     assert shapes.tied_embeddings == (model.get_output_embeddings().weight is model.get_input_embeddings().weight)
+    ends = {id(m.weight): m.weight.numel() for m in (model.get_input_embeddings(), model.get_output_embeddings())}
+    assert shapes.embedding_head_params == sum(ends.values())
 
 
 @pytest.mark.parametrize("quant,double_quant", [("nf4", True), ("nf4", False), ("fp4", True)])

@@ -6,12 +6,14 @@ is to check the memory model's arithmetic on real GPUs, not the installed librar
 Configurations and measurements are in tests/estimator_published.json.
 
 Tolerances, with reasons:
-* peak allocated, fitcheck rows: within 3%. Tensors are deterministic; the model follows
-  every tensor of that loop (weights exact to the byte, logits copies, checkpoints).
-* peak reserved, fitcheck rows: no under-prediction worse than 5%, over-prediction at most 15%.
-  The allocator's fragmentation is fitted to these rows (overhead.py), so this checks the fit.
-* fms rows (A100, trl 0.13): peak allocated within 5%; nvidia-smi (reserved plus context)
-  within 8%. The report gives "GB" (read as GiB) and omits double quantization (assumed on).
+* peak allocated: within 3%. Tensors are deterministic; the model follows every tensor of
+  those loops (weights exact to the byte, logits copies, checkpoints).
+* what stays allocated after training (fms rows, where it is reported): within 1%.
+* peak reserved (fitcheck rows) and nvidia-smi's reserved plus context (fms rows, whose context
+  is unmeasured, so the default is used): no under-prediction worse than 5%, over-prediction at
+  most 15%. The allocator's fragmentation is fitted to these rows (overhead.py), so this checks
+  the fit, with the issue's asymmetry: a false "fits" is the costly mistake.
+* The fms report omits double quantization (assumed on).
 * Not asserted: the QLoRA paper's component figures (no configuration for them) and
   bitsandbytes issue 1569 (LoRA targets, rank, attention and checkpointing unstated).
 """
@@ -27,15 +29,16 @@ from backend.estimator import GpuMemory, shapes_from_config
 from backend.estimator.knobs import Knobs
 from backend.estimator.memory import step_memory
 from backend.estimator.overhead import CUDA_CONTEXT, allocator_reserve
-from backend.estimator.stack import PLAIN_LOOP_KBIT, TRL_013_KBIT
+from backend.estimator.stack import PLAIN_LOOP_KBIT, TRL_013
 
 POINTS = json.loads((Path(__file__).parent / "estimator_published.json").read_text(encoding="utf-8"))["points"]
-STACKS = {"PLAIN_LOOP_KBIT": PLAIN_LOOP_KBIT, "TRL_013_KBIT": TRL_013_KBIT}
+STACKS = {"PLAIN_LOOP_KBIT": PLAIN_LOOP_KBIT, "TRL_013": TRL_013}
 MIB = 1024**2
 
 
 def predict(point: dict) -> dict[str, float]:
-    """Predicted MiB: allocated, reserved and process (reserved plus the measured or default context)."""
+    """Predicted MiB: allocated, reserved, process (reserved plus the measured or default context) and
+    after training (weights, adapter and optimizer state; the Trainer frees gradients)."""
     job = point["job"]
     shapes = shapes_from_config(point["config"], "F16", qkv_bias=point["qkv_bias"])
     knobs = Knobs(
@@ -67,6 +70,7 @@ def predict(point: dict) -> dict[str, float]:
         "allocated": step.peak / MIB,
         "reserved": reserved / MIB,
         "process": reserved / MIB + context,
+        "after_training": (step.persistent - step.gradients) / MIB,
     }
 
 
@@ -79,27 +83,21 @@ def test_table_of_published_points() -> None:
     print("\n| point | model | measured alloc | predicted | err | measured reserved | predicted | err |")
     for point in POINTS:
         m, p = point["measured_mib"], predict(point)
-        reserved = (
-            f"{m['reserved']:,} | {p['reserved']:,.0f} | {_error(p['reserved'], m['reserved']):+.1f}%"
-            if "reserved" in m
-            else "- | - | -"
-        )
+        key = "reserved" if "reserved" in m else "process"
+        label = "" if key == "reserved" else "nvidia-smi "
+        reserved = f"{label}{m[key]:,.0f} | {p[key]:,.0f} | {_error(p[key], m[key]):+.1f}%"
         print(
             f"| {point['id']} | {point['model']} ({point['job']['attention']}) | {m['allocated']:,.0f} | "
             f"{p['allocated']:,.0f} | {_error(p['allocated'], m['allocated']):+.1f}% | {reserved} |"
         )
 
 
-@pytest.mark.parametrize("point", [p for p in POINTS if p["stack"] == "PLAIN_LOOP_KBIT"], ids=lambda p: p["id"])
-def test_fitcheck_rows(point: dict) -> None:
+@pytest.mark.parametrize("point", POINTS, ids=lambda p: p["id"])
+def test_published_point(point: dict) -> None:
     m, p = point["measured_mib"], predict(point)
     assert p["parameters"] == point["parameters"]
     assert abs(_error(p["allocated"], m["allocated"])) <= 3
-    assert -5 <= _error(p["reserved"], m["reserved"]) <= 15
-
-
-@pytest.mark.parametrize("point", [p for p in POINTS if p["stack"] == "TRL_013_KBIT"], ids=lambda p: p["id"])
-def test_fms_rows(point: dict) -> None:
-    m, p = point["measured_mib"], predict(point)
-    assert abs(_error(p["allocated"], m["allocated"])) <= 5
-    assert abs(_error(p["process"], m["process"])) <= 8
+    if "after_training" in m:
+        assert abs(_error(p["after_training"], m["after_training"])) <= 1
+    reserved = "reserved" if "reserved" in m else "process"
+    assert -5 <= _error(p[reserved], m[reserved]) <= 15

@@ -89,12 +89,16 @@ class StepMemory:
 def base_weights(shapes: ModelShapes, knobs: Knobs, stack: Stack) -> tuple[int, int]:
     """(quantized linear layers, everything else) in bytes, as loaded and after any upcast."""
     load = TORCH_DTYPE_BYTES[knobs.compute_dtype]
-    other_bytes = 4 if stack.upcast_frozen_fp32 and knobs.quant != "none" else load
     if knobs.quant == "none":
         return 0, shapes.parameter_count * load
-    return _quantized_bytes(shapes, knobs.quant, knobs.double_quant), (
-        shapes.parameter_count - shapes.linear_params
-    ) * other_bytes
+    other = shapes.parameter_count - shapes.linear_params
+    if not stack.upcast_frozen_fp32:
+        other_bytes = other * load
+    elif stack.recast_embeddings_16bit:
+        other_bytes = (other - shapes.embedding_head_params) * 4 + shapes.embedding_head_params * 2
+    else:
+        other_bytes = other * 4
+    return _quantized_bytes(shapes, knobs.quant, knobs.double_quant), other_bytes
 
 
 @lru_cache(maxsize=64)

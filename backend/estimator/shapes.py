@@ -180,6 +180,11 @@ class ModelShapes:
         return None
 
     @cached_property
+    def embedding_head_params(self) -> int:
+        """Parameters of the token embeddings and the output head (once when they are tied)."""
+        return sum(t.numel for t in (self.embedding, self.lm_head) if t is not None)
+
+    @cached_property
     def linears(self) -> tuple[Linear, ...]:
         """Linear layers inside the decoder blocks: 2-D ``*.weight`` tensors that are not embeddings or the head."""
         names = {t.name for t in self.tensors}

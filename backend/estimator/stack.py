@@ -21,8 +21,10 @@ class Stack:
 
     name: str
     upcast_frozen_fp32: bool
-    """peft's ``prepare_model_for_kbit_training`` casts embeddings, head and norms to fp32, which
-    also makes the residual stream fp32. trl <= 0.23 called it inside SFTTrainer; trl >= 0.26 does not."""
+    """On a quantized base, peft's ``prepare_model_for_kbit_training`` casts embeddings, head and
+    norms to fp32. fp32 norms make the residual stream fp32 too: bitsandbytes' ``Linear4bit``
+    returns its input's dtype, so the MLP adds fp32 to the residual. trl <= 0.23 called it inside
+    SFTTrainer; trl >= 0.26 does not."""
     quantized_trainable_dtype: str
     """dtype of LoRA weights on a quantized base. trl >= 0.26 casts them to bfloat16
     (sft_trainer.py, "the PEFT adapter weights are converted to bf16"); before, peft's fp32 upcast stood."""
@@ -31,6 +33,9 @@ class Stack:
     loss: Literal["fused", "logits"]
     """"fused": trl's chunked log-prob head, which never builds the (tokens x vocab) logits.
     "logits": the model's own loss over full fp32 logits."""
+    recast_embeddings_16bit: bool = False
+    """trl <= 0.13 with bf16 training then calls ``peft_module_casting_to_bf16``: embeddings and
+    head go back to bfloat16, norms stay fp32 (so the residual stream stays fp32)."""
     logits_copies_forward: float = 0.0
     """fp32 (tokens x vocab) tensors alive at the end of the loss forward ("logits" loss only)."""
     logits_copies_backward: float = 0.0
@@ -62,16 +67,19 @@ PLAIN_LOOP_KBIT = Stack(
     logits_copies_step=1.0,
 )
 
-TRL_013_KBIT = Stack(
-    name="trl 0.13 SFTTrainer with prepare_model_for_kbit_training, transformers 4.48, peft 0.13",
+TRL_013 = Stack(
+    name="trl 0.13 SFTTrainer, transformers 4.48, peft 0.13 (prepare_model_for_kbit_training and "
+    "peft_module_casting_to_bf16 on a 4-bit base)",
     upcast_frozen_fp32=True,
+    recast_embeddings_16bit=True,
     quantized_trainable_dtype="float32",
     autocast=True,
     loss="logits",
-    # forward: bf16 logits (half an fp32 copy) + .float() + shifted contiguous copy + log_softmax;
-    # backward: log_softmax output, its gradient, its input gradient and the slice-backward buffer.
+    # forward (ForCausalLMLoss): bf16 logits (half an fp32 copy) + .float() + shifted contiguous copy
+    # + log_softmax's output; backward: that output, its incoming gradient and its input gradient
+    # (the slice's backward buffer comes after log_softmax's saved output is freed).
     logits_copies_forward=3.5,
-    logits_copies_backward=4.0,
+    logits_copies_backward=3.0,
 )
 
 CHECKED_VERSIONS = {
