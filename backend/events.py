@@ -73,6 +73,7 @@ class GpuSample(BaseModel):
     memory_total_bytes: int
     temperature_c: float | None = None
     power_w: float | None = None
+    compute_capability: str | None = None  # "8.9"
 
 
 class Telemetry(_Event):

@@ -62,6 +62,9 @@ class Nvml:
                             lambda h=handle: pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU)
                         ),
                         power_w=_optional(lambda h=handle: pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0),
+                        compute_capability=_optional(
+                            lambda h=handle: "{}.{}".format(*pynvml.nvmlDeviceGetCudaComputeCapability(h))
+                        ),
                     )
                 )
             return samples

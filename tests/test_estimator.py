@@ -22,10 +22,12 @@ from backend.estimator import (
     shapes_from_hub,
     signature,
 )
+from backend.estimator.gpus import gpu_memory
 from backend.estimator.knobs import Knobs
 from backend.estimator.memory import base_weights, step_memory
 from backend.estimator.quant import bytes_per_param_4bit, linear_4bit_bytes
 from backend.estimator.stack import INSTALLED
+from backend.events import GpuSample
 from backend.spec import JobSpec
 from tests.hub_server import LocalHub
 from tests.model_configs import LLAMA_8B
@@ -228,6 +230,35 @@ def test_terms_add_up_and_verdicts_follow_free_memory() -> None:
     busy = GpuMemory(RTX_4090.name, RTX_4090.total_bytes, free_bytes=result.total_bytes - 1)
     assert estimate(_spec(micro_batch_size=1, max_seq_length=1024), shapes, busy).verdict == "wont_fit"
     assert estimate(_spec(), shapes, None).verdict == "unknown"
+
+
+def test_cublas_workspaces_follow_the_gpu_generation() -> None:
+    """torch takes cuBLAS's workspace from its allocator: 32 MiB from Hopper on, 8 MiB 128 KiB before,
+    plus cuBLASLt's 1 MiB, once for the forward thread and once for autograd's backward thread."""
+    shapes = shapes_from_config(LLAMA_8B)
+    spec = _spec(micro_batch_size=1, max_seq_length=1024)
+    ada = GpuMemory("NVIDIA GeForce RTX 4090", 24 * GIB, compute_capability=(8, 9))
+    hopper = GpuMemory("NVIDIA H100 80GB HBM3", 80 * GIB, compute_capability=(9, 0))
+    sizes = {gpu.name: estimate(spec, shapes, gpu).term("workspaces").bytes for gpu in (ada, hopper)}
+    assert sizes == {ada.name: 2 * (8 * 1024**2 + 128 * 1024 + 1024**2), hopper.name: 2 * 33 * 1024**2}
+    unknown = estimate(spec, shapes, GpuMemory("a GPU NVML could not name", 24 * GIB)).term("workspaces")
+    assert unknown.bytes == sizes[hopper.name]  # the larger size when the generation is unknown
+    cpu = GpuMemory("cpu", 24 * GIB, kind="cpu")
+    assert "workspaces" not in {t.key for t in estimate(spec, shapes, cpu).terms}
+
+
+def test_nvml_readings_say_the_compute_capability() -> None:
+    samples = [
+        GpuSample(index=0, name="Tesla T4", memory_used_bytes=0, memory_total_bytes=16 * GIB, compute_capability="7.5"),
+        GpuSample(
+            index=1, name="RTX 4090", memory_used_bytes=GIB, memory_total_bytes=24 * GIB, compute_capability="8.9"
+        ),
+        GpuSample(index=2, name="old driver", memory_used_bytes=0, memory_total_bytes=8 * GIB),
+    ]
+    t4, ada, unknown = gpu_memory(samples)
+    assert (t4.compute_capability, t4.supports_bf16) == ((7, 5), False)
+    assert (ada.compute_capability, ada.supports_bf16, ada.free_bytes) == ((8, 9), True, 23 * GIB)
+    assert (unknown.compute_capability, unknown.supports_bf16) == (None, True)
 
 
 def test_suggestions_keep_the_effective_batch_and_lower_the_peak() -> None:

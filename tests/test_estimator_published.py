@@ -34,6 +34,8 @@ from backend.estimator.stack import PLAIN_LOOP_KBIT, TRL_013
 POINTS = json.loads((Path(__file__).parent / "estimator_published.json").read_text(encoding="utf-8"))["points"]
 STACKS = {"PLAIN_LOOP_KBIT": PLAIN_LOOP_KBIT, "TRL_013": TRL_013}
 MIB = 1024**2
+CAPABILITY = {"Tesla T4": (7, 5), "A100 80GB": (8, 0)}
+"""NVIDIA's compute capabilities of the GPUs the rows were measured on (sizes cuBLAS's workspace)."""
 
 
 def predict(point: dict) -> dict[str, float]:
@@ -62,7 +64,13 @@ def predict(point: dict) -> dict[str, float]:
         keep_checkpoints=1,
     )
     stack = STACKS[point["stack"]]
-    step = step_memory(shapes, knobs, stack, GpuMemory(point["gpu"], 0, supports_bf16=False), job["length"])
+    step = step_memory(
+        shapes,
+        knobs,
+        stack,
+        GpuMemory(point["gpu"], 0, supports_bf16=False, compute_capability=CAPABILITY[point["gpu"]]),
+        job["length"],
+    )
     reserved = step.peak + allocator_reserve(shapes, knobs, stack, step)
     context = point["measured_mib"].get("context", CUDA_CONTEXT / MIB)
     return {

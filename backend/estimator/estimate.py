@@ -90,6 +90,9 @@ def terms(shapes: ModelShapes, sized: Sized) -> tuple[Term, ...]:
         )
     )
     out += _moment_terms(step, knobs, phase)
+    if step.workspaces:
+        text = "Scratch memory cuBLAS keeps for matrix multiplies: one for the forward, one for the backward thread."
+        out.append(Term("workspaces", "cuBLAS workspaces", step.workspaces, text, "overhead"))
     calibrated_extra = sized.reserved - step.peak - sized.reserve
     out.append(
         Term(

@@ -11,16 +11,27 @@ from backend.telemetry import NVML
 
 
 def gpu_memory(samples: Sequence[GpuSample]) -> list[GpuMemory]:
-    """NVML's readings as the estimator's GPUs. Triton ships with Linux CUDA builds of torch only."""
-    return [
-        GpuMemory(
-            name=sample.name,
-            total_bytes=sample.memory_total_bytes,
-            free_bytes=max(0, sample.memory_total_bytes - sample.memory_used_bytes),
-            triton=sys.platform.startswith("linux"),
+    """NVML's readings as the estimator's GPUs. Triton ships with Linux CUDA builds of torch only;
+    bfloat16 needs compute capability 8.0 (Ampere) or newer."""
+    gpus = []
+    for sample in samples:
+        capability = _capability(sample.compute_capability)
+        gpus.append(
+            GpuMemory(
+                name=sample.name,
+                total_bytes=sample.memory_total_bytes,
+                free_bytes=max(0, sample.memory_total_bytes - sample.memory_used_bytes),
+                supports_bf16=capability is None or capability >= (8, 0),
+                triton=sys.platform.startswith("linux"),
+                compute_capability=capability,
+            )
         )
-        for sample in samples
-    ]
+    return gpus
+
+
+def _capability(text: str | None) -> tuple[int, int] | None:
+    major, _, minor = (text or "").partition(".")
+    return (int(major), int(minor)) if major.isdigit() and minor.isdigit() else None
 
 
 def machine_gpus() -> list[GpuMemory]:

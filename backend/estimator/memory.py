@@ -46,12 +46,22 @@ BNB_MIN_8BIT_SIZE = 4096
 """bitsandbytes keeps 32-bit state for tensors smaller than this (``min_8bit_size``)."""
 BNB_BLOCK = 256
 """Block size of the 8-bit optimizer's per-block absmax."""
+CUBLAS_WORKSPACE = {"hopper_and_newer": 32 * 1024**2, "older": 8 * 1024**2 + 128 * 1024}
+"""torch's default cuBLAS workspace, taken from its caching allocator: 32 MiB on compute capability
+9 and newer (Hopper, Blackwell), else ``:4096:2:16:8`` (aten/src/ATen/cuda/CublasHandlePool.cpp,
+``parseChosenWorkspaceSize``)."""
+CUBLASLT_WORKSPACE = 1024**2
+"""cuBLASLt's own workspace (``CUBLASLT_WORKSPACE_SIZE`` default, 1 MiB)."""
+BLAS_THREADS = 2
+"""Each (cuBLAS handle, stream) gets its own workspaces and handles are per thread: the forward
+runs on the Python thread, the backward on autograd's device thread."""
 
 
 @dataclass(frozen=True)
 class StepMemory:
     """Every component of one step's memory, in bytes, and the moment of the peak."""
 
+    workspaces: int
     base_quantized: int
     base_other: int
     trainable_count: int
@@ -75,7 +85,8 @@ class StepMemory:
 
     @property
     def persistent(self) -> int:
-        return self.base_quantized + self.base_other + self.trainable + self.gradients + self.optimizer
+        weights = self.base_quantized + self.base_other
+        return self.workspaces + weights + self.trainable + self.gradients + self.optimizer
 
     @property
     def peak_phase(self) -> str:
@@ -200,7 +211,8 @@ def step_memory(shapes: ModelShapes, knobs: Knobs, stack: Stack, gpu: GpuMemory 
     opt_step += int(stack.logits_copies_step * 4 * tokens * shapes.vocab)
     eval_working = max(int(largest_layer * tokens) + dequant, head_fwd) + BATCH_BYTES * tokens
 
-    persistent = base_q + base_o + trainable + trainable + optimizer
+    workspaces = cublas_workspaces(gpu) if cuda else 0
+    persistent = workspaces + base_q + base_o + trainable + trainable + optimizer
     held = persistent + int(saved_layers) + int(saved_other)
     phases = {
         "end of the forward pass": held + head_fwd,
@@ -210,6 +222,7 @@ def step_memory(shapes: ModelShapes, knobs: Knobs, stack: Stack, gpu: GpuMemory 
         "evaluation batch": persistent - trainable + eval_working,
     }
     return StepMemory(
+        workspaces=workspaces,
         base_quantized=base_q,
         base_other=base_o,
         trainable_count=count,
@@ -231,6 +244,14 @@ def step_memory(shapes: ModelShapes, knobs: Knobs, stack: Stack, gpu: GpuMemory 
         tokens=tokens,
         phases=phases,
     )
+
+
+def cublas_workspaces(gpu: GpuMemory | None) -> int:
+    """cuBLAS and cuBLASLt scratch memory, allocated once per thread that runs matmuls and kept.
+    An unknown GPU gets the larger, Hopper-and-newer size."""
+    capability = gpu.compute_capability if gpu is not None else None
+    kind = "older" if capability is not None and capability[0] < 9 else "hopper_and_newer"
+    return BLAS_THREADS * (CUBLAS_WORKSPACE[kind] + CUBLASLT_WORKSPACE)
 
 
 def _mask_bytes(

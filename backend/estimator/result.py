@@ -24,6 +24,8 @@ class GpuMemory:
     supports_bf16: bool = True
     triton: bool = True
     kind: Literal["cuda", "cpu"] = "cuda"
+    compute_capability: tuple[int, int] | None = None
+    """(major, minor) as NVML reports it; decides the size of cuBLAS's workspace. None when unknown."""
 
 
 @dataclass(frozen=True)

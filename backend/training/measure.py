@@ -169,6 +169,7 @@ def _gpu(runtime: Runtime) -> GpuMemory | None:
         total_bytes=runtime.memory_total_bytes,
         supports_bf16=torch.cuda.is_bf16_supported(),
         triton=importlib.util.find_spec("triton") is not None,
+        compute_capability=torch.cuda.get_device_capability(),
     )
 
 
