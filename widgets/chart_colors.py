@@ -11,14 +11,36 @@ from PySide6.QtGui import QColor, QPalette
 
 from widgets.palette import is_dark
 
-# On light: blue, vermillion, bluish green, reddish purple, orange, sky blue, grey, yellow, black.
-# On dark: sky blue, orange, bluish green, reddish purple, yellow, light grey, vermillion, blue, white.
-# Nine, so the memory gauge's nine terms never share a colour.
-_ON_LIGHT = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8C8C8C", "#F0E442", "#000000")
-_ON_DARK = ("#56B4E9", "#E69F00", "#2FC79A", "#E08FC0", "#F0E442", "#BBBBBB", "#FF7A45", "#0072B2", "#FFFFFF")
+# On light: blue, vermillion, bluish green, reddish purple, orange, sky blue, grey, yellow, black, brown.
+# On dark: sky blue, orange, bluish green, reddish purple, yellow, light grey, vermillion, blue, white, tan.
+# Ten, so the memory gauge's terms (ten at most) never share a colour.
+_ON_LIGHT = (
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#CC79A7",
+    "#E69F00",
+    "#56B4E9",
+    "#8C8C8C",
+    "#F0E442",
+    "#000000",
+    "#8B5A2B",
+)
+_ON_DARK = (
+    "#56B4E9",
+    "#E69F00",
+    "#2FC79A",
+    "#E08FC0",
+    "#F0E442",
+    "#BBBBBB",
+    "#FF7A45",
+    "#0072B2",
+    "#FFFFFF",
+    "#C8A27A",
+)
 
 
 def series_color(index: int, palette: QPalette) -> QColor:
-    """The colour of the ``index``-th series (or bar segment), repeating after nine."""
+    """The colour of the ``index``-th series (or bar segment), repeating after ten."""
     colors = _ON_DARK if is_dark(palette) else _ON_LIGHT
     return QColor(colors[index % len(colors)])

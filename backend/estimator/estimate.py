@@ -165,11 +165,11 @@ def _moment_terms(step: StepMemory, knobs: Knobs, phase: str) -> list[Term]:
         terms.append(Term("loss", "Loss backward", step.head_backward, _loss_text(knobs), "temporary"))
     else:
         terms[0] = Term("activations", "Saved activations", saved, how, "activations")
-        if step.recompute:
-            text = "The layer being back-propagated, recomputed from its saved input."
-            terms.append(Term("recompute", "Recomputed layer", step.recompute, text, "activations"))
-        text = "Gradients inside one layer, and one weight dequantized from 4/8 bits for its matmul."
-        terms.append(Term("backward", "Backward working memory", step.layer_backward, text, "temporary"))
+        recomputed = "its activations recomputed from the saved input, " if step.recompute else ""
+        dequantized = ", and one weight dequantized from 4/8 bits for its matmul" if step.dequant else ""
+        text = f"The layer being back-propagated: {recomputed}the gradients inside it{dequantized}."
+        backward = step.recompute + step.layer_backward
+        terms.append(Term("backward", "Backward of one layer", backward, text, "temporary"))
     return terms
 
 

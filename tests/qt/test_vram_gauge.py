@@ -190,3 +190,34 @@ def test_refreshing_free_memory_keeps_the_chosen_gpu(qtbot: QtBot, gauge: VramGa
     assert gauge.current_gpu() == 1
     gauge.set_data(estimate())
     assert "10.0\u00a0GiB of this GPU's 12.0\u00a0GiB is free" in label(gauge, "verdictDetail").text()
+
+
+@pytest.mark.parametrize("dark", [False, True])
+def test_no_two_terms_of_any_estimate_share_a_colour(dark: bool) -> None:
+    """Every moment of the step, for every kind of job, has at most as many terms as the bar has colours."""
+    from backend.estimator import GpuMemory, estimate, shapes_from_config
+    from backend.spec import JobSpec
+    from tests.model_configs import LLAMA_8B
+    from widgets.chart_colors import series_color
+
+    palette = QPalette(QColor("#202020") if dark else QColor("#f0f0f0"))
+    shapes, gpu = shapes_from_config(LLAMA_8B), GpuMemory("RTX 4090", 24 * GIB, compute_capability=(8, 9))
+    most, phases = 0, set()
+    for quant in ("nf4", "int8", "none"):
+        for checkpointing in (True, False):
+            for optimizer in ("adamw_torch", "paged_adamw_8bit"):
+                for micro_batch, length in ((1, 16), (1, 256), (4, 2048)):
+                    training = {
+                        "micro_batch_size": micro_batch,
+                        "max_seq_length": length,
+                        "optimizer": optimizer,
+                        "gradient_checkpointing": checkpointing,
+                    }
+                    spec = JobSpec.from_dict(
+                        {"data": {"path": "t.jsonl"}, "quantization": {"mode": quant}, "training": training}
+                    )
+                    result = estimate(spec, shapes, gpu, with_suggestions=False)
+                    most, phases = max(most, len(result.terms)), phases | {result.peak_phase}
+    assert len(phases) >= 3  # the sweep reaches several peak moments, not one
+    colours = {series_color(index, palette).name() for index in range(most)}
+    assert len(colours) == most
