@@ -36,8 +36,9 @@ _NEEDS = (
     ),
     (
         "System RAM to merge for export",
-        "Exporting one standalone model merges the adapter into the base model at 16-bit precision,\n"
-        "which holds the whole model in RAM at once.",
+        "The least RAM the merge needs: it merges the adapter one file at a time, then checks the result\n"
+        "against base + adapter layer by layer. With more RAM the check runs in full float32 and takes\n"
+        "more; the Export page says how much before anything runs.",
     ),
     (
         "Disk space",
