@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
 from backend.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, absolute_path, model_ref, spec_from_options
 from backend.export.errors import ExportError
 from backend.export.progress import ProgressFn, Stage
 from backend.task_specs import GgufType, LoraType
+
+if TYPE_CHECKING:
+    from backend.export.logits import LogitCheck
 
 
 def add_export_parsers(sub: argparse._SubParsersAction) -> None:
@@ -137,16 +141,14 @@ def _merge(args: argparse.Namespace) -> int:
             f"merging into {plan.base_path} ({plan.parameter_count / 1e6:.1f}M parameters, {plan.dtype}); "
             f"needs about {plan.ram_bytes / 2**30:.1f} GiB RAM and {plan.output_bytes / 2**30:.2f} GiB disk"
         )
-        for warning in plan.warnings:
-            print(f"warning: {warning}")
+        _print_checks((), plan.warnings)
         result = merge_adapter(
             args.adapter, args.out, base=args.base, dtype=args.dtype, verify=not args.no_verify,
             overwrite=args.force, progress=stage_printer(),
         )  # fmt: skip
     except ExportError as exc:
         return _failed(exc)
-    for check in result.checks:
-        print(f"  {check.describe()}")
+    _print_checks(result.checks, ())
     print(f"merged model -> {result.path}")
     return EXIT_OK
 
@@ -172,10 +174,7 @@ def _export_gguf(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except ExportError as exc:
         return _failed(exc)
-    for check in result.checks:
-        print(f"  {check.describe()}")
-    for warning in result.warnings:
-        print(f"warning: {warning}")
+    _print_checks(result.checks, result.warnings)
     if result.llama_cpp_sample is not None:
         print(f"  llama.cpp generated: {result.llama_cpp_sample!r}")
     print(f"GGUF -> {result.gguf}")
@@ -205,16 +204,20 @@ def _export_gguf_lora(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except ExportError as exc:
         return _failed(exc)
-    for check in result.checks:
-        print(f"  {check.describe()}")
-    for warning in result.warnings:
-        print(f"warning: {warning}")
+    _print_checks(result.checks, result.warnings)
     if result.llama_cpp_sample is not None:
         print(f"  llama.cpp generated from the base with the adapter: {result.llama_cpp_sample!r}")
     print(f"GGUF LoRA adapter -> {result.gguf}")
     print(f"llama.cpp: llama-cli -m BASE.gguf --lora {result.gguf}")
     print(f"Ollama: set FROM in {result.modelfile} first. {where_the_base_comes_from(result.base_path)}")
     return EXIT_OK
+
+
+def _print_checks(checks: Sequence[LogitCheck], warnings: Sequence[str]) -> None:
+    for check in checks:
+        print(f"  {check.describe()}")
+    for warning in warnings:
+        print(f"warning: {warning}")
 
 
 def _adapter_name(folder: Path) -> str | None:
