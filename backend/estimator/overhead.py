@@ -21,7 +21,7 @@ FRAGMENTATION = 0.2
 """Share of the step's changing memory (peak minus what stays resident) that ends up as
 unusable cached blocks: the smallest share, in steps of 0.05, that keeps every published row
 (twelve T4 rows at 1 x 1024 tokens, four A100 rows at 4-8 x 4096) under-predicted by no more
-than 5%; 0.15 fitted the T4 rows alone but missed the A100 rows by up to 7.8%."""
+than 5%; 0.15 fitted the T4 rows alone but missed the A100 rows by up to 7.7%."""
 LARGEST_BLOCK_SHARE = 0.5
 """Share of the largest temporary block that stays reserved while smaller requests reuse it."""
 FREED_AT_LOAD_SHARE = 0.3
