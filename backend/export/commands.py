@@ -141,14 +141,16 @@ def _merge(args: argparse.Namespace) -> int:
             f"merging into {plan.base_path} ({plan.parameter_count / 1e6:.1f}M parameters, {plan.dtype}); "
             f"needs about {plan.ram_bytes / 2**30:.1f} GiB RAM and {plan.output_bytes / 2**30:.2f} GiB disk"
         )
-        _print_checks((), plan.warnings)
+        for warning in plan.warnings:
+            print(f"warning: {warning}")
         result = merge_adapter(
             args.adapter, args.out, base=args.base, dtype=args.dtype, verify=not args.no_verify,
             overwrite=args.force, progress=stage_printer(),
         )  # fmt: skip
     except ExportError as exc:
         return _failed(exc)
-    _print_checks(result.checks, ())
+    for check in result.checks:
+        print(f"  {check.describe()}")
     print(f"merged model -> {result.path}")
     return EXIT_OK
 
