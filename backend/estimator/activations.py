@@ -49,7 +49,7 @@ class Dtypes:
 
 
 def dtypes(knobs: Knobs, stack: Stack, lora_dtype: str, cuda: bool) -> Dtypes:
-    residual = "float32" if stack.upcast_frozen_fp32 and knobs.quant != "none" else knobs.compute_dtype
+    residual = "float32" if stack.upcasts(knobs.quant) else knobs.compute_dtype
     autocast = stack.autocast and knobs.mixed_precision != "no"
     compute = {"bf16": "bfloat16", "fp16": "float16"}[knobs.mixed_precision] if autocast else residual
     mask = 1 if cuda else TORCH_DTYPE_BYTES[lora_dtype]

@@ -39,7 +39,7 @@ def allocator_reserve(shapes: ModelShapes, knobs: Knobs, stack: Stack, step: Ste
     dynamic = max(0, step.peak - step.persistent)
     largest = max(step.largest_temporary, step.dequant, _largest_activation(shapes, knobs, step))
     load = TORCH_DTYPE_BYTES[knobs.compute_dtype]
-    if stack.upcast_frozen_fp32 and knobs.quant != "none":
+    if stack.upcasts(knobs.quant):
         freed = (shapes.parameter_count - shapes.linear_params) * load
         # Recasting the head and embeddings to 16 bits frees their fp32 copies too.
         freed += 4 * shapes.embedding_head_params if stack.recast_embeddings_16bit else 0

@@ -43,6 +43,10 @@ class Stack:
     logits_copies_step: float = 0.0
     """fp32 (tokens x vocab) tensors still held during the optimizer step (a loop that keeps its outputs)."""
 
+    def upcasts(self, quant: str) -> bool:
+        """Whether frozen non-linear weights are fp32: the upcast applies to a quantized base only."""
+        return self.upcast_frozen_fp32 and quant != "none"
+
 
 INSTALLED = Stack(
     name="transformers 5.23, peft 0.21, trl 1.16, bitsandbytes 0.50 (LoRA Studio's SFTTrainer path)",
