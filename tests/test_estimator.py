@@ -27,6 +27,7 @@ from backend.estimator.knobs import Knobs
 from backend.estimator.memory import base_weights, step_memory
 from backend.estimator.quant import bytes_per_param_4bit, linear_4bit_bytes
 from backend.estimator.stack import INSTALLED
+from backend.estimator.workspaces import cublas_workspaces
 from backend.events import GpuSample
 from backend.spec import JobSpec
 from tests.hub_server import LocalHub
@@ -233,18 +234,38 @@ def test_terms_add_up_and_verdicts_follow_free_memory() -> None:
 
 
 def test_cublas_workspaces_follow_the_gpu_generation() -> None:
-    """torch takes cuBLAS's workspace from its allocator: 32 MiB from Hopper on, 8 MiB 128 KiB before,
-    plus cuBLASLt's 1 MiB, once for the forward thread and once for autograd's backward thread."""
+    """torch takes cuBLAS's workspace from its allocator: 32 MiB on compute capability 9.0, 8 MiB 128 KiB
+    on every other, plus cuBLASLt's 1 MiB, once for the forward thread and once for autograd's backward thread."""
     shapes = shapes_from_config(LLAMA_8B)
     spec = _spec(micro_batch_size=1, max_seq_length=1024)
     ada = GpuMemory("NVIDIA GeForce RTX 4090", 24 * GIB, compute_capability=(8, 9))
     hopper = GpuMemory("NVIDIA H100 80GB HBM3", 80 * GIB, compute_capability=(9, 0))
-    sizes = {gpu.name: estimate(spec, shapes, gpu).term("workspaces").bytes for gpu in (ada, hopper)}
-    assert sizes == {ada.name: 2 * (8 * 1024**2 + 128 * 1024 + 1024**2), hopper.name: 2 * 33 * 1024**2}
+    blackwell = GpuMemory("NVIDIA GeForce RTX 5090", 32 * GIB, compute_capability=(12, 0))
+    sizes = {gpu.name: estimate(spec, shapes, gpu).term("workspaces").bytes for gpu in (ada, hopper, blackwell)}
+    older = 2 * (8 * 1024**2 + 128 * 1024 + 1024**2)
+    assert sizes == {ada.name: older, hopper.name: 2 * 33 * 1024**2, blackwell.name: older}
     unknown = estimate(spec, shapes, GpuMemory("a GPU NVML could not name", 24 * GIB)).term("workspaces")
     assert unknown.bytes == sizes[hopper.name]  # the larger size when the generation is unknown
     cpu = GpuMemory("cpu", 24 * GIB, kind="cpu")
     assert "workspaces" not in {t.key for t in estimate(spec, shapes, cpu).terms}
+
+
+@pytest.mark.parametrize(
+    ("environ", "mib"),
+    [
+        ({"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}, 2 * (32 + 1)),  # the setting torch's determinism docs give
+        ({"CUBLAS_WORKSPACE_CONFIG": ":16:8"}, 2 * (0.125 + 0.125)),  # cuBLASLt's capped at cuBLAS's size
+        ({"CUBLAS_WORKSPACE_CONFIG": ":16:8", "TORCH_CUBLASLT_UNIFIED_WORKSPACE": "0"}, 2 * (0.125 + 1)),
+        ({"CUBLAS_WORKSPACE_CONFIG": "garbage"}, 2 * (8.125 + 1)),  # torch warns and keeps the default
+        ({"CUBLASLT_WORKSPACE_SIZE": "4096"}, 2 * (8.125 + 4)),
+        ({"CUBLASLT_WORKSPACE_SIZE": "lots"}, 2 * (8.125 + 1)),
+        ({"TORCH_CUBLASLT_UNIFIED_WORKSPACE": "1"}, 2 * 8.125),  # cuBLASLt borrows cuBLAS's workspace
+    ],
+)
+def test_cublas_workspaces_follow_the_environment(environ: dict[str, str], mib: float) -> None:
+    """The environment variables torch reads change the workspaces; the worker inherits them."""
+    ada = GpuMemory("NVIDIA GeForce RTX 4090", 24 * GIB, compute_capability=(8, 9))
+    assert cublas_workspaces(ada, environ) == int(mib * 1024**2)
 
 
 def test_nvml_readings_say_the_compute_capability() -> None:

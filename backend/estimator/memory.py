@@ -29,6 +29,7 @@ from backend.estimator.quant import linear_4bit_bytes, linear_8bit_bytes
 from backend.estimator.result import GpuMemory
 from backend.estimator.shapes import TORCH_DTYPE_BYTES, ModelShapes
 from backend.estimator.stack import Stack
+from backend.estimator.workspaces import cublas_workspaces
 
 HEAD_TOKEN_TILE = 4096
 """trl's chunked log-prob kernel projects this many tokens at a time (kernels/chunked_logprob.py TOKEN_CHUNK_SIZE)."""
@@ -46,15 +47,6 @@ BNB_MIN_8BIT_SIZE = 4096
 """bitsandbytes keeps 32-bit state for tensors smaller than this (``min_8bit_size``)."""
 BNB_BLOCK = 256
 """Block size of the 8-bit optimizer's per-block absmax."""
-CUBLAS_WORKSPACE = {"hopper_and_newer": 32 * 1024**2, "older": 8 * 1024**2 + 128 * 1024}
-"""torch's default cuBLAS workspace, taken from its caching allocator: 32 MiB on compute capability
-9 and newer (Hopper, Blackwell), else ``:4096:2:16:8`` (aten/src/ATen/cuda/CublasHandlePool.cpp,
-``parseChosenWorkspaceSize``)."""
-CUBLASLT_WORKSPACE = 1024**2
-"""cuBLASLt's own workspace (``CUBLASLT_WORKSPACE_SIZE`` default, 1 MiB)."""
-BLAS_THREADS = 2
-"""Each (cuBLAS handle, stream) gets its own workspaces and handles are per thread: the forward
-runs on the Python thread, the backward on autograd's device thread."""
 
 
 @dataclass(frozen=True)
@@ -244,14 +236,6 @@ def step_memory(shapes: ModelShapes, knobs: Knobs, stack: Stack, gpu: GpuMemory 
         tokens=tokens,
         phases=phases,
     )
-
-
-def cublas_workspaces(gpu: GpuMemory | None) -> int:
-    """cuBLAS and cuBLASLt scratch memory, allocated once per thread that runs matmuls and kept.
-    An unknown GPU gets the larger, Hopper-and-newer size."""
-    capability = gpu.compute_capability if gpu is not None else None
-    kind = "older" if capability is not None and capability[0] < 9 else "hopper_and_newer"
-    return BLAS_THREADS * (CUBLAS_WORKSPACE[kind] + CUBLASLT_WORKSPACE)
 
 
 def _mask_bytes(
