@@ -56,6 +56,7 @@ from PySide6.QtWidgets import (
 from app.recent import RecentDataset, RecentDatasets, now
 from app.session import DatasetChoice, Session
 from app.token_job import Measuring, RenderJob, TokenJob, canonical_model, model_choices, model_problem, with_tokens
+from backend.core.paths import assets_dir
 from backend.data.examples import Example
 from backend.data.files import KINDS_BY_SUFFIX, OLD_FORMATS, find_sources
 from backend.data.formats import FORMATS
@@ -65,7 +66,6 @@ from backend.data.readers import read_file
 from backend.data.report import DataReport, FileSummary
 from backend.data.scan import ImportOptions
 from backend.models.store import DEFAULT_ALIAS
-from backend.paths import assets_dir
 from widgets.column_mapping import PREVIEW_ROWS, ColumnMappingDialog
 from widgets.drop_overlay import DropOverlay
 from widgets.drop_zone import DropZone

@@ -40,10 +40,10 @@ from PySide6.QtWidgets import (
 from app.adapter_picker import AdapterPicker, describe
 from app.queue_watch import QueueWatch
 from app.session import Session
+from backend.core.task_specs import EvaluateSpec
 from backend.evaluation.report import REPORT_HTML, read_report, word_diff
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import ensure_runner
-from backend.task_specs import EvaluateSpec
 from widgets.diff_view import Column, SideBySideDiff
 
 _POLL_MS = 2000

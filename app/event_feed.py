@@ -26,7 +26,19 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from backend.events import Artifact, Done, Error, Event, Log, Metric, Progress, Started, Telemetry, Warn, parse_event
+from backend.core.events import (
+    Artifact,
+    Done,
+    Error,
+    Event,
+    Log,
+    Metric,
+    Progress,
+    Started,
+    Telemetry,
+    Warn,
+    parse_event,
+)
 
 _RECENT_PROGRESS = 20
 """Progress events an ETA is taken over: about the last 20 steps."""
@@ -87,7 +99,7 @@ SLICE_S = 0.008
 class _Tail:
     """Complete lines of a file from an offset, parsed as events and handed over one at a time.
 
-    The rules of ``backend.jobs.tail.EventTail`` (only complete lines are consumed; a corrupt line is
+    The rules of ``backend.core.tail.EventTail`` (only complete lines are consumed; a corrupt line is
     counted and skipped), plus a deadline, and lines that ``skip`` matches are not parsed. Each event
     is handed to ``take`` as soon as it is parsed, not collected: a slice's thousands of events
     collected in a list lived long enough to be promoted to the oldest GC generation, whose

@@ -32,7 +32,8 @@ from PySide6.QtWidgets import (
 from app.adapter_picker import AdapterPicker, describe
 from app.queue_watch import QueueWatch
 from app.session import Session
-from backend.events import Artifact, read_events
+from backend.core.events import Artifact, read_events
+from backend.core.task_specs import ExportSpec, MergeSpec
 from backend.export.check_ram import gguf_checks
 from backend.export.errors import ExportError
 from backend.export.gguf.llama_cpp_run import installed as llama_cpp_installed
@@ -40,7 +41,6 @@ from backend.export.merge import plan_merge
 from backend.jobs.preflight import Check
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import ensure_runner
-from backend.task_specs import ExportSpec, MergeSpec
 
 GGUF_TYPES = {
     "q8_0": "Q8_0: near-exact, half the size of 16-bit (recommended)",

@@ -9,7 +9,7 @@ from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QIcon, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 
-from backend import paths
+from backend.core import paths
 
 _SELECTED_SIZES = (16, 20, 24, 32, 40, 48, 64)
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}\b")

@@ -63,11 +63,11 @@ from app.job_model import (
     state_text,
 )
 from app.session import Session
+from backend.core.spec import JobSpec, SpecError
 from backend.jobs.job import REQUEUEABLE, Job
 from backend.jobs.queue import ActionResult, JobQueue
 from backend.jobs.runner import ensure_runner
 from backend.jobs.settle import settle_orphans
-from backend.spec import JobSpec, SpecError
 from widgets.palette import negative_color
 from widgets.placeholder_view import PlaceholderTableView
 from widgets.units import format_bytes

@@ -1,7 +1,7 @@
 """The ``lora-studio`` command: the studio window, or the headless CLI when given a command.
 
 ``lora-studio`` alone (or ``lora-studio gui``) opens the window; ``lora-studio COMMAND …``
-is the CLI of ``backend/cli.py``. It lives in app/ because the backend may not import the
+is the CLI of ``backend/cli/main.py``. It lives in app/ because the backend may not import the
 GUI; Qt is imported only when the window is really wanted, so headless commands start as
 fast as before, and on a machine with no display the bare command prints the CLI's help.
 """
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         from app.main import main as gui_main
 
         return gui_main([sys.argv[0], *args[1:]])
-    from backend.cli import main as cli_main
+    from backend.cli.main import main as cli_main
 
     if not args:
         print("No display found, so the studio window cannot open here; the command line does everything:\n",

@@ -14,7 +14,7 @@ from app.jobs_page import JobsPage
 from app.main_window import MainWindow
 from app.notifications import hook_up
 from app.session import Session
-from backend import paths
+from backend.core import paths
 from widgets.lazy_page import LazyPage
 
 PAGES = (

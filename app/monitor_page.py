@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from app.event_feed import Batch, FeedFollower, duration_words, eta_seconds
 from app.session import Session
-from backend.events import Progress, Telemetry
+from backend.core.events import Progress, Telemetry
 from backend.jobs.job import FINISHED, Job
 from backend.jobs.queue import JobQueue
 from widgets.chart_grid import ChartGrid

@@ -25,11 +25,11 @@ SIZE = (1280, 800)
 
 def prepare(steps: int) -> None:
     """A queue with a finished training, evaluation and export, and one job waiting in line."""
-    from backend.demo import demo_spec
+    from backend.cli.demo import demo_spec
+    from backend.core.task_specs import EvaluateSpec, ExportSpec
     from backend.jobs.queue import JobQueue
     from backend.jobs.runner import Runner
     from backend.models.store import import_default
-    from backend.task_specs import EvaluateSpec, ExportSpec
 
     with JobQueue() as queue:
         trained = [job for job in queue.jobs("succeeded") if job.kind == "train"]
@@ -71,7 +71,7 @@ def shoot(out: Path, home: Path) -> list[Path]:
     from app import appearance
     from app.main import build_window
     from app.session import Session
-    from backend import paths
+    from backend.core import paths
     from backend.jobs.queue import JobQueue
     from widgets.lazy_page import LazyPage
 

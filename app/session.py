@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from backend import paths
+from backend.core import paths
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Every field is named by its dotted spec path (``training.micro_batch_size``), sh
 ``Field`` description of that path as a visible help line and a tooltip, and shows its validation
 error in red under it. The form holds raw values only; the page builds the spec with
 ``JobSpec.from_dict`` and hands the problems back with ``set_errors``, so the rules live in one
-place (``backend/spec.py``) and the form never second-guesses them.
+place (``backend/core/spec.py``) and the form never second-guesses them.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from backend.spec import JobSpec
+from backend.core.spec import JobSpec
 from widgets.collapsible_section import CollapsibleSection
 from widgets.form_field import FormField
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.telemetry import NVML
+from backend.core.telemetry import NVML
 
 _GIB = 2**30
 

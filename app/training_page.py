@@ -37,18 +37,18 @@ from app.model_picker import ModelInfo, ModelPicker
 from app.session import DatasetChoice, Session
 from app.spec_form import SpecForm, errors_by_field
 from app.vram import gauge_data, gpu_info
+from backend.core.presets import DEFAULT_PRESET, PRESETS, flatten, matching_preset, nest
+from backend.core.spec import DataFormat, JobSpec, SpecError
 from backend.estimator import DataStats, Estimate, GpuMemory, ModelShapes, estimate
 from backend.estimator.calibration import CalibrationStore
 from backend.estimator.gpus import machine_gpus
-from backend.estimator.shapes import shapes_from_config, shapes_from_folder
 from backend.jobs.job import Job
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import ensure_runner
 from backend.models.errors import ModelError
 from backend.models.hub_facts import HubFacts, read_hub_facts
+from backend.models.shapes import shapes_from_config, shapes_from_folder
 from backend.models.store import DEFAULT_CONFIG
-from backend.presets import DEFAULT_PRESET, PRESETS, flatten, matching_preset, nest
-from backend.spec import DataFormat, JobSpec, SpecError
 from widgets.form_field import FormField
 from widgets.labels import wrapping_label
 from widgets.message_list import MessageList

@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from backend.core.spec import JobSpec
 from backend.estimator import DataStats, GpuMemory, estimate, shapes_from_config
-from backend.spec import JobSpec
 from tests.model_configs import LLAMA_8B
 
 

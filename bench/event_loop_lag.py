@@ -42,11 +42,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backend.events import DeviceInfo, Done, EventSink, GpuSample, Metric, Progress, Started, Telemetry  # noqa: E402
+from backend.core.events import DeviceInfo, Done, EventSink, GpuSample, Metric, Progress, Started, Telemetry  # noqa: E402
+from backend.core.spec import JobSpec  # noqa: E402
 from backend.jobs.outcome import Outcome  # noqa: E402
 from backend.jobs.queue import JobQueue  # noqa: E402
 from backend.jobs.runner import Runner, RunnerSettings  # noqa: E402
-from backend.spec import JobSpec  # noqa: E402
 from bench.lag_probe import PROBE_MS, LagProbe  # noqa: E402
 
 STEP_S = 0.05  # 20 Hz

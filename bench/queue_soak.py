@@ -36,13 +36,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend.events import Done, Error, Started, read_events
+from backend.core.events import Done, Error, Started, read_events
+from backend.core.spec import JobSpec
+from backend.core.tail import EventTail
 from backend.jobs.job import FINISHED, Job
 from backend.jobs.process import ProcessId
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import Runner, RunnerSettings
-from backend.jobs.tail import EventTail
-from backend.spec import JobSpec
 from backend.training.checkpoints import checkpoint_step, latest_checkpoint
 
 STANDIN = (sys.executable, "-m", "backend.jobs.standin")

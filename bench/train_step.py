@@ -25,11 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend.events import Done, Progress
+from backend.core.events import Done, Progress
+from backend.core.layout import JobLayout
+from backend.core.paths import assets_dir
+from backend.core.spec import JobSpec
 from backend.jobs.launch import start_worker, stream
-from backend.jobs.layout import JobLayout
-from backend.paths import assets_dir
-from backend.spec import JobSpec
 
 SAMPLE = assets_dir() / "datasets" / "support_triage" / "train.jsonl"
 

@@ -6,7 +6,7 @@ Grid (issue 4): model sizes (Llama-architecture models with random weights, buil
 GPU machine may have no network, and memory does not depend on the weights' values) x base
 quantization (nf4, none) x micro-batch x length (1x2048, 4x512, 8x1024) x gradient
 checkpointing (on, off). Each point is a queued-job folder of ``kind: measure`` run by the real
-worker (``python -m backend.worker``), the code path of "Measure on this GPU": a few steps at
+worker (``python -m backend.jobs.worker``), the code path of "Measure on this GPU": a few steps at
 the worst-case length, then torch's peak reserved and allocated bytes, NVML's figure for the
 process and the estimate the worker made for that GPU. This script writes ``OUT.md`` and
 ``OUT.json``, the JSON after every point, so ``--resume`` goes on where a stopped run ended.
@@ -188,9 +188,9 @@ def gpu_of_machine(allow_cpu: bool) -> tuple[GpuMemory | None, int]:
 
 def start(point: Point, predicted: int, model_dir: Path, data: Path, work: Path, alone: bool) -> Running:
     """A fresh job folder and data folder for the point, and its worker."""
+    from backend.core.layout import JobLayout
+    from backend.core.spec import JobSpec
     from backend.jobs.launch import start_worker
-    from backend.jobs.layout import JobLayout
-    from backend.spec import JobSpec
 
     job_dir = work / "jobs" / point.key
     shutil.rmtree(job_dir, ignore_errors=True)
@@ -207,8 +207,8 @@ def start(point: Point, predicted: int, model_dir: Path, data: Path, work: Path,
 
 def outcome(run: Running, predicted_total: int, verdict: str) -> dict:
     """The row for a finished point, read from its events.jsonl."""
-    from backend.events import Done, Error, Progress, read_events
-    from backend.jobs.layout import JobLayout
+    from backend.core.events import Done, Error, Progress, read_events
+    from backend.core.layout import JobLayout
 
     events = list(read_events(JobLayout(run.job_dir).events))
     steps = [e for e in events if isinstance(e, Progress) and e.stage is None]
@@ -266,8 +266,8 @@ def under_pressure(row: dict) -> bool:
 
 
 def run_grid(points: list[Point], args: argparse.Namespace, rows: dict[str, dict]) -> None:
+    from backend.core.spec import JobSpec
     from backend.estimator import estimate, shapes_from_folder
-    from backend.spec import JobSpec
 
     gpu, capacity = gpu_of_machine(args.allow_cpu)
     budget = int(capacity * args.budget)

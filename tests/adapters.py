@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from backend.jobs.layout import ADAPTER_RECORD
+from backend.core.layout import ADAPTER_RECORD
 from backend.models.fingerprint import fingerprint
 
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]

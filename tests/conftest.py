@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from backend.core.progress import no_progress
 from backend.models import gguf_import
-from backend.models.progress import no_progress
 from backend.models.store import import_default
 from tests.hub_server import LocalHub, serve_hub
 from tests.tiny_models import ARCHS, build_tiny_model

@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from backend.core.spec import JobSpec
 from backend.jobs.job import Job
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import Runner, RunnerSettings
-from backend.spec import JobSpec
 from tests.datasets import write_colour_task
 
 REPO = Path(__file__).resolve().parent.parent

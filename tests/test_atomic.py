@@ -1,4 +1,4 @@
-"""backend.atomic: a failed write leaves the old file whole and no hidden sibling behind."""
+"""backend.core.atomic: a failed write leaves the old file whole and no hidden sibling behind."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.atomic import write_text_atomic
+from backend.core.atomic import write_text_atomic
 
 
 def test_a_write_replaces_the_whole_file(tmp_path: Path) -> None:

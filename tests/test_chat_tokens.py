@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from backend.training.chat_tokens import IGNORE, TemplateError, tokenize_chat
+from backend.data.chat_tokens import IGNORE, TemplateError, tokenize_chat
 
 CONVERSATION = [
     {"role": "system", "content": "Be brief."},

@@ -174,8 +174,8 @@ def test_gguf_lora_without_ram_for_peft_skips_the_base_gguf(
 def test_the_pre_flight_says_before_queueing(
     adapters: dict[str, Path], tiny_model_dirs: dict[str, Path], tmp_path: Path, report_ram
 ) -> None:
+    from backend.core.task_specs import ExportSpec, MergeSpec
     from backend.jobs.adapter_preflight import export_checks, merge_checks
-    from backend.task_specs import ExportSpec, MergeSpec
 
     report_ram(_short_of_ram(tiny_model_dirs["llama"]) // 2)
     model = export_checks(ExportSpec(source=str(tiny_model_dirs["llama"]), target="gguf", gguf_type="f16"), tmp_path)

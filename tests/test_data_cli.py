@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from backend.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from backend.cli.main import main
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCS = (REPO_ROOT / "docs" / "data-formats.md").read_text(encoding="utf-8")
@@ -170,7 +171,7 @@ def test_the_usage_in_the_docs_names_every_option_help_lists(command: str, capsy
 
 def test_under_json_a_model_import_reports_its_stages_on_stderr(capsys) -> None:
     """stdout holds one JSON document even when --model imports the default model first."""
-    from backend.data.commands import _model_stages
+    from backend.cli.data import _model_stages
 
     show = _model_stages(argparse.Namespace(json=True))
     show("converting", 0.5)

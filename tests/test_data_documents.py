@@ -9,7 +9,8 @@ import psutil
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from backend.cli import EXIT_FAILED, EXIT_OK, main
+from backend.cli.common import EXIT_FAILED, EXIT_OK
+from backend.cli.main import main
 from backend.data.load import check_dataset, read_dataset
 from backend.data.problems import DataError, ImportCancelled
 from backend.data.scan import ImportOptions, scan

@@ -12,10 +12,10 @@ from typing import get_args
 
 import pytest
 
+from backend.core.spec import DataFormat, JobSpec, SpecError
 from backend.data.formats import FORMATS, detect
 from backend.data.load import check_dataset, read_dataset
 from backend.data.scan import ImportOptions
-from backend.spec import DataFormat, JobSpec, SpecError
 
 
 def write(tmp_path: Path, rows: list[dict], name: str = "d.jsonl") -> Path:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from backend.data.chat_tokens import IGNORE, TemplateError
 from backend.data.examples import Example
 from backend.data.load import check_dataset, read_dataset
 from backend.data.split import split_indices
 from backend.data.tokens import TokenCounter, preview, tokenize_example
-from backend.training.chat_tokens import IGNORE, TemplateError
 
 TOOL_TEMPLATE = (
     "{% if tools %}<tools>{{ tools | tojson }}</tools>\n{% endif %}"

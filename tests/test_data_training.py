@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from backend.core.events import Done, EventSink, Warn
+from backend.core.spec import JobSpec
+from backend.data.chat_tokens import IGNORE
+from backend.data.load import load_training_data
 from backend.data.store import import_dataset
-from backend.events import Done, EventSink, Warn
-from backend.spec import JobSpec
-from backend.training.chat_tokens import IGNORE
-from backend.training.sft import _load_data, _tokenize
-from backend.worker import EXIT_OK
+from backend.jobs.worker import EXIT_OK
+from backend.training.sft import _tokenize
 from tests.datasets import COLOURS
 from tests.test_worker import make_job, run
 
@@ -39,7 +40,7 @@ def alpaca_csv(path: Path, n: int = 40) -> Path:
 
 def test_load_data_reads_any_format_reports_rejected_rows_and_advice(tmp_path: Path) -> None:
     sink = Collect()
-    train, held, content_hash = _load_data(spec_for(alpaca_csv(tmp_path / "d.csv"), eval_split=0.1), sink)
+    train, held, content_hash = load_training_data(spec_for(alpaca_csv(tmp_path / "d.csv"), eval_split=0.1).data, sink)
     assert (len(train), len(held)) == (36, 4)
     assert train[0].messages == [
         {"role": "user", "content": "What colour is the sky?"},
@@ -54,10 +55,12 @@ def test_load_data_reads_any_format_reports_rejected_rows_and_advice(tmp_path: P
 
 def test_load_data_from_an_imported_dataset_and_a_separate_eval_file(tmp_path: Path) -> None:
     stored, report = import_dataset(alpaca_csv(tmp_path / "d.csv"), root=tmp_path / "store")
-    train, held, content_hash = _load_data(spec_for(stored.path, eval_path=str(tmp_path / "d.csv")), Collect())
+    train, held, content_hash = load_training_data(
+        spec_for(stored.path, eval_path=str(tmp_path / "d.csv")).data, Collect()
+    )
     assert (len(train), len(held)) == (40, 40)
     assert content_hash != report.content_hash  # train and eval together
-    _, _, alone = _load_data(spec_for(stored.path, eval_split=0.0), Collect())
+    _, _, alone = load_training_data(spec_for(stored.path, eval_split=0.0).data, Collect())
     assert alone == report.content_hash
 
 
@@ -76,7 +79,7 @@ def test_tokenize_masks_weight_zero_replies_and_trains_all_of_plain_text(tmp_pat
     (folder / "chat.jsonl").write_text(json.dumps({"messages": chat}) + "\n")
     (folder / "text.jsonl").write_text(json.dumps({"text": "Some plain text."}) + "\n")
     spec = spec_for(folder, eval_split=0.0)
-    train, _, _ = _load_data(spec, Collect())
+    train, _, _ = load_training_data(spec.data, Collect())
     dataset = _tokenize(tokenizer, train, spec, "train", Collect())
     chat, text = dataset[0], dataset[1]
     learned = tokenizer.decode(

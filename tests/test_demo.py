@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.events import Done, Metric, Progress, read_events
-from backend.jobs.layout import ADAPTER_RECORD
+from backend.core.events import Done, Metric, Progress, read_events
+from backend.core.layout import ADAPTER_RECORD
 
 
 @pytest.mark.slow

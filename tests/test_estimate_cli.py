@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from backend.cli import EXIT_FAILED, EXIT_OK, main
+from backend.cli.common import EXIT_FAILED, EXIT_OK
+from backend.cli.main import main
+from backend.core.spec import JobSpec
 from backend.estimator.gpus import machine_gpus
-from backend.spec import JobSpec
 from tests.hub_server import LocalHub
 
 MIB = 2**20
@@ -136,7 +137,7 @@ def test_a_hub_model_is_estimated_from_its_headers_before_import(
 def test_estimating_imports_no_torch(spec_file: Path) -> None:
     """The form recomputes on every edit: the estimator must stay light, and so must its command."""
     code = (
-        "import sys; from backend.cli import main; "
+        "import sys; from backend.cli.main import main; "
         f"main(['estimate', {str(spec_file)!r}, '--gpu-memory', '8']); "
         "heavy = [m for m in ('torch', 'transformers', 'bitsandbytes') if m in sys.modules]; "
         "sys.exit(f'imported {heavy}' if heavy else 0)"

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from backend.core.events import GpuSample
+from backend.core.spec import JobSpec
 from backend.estimator import (
     CalibrationStore,
     DataStats,
@@ -28,8 +30,6 @@ from backend.estimator.memory import base_weights, step_memory
 from backend.estimator.quant import bytes_per_param_4bit, linear_4bit_bytes
 from backend.estimator.stack import INSTALLED
 from backend.estimator.workspaces import cublas_workspaces
-from backend.events import GpuSample
-from backend.spec import JobSpec
 from tests.hub_server import LocalHub
 from tests.model_configs import LLAMA_8B
 

@@ -9,19 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from backend.core.events import Artifact, Event, EventSink, Metric, Progress, Warn
+from backend.core.layout import ADAPTER_RECORD, JobLayout
+from backend.core.spec import JobSpec
+from backend.core.stop import StopRequest
+from backend.core.task_specs import EvaluateSpec
 from backend.data.load import read_dataset
 from backend.evaluation.errors import EvaluationError
 from backend.evaluation.job import EvaluationOutcome, run_evaluation
 from backend.evaluation.record import evaluations
 from backend.evaluation.report import read_report, render_html, word_diff
 from backend.evaluation.side_by_side import generate_pairs
-from backend.events import Artifact, Event, EventSink, Metric, Progress, Warn
 from backend.export.adapter import read_adapter
 from backend.export.model_card import model_card
-from backend.jobs.layout import ADAPTER_RECORD, JobLayout
-from backend.jobs.stop import StopRequest
-from backend.spec import JobSpec
-from backend.task_specs import EvaluateSpec
 from backend.training.sft import Cancelled
 from tests.adapters import make_adapter
 from tests.datasets import write_colour_task
@@ -62,7 +62,7 @@ def home(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, tiny_llama: Path, home: None) -> Path:
     """A real adapter: 30 LoRA steps on the colour task, with the training job's record and held-out split."""
-    from backend.training.runtime import Runtime
+    from backend.models.runtime import Runtime
     from backend.training.sft import run_sft
 
     root = tmp_path_factory.mktemp("trained")
@@ -298,7 +298,7 @@ def test_every_architecture_evaluates(tmp_path: Path, tiny_model: Path) -> None:
 
 
 def test_the_worker_runs_an_evaluate_job(tmp_path: Path, noise_adapter: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from backend.events import Done, read_events
+    from backend.core.events import Done, read_events
     from backend.jobs.launch import start_worker, stream
 
     monkeypatch.setenv("LORA_STUDIO_HOME", str(tmp_path / "home"))

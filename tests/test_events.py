@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.events import (
+from backend.core.events import (
     PROTOCOL_VERSION,
     Artifact,
     DeviceInfo,

@@ -351,7 +351,8 @@ def test_adapter_export_refuses_what_vllm_cannot_serve(tiny_llama: Path, tmp_pat
 
 
 def test_cli_export_gguf(merged: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from backend.cli import EXIT_OK, main
+    from backend.cli.common import EXIT_OK
+    from backend.cli.main import main
 
     assert main(["export", "gguf", str(merged["qwen2"]), "--type", "f16", "--out", str(tmp_path)]) == EXIT_OK
     out = capsys.readouterr().out

@@ -140,8 +140,8 @@ def test_rslora_alpha_pattern_and_rank_pattern_are_folded_into_b(tiny_llama: Pat
 def test_what_llama_cpp_cannot_load_is_refused_with_the_way_out(
     arch: str, lora: dict, reason: str, tiny_model_dirs: dict[str, Path], tmp_path: Path
 ) -> None:
+    from backend.core.task_specs import ExportSpec
     from backend.jobs.adapter_preflight import export_checks
-    from backend.task_specs import ExportSpec
 
     adapter = make_adapter(tiny_model_dirs[arch], tmp_path / "adapter", **lora)
     with pytest.raises(ExportError) as caught:
@@ -183,8 +183,8 @@ def test_the_job_refuses_a_bin_adapter_by_its_tensors(
 def test_preflight_refuses_a_base_the_adapter_was_not_trained_on(
     adapters: dict[str, Path], tiny_model_dirs: dict[str, Path], tmp_path: Path
 ) -> None:
+    from backend.core.task_specs import ExportSpec
     from backend.jobs.adapter_preflight import export_checks
-    from backend.task_specs import ExportSpec
 
     spec = ExportSpec(source=str(adapters["llama"]), target="gguf_lora", base_model=str(tiny_model_dirs["mistral"]))
     (error,) = [check for check in export_checks(spec, tmp_path) if check.level == "error"]
@@ -192,8 +192,8 @@ def test_preflight_refuses_a_base_the_adapter_was_not_trained_on(
 
 
 def test_preflight_passes_a_plain_adapter_and_refuses_a_model_folder(adapters: dict[str, Path], tmp_path: Path) -> None:
+    from backend.core.task_specs import ExportSpec
     from backend.jobs.adapter_preflight import export_checks
-    from backend.task_specs import ExportSpec
 
     checks = export_checks(ExportSpec(source=str(adapters["gemma"]), target="gguf_lora", lora_type="f32"), tmp_path)
     assert not [check for check in checks if check.level == "error"], checks
@@ -259,8 +259,9 @@ def test_cli_export_gguf_lora(
 ) -> None:
     import json
 
-    from backend.cli import EXIT_OK, EXIT_USAGE, main
-    from backend.task_specs import load_spec
+    from backend.cli.common import EXIT_OK, EXIT_USAGE
+    from backend.cli.main import main
+    from backend.core.task_specs import load_spec
 
     assert main(["export", "gguf-lora", str(adapters["llama"]), "--out", str(tmp_path), "--no-verify"]) == EXIT_OK
     out = capsys.readouterr().out

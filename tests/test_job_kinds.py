@@ -15,18 +15,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from backend.events import Artifact, Done, Event, Log, Progress, Started, Warn, read_events
+from backend.core.events import Artifact, Done, Event, Log, Progress, Started, Warn, read_events
+from backend.core.layout import JobLayout
+from backend.core.spec import JobSpec
+from backend.core.task_specs import ExportSpec, MergeSpec
 from backend.export.job import MERGED_DIR
 from backend.jobs.job import Job
 from backend.jobs.launch import start_worker
-from backend.jobs.layout import JobLayout
 from backend.jobs.outcome import AttemptEvents, decide
 from backend.jobs.process import ExitInfo
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import Runner, RunnerSettings
-from backend.spec import JobSpec
-from backend.task_specs import ExportSpec, MergeSpec
-from backend.worker import EXIT_OK
+from backend.jobs.worker import EXIT_OK
 from tests.datasets import write_colour_task
 
 TRAINING = {"micro_batch_size": 4, "gradient_accumulation_steps": 1, "max_seq_length": 64, "learning_rate": 3e-3}
@@ -208,7 +208,8 @@ def test_a_measure_job_on_the_cpu_reports_peak_ram_and_saves_nothing(
 def test_the_cli_queues_an_export_spec_and_a_merge(
     queue: JobQueue, tmp_path: Path, adapter: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from backend.cli import EXIT_OK, EXIT_USAGE, main
+    from backend.cli.common import EXIT_OK, EXIT_USAGE
+    from backend.cli.main import main
 
     spec_file = tmp_path / "specs" / "export.yaml"
     spec_file.parent.mkdir()

@@ -187,7 +187,8 @@ def test_needed_ram_is_reported_before_merging(adapters: dict[str, Path]) -> Non
 
 
 def test_cli_merge(adapters: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from backend.cli import EXIT_FAILED, EXIT_OK, main
+    from backend.cli.common import EXIT_FAILED, EXIT_OK
+    from backend.cli.main import main
 
     assert main(["merge", str(adapters["qwen2"]), "--out", str(tmp_path / "merged")]) == EXIT_OK
     assert "needs about" in capsys.readouterr().out

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 
 import backend.models.fingerprint as fingerprint_module
+from backend.core.progress import no_progress
 from backend.models import gguf_import
 from backend.models.errors import ModelImportError, ModelNotFoundError
 from backend.models.fingerprint import fingerprint
 from backend.models.hf_folder import inspect_folder
 from backend.models.hub_facts import read_hub_facts
-from backend.models.progress import no_progress
 from backend.models.record import RECORD_FILE, ModelSource
 from backend.models.store import (
     DEFAULT_CONFIG,

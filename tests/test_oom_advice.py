@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from backend.core.events import DeviceInfo, Error, EventSink, Started
+from backend.core.layout import JobLayout
+from backend.core.spec import JobSpec
 from backend.estimator.oom_advice import advise_out_of_memory
-from backend.events import DeviceInfo, Error, EventSink, Started
-from backend.jobs.layout import JobLayout
-from backend.spec import JobSpec
 
 OOM = Error(error_type="out_of_memory", message="The job ran out of GPU memory.")
 

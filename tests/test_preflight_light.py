@@ -30,7 +30,7 @@ def test_preflight_of_every_kind_imports_no_torch(tiny_llama: Path, tmp_path: Pa
         "import json, sys\n"
         "from pathlib import Path\n"
         "from backend.jobs.preflight import preflight\n"
-        "from backend.task_specs import spec_from_dict\n"
+        "from backend.core.task_specs import spec_from_dict\n"
         f"for spec in json.loads({json.dumps(specs)!r}):\n"
         f"    checks = preflight(spec_from_dict(spec), Path({str(tmp_path / 'jobs')!r}))\n"
         "    print(json.dumps([c.message for c in checks if c.level == 'error']))\n"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from backend.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from backend.cli.main import main
 from backend.jobs.queue import JobQueue
 from tests.queue_support import spec, wait_for
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from backend.events import DeviceInfo, Done, Error, Progress, Started
-from backend.jobs.layout import JobLayout
+from backend.core.events import DeviceInfo, Done, Error, Progress, Started
+from backend.core.layout import JobLayout
+from backend.core.tail import EventTail
 from backend.jobs.outcome import AttemptEvents, decide
 from backend.jobs.process import ExitInfo
-from backend.jobs.tail import EventTail
 
 STARTED = Started(job_kind="train", pid=1, versions={}, device=DeviceInfo(kind="cpu", name="cpu"))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.events import Started, read_events
+from backend.core.events import Started, read_events
 from backend.jobs.process import ProcessId
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import ensure_runner

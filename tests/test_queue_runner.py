@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.events import Done, Progress, Started, read_events
+from backend.core.events import Done, Progress, Started, read_events
 from backend.jobs import preflight
 from backend.jobs.process import ProcessId
 from backend.jobs.queue import JobQueue

@@ -283,7 +283,7 @@ def test_the_queue_modules_the_gui_imports_leave_the_ml_stack_unloaded() -> None
     import sys
 
     code = (
-        "import sys, backend.jobs.queue, backend.jobs.runner, backend.jobs.settle, backend.jobs.tail; "
+        "import sys, backend.jobs.queue, backend.jobs.runner, backend.jobs.settle, backend.core.tail; "
         "loaded = [m for m in ('torch', 'transformers', 'peft', 'trl') if m in sys.modules]; "
         "assert not loaded, loaded"
     )

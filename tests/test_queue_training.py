@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from backend.events import Done, Progress, Started, read_events
-from backend.jobs.layout import ADAPTER_RECORD
+from backend.core.events import Done, Progress, Started, read_events
+from backend.core.layout import ADAPTER_RECORD
+from backend.core.spec import JobSpec
 from backend.jobs.queue import JobQueue
-from backend.spec import JobSpec
 from backend.training.checkpoints import checkpoint_step, latest_checkpoint
 from tests.datasets import write_colour_task
 from tests.queue_support import Processes, wait_for

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.spec import SCHEMA_VERSION, JobSpec, SpecError
-from backend.task_specs import EvaluateSpec, ExportSpec, MergeSpec
+from backend.core.spec import SCHEMA_VERSION, JobSpec, SpecError
+from backend.core.task_specs import EvaluateSpec, ExportSpec, MergeSpec
 
 MINIMAL = {"data": {"path": "train.jsonl"}}
 
@@ -198,8 +198,9 @@ def test_every_setting_of_the_other_kinds_is_documented_in_its_own_section(docum
 
 @pytest.mark.parametrize("preset", ["quick-test", "balanced", "max-quality", None])
 def test_spec_new_starts_from_the_window_s_presets(tmp_path: Path, preset: str | None) -> None:
-    from backend.cli import EXIT_OK, main
-    from backend.presets import DEFAULT_PRESET, PRESETS, flatten, matching_preset
+    from backend.cli.common import EXIT_OK
+    from backend.cli.main import main
+    from backend.core.presets import DEFAULT_PRESET, PRESETS, flatten, matching_preset
 
     out = tmp_path / "job.yaml"
     args = ["spec", "new", "--data", "train.jsonl", "--model", "someone/model", "-o", str(out)]

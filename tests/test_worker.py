@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from backend.core.events import Artifact, Done, Error, Event, Metric, Progress, Started, Telemetry, read_events
+from backend.core.layout import ADAPTER_RECORD, JobLayout
+from backend.core.spec import JobSpec
 from backend.data.load import read_dataset
-from backend.events import Artifact, Done, Error, Event, Metric, Progress, Started, Telemetry, read_events
 from backend.jobs.launch import start_worker, stream
-from backend.jobs.layout import ADAPTER_RECORD, JobLayout
+from backend.jobs.worker import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK
 from backend.models.fingerprint import fingerprint
-from backend.spec import JobSpec
 from backend.training.checkpoints import checkpoint_step, is_complete, latest_checkpoint
-from backend.worker import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK
 from tests.datasets import colour_conversation, write_colour_task
 
 
@@ -109,7 +109,7 @@ def test_qlora_run_learns_streams_events_and_saves_a_loadable_adapter(tmp_path: 
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from backend.training.chat_tokens import tokenize_chat
+    from backend.data.chat_tokens import tokenize_chat
 
     tokenizer = AutoTokenizer.from_pretrained(adapter)
     tokens = tokenize_chat(tokenizer, colour_conversation("lemon"))

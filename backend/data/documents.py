@@ -24,9 +24,9 @@ import docx
 from docx.oxml.ns import qn
 from pypdf import PdfReader
 
+from backend.data.chunk import Chunk, Unreadable
 from backend.data.files import check_office_zip
 from backend.data.problems import DataError
-from backend.data.readers import Chunk, Unreadable
 from backend.data.report import count
 from backend.data.text_chunks import chunk_paragraphs, paragraphs
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend.core.events import EventSink, Warn
+from backend.core.spec import Data
 from backend.data.advice import advise
 from backend.data.examples import Batch, Example
 from backend.data.problems import DataError
@@ -13,6 +16,9 @@ from backend.data.report import DataReport, SplitSummary
 from backend.data.scan import Cancel, ImportOptions, Progress, Sink, scan
 from backend.data.split import eval_count, split
 from backend.data.tokens import TokenCounter
+
+MAX_LISTED_PROBLEMS = 20
+"""Rejected rows a job lists one by one before it gives only the count."""
 
 
 @dataclass
@@ -86,3 +92,40 @@ def no_usable_examples(report: DataReport) -> str:
     """Why a dataset has nothing to train on, quoting its first problems."""
     first = "; ".join(str(p) for p in report.problems.kept[:3]) or "it holds no rows"
     return f"{report.source} has no usable examples ({first})"
+
+
+def load_training_data(data: Data, sink: EventSink) -> tuple[list[Example], list[Example], str]:
+    """Train and eval examples plus a hash of both, as training reads them; every rejected row and dataset warning
+    becomes a warning event (evaluation remakes the held-out split with the same call)."""
+    options = ImportOptions.from_spec(data)
+    train_set = read_dataset(Path(data.path), options)
+    eval_set = read_dataset(Path(data.eval_path), options) if data.eval_path else None
+    for loaded in (train_set, eval_set):
+        if loaded is not None:
+            report_rejected(loaded, sink)
+    if eval_set is not None:
+        train, held = train_set.examples, eval_set.examples
+        plan_split(train_set.report, data.eval_split, data.split_seed, eval_examples=len(held))
+        content_hash = hashlib.sha256((train_set.content_hash + eval_set.content_hash).encode()).hexdigest()
+    else:
+        train, held = train_set.split(data.eval_split, data.split_seed)
+        plan_split(train_set.report, data.eval_split, data.split_seed)
+        content_hash = train_set.content_hash
+    for advice in advise(train_set.report):
+        sink.emit(Warn(code=advice.code, message=advice.message))
+    return train, held, content_hash
+
+
+def report_rejected(loaded: LoadedDataset, sink: EventSink) -> None:
+    """One warning per excluded row (the first few), then how many in all."""
+    excluded = [p for p in loaded.report.problems.kept if p.excluded]
+    for problem in excluded[:MAX_LISTED_PROBLEMS]:
+        sink.emit(Warn(code="row_rejected", message=f"{problem}; {problem.hint}"))
+    if loaded.report.excluded > MAX_LISTED_PROBLEMS:
+        sink.emit(
+            Warn(
+                code="rows_rejected",
+                message=f"{loaded.report.source}: {loaded.report.excluded} rows excluded in all; "
+                "run 'lora-studio data check' for the full list",
+            )
+        )

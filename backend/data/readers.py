@@ -13,33 +13,16 @@ import io
 import json
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backend.data.chunk import CHUNK_ROWS, Chunk, Unreadable
 from backend.data.files import SourceFile, sniff_encoding
 from backend.data.problems import DataError
 from backend.data.text_chunks import chunk_paragraphs, paragraphs
 
 CHUNK_BYTES = 4 << 20
-CHUNK_ROWS = 4096
 _MAX_JSON_ITEM = 64 << 20  # an item of a .json array larger than this is treated as malformed
-
-
-@dataclass(frozen=True)
-class Unreadable:
-    """A record that could not be parsed, and why (a code from problems.ADVICE)."""
-
-    code: str
-    message: str
-
-
-@dataclass
-class Chunk:
-    records: list[tuple[int | None, Any]]  # (place or None, parsed value or Unreadable)
-    position: float  # fraction of the file read so far
-    unit: str = "line"  # what a place counts, as people find it: line, page, paragraph, or "<sheet> row"
-    notes: list[str] = field(default_factory=list)  # what the reader chose or skipped, in words
 
 
 def read_file(source: SourceFile, chunk_chars: int, sheet: str | None = None) -> Iterator[Chunk]:

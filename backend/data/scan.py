@@ -17,16 +17,17 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from backend.data.chunk import Unreadable
 from backend.data.examples import Batch, canonical
 from backend.data.files import TEXT_KINDS, SourceFile, find_sources
 from backend.data.formats import LABELS, UNSUPPORTED, Detection, detect, normalizer
 from backend.data.problems import DataError, ImportCancelled, RowProblem
-from backend.data.readers import Unreadable, read_file
+from backend.data.readers import read_file
 from backend.data.report import DataReport, FileSummary
 from backend.data.rules import Reject, find_placeholder
 
 if TYPE_CHECKING:
-    from backend.spec import Data
+    from backend.core.spec import Data
 
 Progress = Callable[[float], None]
 Cancel = Callable[[], bool]

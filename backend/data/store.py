@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from backend import paths
+from backend.core import paths
 from backend.data.examples import Batch, Example
 from backend.data.files import STORED_RECORD
 from backend.data.load import check_dataset, no_usable_examples

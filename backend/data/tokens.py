@@ -18,12 +18,12 @@ from array import array
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from backend.core.progress import ProgressFn
+from backend.data.chat_tokens import IGNORE, TemplateError, TokenizedChat, render_chat, tokenize_chat, tokenize_text
 from backend.data.examples import Batch, Example
 from backend.data.problems import ProblemLog, RowProblem
 from backend.data.report import DataReport, TokenStats
 from backend.data.split import split_indices
-from backend.models.progress import ProgressFn
-from backend.training.chat_tokens import IGNORE, TemplateError, TokenizedChat, render_chat, tokenize_chat, tokenize_text
 
 LOSS_SAMPLE = 1000
 _BINS = 24

@@ -21,9 +21,9 @@ from typing import Any, NamedTuple
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 
+from backend.data.chunk import CHUNK_ROWS, Chunk, Unreadable
 from backend.data.files import check_office_zip
 from backend.data.problems import DataError
-from backend.data.readers import CHUNK_ROWS, Chunk, Unreadable
 
 # openpyxl warns about what it would drop when saving a workbook (data validation, a missing style); none is saved.
 warnings.filterwarnings("ignore", category=UserWarning, module="openpyxl")

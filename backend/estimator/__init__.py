@@ -27,8 +27,8 @@ from backend.estimator.result import (
     Term,
     Verdict,
 )
-from backend.estimator.shapes import ModelShapes, Tensor, shapes_from_config, shapes_from_folder, shapes_from_hub
 from backend.estimator.stack import INSTALLED, Stack
+from backend.models.shapes import ModelShapes, Tensor, shapes_from_config, shapes_from_folder, shapes_from_hub
 
 __all__ = [
     "INSTALLED",

@@ -15,8 +15,8 @@ from functools import lru_cache
 from typing import Literal
 
 from backend.estimator.knobs import Knobs
-from backend.estimator.shapes import TORCH_DTYPE_BYTES, Linear, ModelShapes
 from backend.estimator.stack import Stack
+from backend.models.shapes import TORCH_DTYPE_BYTES, Linear, ModelShapes
 
 AttentionPath = Literal["flash", "masked", "eager"]
 

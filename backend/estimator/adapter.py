@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from backend.estimator.shapes import TORCH_DTYPE_BYTES, Linear, ModelShapes
+from backend.models.shapes import TORCH_DTYPE_BYTES, Linear, ModelShapes
 
 _PRESET_GROUPS = {
     "attention": ("attention",),

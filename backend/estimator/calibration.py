@@ -19,13 +19,13 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from backend.atomic import write_text_atomic
+from backend.core.atomic import write_text_atomic
+from backend.core.paths import data_home
+from backend.core.spec import JobSpec
 from backend.estimator.knobs import Knobs, sequence_length
 from backend.estimator.result import Calibration, DataStats
-from backend.estimator.shapes import ModelShapes
 from backend.estimator.stack import Stack
-from backend.paths import data_home
-from backend.spec import JobSpec
+from backend.models.shapes import ModelShapes
 
 CALIBRATION_FILE = "vram_calibration.json"
 FORMAT = 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from backend.core.spec import JobSpec
 from backend.estimator.calibration import CalibrationStore, signature
 from backend.estimator.host import host_needs
 from backend.estimator.knobs import Attention, Knobs, resolve
@@ -16,11 +17,10 @@ from backend.estimator.memory import StepMemory
 from backend.estimator.overhead import CUDA_CONTEXT
 from backend.estimator.quant import bytes_per_param_4bit
 from backend.estimator.result import DataStats, Estimate, GpuMemory, Term
-from backend.estimator.shapes import ModelShapes, shapes_from_folder
 from backend.estimator.sizing import Sized, size, verdict
 from backend.estimator.stack import INSTALLED, Stack, version_drift
 from backend.estimator.suggest import suggestions
-from backend.spec import JobSpec
+from backend.models.shapes import ModelShapes, shapes_from_folder
 
 
 def estimate(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from backend.core.events import GpuSample
+from backend.core.telemetry import NVML
 from backend.estimator.result import GpuMemory
-from backend.events import GpuSample
-from backend.telemetry import NVML
 
 
 def gpu_memory(samples: Sequence[GpuSample]) -> list[GpuMemory]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from backend.estimator.knobs import Knobs
 from backend.estimator.memory import StepMemory
 from backend.estimator.result import HostNeeds
-from backend.estimator.shapes import ModelShapes
 from backend.export.check_ram import check_ram_bytes, streaming_merge_ram_bytes
 from backend.export.safetensors_io import DEFAULT_SHARD_BYTES
+from backend.models.shapes import ModelShapes
 
 RUNTIME_RAM = 3 * 1024**3
 """Resident memory of a worker with torch, CUDA libraries, transformers and the tokenized data loaded."""

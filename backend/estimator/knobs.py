@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from backend.core.spec import JobSpec
 from backend.estimator.result import DataStats, GpuMemory
-from backend.estimator.shapes import ModelShapes
-from backend.spec import JobSpec
+from backend.models.shapes import ModelShapes
 
 Attention = Literal["sdpa", "eager", "flash_attention_2"]
 
@@ -50,7 +50,7 @@ def resolve(
     gpu: GpuMemory | None,
     attention: Attention | None = None,
 ) -> Knobs:
-    """Resolve ``auto`` like backend.training.runtime.Runtime.detect does on that GPU."""
+    """Resolve ``auto`` like backend.models.runtime.Runtime.detect does on that GPU."""
     q, t, lora = spec.quantization, spec.training, spec.lora
     on_cpu = gpu is not None and gpu.kind == "cpu"
     half = "float32" if on_cpu else ("bfloat16" if gpu is None or gpu.supports_bf16 else "float16")

@@ -27,9 +27,9 @@ from backend.estimator.adapter import adapter_size, trainable_dtype
 from backend.estimator.knobs import Knobs
 from backend.estimator.quant import linear_4bit_bytes, linear_8bit_bytes
 from backend.estimator.result import GpuMemory
-from backend.estimator.shapes import TORCH_DTYPE_BYTES, ModelShapes
 from backend.estimator.stack import Stack
 from backend.estimator.workspaces import cublas_workspaces
+from backend.models.shapes import TORCH_DTYPE_BYTES, ModelShapes
 
 HEAD_TOKEN_TILE = 4096
 """trl's chunked log-prob kernel projects this many tokens at a time (kernels/chunked_logprob.py TOKEN_CHUNK_SIZE)."""

@@ -7,14 +7,14 @@ is added to the job's message. The GPU is the one the job really ran on, as its
 
 from __future__ import annotations
 
+from backend.core.events import Error, Started, read_events
+from backend.core.layout import JobLayout
+from backend.core.spec import JobSpec, SpecError
+from backend.core.task_specs import load_spec
 from backend.estimator.estimate import estimate
 from backend.estimator.result import GpuMemory
-from backend.events import Error, Started, read_events
-from backend.jobs.layout import JobLayout
 from backend.models.errors import ModelError
 from backend.models.store import get_model
-from backend.spec import JobSpec, SpecError
-from backend.task_specs import load_spec
 
 _GIB = 2**30
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from backend.estimator.knobs import Knobs
 from backend.estimator.memory import StepMemory
-from backend.estimator.shapes import TORCH_DTYPE_BYTES, ModelShapes
 from backend.estimator.stack import Stack
+from backend.models.shapes import TORCH_DTYPE_BYTES, ModelShapes
 
 CUDA_CONTEXT = 512 * 1024**2
 """Driver context plus loaded kernels. Measured 141 MiB on a T4 with torch 2.10 and lazy loading

@@ -8,8 +8,8 @@ from backend.estimator.knobs import Knobs, sequence_length
 from backend.estimator.memory import StepMemory, step_memory
 from backend.estimator.overhead import CUDA_CONTEXT, allocator_reserve
 from backend.estimator.result import Calibration, DataStats, GpuMemory, Verdict
-from backend.estimator.shapes import ModelShapes
 from backend.estimator.stack import Stack
+from backend.models.shapes import ModelShapes
 
 TIGHT_MARGIN = 0.10
 """Without a measurement on this GPU, an estimate within 10% of the free memory is "tight"."""

@@ -13,9 +13,9 @@ from dataclasses import replace
 
 from backend.estimator.knobs import Knobs
 from backend.estimator.result import Calibration, DataStats, GpuMemory, Suggestion
-from backend.estimator.shapes import ModelShapes
 from backend.estimator.sizing import Sized, size, verdict
 from backend.estimator.stack import Stack
+from backend.models.shapes import ModelShapes
 
 _Change = tuple[str, str, dict[str, object], Knobs, bool]
 

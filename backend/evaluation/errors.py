@@ -10,7 +10,7 @@ ErrorType = Literal["config", "data", "dependency", "internal"]
 class EvaluationError(Exception):
     """An evaluation that cannot go ahead: a wrong base, a missing adapter, nothing to evaluate.
 
-    ``error_type`` and ``hint`` are read by ``backend.failures.classify`` when a worker reports it.
+    ``error_type`` and ``hint`` are read by ``backend.jobs.failures.classify`` when a worker reports it.
     """
 
     def __init__(self, message: str, *, hint: str | None = None, error_type: ErrorType = "config") -> None:

@@ -1,7 +1,7 @@
 """The held-out examples of an evaluation, tokenized as training saw them, and their loss under a model.
 
 With no dataset named, the training job's own evaluation split is made again by the
-same code that made it (``backend.training.sft._load_data``: same reader, import
+same code that made it (``backend.data.load.load_training_data``: same reader, import
 options, fraction and seed), and the examples are tokenized by the same function
 with the same label mask (``tokenize_example``) and cut at the same
 ``max_seq_length`` as trl cuts them (keep the start; an example left without a
@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backend.core.spec import Data, JobSpec, Training
+from backend.core.task_specs import EvaluateSpec
+from backend.data.chat_tokens import IGNORE, TemplateError
 from backend.data.examples import Example
+from backend.data.load import load_training_data
 from backend.evaluation.errors import EvaluationError
-from backend.spec import Data, JobSpec, Training
-from backend.task_specs import EvaluateSpec
-from backend.training.chat_tokens import IGNORE, TemplateError
 
 _LISTED_SKIPS = 5
 
@@ -89,8 +90,7 @@ def _named_data(
 def _training_split(
     train_spec: JobSpec | None, recorded_hash: str | None, adapter_name: str, max_length: int, loss_on: str
 ) -> HeldOut:
-    from backend.events import EventSink
-    from backend.training.sft import _load_data
+    from backend.core.events import EventSink
 
     if train_spec is None:
         raise EvaluationError(
@@ -108,7 +108,7 @@ def _training_split(
                 error_type="data",
             )
     # Training's own reader and split; its warnings (rejected rows, advice) were shown when it trained.
-    _, examples, content_hash = _load_data(train_spec, EventSink(None, None))
+    _, examples, content_hash = load_training_data(train_spec.data, EventSink(None, None))
     if data.eval_path:
         source = f"{data.eval_path} (the training job's held-out file)"
     else:

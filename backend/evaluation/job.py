@@ -20,18 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from backend.core.events import Artifact, EventSink, Metric, Progress, Warn
+from backend.core.layout import JobLayout
+from backend.core.spec import JobSpec, SpecError
+from backend.core.stop import StopRequest
+from backend.core.task_specs import EvaluateSpec
 from backend.evaluation.errors import EvaluationError
 from backend.evaluation.heldout import HeldOut, TokenizedExample, batch_losses, held_out, tokenize_held_out
 from backend.evaluation.record import record_evaluation
 from backend.evaluation.report import REPORT_FORMAT, perplexity, prompt_text, word_diff, write_report
 from backend.evaluation.side_by_side import BASE, Comparison, Decoding, Precision, load_comparison
-from backend.events import Artifact, EventSink, Metric, Progress, Warn
 from backend.export.adapter import ADAPTER_CONFIG, AdapterInfo, read_adapter
-from backend.jobs.layout import JobLayout
-from backend.jobs.stop import StopRequest
 from backend.models.errors import ModelError
-from backend.spec import JobSpec, SpecError
-from backend.task_specs import EvaluateSpec
 
 ADAPTER, COMPARE = "adapter", "compare"
 _LISTED_EXAMPLES = 10
@@ -63,14 +63,6 @@ class _Adapter:
         return self.info.record or {}
 
 
-def stop_if_asked(stop: StopRequest) -> None:
-    """Raise the worker's Cancelled (``backend.training.sft.Cancelled``) when a stop was requested."""
-    if stop.is_set():
-        from backend.training.sft import Cancelled  # imported here: the trainer's modules load torch
-
-        raise Cancelled
-
-
 class _Steps:
     """Progress events: one step per batch of held-out examples, then one per batch of prompts."""
 
@@ -79,7 +71,7 @@ class _Steps:
         self.started = time.monotonic()
 
     def check(self) -> None:
-        stop_if_asked(self.stop)
+        self.stop.raise_if_set()
 
     def advance(self, stage: str) -> None:
         self.step += 1
@@ -115,7 +107,7 @@ def run_evaluation(spec: EvaluateSpec, layout: JobLayout, sink: EventSink, stop:
             error_type="data",
         )
     sink.log(f"held-out data: {len(held.examples)} examples from {held.source}; {len(prompts)} prompts")
-    stop_if_asked(stop)
+    stop.raise_if_set()
 
     model_kwargs, precision = _loading(train_spec, base_path)
     if precision is not None and precision.note:
@@ -202,7 +194,7 @@ def _label(info: AdapterInfo) -> str:
 
 def _base_path(spec: EvaluateSpec, main: _Adapter, sink: EventSink) -> tuple[Path, str]:
     """The base folder and the name it goes by: the spec's, else the one the adapter's record names."""
-    from backend.models.progress import each_stage_once
+    from backend.core.progress import each_stage_once
     from backend.models.store import resolve_model_path
 
     recorded = main.info.recorded_base
@@ -314,7 +306,7 @@ def _loading(train_spec: JobSpec | None, base_path: Path) -> tuple[dict[str, Any
         return None, None
     from backend.models.errors import ModelImportError
     from backend.models.hf_folder import inspect_folder
-    from backend.training.runtime import Runtime
+    from backend.models.runtime import Runtime
 
     try:
         parameters = inspect_folder(base_path).parameter_count
@@ -420,7 +412,7 @@ def _report(
     warnings: list[str],
     duration: float,
 ) -> dict[str, Any]:
-    from backend.training.runtime import library_versions
+    from backend.models.runtime import library_versions
 
     base_path, base_label, base_fingerprint = base
     prompt_items, prompts_source, outputs = prompts

@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from backend.atomic import write_text_atomic
-from backend.jobs.layout import ADAPTER_RECORD
+from backend.core.atomic import write_text_atomic
+from backend.core.layout import ADAPTER_RECORD
 
 HISTORY = 20
 

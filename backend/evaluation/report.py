@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backend.atomic import write_text_atomic
+from backend.core.atomic import write_text_atomic
 
 REPORT_FORMAT = 1
 REPORT_JSON, REPORT_MD, REPORT_HTML = "report.json", "report.md", "report.html"

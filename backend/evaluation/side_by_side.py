@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backend.training.chat_tokens import render_chat
+from backend.data.chat_tokens import render_chat
 
 BASE = "base"
 """The column of the base model (all adapters off)."""
@@ -174,7 +174,7 @@ def sixteen_bit() -> tuple[str, str]:
     """The dtype for an unquantized base on this machine, and the device: bf16 where it is native, else fp32 on CPU."""
     import torch
 
-    from backend.training.runtime import cpu_has_bf16
+    from backend.models.runtime import cpu_has_bf16
 
     if torch.cuda.is_available():
         return ("bfloat16" if torch.cuda.is_bf16_supported() else "float16"), "cuda"

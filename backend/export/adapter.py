@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backend.core.layout import ADAPTER_RECORD
 from backend.export.errors import ExportError
-from backend.jobs.layout import ADAPTER_RECORD
 from backend.models.errors import ModelError
 from backend.models.fingerprint import fingerprint
 from backend.models.store import resolve_model_path

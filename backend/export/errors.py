@@ -10,7 +10,7 @@ ErrorType = Literal["config", "data", "dependency", "internal"]
 class ExportError(Exception):
     """A merge or export that cannot go ahead or did not finish; nothing was left at the destination.
 
-    ``error_type`` and ``hint`` are read by ``backend.failures.classify`` when a worker reports it.
+    ``error_type`` and ``hint`` are read by ``backend.jobs.failures.classify`` when a worker reports it.
     """
 
     def __init__(self, message: str, *, hint: str | None = None, error_type: ErrorType = "config") -> None:

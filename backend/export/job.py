@@ -11,14 +11,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from backend.events import Artifact, EventSink, Progress, Warn
+from backend.core.events import Artifact, EventSink, Progress, Warn
+from backend.core.layout import JobLayout
+from backend.core.result import JobResult
+from backend.core.stop import StopRequest
+from backend.core.task_specs import ExportSpec, MergeSpec
 from backend.export.adapter import ADAPTER_CONFIG
 from backend.export.logits import LogitCheck
 from backend.export.progress import Stage
-from backend.jobs.layout import JobLayout
-from backend.jobs.result import JobResult
-from backend.jobs.stop import Cancelled, StopRequest
-from backend.task_specs import ExportSpec, MergeSpec
 
 MERGED_DIR = "merged"
 """Inside a job folder: the merged model of a merge job (or of an export from an adapter)."""
@@ -37,8 +37,7 @@ class StageProgress:
         self._stage_began = self._began
 
     def __call__(self, stage: Stage, done: int, total: int) -> None:
-        if self._stop.is_set():
-            raise Cancelled
+        self._stop.raise_if_set()
         now = time.monotonic()
         if stage != self._stage:
             self._stage, self._stage_began = stage, now

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from backend.core.folders import replace_folder
 from backend.export.errors import ExportError
-from backend.folders import replace_folder
 
 DISK_MARGIN_BYTES = 256 * 1024 * 1024
 """Kept free beyond the estimate: file-system metadata, logs, and other programs' writes meanwhile."""

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from types import SimpleNamespace
 
+from backend.core.task_specs import EvaluateSpec, ExportSpec, MergeSpec
 from backend.export.adapter import ADAPTER_CONFIG, AdapterInfo, check_fingerprint, read_adapter
 from backend.export.check_ram import LORA_CHECK, gguf_checks, lora_check
 from backend.export.errors import ExportError
@@ -32,7 +33,6 @@ from backend.models.hf_folder import read_config, read_header
 from backend.models.hub_import import is_hub_id
 from backend.models.record import ModelRecord
 from backend.models.store import DEFAULT_ALIAS, get_model
-from backend.task_specs import EvaluateSpec, ExportSpec, MergeSpec
 
 GGUF_BYTES_PER_WEIGHT = {"f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q6_k": 0.82, "q5_k_m": 0.72, "q4_k_m": 0.61}
 """Bytes a GGUF of each type stores per weight: blocks of 32 weights in 34 bytes for Q8_0; the K-quants'

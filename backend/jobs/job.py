@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from backend.jobs.layout import JobLayout
+from backend.core.layout import JobLayout
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 FINISHED: frozenset[JobState] = frozenset({"succeeded", "failed", "cancelled", "interrupted"})

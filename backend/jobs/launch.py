@@ -12,10 +12,10 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 
-from backend.events import Event, LineSplitter, parse_event
-from backend.jobs.layout import JobLayout
+from backend.core.events import Event, LineSplitter, parse_event
+from backend.core.layout import JobLayout
 
-WORKER_COMMAND: tuple[str, ...] = (sys.executable, "-m", "backend.worker")
+WORKER_COMMAND: tuple[str, ...] = (sys.executable, "-m", "backend.jobs.worker")
 """The real training worker; the queue runner accepts another command that speaks the same protocol."""
 
 

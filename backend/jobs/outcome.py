@@ -12,9 +12,9 @@ import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from backend.events import Done, Error, Event, Progress, Started
+from backend.core.events import Done, Error, Event, Progress, Started
+from backend.core.layout import JobLayout
 from backend.jobs.job import JobState, Request
-from backend.jobs.layout import JobLayout
 from backend.jobs.process import ExitInfo
 
 OomAdvisor = Callable[[JobLayout, Error], str | None]

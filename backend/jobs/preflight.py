@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from backend.core.spec import JobSpec
+from backend.core.task_specs import AnySpec, EvaluateSpec, MergeSpec
+from backend.core.telemetry import Nvml
 from backend.jobs.adapter_preflight import evaluate_checks, export_checks, merge_checks, output_disk_checks
 from backend.jobs.checks import HEADROOM, Check, free_bytes, size_text
 from backend.models.errors import ModelError
@@ -16,9 +19,6 @@ from backend.models.hf_folder import read_config
 from backend.models.hub_import import is_hub_id
 from backend.models.record import ModelRecord
 from backend.models.store import DEFAULT_ALIAS, get_model
-from backend.spec import JobSpec
-from backend.task_specs import AnySpec, EvaluateSpec, MergeSpec
-from backend.telemetry import Nvml
 
 _PER_SAVE_OVERHEAD = 16 << 20
 """Tokenizer files, trainer and RNG state written with every checkpoint and the adapter."""

@@ -22,15 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backend import paths
+from backend.core import paths
+from backend.core.layout import JobLayout
+from backend.core.spec import SpecError
+from backend.core.task_specs import AnySpec, load_spec
 from backend.jobs.db import connect, transaction
 from backend.jobs.job import FINISHED, REQUEUEABLE, Job, Request
-from backend.jobs.layout import JobLayout
 from backend.jobs.outcome import Outcome
 from backend.jobs.preflight import Check, blocking, preflight
 from backend.jobs.process import ProcessId
-from backend.spec import SpecError
-from backend.task_specs import AnySpec, load_spec
 
 ATTEMPTS_DIR = "attempts"
 """Inside a job folder: the events and log of earlier runs, kept when a job is retried from scratch."""

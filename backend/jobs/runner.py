@@ -25,7 +25,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from backend import paths
+from backend.core import paths
+from backend.core.spec import SpecError
+from backend.core.tail import EventTail
+from backend.core.task_specs import load_spec
+from backend.core.telemetry import Nvml
 from backend.jobs.job import Job
 from backend.jobs.launch import WORKER_COMMAND, start_worker
 from backend.jobs.outcome import AttemptEvents, OomAdvisor, Outcome
@@ -33,10 +37,6 @@ from backend.jobs.preflight import blocking, launch_checks
 from backend.jobs.process import ExitInfo, ProcessId, oom_kill_count, signal_group
 from backend.jobs.queue import JobQueue, RunnerInfo
 from backend.jobs.settle import attempt_events, conclude, live_worker, settle_orphans
-from backend.jobs.tail import EventTail
-from backend.spec import SpecError
-from backend.task_specs import load_spec
-from backend.telemetry import Nvml
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections import deque
 from pathlib import Path
 
+from backend.core.tail import EventTail
 from backend.jobs.job import Job
 from backend.jobs.outcome import AttemptEvents, OomAdvisor, Outcome, decide
 from backend.jobs.process import ExitInfo, ProcessId, find_worker
 from backend.jobs.queue import JobQueue
-from backend.jobs.tail import EventTail
 from backend.training.checkpoints import checkpoint_step, latest_checkpoint
 
 LOG_TAIL_LINES = 20

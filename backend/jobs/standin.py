@@ -1,4 +1,4 @@
-"""A stand-in worker: speaks the job protocol like ``backend.worker`` but trains nothing.
+"""A stand-in worker: speaks the job protocol like ``backend.jobs.worker`` but trains nothing.
 
     python -m backend.jobs.standin JOB_DIR [--resume] [--step-s SECONDS]
 
@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from backend.events import Artifact, DeviceInfo, Done, Error, EventSink, Metric, Progress, Started
-from backend.jobs.layout import ADAPTER_RECORD, JobLayout
-from backend.spec import JobSpec
+from backend.core.events import Artifact, DeviceInfo, Done, Error, EventSink, Metric, Progress, Started
+from backend.core.layout import ADAPTER_RECORD, JobLayout
+from backend.core.spec import JobSpec
 from backend.training.checkpoints import checkpoint_step, latest_checkpoint
 
 SCRIPT_FILE = "standin.json"

@@ -19,10 +19,10 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from backend import paths
-from backend.atomic import write_text_atomic
+from backend.core import paths
+from backend.core.atomic import write_text_atomic
+from backend.core.progress import ProgressFn, no_progress
 from backend.models.hf_folder import CONFIG_FILE, read_config, weight_files
-from backend.models.progress import ProgressFn, no_progress
 from backend.models.record import FileStamp, find_record, write_record
 
 CHUNK_BYTES = 8 * 1024 * 1024

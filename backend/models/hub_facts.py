@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from backend.estimator.shapes import ModelShapes, shapes_from_hub
 from backend.models.errors import ModelImportError
 from backend.models.hf_folder import context_length
 from backend.models.hub_import import not_found_message
+from backend.models.shapes import ModelShapes, shapes_from_hub
 
 
 @dataclass(frozen=True)

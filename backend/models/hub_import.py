@@ -13,8 +13,8 @@ import re
 import shutil
 from pathlib import Path
 
+from backend.core.progress import ProgressFn
 from backend.models.errors import ModelImportError
-from backend.models.progress import ProgressFn
 from backend.models.record import ModelSource
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from backend.atomic import write_text_atomic
+from backend.core.atomic import write_text_atomic
+from backend.core.paths import models_dir
 from backend.models.errors import ModelError
-from backend.paths import models_dir
 
 RECORD_FILE = "lora_studio_model.json"
 RECORD_FORMAT = 1

@@ -25,13 +25,14 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from backend.folders import replace_folder
+from backend.core.folders import replace_folder
+from backend.core.paths import models_dir
+from backend.core.progress import ProgressFn, no_progress
 from backend.models import gguf_import
 from backend.models.errors import ModelError, ModelImportError, ModelNotFoundError
 from backend.models.fingerprint import compute_fingerprint, file_stamps
 from backend.models.hf_folder import inspect_folder
 from backend.models.hub_import import download_snapshot, is_hub_id
-from backend.models.progress import ProgressFn, no_progress
 from backend.models.record import (
     RECORD_FILE,
     ModelRecord,
@@ -42,7 +43,6 @@ from backend.models.record import (
     store_records,
     write_record,
 )
-from backend.paths import models_dir
 
 DEFAULT_ALIAS = "default"
 DEFAULT_SLUG = "smollm2-135m-instruct"

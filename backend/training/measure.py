@@ -25,22 +25,22 @@ from typing import Any
 import psutil
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from backend.atomic import write_text_atomic
+from backend.core.atomic import write_text_atomic
+from backend.core.events import Artifact, EventSink, Warn
+from backend.core.layout import JobLayout
+from backend.core.result import JobResult
+from backend.core.spec import JobSpec
+from backend.core.stop import StopRequest
+from backend.core.telemetry import NVML
 from backend.estimator.calibration import MEASURE_STEPS, calibration_path, measurement_plan, record_measurement
 from backend.estimator.calibration import signature as config_signature
 from backend.estimator.estimate import estimate
 from backend.estimator.knobs import resolve
 from backend.estimator.result import Estimate, GpuMemory
-from backend.estimator.shapes import shapes_from_folder
 from backend.estimator.stack import INSTALLED
-from backend.events import Artifact, EventSink, Warn
-from backend.jobs.layout import JobLayout
-from backend.jobs.result import JobResult
-from backend.jobs.stop import StopRequest
-from backend.spec import JobSpec
-from backend.telemetry import NVML
+from backend.models.runtime import Runtime
+from backend.models.shapes import shapes_from_folder
 from backend.training.progress import EventCallback
-from backend.training.runtime import Runtime
 from backend.training.sft import base_model_path, build_trainer, prepare
 
 _GIB = 2**30

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from backend.events import Artifact, EventSink, Metric, Progress
-from backend.jobs.stop import StopRequest
+from backend.core.events import Artifact, EventSink, Metric, Progress
+from backend.core.stop import StopRequest
 
 _TRAIN_KEYS = ("loss", "learning_rate", "grad_norm", "mean_token_accuracy", "entropy")
 

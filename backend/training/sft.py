@@ -8,7 +8,6 @@ is right for any template (see chat_tokens.py).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -17,28 +16,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backend.data.advice import advise
+from backend.core.events import Artifact, EventSink, Warn
+from backend.core.folders import replace_folder
+from backend.core.layout import ADAPTER_RECORD, JobLayout
+from backend.core.progress import each_stage_once
+from backend.core.result import JobResult
+from backend.core.spec import JobSpec
+from backend.core.stop import StopRequest
+from backend.data.chat_tokens import IGNORE, TemplateError
 from backend.data.examples import Example
-from backend.data.load import LoadedDataset, plan_split, read_dataset
+from backend.data.load import MAX_LISTED_PROBLEMS, load_training_data
 from backend.data.problems import DataError
-from backend.data.scan import ImportOptions
 from backend.data.tokens import tokenize_example
-from backend.events import Artifact, EventSink, Warn
-from backend.folders import replace_folder
-from backend.jobs.layout import ADAPTER_RECORD, JobLayout
-from backend.jobs.result import JobResult
-from backend.jobs.stop import Cancelled, StopRequest
 from backend.models.fingerprint import fingerprint
-from backend.models.progress import each_stage_once
+from backend.models.runtime import Runtime
 from backend.models.store import resolve_model_path
-from backend.spec import JobSpec
-from backend.training.chat_tokens import IGNORE, TemplateError
 from backend.training.checkpoints import latest_checkpoint
 from backend.training.progress import EventCallback
-from backend.training.runtime import Runtime
 from backend.training.targets import resolve_targets
 
-_MAX_LISTED_PROBLEMS = 20
 _OPTIMIZERS = {"adamw_8bit": "adamw_bnb_8bit"}
 
 
@@ -55,43 +51,6 @@ class Prepared:
     content_hash: str
 
 
-def _load_data(spec: JobSpec, sink: EventSink) -> tuple[list[Example], list[Example], str]:
-    """Train and eval examples plus a hash of both; every rejected row and dataset warning is reported."""
-    data = spec.data
-    options = ImportOptions.from_spec(data)
-    train_set = read_dataset(Path(data.path), options)
-    eval_set = read_dataset(Path(data.eval_path), options) if data.eval_path else None
-    for loaded in (train_set, eval_set):
-        if loaded is not None:
-            _report_rejected(loaded, sink)
-    if eval_set is not None:
-        train, held = train_set.examples, eval_set.examples
-        plan_split(train_set.report, data.eval_split, data.split_seed, eval_examples=len(held))
-        content_hash = hashlib.sha256((train_set.content_hash + eval_set.content_hash).encode()).hexdigest()
-    else:
-        train, held = train_set.split(data.eval_split, data.split_seed)
-        plan_split(train_set.report, data.eval_split, data.split_seed)
-        content_hash = train_set.content_hash
-    for advice in advise(train_set.report):
-        sink.emit(Warn(code=advice.code, message=advice.message))
-    return train, held, content_hash
-
-
-def _report_rejected(loaded: LoadedDataset, sink: EventSink) -> None:
-    """One warning per excluded row (the first few), then how many in all."""
-    excluded = [p for p in loaded.report.problems.kept if p.excluded]
-    for problem in excluded[:_MAX_LISTED_PROBLEMS]:
-        sink.emit(Warn(code="row_rejected", message=f"{problem}; {problem.hint}"))
-    if loaded.report.excluded > _MAX_LISTED_PROBLEMS:
-        sink.emit(
-            Warn(
-                code="rows_rejected",
-                message=f"{loaded.report.source}: {loaded.report.excluded} rows excluded in all; "
-                "run 'lora-studio data check' for the full list",
-            )
-        )
-
-
 def _tokenize(tokenizer: Any, examples: list[Example], spec: JobSpec, split: str, sink: EventSink) -> Any:
     import jinja2
     from datasets import Dataset
@@ -106,7 +65,7 @@ def _tokenize(tokenizer: Any, examples: list[Example], spec: JobSpec, split: str
             raise DataError(str(exc)) from None
         except jinja2.TemplateError as exc:  # the template refuses this conversation (e.g. a role it lacks)
             refused += 1
-            if refused <= _MAX_LISTED_PROBLEMS:
+            if refused <= MAX_LISTED_PROBLEMS:
                 sink.emit(Warn(code="row_rejected", message=f"{example.where()}: the chat template says: {exc}"))
             continue
         if len(tokens.input_ids) > max_len:
@@ -217,10 +176,9 @@ def base_model_path(spec: JobSpec, sink: EventSink) -> Path:
 
 def prepare(spec: JobSpec, model_path: Path, sink: EventSink, stop: StopRequest, runtime: Runtime) -> Prepared:
     """Read and tokenize the data, load the base and find the LoRA targets; raises Cancelled when asked to stop."""
-    train_convs, eval_convs, content_hash = _load_data(spec, sink)
+    train_convs, eval_convs, content_hash = load_training_data(spec.data, sink)
     sink.log(f"dataset: {len(train_convs)} training and {len(eval_convs)} held-out conversations")
-    if stop.is_set():
-        raise Cancelled
+    stop.raise_if_set()
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -229,15 +187,13 @@ def prepare(spec: JobSpec, model_path: Path, sink: EventSink, stop: StopRequest,
         tokenizer.pad_token = tokenizer.eos_token
     train_ds = _tokenize(tokenizer, train_convs, spec, "train", sink)
     eval_ds = _tokenize(tokenizer, eval_convs, spec, "eval", sink) if eval_convs else None
-    if stop.is_set():
-        raise Cancelled
+    stop.raise_if_set()
 
     sink.log(f"loading {model_path.name} ({runtime.describe()})")
     model = AutoModelForCausalLM.from_pretrained(model_path, **runtime.model_kwargs())
     targets = resolve_targets(model, spec.lora.target_modules)
     sink.log(f"LoRA targets: {', '.join(targets)}")
-    if stop.is_set():
-        raise Cancelled
+    stop.raise_if_set()
     return Prepared(model_path, tokenizer, model, targets, train_ds, eval_ds, content_hash)
 
 

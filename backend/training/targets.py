@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend.spec import SpecError
+from backend.core.spec import SpecError
 
 _ATTENTION_MARKERS = ("attention", "attn")
 _MLP_MARKERS = ("mlp", "feedforward", "ffn", "moe", "expert")

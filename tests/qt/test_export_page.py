@@ -10,9 +10,9 @@ from pytestqt.qtbot import QtBot
 
 from app.export_page import ExportPage
 from app.session import Session
-from backend.jobs.layout import ADAPTER_RECORD
+from backend.core.layout import ADAPTER_RECORD
+from backend.core.task_specs import load_spec
 from backend.jobs.queue import JobQueue
-from backend.task_specs import load_spec
 from tests.adapters import make_adapter
 
 

@@ -15,8 +15,8 @@ from pytestqt.qtbot import QtBot
 
 from app.main import build_window
 from app.session import Session
+from backend.core.spec import JobSpec
 from backend.jobs.queue import JobQueue
-from backend.spec import JobSpec
 from tests.datasets import write_colour_task
 from tests.qt.charts import drawn_x
 from widgets.lazy_page import LazyPage

@@ -17,11 +17,11 @@ from pytestqt.qtbot import QtBot
 from app.session import DatasetChoice, Session
 from app.spec_form import ALL_FIELDS, default_values, description, errors_by_field
 from app.training_page import NO_DATASET, TrainingPage
+from backend.core.presets import PRESETS, flatten, nest
+from backend.core.spec import JobSpec
 from backend.estimator import GpuMemory
 from backend.jobs.queue import JobQueue
 from backend.models.hf_folder import inspect_folder
-from backend.presets import PRESETS, flatten, nest
-from backend.spec import JobSpec
 from tests.hub_server import LocalHub
 from tests.tiny_models import build_tiny_model
 from widgets.suggestion_list import SuggestionList

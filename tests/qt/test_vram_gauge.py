@@ -195,8 +195,8 @@ def test_refreshing_free_memory_keeps_the_chosen_gpu(qtbot: QtBot, gauge: VramGa
 @pytest.mark.parametrize("dark", [False, True])
 def test_no_two_terms_of_any_estimate_share_a_colour(dark: bool) -> None:
     """Every moment of the step, for every kind of job, has at most as many terms as the bar has colours."""
+    from backend.core.spec import JobSpec
     from backend.estimator import GpuMemory, estimate, shapes_from_config
-    from backend.spec import JobSpec
     from tests.model_configs import LLAMA_8B
     from widgets.chart_colors import series_color
 

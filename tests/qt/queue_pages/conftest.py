@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.events import Metric, read_events
+from backend.core.events import Metric, read_events
 from backend.jobs.queue import JobQueue
 from tests.queue_support import Processes
 

@@ -18,7 +18,7 @@ from app.jobs_page import JobsPage
 from app.main_window import MainWindow
 from app.notifications import JobNotifier, hook_up, queue_summary
 from app.session import Session
-from backend.events import Done, Error, EventSink, Metric, Progress
+from backend.core.events import Done, Error, EventSink, Metric, Progress
 from backend.jobs.queue import JobQueue
 from tests.queue_support import Processes, add, run_once
 from widgets.window_timer import WindowTimer

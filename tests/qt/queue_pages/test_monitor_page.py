@@ -14,7 +14,7 @@ from pytestqt.qtbot import QtBot
 from app.jobs_page import JobsPage
 from app.monitor_page import NOTHING_RECORDED, MonitorPage
 from app.session import Session
-from backend.events import EventSink, GpuSample, Metric, Telemetry
+from backend.core.events import EventSink, GpuSample, Metric, Telemetry
 from backend.jobs.queue import JobQueue
 from tests.qt.charts import drawn_x
 from tests.qt.queue_pages.conftest import train_metrics

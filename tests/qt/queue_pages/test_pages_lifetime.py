@@ -22,7 +22,7 @@ from app.monitor_page import MonitorPage
 from app.notifications import JobNotifier
 from app.session import Session
 from backend.jobs.queue import JobQueue
-from backend.events import EventSink, Metric, Progress
+from backend.core.events import EventSink, Metric, Progress
 from tests.queue_support import add
 
 home = Path(sys.argv[1])

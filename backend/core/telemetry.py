@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import psutil
 
-from backend.events import GpuSample, Telemetry
+from backend.core.events import GpuSample, Telemetry
 
 
 class Nvml:

@@ -1,6 +1,6 @@
 """``lora-studio queue``: the job queue from a terminal, each action a thin layer over JobQueue.
 
-Kept apart from ``backend/cli.py`` so the queue's commands, their output and
+Kept apart from ``backend/cli/main.py`` so the queue's commands, their output and
 their ``--json`` forms live next to the queue they drive; ``build_parser``
 there adds them with ``add_queue_parser``.
 """
@@ -14,10 +14,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from backend.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, anchor_paths, load_spec_file
+from backend.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, anchor_paths, load_spec_file
+from backend.core.task_specs import AnySpec
 from backend.jobs.job import Job
 from backend.jobs.queue import Added, JobQueue
-from backend.task_specs import AnySpec
 
 
 def add_queue_parser(sub: argparse._SubParsersAction) -> None:

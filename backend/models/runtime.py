@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-from backend.events import DeviceInfo
-from backend.spec import JobSpec
+from backend.core.events import DeviceInfo
+from backend.core.spec import JobSpec
 
 _PACKAGES = ("torch", "transformers", "peft", "trl", "bitsandbytes", "accelerate", "datasets")
 
@@ -31,7 +31,7 @@ def accelerator_versions() -> dict[str, str]:
     """CUDA as torch was built for it, and the NVIDIA driver as NVML reports it."""
     import torch
 
-    from backend.telemetry import NVML
+    from backend.core.telemetry import NVML
 
     return {
         "CUDA (torch)": torch.version.cuda or "none (CPU build)",

@@ -4,7 +4,7 @@
 for a GPU, ranked suggestions, RAM and disk) without torch, for this machine's GPU or one
 described by its memory. The measure job runs the spec's configuration for a few steps at its
 worst-case length (``backend/training/measure.py``), in a worker this terminal follows or,
-with ``--queue``, as a queued job. ``backend/cli.py`` adds both.
+with ``--queue``, as a queued job. ``backend/cli/main.py`` adds both.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from backend.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, anchor_paths, load_spec_file, run_spec
+from backend.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, anchor_paths, load_spec_file, run_spec
 from backend.estimator.result import Estimate
-from backend.estimator.shapes import ModelShapes
 from backend.jobs.checks import size_text
+from backend.models.shapes import ModelShapes
 
 _GIB = 2**30
 
@@ -44,7 +44,7 @@ def _measure(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     spec = anchor_paths(spec, args.spec.resolve().parent).model_copy(update={"kind": "measure"})
     if args.queue:
-        from backend.jobs.commands import queue_spec
+        from backend.cli.queue import queue_spec
 
         return queue_spec(spec, args.json)
     code, done = run_spec(spec, args.jobs_dir, args.json)
@@ -133,10 +133,10 @@ def _estimate(args: argparse.Namespace) -> int:
 
 def _model_shapes(ref: str) -> ModelShapes:
     """Shapes as the form reads them: the store or a folder, the built-in model's config, or the Hub's headers."""
-    from backend.estimator.shapes import shapes_from_config, shapes_from_folder
     from backend.models.errors import ModelError, ModelNotFoundError
     from backend.models.hub_facts import read_hub_facts
     from backend.models.hub_import import gated_message, is_hub_id
+    from backend.models.shapes import shapes_from_config, shapes_from_folder
     from backend.models.store import DEFAULT_ALIAS, DEFAULT_CONFIG, get_model
 
     try:

@@ -11,19 +11,19 @@ from __future__ import annotations
 import os
 import platform
 
-from backend.events import DeviceInfo, EventSink, Started
-from backend.jobs.layout import JobLayout
-from backend.jobs.result import JobResult
-from backend.jobs.stop import StopRequest
-from backend.spec import JobSpec
-from backend.task_specs import AnySpec, EvaluateSpec, ExportSpec, MergeSpec
+from backend.core.events import DeviceInfo, EventSink, Started
+from backend.core.layout import JobLayout
+from backend.core.result import JobResult
+from backend.core.spec import JobSpec
+from backend.core.stop import StopRequest
+from backend.core.task_specs import AnySpec, EvaluateSpec, ExportSpec, MergeSpec
 from backend.training.checkpoints import checkpoint_step, latest_checkpoint
 
 
 def started_event(spec: AnySpec, layout: JobLayout, resume: bool) -> Started:
     """The job's first event: its kind, libraries and the device its work runs on."""
     if isinstance(spec, JobSpec):
-        from backend.training.runtime import Runtime
+        from backend.models.runtime import Runtime
 
         runtime = Runtime.detect(spec)
         checkpoint = latest_checkpoint(layout.checkpoints) if resume and spec.kind == "train" else None
@@ -34,7 +34,7 @@ def started_event(spec: AnySpec, layout: JobLayout, resume: bool) -> Started:
             versions=runtime.versions,
             device=runtime.device_info(),
         )
-    from backend.training.runtime import library_versions
+    from backend.models.runtime import library_versions
 
     # Merge and export stream tensors on the CPU; an evaluation generates on the GPU when there is one.
     device = _gpu() if isinstance(spec, EvaluateSpec) else None
@@ -46,7 +46,7 @@ def run_kind(spec: AnySpec, layout: JobLayout, sink: EventSink, stop: StopReques
     if resume and not (isinstance(spec, JobSpec) and spec.kind == "train"):
         sink.log(f"a {spec.kind} job keeps no checkpoints: it runs again from the start")
     if isinstance(spec, JobSpec):
-        from backend.training.runtime import Runtime
+        from backend.models.runtime import Runtime
 
         runtime = Runtime.detect(spec)
         if spec.kind == "measure":

@@ -20,6 +20,11 @@ class StopRequest:
     def is_set(self) -> bool:
         return self._event.is_set()
 
+    def raise_if_set(self) -> None:
+        """Raise Cancelled at a point where the job keeps nothing partial, if a stop was asked for."""
+        if self._event.is_set():
+            raise Cancelled
+
 
 class Cancelled(Exception):
     """The job was asked to stop at a point where it keeps nothing partial (before training, mid-merge)."""

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from backend.cli import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, stage_printer
+from backend.cli.common import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, stage_printer
+from backend.core.progress import ProgressFn, each_stage_once
 from backend.data.formats import FORMATS, MAPPING_ROLES
 from backend.data.report import DataReport, count
 from backend.data.scan import ImportOptions
-from backend.models.progress import ProgressFn, each_stage_once
 
 if TYPE_CHECKING:
     from backend.data.examples import Example
@@ -96,9 +96,9 @@ def _print_report(report: DataReport, shown: int) -> None:
 
 
 def _run_data_command(args: argparse.Namespace, store: bool) -> int:
+    from backend.data.chat_tokens import TemplateError
     from backend.data.problems import DataError
     from backend.models.errors import ModelError
-    from backend.training.chat_tokens import TemplateError
 
     options = _import_options(args)
     if options is None:
@@ -145,11 +145,11 @@ def _data_import(args: argparse.Namespace) -> int:
 
 
 def _data_preview(args: argparse.Namespace) -> int:
+    from backend.data.chat_tokens import TemplateError
     from backend.data.load import read_dataset
     from backend.data.problems import DataError
     from backend.data.tokens import load_tokenizer, preview
     from backend.models.errors import ModelError
-    from backend.training.chat_tokens import TemplateError
 
     options = _import_options(args)
     if options is None:
@@ -217,8 +217,8 @@ def _serve_previews(examples: list[Example], tokenizer: Any, max_length: int) ->
 
 def _serve_answer(request: str, examples: list[Example], tokenizer: Any, max_length: int) -> dict[str, Any]:
     """One example as ``--json`` prints it, or ``{"example": N, "error": why}``; the server goes on either way."""
+    from backend.data.chat_tokens import TemplateError
     from backend.data.tokens import preview
-    from backend.training.chat_tokens import TemplateError
 
     try:
         number = int(request)

@@ -1,11 +1,11 @@
 """The worker process: runs one job from its folder and streams events.
 
-    python -m backend.worker JOB_DIR [--resume]
+    python -m backend.jobs.worker JOB_DIR [--resume]
 
 The job folder holds ``spec.yaml``; the worker appends events to
 ``events.jsonl`` and prints the same lines on stdout. Nothing else reaches
 stdout: library output is moved to stderr, which the launcher sends to
-``worker.log``. The spec's ``kind`` says what the job does (``backend.job_kinds``).
+``worker.log``. The spec's ``kind`` says what the job does (``backend.jobs.job_kinds``).
 It stops when ``cancel.request`` appears in the folder or on SIGTERM/SIGINT: a
 training job at the next step, with a checkpoint; the other kinds at the next
 tensor, step or prompt, keeping nothing partial.
@@ -26,14 +26,14 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from backend.events import Done, EventSink
-from backend.failures import classify
-from backend.job_kinds import run_kind, started_event
-from backend.jobs.layout import JobLayout
-from backend.jobs.stop import Cancelled, StopRequest
-from backend.openmp import prefer_passive_waits
-from backend.task_specs import load_spec
-from backend.telemetry import Sampler
+from backend.core.events import Done, EventSink
+from backend.core.layout import JobLayout
+from backend.core.openmp import prefer_passive_waits
+from backend.core.stop import Cancelled, StopRequest
+from backend.core.task_specs import load_spec
+from backend.core.telemetry import Sampler
+from backend.jobs.failures import classify
+from backend.jobs.job_kinds import run_kind, started_event
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 3
 _CANCEL_POLL_S = 0.5
@@ -113,7 +113,7 @@ class _OptionalHubKernelNotice(logging.Filter):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backend.worker", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m backend.jobs.worker", description=__doc__.split("\n\n")[0])
     parser.add_argument("job_dir", type=Path, help="the job folder holding spec.yaml")
     parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
     args = parser.parse_args(argv)

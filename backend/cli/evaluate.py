@@ -2,7 +2,7 @@
 
 It runs the evaluate job the queue would run, in a worker this terminal follows, and then
 prints its numbers and where the report is; ``--queue`` checks and queues the job instead.
-``backend/cli.py`` adds it with ``add_evaluate_parser``.
+``backend/cli/main.py`` adds it with ``add_evaluate_parser``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from backend.cli import EXIT_OK, EXIT_USAGE, absolute_path, model_ref, run_spec, spec_from_options
+from backend.cli.common import EXIT_OK, EXIT_USAGE, absolute_path, model_ref, run_spec, spec_from_options
 
 
 def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,7 +48,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if spec is None:
         return EXIT_USAGE
     if args.queue:
-        from backend.jobs.commands import queue_spec
+        from backend.cli.queue import queue_spec
 
         return queue_spec(spec, args.json)
     code, done = run_spec(spec, args.jobs_dir, args.json)

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from backend.atomic import write_text_atomic
+from backend.core.atomic import write_text_atomic
 
 SCHEMA_VERSION = 1
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backend.events import Event, parse_event
+from backend.core.events import Event, parse_event
 
 _MAX_READ = 4 << 20
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backend.events import JobStatus
+from backend.core.events import JobStatus
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """``lora-studio merge`` and ``lora-studio export gguf|gguf-lora|adapter``: thin layers over this package.
 
-Kept next to the code they drive; ``backend/cli.py`` adds them with ``add_export_parsers``.
+Kept next to the code they drive; ``backend/cli/main.py`` adds them with ``add_export_parsers``.
 Heavy libraries load only inside the command that runs. With ``--queue`` a command checks
 and queues a merge or export job instead (``backend/export/job.py`` runs it).
 """
@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
-from backend.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, absolute_path, model_ref, spec_from_options
+from backend.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, absolute_path, model_ref, spec_from_options
+from backend.core.task_specs import GgufType, LoraType
 from backend.export.errors import ExportError
 from backend.export.progress import ProgressFn, Stage
-from backend.task_specs import GgufType, LoraType
 
 if TYPE_CHECKING:
     from backend.export.logits import LogitCheck
@@ -84,7 +84,7 @@ def _add_queue_options(parser: argparse.ArgumentParser) -> None:
 
 def _queued(args: argparse.Namespace, settings: dict[str, object]) -> int:
     """Queue the spec these settings make; --force has no meaning for a job that starts later."""
-    from backend.jobs.commands import queue_spec
+    from backend.cli.queue import queue_spec
 
     if args.force:
         print("--force cannot be used with --queue: remove the old output first", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.events import Artifact, Done, Error, Event, Log, Metric, Progress, Started, Telemetry, Warn
+from backend.core.events import Artifact, Done, Error, Event, Log, Metric, Progress, Started, Telemetry, Warn
 
 
 def duration(seconds: float | None) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from backend.spec import JobSpec, PositiveInt, SpecDocument, SpecError, read_document
+from backend.core.spec import JobSpec, PositiveInt, SpecDocument, SpecError, read_document
 
 GgufType = Literal["f16", "bf16", "q8_0", "q4_k_m", "q5_k_m", "q6_k"]
 MergeDtype = Literal["auto", "bfloat16", "float16", "float32"]

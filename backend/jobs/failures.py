@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import traceback
 
+from backend.core.events import Error
+from backend.core.spec import SpecError
 from backend.data.problems import DataError
-from backend.events import Error
-from backend.spec import SpecError
 
 _OOM_HINT = (
     "Make the job smaller: turn on gradient checkpointing, halve training.micro_batch_size and double "

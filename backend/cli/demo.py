@@ -12,8 +12,8 @@ import re
 import textwrap
 from pathlib import Path
 
-from backend import paths
-from backend.spec import JobSpec
+from backend.core import paths
+from backend.core.spec import JobSpec
 
 SAMPLE = "support_triage"
 _FIELDS = ("category", "priority", "team")
@@ -64,8 +64,8 @@ def _score(outputs: list[str], expected: list[dict[str, str] | None]) -> tuple[i
 
 
 def run_demo(steps: int | None, jobs_dir: Path | None, compare_examples: int) -> int:
-    from backend.cli import EXIT_OK, run_in_terminal, stage_printer
-    from backend.jobs.layout import JobLayout
+    from backend.cli.common import EXIT_OK, run_in_terminal, stage_printer
+    from backend.core.layout import JobLayout
     from backend.models.store import import_model
 
     print("LoRA Studio demo: teach SmolLM2-135M-Instruct to triage support tickets\n")
