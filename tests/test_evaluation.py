@@ -12,7 +12,7 @@ import pytest
 from backend.core.events import Artifact, Event, EventSink, Metric, Progress, Warn
 from backend.core.layout import ADAPTER_RECORD, JobLayout
 from backend.core.spec import JobSpec
-from backend.core.stop import StopRequest
+from backend.core.stop import Cancelled, StopRequest
 from backend.core.task_specs import EvaluateSpec
 from backend.data.load import read_dataset
 from backend.evaluation.errors import EvaluationError
@@ -22,7 +22,6 @@ from backend.evaluation.report import read_report, render_html, word_diff
 from backend.evaluation.side_by_side import generate_pairs
 from backend.export.adapter import read_adapter
 from backend.export.model_card import model_card
-from backend.training.sft import Cancelled
 from tests.adapters import make_adapter
 from tests.datasets import write_colour_task
 
