@@ -45,6 +45,7 @@ SAMPLES = [
     Artifact(kind="checkpoint", path="/j/checkpoints/checkpoint-3", step=3),
     Error(error_type="data", message="bad", hint="fix it"),
     Done(status="succeeded", step=10, duration_s=12.0, metrics={"eval_loss": 1.2}, adapter_path="/j/adapter"),
+    Progress(step=2, total_steps=5, elapsed_s=1.0, stage="merging"),  # no epoch: a merge has none
 ]
 
 
@@ -53,6 +54,15 @@ def test_every_event_type_round_trips(event) -> None:
     parsed = parse_event(event.model_dump_json())
     assert parsed == event
     assert parsed.v == PROTOCOL_VERSION
+
+
+def test_epoch_is_null_and_unshown_for_a_job_without_epochs() -> None:
+    """A merge, export or evaluation sends no epoch; the terminal shows one only for training."""
+    from backend.cli.console import render
+
+    untrained = parse_event(Progress(step=2, total_steps=5, elapsed_s=1.0).model_dump_json())
+    assert untrained.epoch is None and "epoch" not in render(untrained)
+    assert "epoch 0.30" in render(Progress(step=3, total_steps=10, epoch=0.3, elapsed_s=4.0))
 
 
 def test_unknown_or_malformed_lines_are_rejected() -> None:

@@ -26,8 +26,9 @@ def render(event: Event | str, verbose: bool = False) -> str | None:
         if event.stage is not None:
             return f"{event.stage} {event.step}/{event.total_steps}  elapsed {duration(event.elapsed_s)}"
         rate = f"{event.tokens_per_second:,.0f} tok/s" if event.tokens_per_second else ""
+        epoch = f"  epoch {event.epoch:.2f}" if event.epoch is not None else ""
         return (
-            f"step {event.step}/{event.total_steps}  epoch {event.epoch:.2f}  {rate}  "
+            f"step {event.step}/{event.total_steps}{epoch}  {rate}  "
             f"elapsed {duration(event.elapsed_s)}  ETA {duration(event.eta_s)}"
         )
     if isinstance(event, Metric):

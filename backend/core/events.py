@@ -16,7 +16,7 @@ from typing import Annotated, Literal, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: progress.epoch is null for a job without epochs (was 0.0)
 
 ErrorType = Literal["out_of_memory", "data", "config", "dependency", "internal"]
 JobStatus = Literal["succeeded", "cancelled", "failed"]
@@ -49,7 +49,7 @@ class Progress(_Event):
     type: Literal["progress"] = "progress"
     step: int
     total_steps: int
-    epoch: float
+    epoch: float | None = Field(None, description="Training only; null for a job kind without epochs.")
     tokens_per_second: float | None = None
     elapsed_s: float
     eta_s: float | None = None

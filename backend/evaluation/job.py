@@ -77,9 +77,7 @@ class _Steps:
         self.step += 1
         elapsed = time.monotonic() - self.started
         eta = elapsed / self.step * (self.total - self.step)
-        self.sink.emit(
-            Progress(step=self.step, total_steps=self.total, epoch=0.0, elapsed_s=elapsed, eta_s=eta, stage=stage)
-        )
+        self.sink.emit(Progress(step=self.step, total_steps=self.total, elapsed_s=elapsed, eta_s=eta, stage=stage))
 
 
 def run_evaluation(spec: EvaluateSpec, layout: JobLayout, sink: EventSink, stop: StopRequest) -> EvaluationOutcome:

@@ -47,7 +47,6 @@ class StageProgress:
             Progress(
                 step=done,
                 total_steps=total,
-                epoch=0.0,
                 elapsed_s=now - self._began,
                 eta_s=spent / done * (total - done) if done else None,
                 stage=stage,
