@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from backend.core.precision import resolve_precision
 from backend.core.spec import JobSpec
 from backend.estimator.result import DataStats, GpuMemory
 from backend.models.shapes import ModelShapes
@@ -50,16 +51,10 @@ def resolve(
     gpu: GpuMemory | None,
     attention: Attention | None = None,
 ) -> Knobs:
-    """Resolve ``auto`` like backend.models.runtime.Runtime.detect does on that GPU."""
+    """Resolve ``auto`` as backend.models.runtime.Runtime.detect does on that device (a bf16 GPU when unknown)."""
     q, t, lora = spec.quantization, spec.training, spec.lora
-    on_cpu = gpu is not None and gpu.kind == "cpu"
-    half = "float32" if on_cpu else ("bfloat16" if gpu is None or gpu.supports_bf16 else "float16")
-    compute = half if q.compute_dtype == "auto" else q.compute_dtype
-    precision = t.precision
-    if precision == "auto":
-        precision = {"bfloat16": "bf16", "float16": "fp16"}.get(compute, "no")
-    elif precision == "fp32":
-        precision = "no"
+    device, bf16 = ("cuda", True) if gpu is None else (gpu.kind, gpu.supports_bf16)
+    compute, precision = resolve_precision(device, bf16, q.compute_dtype, t.precision)
     targets = lora.target_modules if isinstance(lora.target_modules, str) else tuple(lora.target_modules)
     return Knobs(
         quant=q.mode,

@@ -15,7 +15,9 @@ class GpuMemory:
 
     ``triton`` says whether trl's loss kernels can run as Triton kernels (Linux CUDA
     builds of torch ship Triton; Windows builds do not), which changes the loss's
-    temporaries. ``kind="cpu"`` exists to check the model against CPU runs in tests.
+    temporaries. ``kind="cpu"`` exists to check the model against CPU runs in tests; there
+    ``supports_bf16`` says whether the CPU has native bf16 (``backend.models.runtime.cpu_has_bf16``),
+    which decides the "auto" dtype as it does for the trainer (``backend.core.precision``).
     """
 
     name: str

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backend.core.precision import auto_dtype
 from backend.data.chat_tokens import render_chat
 
 BASE = "base"
@@ -172,13 +173,10 @@ def quiet_libraries() -> None:
 
 def sixteen_bit() -> tuple[str, str]:
     """The dtype for an unquantized base on this machine, and the device: bf16 where it is native, else fp32 on CPU."""
-    import torch
+    from backend.models.runtime import device_facts
 
-    from backend.models.runtime import cpu_has_bf16
-
-    if torch.cuda.is_available():
-        return ("bfloat16" if torch.cuda.is_bf16_supported() else "float16"), "cuda"
-    return ("bfloat16" if cpu_has_bf16() else "float32"), "cpu"
+    device, bf16 = device_facts()
+    return auto_dtype(device, bf16), device
 
 
 def load_comparison(

@@ -12,6 +12,7 @@ from importlib import metadata
 from typing import Any
 
 from backend.core.events import DeviceInfo
+from backend.core.precision import Device, resolve_precision
 from backend.core.spec import JobSpec
 
 _PACKAGES = ("torch", "transformers", "peft", "trl", "bitsandbytes", "accelerate", "datasets")
@@ -46,6 +47,15 @@ def cpu_has_bf16() -> bool:
     return bool(probe and probe())
 
 
+def device_facts() -> tuple[Device, bool]:
+    """The device torch will run on, and whether it has native bfloat16: what ``resolve_precision`` needs."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda", torch.cuda.is_bf16_supported()
+    return "cpu", cpu_has_bf16()
+
+
 @dataclass
 class Runtime:
     device: str
@@ -62,22 +72,13 @@ class Runtime:
     def detect(cls, spec: JobSpec) -> Runtime:
         import torch
 
-        if torch.cuda.is_available():
+        device, bf16 = device_facts()
+        if device == "cuda":
             props = torch.cuda.get_device_properties(0)
-            device, name, total = "cuda", props.name, int(props.total_memory)
-            half = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+            name, total = props.name, int(props.total_memory)
         else:
-            device, name, total = "cpu", platform.processor() or platform.machine(), None
-            # bf16 pays on CPUs with native bf16 matmuls (AVX512-BF16, AMX): about a quarter faster than
-            # fp32 there (bench/results/train_step.md); elsewhere it is emulated and slower.
-            half = "bfloat16" if cpu_has_bf16() else "float32"
-        compute = spec.quantization.compute_dtype
-        compute = half if compute == "auto" else compute
-        precision = spec.training.precision
-        if precision == "auto":
-            precision = {"bfloat16": "bf16", "float16": "fp16"}.get(compute, "no")
-        elif precision == "fp32":
-            precision = "no"
+            name, total = platform.processor() or platform.machine(), None
+        compute, precision = resolve_precision(device, bf16, spec.quantization.compute_dtype, spec.training.precision)
         return cls(
             device=device,
             device_name=name,
