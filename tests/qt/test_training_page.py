@@ -143,7 +143,7 @@ def test_presets_change_the_fields(qtbot: QtBot, page: TrainingPage) -> None:
     assert editor(page, "training.max_steps").value() == 30
     assert editor(page, "training.micro_batch_size").value() == 2
     assert quick.isChecked() and not balanced.isChecked()
-    assert page.preset_summary.text() == PRESETS["Quick test"].summary
+    assert page.presets.summary.text() == PRESETS["Quick test"].summary
     qtbot.mouseClick(best, Qt.MouseButton.LeftButton)
     assert editor(page, "lora.r").value() == 64
     assert editor(page, "training.max_steps").value() == 0  # empty: count epochs
@@ -152,7 +152,7 @@ def test_presets_change_the_fields(qtbot: QtBot, page: TrainingPage) -> None:
     assert page.spec is not None and page.spec.training.max_steps is None and page.spec.lora.r == 64
     set_spin(qtbot, page, "lora.r", 48)
     assert not any(page.presets.button(i).isChecked() for i in range(3))
-    assert page.preset_summary.text().startswith("Custom settings")
+    assert page.presets.summary.text().startswith("Custom settings")
 
 
 def test_an_invalid_value_shows_its_message_under_the_field_and_blocks_queueing(
@@ -249,16 +249,16 @@ def test_without_a_dataset_the_page_points_to_the_data_page(
     qtbot: QtBot, session: Session, settings: QSettings, dataset: DatasetChoice
 ) -> None:
     page = make_page(qtbot, session, settings, [BIG_GPU])
-    assert page.dataset_title.text() == "No dataset chosen yet"
+    assert page.dataset.title.text() == "No dataset chosen yet"
     assert page.dataset_field.error() == NO_DATASET
     assert not page.add_button.isEnabled() and not page.start_button.isEnabled()
     assert page.estimate is not None, "the gauge works before a dataset is chosen"
     with qtbot.waitSignal(session.show_page) as asked:
-        qtbot.mouseClick(page.data_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(page.dataset.button, Qt.MouseButton.LeftButton)
     assert asked.args == ["Data"]
     session.dataset_changed.emit(dataset)
-    assert page.dataset_title.text() == "support.jsonl"
-    assert "12 examples" in page.dataset_facts.text()
+    assert page.dataset.title.text() == "support.jsonl"
+    assert "12 examples" in page.dataset.facts.text()
     assert page.dataset_field.error() == ""
     assert page.add_button.isEnabled()
 
@@ -346,7 +346,7 @@ def test_a_hub_read_that_gave_nothing_is_tried_again_later(
     qtbot: QtBot, page: TrainingPage, tiny_folder: Path, local_hub: LocalHub, monkeypatch
 ) -> None:
     """Gated at first; once access is granted (here: the repo opened), the next estimate after a while reads it."""
-    import app.training_page as training_page
+    import app.hub_shapes as hub_shapes
 
     local_hub.add("acme/later-llama", tiny_folder, readme="---\nlicense: apache-2.0\n---\n", gated=True)
     choose_hub_id(qtbot, page, "acme/later-llama")
@@ -355,7 +355,7 @@ def test_a_hub_read_that_gave_nothing_is_tried_again_later(
     assert not page.is_busy(), "within the retry interval the failure stands: no new read"
 
     local_hub.add("acme/later-llama", tiny_folder, readme="---\nlicense: apache-2.0\n---\n")
-    monkeypatch.setattr(training_page, "HUB_RETRY_S", 0.0)
+    monkeypatch.setattr(hub_shapes, "HUB_RETRY_S", 0.0)
     with qtbot.waitSignal(page.estimated, timeout=10_000, check_params_cb=lambda result: not page.is_busy()):
         page.update_estimate()
     assert page.estimate is not None
