@@ -37,4 +37,4 @@ def datasets_dir() -> Path:
 
 def assets_dir() -> Path:
     """The repository's assets/ folder (sample data, icons)."""
-    return Path(__file__).resolve().parent.parent / "assets"
+    return Path(__file__).resolve().parents[2] / "assets"
