@@ -1,6 +1,6 @@
-"""``lora-studio merge`` and ``lora-studio export gguf|gguf-lora|adapter``: thin layers over this package.
+"""``lora-studio merge`` and ``lora-studio export gguf|gguf-lora|adapter``: thin layers over ``backend/export``.
 
-Kept next to the code they drive; ``backend/cli/main.py`` adds them with ``add_export_parsers``.
+``backend/cli/main.py`` adds them with ``add_export_parsers``.
 Heavy libraries load only inside the command that runs. With ``--queue`` a command checks
 and queues a merge or export job instead (``backend/export/job.py`` runs it).
 """

@@ -1,8 +1,7 @@
 """``lora-studio queue``: the job queue from a terminal, each action a thin layer over JobQueue.
 
-Kept apart from ``backend/cli/main.py`` so the queue's commands, their output and
-their ``--json`` forms live next to the queue they drive; ``build_parser``
-there adds them with ``add_queue_parser``.
+The queue's commands, their output and their ``--json`` forms; ``build_parser`` in
+``backend/cli/main.py`` adds them with ``add_queue_parser``.
 """
 
 from __future__ import annotations
