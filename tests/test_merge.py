@@ -16,6 +16,7 @@ import pytest
 
 from backend.export import staging
 from backend.export.errors import ExportError
+from backend.export.lora_weights import lora_alpha, lora_scale
 from backend.export.merge import MERGE_RECORD, merge_adapter, plan_merge, required_ram
 from backend.export.verify_merge import MERGE_TOLERANCE
 from tests.adapters import make_adapter
@@ -213,3 +214,14 @@ def test_lora_on_embeddings_merges_when_the_head_is_separate(tiny_llama: Path, t
 
     reference, merged = peft_and_merged_logits(tiny_llama, adapter, result.path)
     assert float((reference - merged).abs().max()) < FLOAT32_ATOL
+
+
+def test_lora_scale_is_peft_s_for_every_exporter() -> None:
+    """Merge, the vLLM adapter export and the GGUF LoRA export all take B @ A's scale from ``lora_scale``."""
+    config = {"lora_alpha": 16, "alpha_pattern": {"v_proj": 4}}
+    assert lora_scale(config, 8) == 2.0
+    assert lora_scale(config, 8, "model.layers.0.self_attn.v_proj") == 0.5
+    assert lora_scale(config, 8, "model.layers.0.self_attn.q_proj") == 2.0
+    assert lora_scale({**config, "use_rslora": True}, 16, "model.layers.0.self_attn.v_proj") == 1.0
+    assert lora_scale({}, 4) == 2.0  # PEFT's default alpha of 8
+    assert lora_alpha(config) == 16.0 and lora_alpha(config, "layers.3.v_proj") == 4.0

@@ -12,7 +12,6 @@ instead.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING
 from backend.core.layout import ADAPTER_RECORD
 from backend.export.adapter import read_adapter
 from backend.export.errors import ExportError
-from backend.export.lora_weights import PREFIX, check_supported, load_adapter_tensors
+from backend.export.lora_weights import PREFIX, check_supported, load_adapter_tensors, lora_scale
 from backend.export.progress import ProgressFn, no_progress
 from backend.export.staging import staged_folder
 from backend.models.hub_import import is_hub_id
@@ -71,8 +70,7 @@ def export_adapter(
         )
     tensors = load_adapter_tensors(adapter)
     rank = max(pair.a.shape[0] for pair in tensors.updates.values())
-    alpha = float(config.get("lora_alpha", 8))
-    scale = alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
+    scale = lora_scale(config, rank)
     out: dict[str, torch.Tensor] = {}
     total = len(tensors.updates)
     for done, (target, pair) in enumerate(sorted(tensors.updates.items()), start=1):

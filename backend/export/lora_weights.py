@@ -99,9 +99,7 @@ def load_adapter_tensors(adapter: AdapterInfo) -> AdapterTensors:
             raise ExportError(f"The adapter file is damaged: {target} has only half of its LoRA pair.")
         if pair.embedding and pair.magnitude is not None:
             raise ExportError("DoRA on embedding layers cannot be merged by LoRA Studio.")
-        rank = pair.a.shape[0]
-        alpha = _alpha_for(target.removesuffix(".weight"), adapter.config)
-        pair.scale = alpha / math.sqrt(rank) if adapter.config.get("use_rslora") else alpha / rank
+        pair.scale = lora_scale(adapter.config, pair.a.shape[0], target.removesuffix(".weight"))
     return AdapterTensors(updates=updates, replacements=replacements)
 
 
@@ -133,9 +131,20 @@ def split_key(name: str) -> tuple[str, str | None, bool]:
     return name, None, False
 
 
-def _alpha_for(module: str, config: dict[str, Any]) -> float:
-    """``lora_alpha``, or the ``alpha_pattern`` entry PEFT would pick for this module."""
-    for pattern, alpha in (config.get("alpha_pattern") or {}).items():
-        if re.fullmatch(rf"(.*\.)?{pattern}", module):
-            return float(alpha)
+def lora_alpha(config: dict[str, Any], module: str | None = None) -> float:
+    """``lora_alpha`` (PEFT's default 8), or the ``alpha_pattern`` entry PEFT would pick for ``module``."""
+    if module is not None:
+        for pattern, alpha in (config.get("alpha_pattern") or {}).items():
+            if re.fullmatch(rf"(.*\.)?{pattern}", module):
+                return float(alpha)
     return float(config.get("lora_alpha", 8))
+
+
+def lora_scale(config: dict[str, Any], rank: int, module: str | None = None) -> float:
+    """What PEFT multiplies ``B @ A`` by: ``alpha / r``, or ``alpha / sqrt(r)`` with rsLoRA.
+
+    ``rank`` is read off the module's A (so ``rank_pattern`` is honoured), ``alpha`` is
+    ``lora_alpha(config, module)``; without a module, the adapter-wide scale that vLLM applies.
+    """
+    alpha = lora_alpha(config, module)
+    return alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank

@@ -90,7 +90,7 @@ def plan_lora_gguf(
 
     from backend.export.gguf.arch import arch_for
     from backend.export.gguf.tensors import plan_tensors
-    from backend.export.lora_weights import load_adapter_tensors
+    from backend.export.lora_weights import load_adapter_tensors, lora_alpha
     from backend.export.safetensors_io import list_tensors
 
     if file_type not in LORA_TYPES:
@@ -104,7 +104,7 @@ def plan_lora_gguf(
     config = AutoConfig.from_pretrained(base_path)
     spec = arch_for(config)
     layout = {plan.source: plan for plan in plan_tensors(list_tensors(base_path), spec, config, "f16")}
-    alpha = float(adapter.config.get("lora_alpha", 8))
+    alpha = lora_alpha(adapter.config)
     tensors, missing = [], []
     for target, pair in sorted(loaded.updates.items()):
         base_tensor = layout.get(target)
