@@ -21,6 +21,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from app.cli_job import CliJob, CliOutcome
+from backend.data.preview_protocol import ExamplePreview, PreviewReady, UnknownPreviewVersion, parse_preview_line
 from backend.data.problems import RowProblem
 from backend.data.report import Advice, DataReport, TokenStats
 from backend.data.scan import ImportOptions
@@ -155,13 +156,13 @@ def with_tokens(base: DataReport, measured: dict[str, Any]) -> DataReport:
     return report
 
 
-def rendered_example(shown: dict[str, Any]) -> RenderedExample:
+def rendered_example(shown: ExamplePreview) -> RenderedExample:
     return RenderedExample(
-        text=shown["text"],
-        loss_spans=[(int(start), int(end)) for start, end in shown["loss_spans"]],
-        token_count=int(shown["tokens"]),
-        loss_token_count=int(shown["loss_tokens"]),
-        cut_at=shown.get("cut_at"),
+        text=shown.text,
+        loss_spans=list(shown.loss_spans),
+        token_count=shown.tokens,
+        loss_token_count=shown.loss_tokens,
+        cut_at=shown.cut_at,
     )
 
 
@@ -258,18 +259,23 @@ class RenderJob(QObject):
 
     def _answered(self, line: str) -> None:
         try:
-            shown = json.loads(line)
+            shown = parse_preview_line(line)
+        except UnknownPreviewVersion as exc:  # every row asked for would fail the same way
+            asked, self._asked = self._asked, []
+            for row in asked:
+                self.failed.emit(row, f"Rendering the example: {exc}")
+            return
         except ValueError:
-            return  # only JSON answers are for us
-        if not isinstance(shown, dict) or not isinstance(shown.get("example"), int):
-            return  # the "ready" line
-        row = shown["example"] - 1
+            return  # only preview answers are for us
+        if isinstance(shown, PreviewReady) or shown.example is None:
+            return  # the "ready" line, or the answer to a request that named no example
+        row = shown.example - 1
         if row in self._asked:
             self._asked.remove(row)
-        if "text" in shown:
+        if isinstance(shown, ExamplePreview):
             self.rendered.emit(row, rendered_example(shown))
         else:
-            said = str(shown.get("error") or "the rendering gave no text")
+            said = shown.error or "the rendering gave no text"
             self.failed.emit(row, said[:1].upper() + said[1:])
 
     def _finished(self, outcome: CliOutcome) -> None:

@@ -114,10 +114,10 @@ def test_preview_serve_reads_once_and_answers_each_example_asked_for(data_file: 
             server.stdin.flush()
             return json.loads(server.stdout.readline())
 
-        assert json.loads(server.stdout.readline()) == {"ready": True, "examples": 6}
+        assert json.loads(server.stdout.readline()) == {"v": 1, "ready": True, "examples": 6}
         assert ask("2") == single_shot
-        assert ask("99") == {"example": 99, "error": "there are 6 usable examples; choose 1 to 6"}
-        assert ask("two") == {"example": None, "error": "expected an example number, got 'two'"}
+        assert ask("99") == {"v": 1, "example": 99, "error": "there are 6 usable examples; choose 1 to 6"}
+        assert ask("two") == {"v": 1, "example": None, "error": "expected an example number, got 'two'"}
         first = ask("1")
         assert (first["example"], first["where"]) == (1, "d.jsonl line 1") and "Question 0?" in first["text"]
         last = ask("6")
@@ -145,9 +145,9 @@ def test_preview_serve_answers_an_error_of_any_kind_and_goes_on(
     assert main(["data", "preview", str(data), "--serve", "--model", str(model)]) == EXIT_OK
     out, err = capsys.readouterr()
     ready, refused, shown = map(json.loads, out.splitlines())
-    assert ready == {"ready": True, "examples": 2}
+    assert ready == {"v": 1, "ready": True, "examples": 2}
     error = "the chat template or tokenizer failed on it (TemplateError: System role not supported)"
-    assert refused == {"example": 2, "error": error}
+    assert refused == {"v": 1, "example": 2, "error": error}
     assert shown["example"] == 1 and "Question?" in shown["text"]
     assert "Traceback" in err, "what went wrong, for a bug report"
 

@@ -18,6 +18,7 @@ from backend.data.scan import ImportOptions
 
 if TYPE_CHECKING:
     from backend.data.examples import Example
+    from backend.data.preview_protocol import ExamplePreview, PreviewLine
     from backend.data.tokens import Preview
 
 _SHOWN_PER_PROBLEM = 5
@@ -173,7 +174,9 @@ def _data_preview(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
-        print(json.dumps(_preview_json(number, example, shown), ensure_ascii=False))
+        from backend.data.preview_protocol import preview_json
+
+        print(preview_json(_example_preview(number, example, shown)))
         return EXIT_OK
     print(f"example {number} ({example.where()}): {shown.tokens:,} tokens, {shown.loss_tokens:,} carry loss")
     print("text between [[ and ]] is what the model learns to write" + (", ||| marks the cut" if shown.cut_at else ""))
@@ -187,16 +190,23 @@ def _out_of_range(number: int, usable: int) -> str:
     return "" if 1 <= number <= usable else f"there are {usable:,} usable examples; choose 1 to {usable:,}"
 
 
-def _preview_json(number: int, example: Example, shown: Preview) -> dict[str, Any]:
+def _example_preview(number: int, example: Example, shown: Preview) -> ExamplePreview:
     """One rendered example as ``--json`` prints it and ``--serve`` answers it."""
-    where = {
-        "file": example.file,
-        "line": example.line,
-        "unit": example.unit,
-        "row": example.row,
-        "where": example.where(),
-    }
-    return {"example": number, **where, **vars(shown)}
+    from backend.data.preview_protocol import ExamplePreview
+
+    return ExamplePreview(
+        example=number,
+        file=example.file,
+        line=example.line,
+        unit=example.unit,
+        row=example.row,
+        where=example.where(),
+        text=shown.text,
+        loss_spans=shown.loss_spans,
+        tokens=shown.tokens,
+        loss_tokens=shown.loss_tokens,
+        cut_at=shown.cut_at,
+    )
 
 
 def _serve_previews(examples: list[Example], tokenizer: Any, max_length: int) -> int:
@@ -206,38 +216,38 @@ def _serve_previews(examples: list[Example], tokenizer: Any, max_length: int) ->
     instead of a fresh process's seconds. A parent that dies closes stdin, which ends this
     process too.
     """
-    print(json.dumps({"ready": True, "examples": len(examples)}), flush=True)
+    from backend.data.preview_protocol import PreviewReady, preview_json
+
+    print(preview_json(PreviewReady(examples=len(examples))), flush=True)
     for line in sys.stdin:
         if line.strip():
-            print(
-                json.dumps(_serve_answer(line.strip(), examples, tokenizer, max_length), ensure_ascii=False), flush=True
-            )
+            print(preview_json(_serve_answer(line.strip(), examples, tokenizer, max_length)), flush=True)
     return EXIT_OK
 
 
-def _serve_answer(request: str, examples: list[Example], tokenizer: Any, max_length: int) -> dict[str, Any]:
-    """One example as ``--json`` prints it, or ``{"example": N, "error": why}``; the server goes on either way."""
+def _serve_answer(request: str, examples: list[Example], tokenizer: Any, max_length: int) -> PreviewLine:
+    """One example as ``--json`` prints it, or a ``PreviewError`` saying why not; the server goes on either way."""
     from backend.data.chat_tokens import TemplateError
+    from backend.data.preview_protocol import PreviewError
     from backend.data.tokens import preview
 
     try:
         number = int(request)
     except ValueError:
-        return {"example": None, "error": f"expected an example number, got {request!r}"}
+        return PreviewError(example=None, error=f"expected an example number, got {request!r}")
     problem = _out_of_range(number, len(examples))
     if problem:
-        return {"example": number, "error": problem}
+        return PreviewError(example=number, error=problem)
     example = examples[number - 1]
     try:
-        return _preview_json(number, example, preview(tokenizer, example, max_length))
+        return _example_preview(number, example, preview(tokenizer, example, max_length))
     except TemplateError as exc:  # ours: its message says what to do
-        return {"example": number, "error": str(exc)}
+        return PreviewError(example=number, error=str(exc))
     except Exception as exc:  # noqa: BLE001 - a template's raise_exception, or a tokenizer's, must not end the server
         traceback.print_exc(file=sys.stderr)
-        return {
-            "example": number,
-            "error": f"the chat template or tokenizer failed on it ({type(exc).__name__}: {exc})",
-        }
+        return PreviewError(
+            example=number, error=f"the chat template or tokenizer failed on it ({type(exc).__name__}: {exc})"
+        )
 
 
 def _data_list(args: argparse.Namespace) -> int:
