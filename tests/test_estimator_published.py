@@ -31,6 +31,7 @@ from backend.estimator.memory import step_memory
 from backend.estimator.overhead import CUDA_CONTEXT, allocator_reserve
 from backend.estimator.stack import PLAIN_LOOP_KBIT, TRL_013
 
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "estimator.md"
 POINTS = json.loads((Path(__file__).parent / "estimator_published.json").read_text(encoding="utf-8"))["points"]
 STACKS = {"PLAIN_LOOP_KBIT": PLAIN_LOOP_KBIT, "TRL_013": TRL_013}
 MIB = 1024**2
@@ -86,18 +87,33 @@ def _error(predicted: float, measured: float) -> float:
     return 100 * (predicted / measured - 1)
 
 
-def test_table_of_published_points() -> None:
-    """Prints the table docs/estimator.md quotes (run with -s to see it)."""
-    print("\n| point | model | measured alloc | predicted | err | measured reserved | predicted | err |")
+def _percent(error: float) -> str:
+    return f"{error:+.1f}%".replace("-", "\N{MINUS SIGN}")  # as the docs typeset it
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def test_the_docs_table_of_published_points_is_current() -> None:
+    """docs/estimator.md quotes every point's measurement, estimate and error: a change to the memory
+    model that moves an estimate fails here until the table is regenerated. The model column is the
+    docs' own words (a new point gets its id and attention); the message is the table to paste."""
+    rows = [_cells(line) for line in DOCS.read_text(encoding="utf-8").splitlines() if line.startswith("|")]
+    quoted = {cells[0]: cells for cells in rows}
+    expected, current = [], []
     for point in POINTS:
         m, p = point["measured_mib"], predict(point)
         key = "reserved" if "reserved" in m else "process"
         label = "" if key == "reserved" else "nvidia-smi "
-        reserved = f"{label}{m[key]:,.0f} | {p[key]:,.0f} | {_error(p[key], m[key]):+.1f}%"
-        print(
-            f"| {point['id']} | {point['model']} ({point['job']['attention']}) | {m['allocated']:,.0f} | "
-            f"{p['allocated']:,.0f} | {_error(p['allocated'], m['allocated']):+.1f}% | {reserved} |"
-        )
+        model = quoted[point["id"]][1] if point["id"] in quoted else f"{point['model']} ({point['job']['attention']})"
+        cells = [point["id"], model, f"{m['allocated']:,.0f}", f"{p['allocated']:,.0f}"]
+        cells += [_percent(_error(p["allocated"], m["allocated"])), f"{label}{m[key]:,.0f}", f"{p[key]:,.0f}"]
+        cells.append(_percent(_error(p[key], m[key])))
+        expected.append(cells)
+        current.append(quoted.get(point["id"]))
+    table = "\n".join(f"| {' | '.join(cells)} |" for cells in expected)
+    assert current == expected, f"regenerate the table in {DOCS}:\n{table}"
 
 
 @pytest.mark.parametrize("point", POINTS, ids=lambda p: p["id"])
