@@ -17,34 +17,25 @@ A workbook with rows in more than one sheet gets a sheet picker; choosing a shee
 dataset again from it. A checked dataset becomes the session's ``DatasetChoice`` (again with its
 99th-percentile length once the tokens are counted), and is kept in the recent list with its
 column mapping and sheet.
+
+The page ties together parts that live in their own modules: the check and the words for its
+report (``app.dataset_check``), the drop zone, recent datasets and "Open another" menu
+(``app.dataset_landing``), and the rendered example (``app.example_rendering``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import threading
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import (
-    QCoreApplication,
-    QObject,
-    QRunnable,
-    QSettings,
-    Qt,
-    QThreadPool,
-    QTimer,
-    Signal,
-    Slot,
-)
-from PySide6.QtGui import QAction, QCloseEvent, QFont, QPalette, QShowEvent
+from PySide6.QtCore import QCoreApplication, QSettings, Qt, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtGui import QCloseEvent, QFont, QPalette, QShowEvent
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QMenu,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -53,182 +44,38 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.dataset_check import (
+    DatasetCheck,
+    columns_in_order,
+    first_rows,
+    format_label,
+    format_name,
+    issues_from,
+    mappable_file,
+    needs_mapping,
+    summary_text,
+)
+from app.dataset_landing import DatasetLanding, OpenMenu, bold_label
+from app.example_rendering import ExampleRendering
 from app.recent import RecentDataset, RecentDatasets, now
 from app.session import DatasetChoice, Session
-from app.token_job import Measuring, RenderJob, TokenJob, canonical_model, model_choices, model_problem, with_tokens
-from backend.core.paths import assets_dir
+from app.token_job import Measuring, TokenJob, canonical_model, model_choices, model_problem, with_tokens
 from backend.data.examples import Example
-from backend.data.files import KINDS_BY_SUFFIX, OLD_FORMATS, find_sources
-from backend.data.formats import FORMATS
-from backend.data.load import ExampleCollector, check_dataset
-from backend.data.problems import DataError, ImportCancelled
-from backend.data.readers import read_file
-from backend.data.report import DataReport, FileSummary
+from backend.data.files import KINDS_BY_SUFFIX, OLD_FORMATS
+from backend.data.report import DataReport
 from backend.data.scan import ImportOptions
 from backend.models.store import DEFAULT_ALIAS
-from widgets.column_mapping import PREVIEW_ROWS, ColumnMappingDialog
+from widgets.column_mapping import ColumnMappingDialog
 from widgets.drop_overlay import DropOverlay
-from widgets.drop_zone import DropZone
-from widgets.example_preview import ExamplePreview, RenderedExample
+from widgets.example_preview import ExamplePreview
 from widgets.issue_list import Issue, IssueList
 from widgets.palette import negative_color
-from widgets.recent_list import RecentItem, RecentList
 from widgets.sheet_picker import SheetPicker
 from widgets.token_panel import TokenPanel, TokenSummary
 
-logger = logging.getLogger(__name__)
 _REMEASURE_MS = 600  # after the last change of the maximum length
 _MODEL_KEY = "data/model"
 _MAX_LENGTH_KEY = "data/max_length"
-_TABULAR = ("jsonl", "json", "csv", "tsv", "parquet", "xlsx")
-SAMPLE = assets_dir() / "datasets" / "support_triage" / "train.jsonl"
-
-
-class _Signals(QObject):
-    sheets = Signal(object, object)  # list[(title, visible)] of a workbook's sheets with rows, the one read
-    progress = Signal(float)
-    finished = Signal(object, object)  # DataReport, list[Example]
-    failed = Signal(str)
-
-
-class _Check(QRunnable):
-    def __init__(self, path: Path, options: ImportOptions) -> None:
-        super().__init__()
-        self.path = path
-        self.options = options
-        self.signals = _Signals()
-        self.cancelled = threading.Event()
-
-    def run(self) -> None:
-        """Emit ``finished`` or ``failed``, whatever happens: the page waits on "Checking…" until one comes."""
-        collect = ExampleCollector()
-        try:
-            report = self._check(collect)
-        except ImportCancelled:
-            self.signals.failed.emit("Check cancelled.")
-        except DataError as exc:
-            self.signals.failed.emit(str(exc))
-        except Exception as exc:  # the last resort: an error no reader foresaw, logged with its traceback
-            logger.exception("checking %s failed", self.path)
-            self.signals.failed.emit(
-                f"{self.path.name} could not be checked: an unexpected error ({type(exc).__name__}: {exc}). "
-                "If it opens in the program that made it, save it again from there and open that copy."
-            )
-        else:
-            self.signals.finished.emit(report, collect.examples)
-
-    def _check(self, collect: ExampleCollector) -> DataReport:
-        workbook = KINDS_BY_SUFFIX.get(self.path.suffix.lower()) == "xlsx" and self.path.is_file()
-        if workbook and not self.cancelled.is_set():
-            self._offer_sheets()
-        if self.cancelled.is_set():  # before the check opens the file
-            raise ImportCancelled
-        return check_dataset(
-            self.path, self.options, sinks=[collect], progress=self.signals.progress.emit, cancel=self.cancelled.is_set
-        )
-
-    def _offer_sheets(self) -> None:
-        """Send the workbook's sheets with rows for the page to offer. Where there is a choice, the one read by
-        default is named, so the check says nothing of the others: the page offers them instead. The check opens the
-        workbook again; sharing one opening would need the check to return the sheets, also when it fails on one."""
-        from backend.data.workbook import default_sheet, list_sheets  # openpyxl, only for workbooks
-
-        wanted = self.options.sheet
-        try:
-            sheets = [s for s in list_sheets(self.path) if s.has_rows or s.title == wanted]
-        except DataError:
-            return  # the check reports why the workbook can't be read
-        default = default_sheet(sheets)
-        if wanted is None and default is not None and len(sheets) > 1:
-            self.options = replace(self.options, sheet=default.title)
-        shown = self.options.sheet or (default.title if default else None)
-        self.signals.sheets.emit([(s.title, s.visible) for s in sheets], shown)
-
-
-def issues_from(report: DataReport, examples: list[Example]) -> list[Issue]:
-    """Excluded rows are errors, kept-but-suspect rows warnings, dataset advice information."""
-    index = {(e.file, e.line, e.row): i for i, e in enumerate(examples)}
-    issues = [
-        Issue(
-            "error" if p.excluded else "warning",
-            p.message,
-            file=p.file,
-            line=p.line,
-            row=p.row,
-            field=p.field or "",
-            hint=p.hint,
-            example=None if p.excluded else index.get((p.file, p.line, p.row)),
-            unit=p.unit,
-        )
-        for p in report.problems.kept
-    ]
-    issues += [Issue("info", advice.message) for advice in report.advice]
-    return issues
-
-
-def format_name(report: DataReport, options: ImportOptions) -> str:
-    """The format a job spec should read the dataset with: the mapping, the choice, or the one detected."""
-    if options.columns:
-        return "columns"
-    if options.format != "auto":
-        return options.format
-    used = {f.format for f in report.files if f.accepted}
-    return used.pop() if len(used) == 1 and next(iter(used)) in FORMATS else "auto"
-
-
-def format_label(report: DataReport) -> str:
-    labels = list(dict.fromkeys(f.format_label for f in report.files if f.accepted or f.format == "unknown"))
-    return labels[0] if len(labels) == 1 else "mixed formats" if labels else ""
-
-
-def summary_text(report: DataReport) -> str:
-    """The check in one or two lines: the format and why, rows usable, duplicates, the split."""
-    if len(report.files) == 1:
-        f = report.files[0]
-        head = f"{f.format_label} ({f.reason})" if f.reason else f.format_label
-    else:
-        head = f"{len(report.files):,} files, {format_label(report)}"
-    parts = [head[:1].upper() + head[1:], f"{report.accepted:,} of {report.rows:,} rows usable"]
-    if report.excluded:
-        parts.append(f"{report.excluded:,} excluded")
-    if report.duplicates:
-        parts.append(f"{report.duplicates:,} exact duplicates")
-    if report.split and report.accepted:
-        parts.append(f"{report.split.train:,} for training, {report.split.eval:,} held out to evaluate")
-    return " · ".join(parts)
-
-
-def mappable_file(report: DataReport) -> FileSummary | None:
-    """The file whose columns a mapping is made from: the first not recognised, else the first table."""
-    tables = [f for f in report.files if f.kind in _TABULAR and f.columns]
-    return next((f for f in tables if f.format == "unknown"), tables[0] if tables else None)
-
-
-def needs_mapping(report: DataReport) -> bool:
-    """Nothing recognised, but there are rows with columns: only a mapping can make them usable."""
-    return bool(report.files) and report.rows > 0 and all(f.format == "unknown" for f in report.files)
-
-
-def first_rows(path: Path, sheet: str | None = None, count: int = PREVIEW_ROWS) -> list[dict]:
-    """The first ``count`` rows of a table file (of ``sheet`` in a workbook) as ``{column: value}``, for the
-    mapping dialog's preview."""
-    try:
-        sources = find_sources(path)
-        for source in sources.files:
-            with contextlib.closing(read_file(source, 4000, sheet)) as chunks:
-                for chunk in chunks:
-                    rows = [value for _, value in chunk.records if isinstance(value, dict)]
-                    if rows:
-                        return rows[:count]
-    except DataError:
-        pass  # the check reports why the file can't be read; the dialog then shows no preview
-    return []
-
-
-def _columns_in_order(rows: list[dict], seen: list[str]) -> list[str]:
-    """The columns as the file orders them (a CSV's header), then any the check saw that the rows lack."""
-    ordered = list(dict.fromkeys(key for row in rows for key in row))
-    return ordered + [c for c in seen if c not in ordered]
 
 
 class DataPage(QWidget):
@@ -250,14 +97,13 @@ class DataPage(QWidget):
         self._settings = settings if settings is not None else QSettings()
         self._recent = RecentDatasets(self._settings)
         self._pool = pool or QThreadPool.globalInstance()
-        self._check: _Check | None = None
+        self._check: DatasetCheck | None = None
         self._path: Path | None = None
         self._options = ImportOptions()
         self._base: DataReport | None = None  # the check made here, without tokens
         self._examples: list[Example] = []
         self._choice: DatasetChoice | None = None
         self._measured_with: Measuring | None = None
-        self._renders: dict[int, RenderedExample] = {}
         self.report: DataReport | None = None  # the last finished check, with tokens once counted
         self.mapping_dialog: ColumnMappingDialog | None = None
         self._mapping_path: Path | None = None  # the dataset the open mapping dialog is for
@@ -266,16 +112,14 @@ class DataPage(QWidget):
         self._token_job.measured.connect(self._on_measured)
         self._token_job.failed.connect(self._on_measure_failed)
         self._token_job.cancelled.connect(self._on_measure_cancelled)
-        self._render_job = RenderJob(session.home, self)
-        self._render_job.rendered.connect(self._on_rendered)
-        self._render_job.failed.connect(self._on_render_failed)
         self._remeasure = QTimer(self, singleShot=True, interval=_REMEASURE_MS)
         self._remeasure.timeout.connect(self.measure)
         self._remeasure.timeout.connect(self._render_shown)
 
         self._build()
+        self.rendering = ExampleRendering(session.home, self.preview, self)
         self._refresh_models()
-        self._refresh_recent()
+        self.landing.refresh()
         with contextlib.suppress(TypeError, ValueError):  # a hand-edited setting is ignored
             self.tokens.set_max_length(int(self._settings.value(_MAX_LENGTH_KEY, 1024)))
         self._stack.setCurrentIndex(0)
@@ -288,34 +132,8 @@ class DataPage(QWidget):
         line = self.fontMetrics().height()
 
         # The empty page: where a dataset comes in, and the ones opened before.
-        self.drop_zone = DropZone(multiple=False, extensions=tuple(KINDS_BY_SUFFIX), refusals=OLD_FORMATS)
-        self.drop_zone.setMinimumHeight(line * 11)
-        self.drop_zone.setMaximumHeight(line * 18)
-        self.drop_zone.pathsDropped.connect(self._on_paths)
-        self.recent_list = RecentList()
-        self.recent_list.openRequested.connect(self._open_recent)
-        self.recent_list.forgetRequested.connect(self._forget_recent)
-        self._recent_heading = _heading("Recent datasets")
-        self._no_recent = QLabel(
-            "Datasets you open are listed here, with what their last check found. "
-            f'New to this? <a href="{SAMPLE}">Open the sample dataset</a> (360 support tickets, triaged).'
-        )
-        self._no_recent.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-        self._no_recent.setWordWrap(True)
-        self._no_recent.linkActivated.connect(self._open_link)
-        column = QVBoxLayout()
-        column.addStretch(1)
-        column.addWidget(self.drop_zone, 3)
-        column.addSpacing(line)
-        column.addWidget(self._recent_heading)
-        column.addWidget(self.recent_list, 2)
-        column.addWidget(self._no_recent)
-        column.addStretch(1)
-        empty = QWidget()
-        centred = QHBoxLayout(empty)
-        centred.addStretch(1)
-        centred.addLayout(column, 6)
-        centred.addStretch(1)
+        self.landing = DatasetLanding(self._recent)
+        self.landing.openRequested.connect(self.open)
 
         # The dataset: what it is and what the check found, then examples, tokens and issues.
         self.title = QLabel(textFormat=Qt.TextFormat.PlainText)
@@ -340,9 +158,8 @@ class DataPage(QWidget):
         self.detect_button.clicked.connect(self._detect_format)
         self.open_button = QPushButton("Open another")
         self.open_button.setToolTip("Browse for a dataset, or reopen a recent one; or drop one anywhere on this page")
-        self._open_menu = QMenu(self.open_button)
-        self._open_menu.aboutToShow.connect(self._fill_open_menu)
-        self._open_menu.triggered.connect(self._open_menu_chosen)
+        self._open_menu = OpenMenu(self._recent, self.landing.drop_zone, lambda: self._path, self.open_button)
+        self._open_menu.openRequested.connect(self.open)
         self.open_button.setMenu(self._open_menu)
         self.sheet_picker = SheetPicker()
         self.sheet_picker.sheetChosen.connect(self._sheet_chosen)
@@ -399,7 +216,7 @@ class DataPage(QWidget):
         self.notice.setObjectName("notice")
         self.notice.hide()
         self._stack = QStackedWidget()
-        self._stack.addWidget(empty)
+        self._stack.addWidget(self.landing)
         self._stack.addWidget(loaded)
         layout = QVBoxLayout(self)
         layout.addWidget(self.notice)
@@ -432,7 +249,7 @@ class DataPage(QWidget):
         self._choice = None
         self._stop_token_work()
         self._show_notice("")
-        check = _Check(path, options)
+        check = DatasetCheck(path, options)
         check.signals.sheets.connect(self._on_sheets, Qt.ConnectionType.QueuedConnection)
         check.signals.progress.connect(self._on_progress, Qt.ConnectionType.QueuedConnection)
         check.signals.finished.connect(self._on_finished, Qt.ConnectionType.QueuedConnection)
@@ -499,7 +316,7 @@ class DataPage(QWidget):
         if self.mapping_dialog is not None:
             self.mapping_dialog.close()
         dialog = ColumnMappingDialog(
-            _columns_in_order(rows, summary.columns),
+            columns_in_order(rows, summary.columns),
             rows,
             mapping=self._options.columns,
             parent=self,
@@ -516,7 +333,7 @@ class DataPage(QWidget):
         self.cancel()
         self._remeasure.stop()
         self._token_job.shutdown()
-        self._render_job.shutdown()
+        self.rendering.forget()
         if self.mapping_dialog is not None:
             self.mapping_dialog.close()
 
@@ -561,7 +378,7 @@ class DataPage(QWidget):
         self.summary.setToolTip("\n".join(report.summary_lines()))
         # Plain text (for continued pre-training) shows as one "text" turn.
         shown = [[{"role": "text", "content": e.text}] if e.is_text else e.messages for e in examples]
-        self._renders.clear()
+        self.rendering.forget()
         self.preview.set_examples(shown)
         self.preview.select_example(0)
         self.issues.set_issues(issues_from(report, examples))
@@ -587,7 +404,7 @@ class DataPage(QWidget):
                 checked_at=now(),
             )
         )
-        self._refresh_recent()
+        self.landing.refresh()
         self.checked.emit(report)
         if report.usable:
             columns = dict(options.columns) if options.columns else None
@@ -628,8 +445,7 @@ class DataPage(QWidget):
 
     def _render_again(self) -> None:
         """Forget the renderings and stop the child that made them; the example shown is asked for again."""
-        self._renders.clear()
-        self._render_job.shutdown()
+        self.rendering.forget()
         self.preview.clear_rendered()
 
     def _on_measured(self, summary: TokenSummary | None, measured: dict) -> None:
@@ -647,7 +463,7 @@ class DataPage(QWidget):
             self.session.dataset_changed.emit(self._choice)
         if self._path is not None:
             self._recent.update(self._path, p99_tokens=p99, model=self.tokens.current_model())
-            self._refresh_recent()
+            self.landing.refresh()
         self.measured.emit(summary)
 
     def _retry(self) -> None:
@@ -671,41 +487,21 @@ class DataPage(QWidget):
     # -- rendering one example ---------------------------------------------------------------
 
     def _render(self, row: int) -> None:
-        if row in self._renders:
-            self.preview.show_rendered(row, self._renders[row])
-            return
         ref = self.tokens.current_model()
-        if self._path is None or self._base is None or not self._base.usable or ref is None:
-            return
-        problem = model_problem(ref)
-        if problem is not None:
-            self.preview.set_rendered_placeholder("\n\n".join(t for t in problem if t))
-            return
-        name = self.tokens.current_model_name()
-        if self._remeasure.isActive():  # the maximum length is being changed: rendered once it settles
-            self.preview.set_rendered_placeholder(f"Example {row + 1:,} is rendered once the maximum length is set…")
-            return
-        self.preview.set_rendered_placeholder(f"Rendering example {row + 1:,} with {name}'s chat template…")
-        self._render_job.start(Measuring(self._path, self._options, ref, self.tokens.max_length()), row)
+        request = None
+        if self._path is not None and self._base is not None and self._base.usable and ref is not None:
+            request = Measuring(self._path, self._options, ref, self.tokens.max_length())
+        self.rendering.render(row, request, self.tokens.current_model_name(), settling=self._remeasure.isActive())
 
     def _render_shown(self) -> None:
         row = self.preview.current_example()
         if row is not None:
             self._render(row)
 
-    def _on_rendered(self, row: int, rendered: RenderedExample) -> None:
-        self._renders[row] = rendered
-        self.preview.show_rendered(row, rendered)
-
-    def _on_render_failed(self, row: int, message: str) -> None:
-        if row == self.preview.current_example():
-            self.preview.set_rendered_placeholder(f"This example could not be rendered. {message}")
-
     def _stop_token_work(self) -> None:
         self._remeasure.stop()
         self._token_job.shutdown()
-        self._render_job.shutdown()
-        self._renders.clear()
+        self.rendering.forget()
 
     # -- column mapping ----------------------------------------------------------------------
 
@@ -726,51 +522,6 @@ class DataPage(QWidget):
         """Read the dataset again from ``sheet``, with the same column mapping (the check says if it doesn't fit)."""
         if self._path is not None:
             self.open(self._path, replace(self._options, sheet=sheet))
-
-    # -- recent datasets ---------------------------------------------------------------------
-
-    def _refresh_recent(self) -> None:
-        entries = self._recent.entries()
-        self.recent_list.set_items([RecentItem(e.path, e.name, e.detail(), missing=not e.exists()) for e in entries])
-        self.recent_list.setVisible(bool(entries))
-        # As tall as its entries (up to six; it scrolls past that), so the empty page stays centred.
-        rows = self.recent_list.sizeHintForRow(0) * max(1, min(len(entries), 6)) if entries else 0
-        self.recent_list.setMaximumHeight(rows + 2 * self.recent_list.frameWidth())
-        self._no_recent.setVisible(not entries)
-
-    def _open_recent(self, path: str) -> None:
-        self.open(Path(path))
-
-    def _forget_recent(self, path: str) -> None:
-        self._recent.forget(path)
-        self._refresh_recent()
-
-    def _fill_open_menu(self) -> None:
-        menu = self._open_menu
-        menu.clear()
-        menu.addAction("Browse files…").setData("files")
-        menu.addAction("Browse folder…").setData("folder")
-        entries = [e for e in self._recent.entries() if e.path != str(self._path)]
-        if entries:
-            menu.addSection("Recent")
-        for entry in entries:
-            action = menu.addAction(entry.name)
-            action.setData(entry.path)
-            action.setToolTip(entry.path)
-            action.setEnabled(entry.exists())
-        menu.setToolTipsVisible(True)
-
-    def _open_menu_chosen(self, action: QAction) -> None:
-        chosen = action.data()
-        if chosen == "files":
-            self.drop_zone.browse_files()
-        elif chosen == "folder":
-            self.drop_zone.browse_folder()
-        elif chosen:
-            self.open(Path(chosen))
-
-    def _open_link(self, link: str) -> None:
-        self.open(Path(link))
 
     # -- small things ------------------------------------------------------------------------
 
@@ -803,20 +554,12 @@ class DataPage(QWidget):
             self.report.save(Path(target))
 
 
-def _heading(text: str) -> QLabel:
-    label = QLabel(text)
-    font = QFont(label.font())
-    font.setBold(True)
-    label.setFont(font)
-    return label
-
-
 def _section(title: str, body: QWidget) -> QWidget:
     """``body`` under a bold heading, so the page reads as named parts."""
     section = QWidget()
     layout = QVBoxLayout(section)
     layout.setContentsMargins(0, 0, 0, 0)
     layout.setSpacing(section.fontMetrics().height() // 3)
-    layout.addWidget(_heading(title))
+    layout.addWidget(bold_label(title))
     layout.addWidget(body, 1)
     return section

@@ -30,7 +30,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.cli_job import CliOutcome
-from app.data_page import SAMPLE, DataPage
+from app.data_page import DataPage
+from app.dataset_landing import SAMPLE
 from app.recent import KEY as RECENT_KEY
 from app.recent import RecentDatasets
 from app.session import DatasetChoice, Session
@@ -100,7 +101,7 @@ def test_the_sample_fills_summary_and_preview_and_a_model_not_imported_is_explai
     page = page_for(qtbot, session, settings)
     seen = choices(session)
     with qtbot.waitSignal(page.checked, timeout=30_000) as finished:
-        assert page.drop_zone.open_paths([SAMPLE])
+        assert page.landing.drop_zone.open_paths([SAMPLE])
     assert finished.args[0].accepted == 360
     assert "360 of 360 rows usable" in page.summary.text()
     assert page.preview.current_example() == 0, "the first example is shown at once"
@@ -255,7 +256,7 @@ def test_a_workbook_with_rows_in_several_sheets_reads_the_sheet_chosen_and_reope
     # Reopened from the recent list (here on a new page), the same sheet is read.
     later = page_for(qtbot, session, settings)
     with qtbot.waitSignal(later.checked, timeout=30_000) as reopened:
-        later.recent_list.openRequested.emit(str(path))
+        later.landing.recent_list.openRequested.emit(str(path))
     assert reopened.args[0].accepted == 1 and sheet_combo(later).currentText() == "Archive"
     assert seen[-1].sheet == "Archive"
 
@@ -327,7 +328,7 @@ def test_an_error_no_one_foresaw_is_shown_and_the_page_is_not_left_checking(
     def failing_check(*_args: object, **_kwargs: object) -> None:
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr("app.data_page.check_dataset", failing_check)
+    monkeypatch.setattr("app.dataset_check.check_dataset", failing_check)
     page = page_for(qtbot, session, settings)
     page.open(SAMPLE)
     qtbot.waitUntil(lambda: not page.is_checking(), timeout=30_000)
@@ -371,16 +372,16 @@ def test_recent_datasets_are_remembered_reopened_and_forgotten(
     gone.unlink()
 
     later = page_for(qtbot, session, settings)
-    assert later.recent_list.keys() == [str(gone), str(SAMPLE)], "newest first"
+    assert later.landing.recent_list.keys() == [str(gone), str(SAMPLE)], "newest first"
     assert "360 of 360 rows usable" in RecentDatasets(settings).get(SAMPLE).detail()
     with qtbot.waitSignal(later.checked, timeout=30_000) as reopened:
-        later.recent_list.openRequested.emit(str(SAMPLE))
+        later.landing.recent_list.openRequested.emit(str(SAMPLE))
     assert reopened.args[0].accepted == 360
-    later.recent_list.forgetRequested.emit(str(gone))
-    assert later.recent_list.keys() == [str(SAMPLE)]
+    later.landing.recent_list.forgetRequested.emit(str(gone))
+    assert later.landing.recent_list.keys() == [str(SAMPLE)]
 
     settings.setValue(RECENT_KEY, "{not json")  # hand-edited: ignored, not a crash
-    assert page_for(qtbot, session, settings).recent_list.keys() == []
+    assert page_for(qtbot, session, settings).landing.recent_list.keys() == []
 
 
 def test_a_drop_anywhere_on_the_page_is_judged_and_a_refusal_says_why(
@@ -607,7 +608,8 @@ def test_the_gui_process_never_imports_the_ml_stack_while_measuring(session: Ses
         from PySide6.QtCore import QSettings
         from PySide6.QtWidgets import QApplication
         app = QApplication([])
-        from app.data_page import SAMPLE, DataPage
+        from app.data_page import DataPage
+        from app.dataset_landing import SAMPLE
         from app.session import Session
         settings = QSettings({str(session.home / "gui.ini")!r}, QSettings.Format.IniFormat)
         settings.setValue("data/model", {tiny_in_store!r})
