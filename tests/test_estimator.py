@@ -3,8 +3,6 @@ suggestions, calibration and the hub path (against a local Hub)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +29,7 @@ from backend.estimator.quant import bytes_per_param_4bit, linear_4bit_bytes
 from backend.estimator.stack import INSTALLED
 from backend.estimator.workspaces import cublas_workspaces
 from tests.hub_server import LocalHub
+from tests.import_check import run_fresh
 from tests.model_configs import LLAMA_8B
 
 GIB = 1024**3
@@ -42,9 +41,7 @@ def _spec(**training: object) -> JobSpec:
 
 
 def test_import_leaves_torch_unloaded() -> None:
-    code = "import sys, backend.estimator; print(sorted(m for m in ('torch', 'transformers', 'bitsandbytes') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert run_fresh("import backend.estimator").loaded == []
 
 
 def test_4bit_bytes_per_param_is_derived() -> None:

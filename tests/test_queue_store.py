@@ -13,6 +13,7 @@ from backend.jobs.db import MIGRATIONS, QueueDatabaseError, connect
 from backend.jobs.outcome import Outcome
 from backend.jobs.process import ProcessId
 from backend.jobs.queue import JobQueue
+from tests.import_check import run_fresh
 from tests.queue_support import add, spec
 
 
@@ -279,12 +280,5 @@ def test_a_full_disk_blocks_queueing_with_the_numbers(
 
 
 def test_the_queue_modules_the_gui_imports_leave_the_ml_stack_unloaded() -> None:
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, backend.jobs.queue, backend.jobs.runner, backend.jobs.settle, backend.core.tail; "
-        "loaded = [m for m in ('torch', 'transformers', 'peft', 'trl') if m in sys.modules]; "
-        "assert not loaded, loaded"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    code = "import backend.jobs.queue, backend.jobs.runner, backend.jobs.settle, backend.core.tail"
+    assert run_fresh(code).loaded == []

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -23,12 +21,12 @@ from backend.estimator import GpuMemory
 from backend.jobs.queue import JobQueue
 from backend.models.hf_folder import inspect_folder
 from tests.hub_server import LocalHub
+from tests.import_check import run_fresh
 from tests.tiny_models import build_tiny_model
 from widgets.suggestion_list import SuggestionList
 from widgets.units import format_bytes
 from widgets.vram_gauge import NO_GPU_TEXT
 
-ROOT = Path(__file__).resolve().parents[2]
 GIB = 1024**3
 BIG_GPU = GpuMemory("NVIDIA RTX A6000", 48 * GIB, 46 * GIB)
 ROWS = [
@@ -449,7 +447,7 @@ def test_measure_queues_a_measure_job_of_this_configuration_where_there_is_a_gpu
 # -- the GUI process -----------------------------------------------------------------------------------
 
 SCRIPT = """
-import json, sys
+import sys
 from pathlib import Path
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
@@ -472,22 +470,10 @@ for _ in range(3):
     page.close()
     page.deleteLater()
     app.processEvents()
-heavy = ("torch", "transformers", "bitsandbytes", "peft", "trl", "accelerate", "datasets")
-print(json.dumps(sorted(name for name in heavy if name in sys.modules)))
 """
 
 
 def test_the_page_never_imports_the_ml_stack(tmp_path: Path, tiny_folder: Path, dataset: DatasetChoice) -> None:
     home = tmp_path / "gui-home"
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "LORA_STUDIO_HOME": str(home)}
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(home), str(tiny_folder), dataset.path],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().splitlines()[-1] == "[]"
+    env = {"QT_QPA_PLATFORM": "offscreen", "LORA_STUDIO_HOME": str(home)}
+    assert run_fresh(SCRIPT, str(home), str(tiny_folder), dataset.path, env=env).loaded == []
