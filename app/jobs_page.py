@@ -12,41 +12,32 @@ emits it as ``status_message``. Deleting asks first and says which files go.
 from __future__ import annotations
 
 import html
-import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import (
-    QAction,
     QDesktopServices,
     QFontDatabase,
     QHideEvent,
-    QKeySequence,
     QPalette,
     QShowEvent,
-    QTextCursor,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QFrame,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
     QMenu,
     QMessageBox,
-    QPlainTextEdit,
-    QPushButton,
     QSplitter,
-    QStyle,
     QTabWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from app.event_feed import Batch, FeedFollower, eta_seconds, recent_progress
+from app.job_actions import JobActions
+from app.job_delete import delete_question
 from app.job_model import (
     CREATED,
     ENDED,
@@ -62,60 +53,26 @@ from app.job_model import (
     message_text,
     state_text,
 )
+from app.runner_watch import RunnerBanner, StartRunner
 from app.session import Session
+from app.worker_log import WorkerLogTail
 from backend.core.spec import JobSpec, SpecError
-from backend.jobs.job import REQUEUEABLE, Job
+from backend.jobs.job import Job
 from backend.jobs.queue import ActionResult, JobQueue
 from backend.jobs.runner import ensure_runner
 from backend.jobs.settle import settle_orphans
+from widgets.log_view import LogView
 from widgets.palette import negative_color
 from widgets.placeholder_view import PlaceholderTableView
-from widgets.units import format_bytes
 from widgets.window_timer import WindowTimer
 
 POLL_MS = 500
 _RUNNER_EVERY = 4  # polls: look at the runners every 2 s
 _SETTLE_EVERY = 10  # polls: settle jobs whose worker died unwatched every 5 s
-_RUNNER_GRACE_S = 15.0  # after "Start runner", how long it may take to show up before the offer returns
-_LOG_TAIL_BYTES = 64 << 10
-_LOG_LINES = 5000
-
-StartRunner = Callable[[JobQueue], "int | None"]
 
 
 def open_in_file_manager(path: Path) -> None:
     QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
-
-
-def folder_contents(job: Job) -> list[str]:
-    """What deleting ``job`` removes, for the confirmation: "3 checkpoints (1.2 GiB)", ..."""
-    root, layout = job.folder, job.layout
-    if not root.is_dir():
-        return []
-
-    def size(path: Path) -> int:
-        if path.is_file():
-            return path.stat().st_size
-        total = 0
-        for folder, _dirs, files in os.walk(path):
-            for name in files:
-                try:
-                    total += os.stat(os.path.join(folder, name)).st_size
-                except OSError:
-                    continue
-        return total
-
-    parts = []
-    checkpoints = [p for p in layout.checkpoints.iterdir() if p.is_dir()] if layout.checkpoints.is_dir() else []
-    if checkpoints:
-        count = len(checkpoints)
-        parts.append(f"{count} checkpoint{'s' if count > 1 else ''} ({format_bytes(size(layout.checkpoints))})")
-    if layout.adapter.is_dir():
-        parts.append(f"the trained adapter ({format_bytes(size(layout.adapter))})")
-    if layout.events.is_file() or layout.log.is_file():
-        parts.append("the charts' events and the worker's log")
-    parts.append(f"{format_bytes(size(root))} in all")
-    return parts
 
 
 class JobsPage(QWidget):
@@ -143,9 +100,6 @@ class JobsPage(QWidget):
         self._seen_changes: int | None = None
         self._read_once = False
         self._polls = 0
-        self._runner_alive = False
-        self._runner_asked_at = 0.0
-        self._log_seen: tuple[Path, int, float] | None = None
         self._menu: QMenu | None = None
         self.confirmation: QMessageBox | None = None
         """The open delete confirmation, if any."""
@@ -173,8 +127,10 @@ class JobsPage(QWidget):
         self._size_columns()
         self.table.selectionModel().currentRowChanged.connect(self._on_current_row)
 
-        self._build_actions()
-        self.runner_banner, self.runner_text, self.start_runner_button = self._build_runner_banner()
+        self.job_actions = JobActions(self)
+        self._connect_actions()
+        self.runner_banner = RunnerBanner()
+        self.runner_banner.startRequested.connect(self.start_runner)
         self.message = QLabel(wordWrap=True, textFormat=Qt.TextFormat.PlainText)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message.hide()
@@ -187,9 +143,10 @@ class JobsPage(QWidget):
         self.summary.setTextInteractionFlags(
             Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.LinksAccessibleByMouse
         )
-        self.summary.linkActivated.connect(self._on_link)
-        self.events_log = self._log_view("The job's stages, warnings and checkpoints appear here as it runs.")
-        self.worker_log = self._log_view("The worker has written nothing to its log yet.")
+        self.summary.linkActivated.connect(self._open_job_folder)
+        self.events_log = LogView("The job's stages, warnings and checkpoints appear here as it runs.")
+        self.worker_log = LogView("The worker has written nothing to its log yet.")
+        self.worker_tail = WorkerLogTail(self.worker_log)
         self.worker_log.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.log_tabs = QTabWidget()
         self.log_tabs.setDocumentMode(True)
@@ -219,7 +176,7 @@ class JobsPage(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.runner_banner)
-        layout.addLayout(self._build_toolbar())
+        layout.addLayout(self.job_actions.toolbar())
         layout.addWidget(self.message)
         layout.addWidget(self.splitter, 1)
 
@@ -295,155 +252,25 @@ class JobsPage(QWidget):
 
     # -- actions -------------------------------------------------------------------------------------
 
-    def _build_actions(self) -> None:
-        icon = self.style().standardIcon
-        pixmap = QStyle.StandardPixmap
-
-        def make(text: str, tip: str, shortcut: str | QKeySequence.StandardKey | None, slot, symbol=None) -> QAction:
-            action = QAction(text, self)
-            if symbol is not None:
-                action.setIcon(icon(symbol))
-            if shortcut is not None:
-                action.setShortcut(QKeySequence(shortcut))
-                action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-                tip = f"{tip} ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
-            action.setToolTip(tip)
-            action.triggered.connect(slot)
-            self.addAction(action)
-            return action
-
-        self.cancel_action = make(
-            "Cancel",
-            "Stop the job after its current step, with a checkpoint; a queued job never starts",
-            "Ctrl+.",
-            self._act_cancel,
-            pixmap.SP_BrowserStop,
+    def _connect_actions(self) -> None:
+        actions = self.job_actions
+        actions.cancel.triggered.connect(self.cancel_selected)
+        actions.pause.triggered.connect(lambda: self._act(self._queue.pause))
+        actions.resume.triggered.connect(lambda: self._act(self._queue.resume))
+        actions.retry.triggered.connect(lambda: self._act(self._queue.retry))
+        actions.retry_checkpoint.triggered.connect(
+            lambda: self._act(lambda job_id: self._queue.retry(job_id, from_checkpoint=True))
         )
-        self.pause_action = make(
-            "Pause",
-            "Stop after the current step and keep the job first in line until you resume it",
-            "Ctrl+P",
-            self._act_pause,
-            pixmap.SP_MediaPause,
-        )
-        self.resume_action = make(
-            "Resume",
-            "Continue from the newest checkpoint (or let a paused job run again)",
-            "Ctrl+R",
-            self._act_resume,
-            pixmap.SP_MediaPlay,
-        )
-        self.retry_action = make(
-            "Retry",
-            "Queue the job again at the end, from the start (its earlier log is kept under attempts/)",
-            "Ctrl+Shift+R",
-            self._act_retry,
-            pixmap.SP_BrowserReload,
-        )
-        self.retry_checkpoint_action = make(
-            "Retry from the last checkpoint",
-            "Queue the job again at the end, continuing from its newest checkpoint",
-            None,
-            self._act_retry_checkpoint,
-        )
-        self.duplicate_action = make(
-            "Duplicate",
-            "Queue a copy of the job with the same settings",
-            "Ctrl+D",
-            self._act_duplicate,
-            pixmap.SP_FileDialogNewFolder,
-        )
-        self.edit_copy_action = make(
-            "Edit a copy…",
-            "Open the job's settings in the Model & training form, to change them and queue the copy",
-            "Ctrl+E",
-            self._act_edit_copy,
-        )
-        self.delete_action = make(
-            "Delete…",
-            "Delete the job and its folder: checkpoints, adapter and logs",
-            QKeySequence.StandardKey.Delete,
-            self._act_delete,
-            pixmap.SP_TrashIcon,
-        )
-        self.open_folder_action = make(
-            "Open folder",
-            "Show the job's folder in the file manager",
-            "Ctrl+Shift+O",
-            self._act_open_folder,
-            pixmap.SP_DirOpenIcon,
-        )
-        self.move_up_action = make("Run earlier", "Move the queued job up the line", "Alt+Up", self._act_move_up)
-        self.move_down_action = make("Run later", "Move the queued job down the line", "Alt+Down", self._act_move_down)
-        self.charts_action = make(
-            "Show charts",
-            "Open the job's live charts on the Monitor page",
-            None,
-            self._show_charts,
-            pixmap.SP_DesktopIcon,
-        )
-
-    def _build_toolbar(self) -> QHBoxLayout:
-        row = QHBoxLayout()
-        row.setSpacing(self.fontMetrics().height() // 3)
-        for action in (
-            self.cancel_action,
-            self.pause_action,
-            self.resume_action,
-            self.retry_action,
-            self.duplicate_action,
-            self.delete_action,
-        ):
-            row.addWidget(self._tool_button(action))
-        row.addStretch(1)
-        row.addWidget(self._tool_button(self.charts_action))
-        row.addWidget(self._tool_button(self.open_folder_action))
-        return row
-
-    def _tool_button(self, action: QAction) -> QToolButton:
-        button = QToolButton()
-        button.setDefaultAction(action)
-        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        button.setAutoRaise(False)
-        return button
-
-    def _build_runner_banner(self) -> tuple[QFrame, QLabel, QPushButton]:
-        banner = QFrame()
-        banner.setFrameShape(QFrame.Shape.StyledPanel)
-        text = QLabel(wordWrap=True, textFormat=Qt.TextFormat.PlainText)
-        button = QPushButton("Start runner")
-        button.setToolTip("Start the background process that runs queued jobs one at a time")
-        button.clicked.connect(self.start_runner)
-        row = QHBoxLayout(banner)
-        row.addWidget(
-            QLabel(pixmap=self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxInformation).pixmap(24))
-        )
-        row.addWidget(text, 1)
-        row.addWidget(button)
-        banner.hide()
-        return banner, text, button
+        actions.duplicate.triggered.connect(self._duplicate)
+        actions.edit_copy.triggered.connect(self._edit_copy)
+        actions.delete.triggered.connect(self.delete_selected)
+        actions.open_folder.triggered.connect(self._open_job_folder)
+        actions.move_up.triggered.connect(lambda: self._move_by(-1))
+        actions.move_down.triggered.connect(lambda: self._move_by(1))
+        actions.charts.triggered.connect(self._show_charts)
 
     def _update_actions(self) -> None:
-        job = self.selected_job()
-        state = job.state if job else None
-        queued = [j for j in self.model.jobs() if j.state == "queued"]
-        place = next((i for i, j in enumerate(queued, 1) if job and j.id == job.id), None)
-        enabled = {
-            self.cancel_action: state in ("queued", "running") and job.request != "cancel",
-            self.pause_action: (state == "queued" and not job.held) or (state == "running" and job.request is None),
-            self.resume_action: job is not None and (job.paused or state in REQUEUEABLE),
-            self.retry_action: state in REQUEUEABLE,
-            self.retry_checkpoint_action: state in REQUEUEABLE and job.kind == "train",
-            self.duplicate_action: job is not None,
-            self.edit_copy_action: job is not None and job.kind in ("train", "measure"),
-            self.delete_action: job is not None and state != "running",
-            self.open_folder_action: job is not None and job.folder.is_dir(),
-            self.move_up_action: place is not None and place > 1,
-            self.move_down_action: place is not None and place < len(queued),
-            self.charts_action: job is not None,
-        }
-        for action, on in enabled.items():
-            action.setEnabled(bool(on))
+        self.job_actions.update(self.selected_job(), self.model.jobs())
 
     def _act(self, do: Callable[[int], ActionResult]) -> ActionResult | None:
         job = self.selected_job()
@@ -457,25 +284,7 @@ class JobsPage(QWidget):
     def cancel_selected(self) -> ActionResult | None:
         return self._act(self._queue.cancel)
 
-    def _act_cancel(self) -> None:
-        self.cancel_selected()
-
-    def _act_pause(self) -> None:
-        self._act(self._queue.pause)
-
-    def _act_resume(self) -> None:
-        self._act(self._queue.resume)
-
-    def _act_retry(self) -> None:
-        self._act(self._queue.retry)
-
-    def _act_retry_checkpoint(self) -> None:
-        self._act(self._retry_from_checkpoint)
-
-    def _retry_from_checkpoint(self, job_id: int) -> ActionResult:
-        return self._queue.retry(job_id, from_checkpoint=True)
-
-    def _act_duplicate(self) -> None:
+    def _duplicate(self) -> None:
         job = self.selected_job()
         if job is None:
             return
@@ -490,7 +299,7 @@ class JobsPage(QWidget):
         self.refresh()
         self.select_job(added.job.id)
 
-    def _act_edit_copy(self) -> None:
+    def _edit_copy(self) -> None:
         job = self.selected_job()
         if job is None:
             return
@@ -502,12 +311,6 @@ class JobsPage(QWidget):
         spec.kind = "train"
         spec.name = f"{spec.name}-copy"
         self._session.request_edit(spec)
-
-    def _act_move_up(self) -> None:
-        self._move_by(-1)
-
-    def _act_move_down(self) -> None:
-        self._move_by(1)
 
     def _move_by(self, delta: int) -> None:
         job = self.selected_job()
@@ -523,16 +326,10 @@ class JobsPage(QWidget):
         self.refresh()
         self._select_row(self.model.row_of(job_id))
 
-    def _on_link(self, _link: str) -> None:
-        self._act_open_folder()
-
-    def _act_open_folder(self) -> None:
+    def _open_job_folder(self, *_args: object) -> None:
         job = self.selected_job()
         if job is not None and job.folder.is_dir():
             self._open_folder(job.folder)
-
-    def _act_delete(self) -> None:
-        self.delete_selected()
 
     def delete_selected(self) -> QMessageBox | None:
         """Ask whether to delete the selected job and its folder; the answer does it. Returns the question."""
@@ -542,26 +339,7 @@ class JobsPage(QWidget):
             if job is not None:
                 self.show_message(f"Job {job.id} is running; cancel it before deleting it.", ok=False)
             return None
-        box = QMessageBox(
-            QMessageBox.Icon.Warning,
-            "Delete job",
-            f"Delete job {job.id} “{job.name}” and its folder?",
-            QMessageBox.StandardButton.Cancel,
-            self,
-        )
-        contents = folder_contents(job)
-        lines = [f"This removes {job.folder}"]
-        if contents:
-            lines.append("with " + ", ".join(contents) + ".")
-        else:
-            lines.append("(the folder is already gone; only the queue's entry is removed).")
-        if job.adapter_path and not Path(job.adapter_path).is_relative_to(job.folder):
-            lines.append(f"Its adapter in {job.adapter_path} is outside the folder and is kept.")
-        lines.append("This cannot be undone.")
-        box.setInformativeText("\n".join(lines))
-        delete = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.setEscapeButton(QMessageBox.StandardButton.Cancel)
+        box, delete = delete_question(job, self)
         job_id = job.id
 
         def answered(_result: int) -> None:
@@ -580,12 +358,7 @@ class JobsPage(QWidget):
     @Slot()
     def start_runner(self) -> None:
         """Start a background runner for the queue unless one is alive."""
-        pid = self._start_runner(self._queue)
-        if pid is None:
-            self.show_message("A runner is already working through the queue.", ok=True)
-        else:
-            self._runner_asked_at = time.monotonic()
-            self.show_message(f"Started a runner in the background (process {pid}); queued jobs will start.", ok=True)
+        self.show_message(self.runner_banner.start(self._queue, self._start_runner), ok=True)
         self._check_runners(self.model.jobs())
 
     def show_message(self, text: str, *, ok: bool = True) -> None:
@@ -601,20 +374,10 @@ class JobsPage(QWidget):
     # -- runners -------------------------------------------------------------------------------------
 
     def _check_runners(self, jobs: list[Job]) -> None:
-        self._runner_alive = any(runner.alive for runner in self._queue.runners())
-        waiting = sum(1 for job in jobs if job.state == "queued" and not job.held)
-        just_asked = time.monotonic() - self._runner_asked_at < _RUNNER_GRACE_S
-        offer = waiting > 0 and not self._runner_alive and not just_asked
-        if offer:
-            jobs_text = "1 job is" if waiting == 1 else f"{waiting} jobs are"
-            self.runner_text.setText(
-                f"{jobs_text} waiting, but no runner is working through the queue. The runner runs jobs "
-                "one at a time in the background and keeps going when LoRA Studio is closed."
-            )
-        self.runner_banner.setVisible(offer)
+        self.runner_banner.check(self._queue, jobs)
 
     def runner_alive(self) -> bool:
-        return self._runner_alive
+        return self.runner_banner.alive()
 
     # -- the selected job ---------------------------------------------------------------------------
 
@@ -654,15 +417,14 @@ class JobsPage(QWidget):
         path = job.layout.events if job is not None else None
         if (feed.path if feed else None) != path:
             self.events_log.clear()
-            self._log_seen = None
-            self.worker_log.clear()
+            self.worker_tail.clear()
             self.follower.follow(path)
         if job is None:
             return
         where = f" on {job.device}" if job.device else ""
         self.title.setText(f"Job {job.id} · {job.name} · {job.kind} · {state_text(job, None)}{where}")
         self.summary.setText(self._summary_html(job))
-        self._refresh_worker_log(job)
+        self.worker_tail.refresh(job.layout.log)
 
     def _summary_html(self, job: Job) -> str:
         parts = []
@@ -690,7 +452,7 @@ class JobsPage(QWidget):
             return
         self.follower.poll()
         if job.state == "running":
-            self._refresh_worker_log(job)
+            self.worker_tail.refresh(job.layout.log)
 
     @Slot(object)
     def _on_batch(self, batch: Batch) -> None:
@@ -699,81 +461,14 @@ class JobsPage(QWidget):
         if batch.error:
             batch.lines.append(batch.error)
         if batch.lines:
-            self._append(self.events_log, "\n".join(batch.lines))
-
-    def _refresh_worker_log(self, job: Job) -> None:
-        path = job.layout.log
-        try:
-            info = path.stat()
-        except OSError:
-            if self._log_seen is not None:
-                self.worker_log.clear()
-            self._log_seen = None
-            return
-        seen = (path, info.st_size, info.st_mtime)
-        if seen == self._log_seen:
-            return
-        self._log_seen = seen
-        try:
-            with path.open("rb") as handle:
-                handle.seek(max(0, info.st_size - _LOG_TAIL_BYTES))
-                text = handle.read().decode("utf-8", errors="replace")
-        except OSError as exc:
-            text = f"{path} could not be read: {exc.strerror or exc}"
-        if info.st_size > _LOG_TAIL_BYTES:
-            text = (
-                f"… (the last {format_bytes(_LOG_TAIL_BYTES)} of {format_bytes(info.st_size)}; "
-                "the whole log is in the job folder)\n" + text.split("\n", 1)[-1]
-            )
-        self._replace(self.worker_log, text)
-
-    def _log_view(self, placeholder: str) -> QPlainTextEdit:
-        view = QPlainTextEdit(readOnly=True)
-        view.setPlaceholderText(placeholder)
-        view.setMaximumBlockCount(_LOG_LINES)
-        view.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
-        return view
-
-    @staticmethod
-    def _at_end(view: QPlainTextEdit) -> bool:
-        bar = view.verticalScrollBar()
-        return bar.value() >= bar.maximum() - 2
-
-    def _append(self, view: QPlainTextEdit, text: str) -> None:
-        follow = self._at_end(view)
-        view.appendPlainText(text)
-        if follow:
-            view.moveCursor(QTextCursor.MoveOperation.End)
-            view.ensureCursorVisible()
-
-    def _replace(self, view: QPlainTextEdit, text: str) -> None:
-        follow = self._at_end(view) or not view.toPlainText()
-        position = view.verticalScrollBar().value()
-        view.setPlainText(text)
-        if follow:
-            view.moveCursor(QTextCursor.MoveOperation.End)
-            view.ensureCursorVisible()
-        else:
-            view.verticalScrollBar().setValue(position)
+            self.events_log.append_lines("\n".join(batch.lines))
 
     def _context_menu(self, position: QPoint) -> None:
         index = self.table.indexAt(position)
         if not index.isValid():
             return
         self._select_row(index.row())
-        menu = QMenu(self)
-        for action in (self.charts_action, None, self.cancel_action, self.pause_action, self.resume_action):
-            menu.addSeparator() if action is None else menu.addAction(action)
-        menu.addSeparator()
-        for action in (self.retry_action, self.retry_checkpoint_action, self.duplicate_action, self.edit_copy_action):
-            menu.addAction(action)
-        menu.addSeparator()
-        for action in (self.move_up_action, self.move_down_action):
-            menu.addAction(action)
-        menu.addSeparator()
-        for action in (self.open_folder_action, self.delete_action):
-            menu.addAction(action)
-        menu.aboutToHide.connect(menu.deleteLater)
+        menu = self.job_actions.context_menu(self)
         self._menu = menu
         menu.popup(self.table.viewport().mapToGlobal(position))
 

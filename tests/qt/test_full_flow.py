@@ -113,7 +113,7 @@ def test_edit_a_copy_opens_a_jobs_settings_in_the_form(
     window.show_page(titles.index("Jobs"))
     qtbot.waitUntil(lambda: jobs.select_job(job.id))
 
-    jobs.edit_copy_action.trigger()
+    jobs.job_actions.edit_copy.trigger()
 
     assert window.current_page() == titles.index("Model & training")
     training = window.page_widget(titles.index("Model & training")).page()

@@ -64,7 +64,7 @@ def test_lists_queued_jobs_and_follows_them_through_a_real_runner(
     page = make_page(qtbot, session, start_runner=start_standin_runner(processes))
     assert [job.id for job in page.model.jobs()] == [first.id, second.id]
     assert column(page, STATE) == ["queued, runs next", "queued, 2nd"]
-    assert page.runner_banner.isVisible() and "2 jobs are waiting" in page.runner_text.text()
+    assert page.runner_banner.isVisible() and "2 jobs are waiting" in page.runner_banner.text.text()
 
     with qtbot.waitSignal(session.job_selected, timeout=2000) as selected:
         click_row(qtbot, page, 1)
@@ -72,7 +72,7 @@ def test_lists_queued_jobs_and_follows_them_through_a_real_runner(
 
     seen: set[tuple[int, str]] = set()
     page.jobs_changed.connect(lambda jobs: seen.update((job.id, job.state) for job in jobs))
-    qtbot.mouseClick(page.start_runner_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(page.runner_banner.button, Qt.MouseButton.LeftButton)
     assert not page.runner_banner.isVisible()
     assert "Started a runner" in page.message.text()
     qtbot.waitUntil(lambda: [job.state for job in page.model.jobs()] == ["succeeded"] * 2, timeout=60_000)
@@ -118,7 +118,7 @@ def test_dragging_a_queued_job_changes_the_queue_order(
 
     # And from the keyboard.
     page.select_job(third.id)
-    page.move_up_action.trigger()
+    page.job_actions.move_up.trigger()
     assert [job.id for job in queue.jobs("queued")] == [first.id, third.id, second.id]
 
 
@@ -130,15 +130,19 @@ def test_cancel_from_the_page_stops_a_running_standin_job(
     page = make_page(qtbot, session)
     qtbot.waitUntil(lambda: (j := page.model.jobs()[0]).state == "running" and (j.step or 0) >= 3, timeout=30_000)
     click_row(qtbot, page, 0)
-    assert page.cancel_action.isEnabled() and not page.delete_action.isEnabled()
+    assert page.job_actions.cancel.isEnabled() and not page.job_actions.delete.isEnabled()
     with qtbot.waitSignal(page.status_message, timeout=2000) as said:
-        qtbot.mouseClick(button_for(page, page.cancel_action), Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(button_for(page, page.job_actions.cancel), Qt.MouseButton.LeftButton)
     assert said.args == [f"Job {job.id} will stop after its current step and save a checkpoint."]
-    assert page.model.jobs()[0].label == "cancelling" and not page.cancel_action.isEnabled()
+    assert page.model.jobs()[0].label == "cancelling" and not page.job_actions.cancel.isEnabled()
     qtbot.waitUntil(lambda: page.model.jobs()[0].state == "cancelled", timeout=30_000)
     stopped = page.model.jobs()[0]
     assert 3 <= stopped.step < 400 and column(page, MESSAGE)[0].startswith(f"Cancelled at step {stopped.step}")
-    assert page.resume_action.isEnabled() and page.retry_action.isEnabled() and page.delete_action.isEnabled()
+    assert (
+        page.job_actions.resume.isEnabled()
+        and page.job_actions.retry.isEnabled()
+        and page.job_actions.delete.isEnabled()
+    )
 
 
 def test_delete_asks_first_and_says_what_goes(qtbot: QtBot, session: Session, queue: JobQueue, tmp_path: Path) -> None:
@@ -175,11 +179,11 @@ def test_actions_follow_the_state_and_refusals_are_shown(
     assert {"Cancel", "Pause", "Duplicate", "Delete…", "Open folder"} <= enabled
     assert not {"Resume", "Retry"} & enabled
 
-    page.pause_action.trigger()
-    assert page.model.jobs()[0].label == "paused" and page.resume_action.isEnabled()
-    page.open_folder_action.trigger()
+    page.job_actions.pause.trigger()
+    assert page.model.jobs()[0].label == "paused" and page.job_actions.resume.isEnabled()
+    page.job_actions.open_folder.trigger()
     assert opened == [job.folder]
-    page.duplicate_action.trigger()
+    page.job_actions.duplicate.trigger()
     assert "is queued: a copy of job" in page.message.text()
     assert len(page.model.jobs()) == 2 and page.selected_job().id != job.id  # the copy is selected
 
@@ -217,7 +221,7 @@ def test_status_bar_and_notification_when_a_job_ends(
     assert "“quick” succeeded" in window.statusBar().currentMessage()
     assert "1 paused" in status_labels(window)
     page.select_job(job.id)
-    page.duplicate_action.trigger()
+    page.job_actions.duplicate.trigger()
     assert f"is queued: a copy of job {job.id}." in window.statusBar().currentMessage()
 
 
