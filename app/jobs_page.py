@@ -7,6 +7,12 @@ end-of-job notifications (``jobs_changed``), and stops when its window closes.
 
 Each action is a ``JobQueue`` method that answers with a sentence; the page shows it and
 emits it as ``status_message``. Deleting asks first and says which files go.
+
+The parts with state of their own live apart: the actions and when each applies
+(``app.job_actions``), the delete question (``app.job_delete``), the runner banner
+(``app.runner_watch``) and the worker log tail (``app.worker_log``). What stays here (about 500
+lines) is one view over the polled queue: the table, its selection and the details below it,
+and the handlers that ask the queue, show its answer, read it again and keep the selection.
 """
 
 from __future__ import annotations

@@ -8,6 +8,11 @@ the gauge from flickering while a number is typed). Its suggestions change the f
 
 Nothing here imports torch: the model is described from its files, the estimate is
 arithmetic over safetensors headers, and queueing a job writes a row and a folder.
+
+The spec is built in one place, ``app.training_job.build_spec``, for validation, the estimate
+and the queue alike; model shapes and Hub reads are in ``app.hub_shapes``, the dataset box in
+``app.dataset_summary``. What stays here (about 450 lines) is where the form, the picker, the
+dataset, the gauge and the queue meet: building the columns and wiring each change to the rest.
 """
 
 from __future__ import annotations
