@@ -41,7 +41,8 @@ from app.adapter_picker import AdapterPicker, describe
 from app.queue_watch import QueueWatch
 from app.session import Session
 from backend.core.task_specs import EvaluateSpec
-from backend.evaluation.report import REPORT_HTML, read_report, word_diff
+from backend.evaluation.report import REPORT_HTML, prompt_text, word_diff
+from backend.evaluation.report_schema import REPORT_JSON, EvaluationReport, read_report
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import ensure_runner
 from widgets.diff_view import Column, SideBySideDiff
@@ -55,7 +56,7 @@ class EvaluatePage(QWidget):
         self._session = session
         self._queue = JobQueue(session.queue_path, session.jobs_dir)
         settings = settings if settings is not None else QSettings()
-        self._report: dict[str, Any] | None = None
+        self._report: EvaluationReport | None = None
 
         self.picker = AdapterPicker(self._queue, settings)
         self.compare = QCheckBox("Compare with a second adapter (A/B)")
@@ -224,7 +225,7 @@ class EvaluatePage(QWidget):
         self.compare_picker.refresh()
         current = self.reports.currentData()
         jobs = [job for job in self._queue.jobs("succeeded") if job.kind == "evaluate"]
-        jobs = [job for job in jobs if (job.folder / "report.json").is_file()]
+        jobs = [job for job in jobs if (job.folder / REPORT_JSON).is_file()]
         self.reports.blockSignals(True)
         self.reports.clear()
         for job in jobs:
@@ -245,51 +246,48 @@ class EvaluatePage(QWidget):
             except (OSError, ValueError) as exc:
                 self._data.setText(f"The report cannot be read: {exc}")
         self.open_html.setEnabled(self._report is not None)
-        keys = [model.get("key") for model in (self._report or {}).get("models", [])]
+        keys = [model.key for model in self._report.models] if self._report else []
         self.against.setVisible("compare" in keys)
         self._fill_losses()
         self.prompt_list.clear()
         self.diff.clear_comparison()
         if self._report is None:
             return
-        for generation in self._report.get("generations", []):
-            self.prompt_list.addItem(_first_line(_prompt_text(generation.get("prompt"))))
+        for generation in self._report.generations:
+            self.prompt_list.addItem(_first_line(prompt_text(generation.prompt)))
         if self.prompt_list.count():
             self.prompt_list.setCurrentRow(0)
 
     def _fill_losses(self) -> None:
-        report = self._report or {}
-        models = report.get("models", [])
-        losses, deltas = report.get("losses", {}), report.get("deltas", {})
-        data = report.get("data") or {}
+        report = self._report
+        if report is None:
+            self._data.setText("")
+            self.losses.setRowCount(0)
+            return
+        data = report.data
         self._data.setText(
-            f"Held-out data: {data.get('source', '?')}, {data.get('examples', 0)} examples, "
-            f"{data.get('tokens', 0):,} answer tokens. Loaded as {report.get('precision', '?')}."
-            if report
-            else ""
+            f"Held-out data: {data.source}, {data.examples} examples, "
+            f"{data.tokens:,} answer tokens. Loaded as {report.precision}."
         )
-        self.losses.setRowCount(len(models))
-        for row, model in enumerate(models):
-            key = model.get("key")
-            own = losses.get(key) or {}
-            delta = deltas.get(key) or {}
+        self.losses.setRowCount(len(report.models))
+        for row, model in enumerate(report.models):
+            own, delta = report.losses.get(model.key), report.deltas.get(model.key)
             cells = [
-                model.get("label", key),
-                _number(own.get("loss")),
-                _number(own.get("perplexity"), ".2f"),
-                _change(delta.get("loss")) if key != "base" else "",
+                model.label,
+                _number(own.loss if own else None),
+                _number(own.perplexity if own else None, ".2f"),
+                _change(delta.loss if delta else None) if model.key != "base" else "",
             ]
             for column, text in enumerate(cells):
                 self.losses.setItem(row, column, QTableWidgetItem(text))
 
     def _show_generation(self, row: int) -> None:
-        generations = (self._report or {}).get("generations", [])
-        if not 0 <= row < len(generations):
+        report = self._report
+        if report is None or not 0 <= row < len(report.generations):
             self.diff.clear_comparison()
             return
-        generation = generations[row]
-        outputs, diffs = generation.get("outputs", {}), generation.get("diff", {})
-        models = (self._report or {}).get("models", [])
+        generation = report.generations[row]
+        outputs, diffs = generation.outputs, generation.diff
         between = self.against.currentIndex() == 1 and "compare" in outputs
         if between:  # the first adapter's words against the second's; the base plain
             a_to_b = word_diff(outputs.get("adapter", ""), outputs.get("compare", ""))
@@ -298,33 +296,19 @@ class EvaluatePage(QWidget):
                 "adapter": [(op, text) for op, text in a_to_b if op != "insert"],
                 "compare": [(op, text) for op, text in a_to_b if op != "delete"],
             }
-            labels = {model.get("key"): model.get("label", model.get("key")) for model in models}
-            names = (str(labels.get("adapter", "the first adapter")), str(labels.get("compare", "the second adapter")))
+            names = (report.label("adapter"), report.label("compare"))
         else:
             runs = {"base": [(op, text) for op, text in diffs.get("adapter", []) if op != "insert"]}
             runs |= {key: [(op, text) for op, text in diff if op != "delete"] for key, diff in diffs.items()}
             names = ("the base model", "the adapter")
-        columns = [
-            Column(
-                model.get("label", model.get("key")),
-                runs.get(model.get("key")) or [("equal", outputs.get(model.get("key"), ""))],
-            )
-            for model in models
-        ]
-        self.diff.set_comparison(_prompt_text(generation.get("prompt")), columns, generation.get("reference"), names)
+        plain = {model.key: [("equal", outputs.get(model.key, ""))] for model in report.models}
+        columns = [Column(model.label, runs.get(model.key) or plain[model.key]) for model in report.models]
+        self.diff.set_comparison(prompt_text(generation.prompt), columns, generation.reference, names)
 
     def _open_html(self) -> None:
         folder = self.reports.currentData()
         if folder:
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(folder) / REPORT_HTML)))
-
-
-def _prompt_text(prompt: Any) -> str:
-    """The last user message of a conversation (what the model answered), or the prompt as given."""
-    if isinstance(prompt, list):
-        users = [m.get("content", "") for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
-        return str(users[-1]) if users else ""
-    return str(prompt or "")
 
 
 def _first_line(text: str, limit: int = 80) -> str:

@@ -18,7 +18,8 @@ from backend.data.load import read_dataset
 from backend.evaluation.errors import EvaluationError
 from backend.evaluation.job import EvaluationOutcome, run_evaluation
 from backend.evaluation.record import evaluations
-from backend.evaluation.report import read_report, render_html, word_diff
+from backend.evaluation.report import render_html, render_markdown, word_diff, write_report
+from backend.evaluation.report_schema import REPORT_FORMAT, EvaluationReport, UnknownReportFormat, read_report
 from backend.evaluation.side_by_side import generate_pairs
 from backend.export.adapter import read_adapter
 from backend.export.model_card import model_card
@@ -44,11 +45,14 @@ class RecordingSink(EventSink):
 
 
 def evaluate(tmp: Path, **spec: object) -> tuple[EvaluationOutcome, dict, RecordingSink]:
+    """Run the job; its report.json as the document it is, after reading it back through the declared model."""
     sink = RecordingSink()
     layout = JobLayout.new(tmp / "jobs", "eval")
     outcome = run_evaluation(EvaluateSpec.from_dict(spec), layout, sink, StopRequest())
     assert outcome.report_path == layout.root / "report.json"
-    return outcome, read_report(layout.root), sink
+    document = json.loads(outcome.report_path.read_text(encoding="utf-8"))
+    assert read_report(layout.root).model_dump(mode="json") == document, "the model keeps every field it reads"
+    return outcome, document, sink
 
 
 @pytest.fixture(scope="module")
@@ -266,13 +270,10 @@ def test_word_diff_and_html_escape_everything() -> None:
     assert "".join(t for op, t in ops if op != "insert") == before
     assert "".join(t for op, t in ops if op != "delete") == after
     assert ("equal", "The sky is ") in ops
-    report = {
-        "name": "<x>",
-        "created_at": "now",
-        "models": [{"key": "base", "label": "base"}, {"key": "adapter", "label": "a<script>"}],
-        "base": {"label": "b", "fingerprint": "f"},
-        "losses": {},
-        "generations": [
+    report = _report(
+        name="<x>",
+        models=[{"key": "base", "label": "base"}, {"key": "adapter", "label": "a<script>"}],
+        generations=[
             {
                 "index": 0,
                 "prompt": [{"role": "user", "content": "<script>alert(1)</script>"}],
@@ -281,7 +282,7 @@ def test_word_diff_and_html_escape_everything() -> None:
                 "diff": {"adapter": [list(op) for op in ops]},
             }
         ],
-    }
+    )
     page = render_html(report)
     assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<ins>&lt;b&gt;green&lt;/b&gt;, really</ins>" in page and "<del>blue</del>" in page
@@ -312,4 +313,70 @@ def test_the_worker_runs_an_evaluate_job(tmp_path: Path, noise_adapter: Path, mo
     assert isinstance(done, Done) and done.status == "succeeded", events[-3:]
     assert done.output_path == str(layout.root / "report.json") and done.metrics["eval_examples"] == 6
     assert [e.model_dump() for e in read_events(layout.events)] == [e.model_dump() for e in events]
-    assert read_report(layout.root)["losses"]["adapter"]["loss"] == pytest.approx(done.metrics["adapter_loss"])
+    assert read_report(layout.root).losses["adapter"].loss == pytest.approx(done.metrics["adapter_loss"])
+
+
+def _report(**fields: object) -> EvaluationReport:
+    """A small report as the job writes one, ``fields`` replacing its parts."""
+    document = {
+        "name": "colours",
+        "created_at": "2026-01-01T00:00:00Z",
+        "job": "/jobs/eval",
+        "precision": "float32 weights, float32 compute on cpu",
+        "device": "cpu",
+        "base": {"label": "tiny", "path": "/models/tiny", "fingerprint": "0739b8877ef9"},
+        "models": [
+            {"key": "base", "label": "base", "path": "/models/tiny"},
+            {"key": "adapter", "label": "colours", "path": "/a", "trained_steps": 30, "training_metrics": {"loss": 1}},
+        ],
+        "data": {"source": "held.jsonl", "available": 2, "examples": 2, "tokens": 9, "max_length": 64},
+        "losses": {"base": {"loss": 2.0, "perplexity": 7.389}, "adapter": {"loss": 1.5, "perplexity": None}},
+        "deltas": {"adapter": {"loss": -0.5, "perplexity": None, "perplexity_relative": -0.39}},
+        "worse": {"adapter": []},
+        "better": {
+            "adapter": [
+                {
+                    "index": 1,
+                    "where": "held.jsonl line 2",
+                    "prompt": "Sky?",
+                    "tokens": 4,
+                    "base": 2.2,
+                    "loss": 1.1,
+                    "delta": -1.1,
+                }
+            ]
+        },
+        "generations": [
+            {
+                "index": 0,
+                "prompt": [{"role": "user", "content": "Sky?"}],
+                "reference": "Blue.",
+                "outputs": {"base": "Grey.", "adapter": "Blue."},
+                "diff": {"adapter": [["delete", "Grey"], ["insert", "Blue"], ["equal", "."]]},
+            }
+        ],
+    }
+    return EvaluationReport.model_validate(document | fields)
+
+
+def test_the_report_round_trips_through_its_file(tmp_path: Path) -> None:
+    report = _report()
+    files = write_report(tmp_path, report)
+    assert json.loads(files.json.read_text())["format"] == REPORT_FORMAT
+    assert read_report(tmp_path) == read_report(files.json) == report
+    assert report.label("adapter") == "colours" and report.generations[0].changed("adapter")
+    assert files.markdown.read_text() == render_markdown(report) and "| colours | 1.5000 |" in render_markdown(report)
+    assert "<del>Grey</del>" in files.html.read_text()
+
+
+def test_a_report_in_an_unknown_format_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    document = json.loads(_report().to_json()) | {"format": REPORT_FORMAT + 1}
+    (tmp_path / "report.json").write_text(json.dumps(document))
+    with pytest.raises(UnknownReportFormat, match=rf"in format {REPORT_FORMAT + 1}, but this LoRA Studio reads format"):
+        read_report(tmp_path)
+    (tmp_path / "report.json").write_text(json.dumps({"kind": "dataset"}))
+    with pytest.raises(ValueError, match="is not a LoRA Studio evaluation report"):
+        read_report(tmp_path)
+    (tmp_path / "report.json").write_text(json.dumps({"kind": "evaluation", "format": REPORT_FORMAT, "name": "x"}))
+    with pytest.raises(ValueError, match="is not a valid evaluation report: created_at"):
+        read_report(tmp_path)

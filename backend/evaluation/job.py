@@ -28,7 +28,8 @@ from backend.core.task_specs import EvaluateSpec
 from backend.evaluation.errors import EvaluationError
 from backend.evaluation.heldout import HeldOut, TokenizedExample, batch_losses, held_out, tokenize_held_out
 from backend.evaluation.record import record_evaluation
-from backend.evaluation.report import REPORT_FORMAT, perplexity, prompt_text, word_diff, write_report
+from backend.evaluation.report import perplexity, prompt_text, word_diff, write_report
+from backend.evaluation.report_schema import EvaluationReport
 from backend.evaluation.side_by_side import BASE, Comparison, Decoding, Precision, load_comparison
 from backend.export.adapter import ADAPTER_CONFIG, AdapterInfo, read_adapter
 from backend.models.errors import ModelError
@@ -409,7 +410,7 @@ def _report(
     decoding: Decoding,
     warnings: list[str],
     duration: float,
-) -> dict[str, Any]:
+) -> EvaluationReport:
     from backend.models.runtime import library_versions
 
     base_path, base_label, base_fingerprint = base
@@ -448,51 +449,51 @@ def _report(
         }
         for i, (item, answers) in enumerate(zip(prompt_items, outputs, strict=True))
     ]
-    return {
-        "format": REPORT_FORMAT,
-        "kind": "evaluation",
-        "name": spec.name,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "job": str(layout.root),
-        "spec": spec.to_dict(),
-        "versions": library_versions(),
-        "precision": comparison.precision.describe(),
-        "device": comparison.precision.device,
-        "base": {"label": base_label, "path": str(base_path), "fingerprint": base_fingerprint},
-        "models": [
-            {"key": BASE, "label": "base", "path": str(base_path)},
-            *(
-                {
-                    "key": a.key,
-                    "label": a.label,
-                    "path": str(a.info.path),
-                    "trained_steps": a.record.get("steps"),
-                    "training_metrics": a.record.get("metrics"),
-                }
-                for a in adapters
-            ),
-        ],
-        "data": {
-            "source": held.source,
-            "content_hash": held.content_hash,
-            "available": held.available,
-            "examples": len(items),
-            "skipped": len(held.examples) - len(items),
-            "tokens": sum(item.loss_tokens for item in items),
-            "max_length": held.max_length,
-            "loss_on": held.loss_on,
-        },
-        "losses": {key: {"loss": m["loss"], "perplexity": _finite(m["perplexity"])} for key, m in losses.items()},
-        "deltas": deltas,
-        "examples": per_example,
-        "worse": {a.key: _ranked(per_example, a.key, worse=True) for a in adapters},
-        "better": {a.key: _ranked(per_example, a.key, worse=False) for a in adapters},
-        "prompts_source": prompts_source,
-        "decoding": decoding.settings(),
-        "generations": generations,
-        "warnings": warnings,
-        "duration_s": round(duration, 3),
-    }
+    return EvaluationReport.model_validate(
+        {
+            "name": spec.name,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "job": str(layout.root),
+            "spec": spec.to_dict(),
+            "versions": library_versions(),
+            "precision": comparison.precision.describe(),
+            "device": comparison.precision.device,
+            "base": {"label": base_label, "path": str(base_path), "fingerprint": base_fingerprint},
+            "models": [
+                {"key": BASE, "label": "base", "path": str(base_path)},
+                *(
+                    {
+                        "key": a.key,
+                        "label": a.label,
+                        "path": str(a.info.path),
+                        "trained_steps": a.record.get("steps"),
+                        "training_metrics": a.record.get("metrics"),
+                    }
+                    for a in adapters
+                ),
+            ],
+            "data": {
+                "source": held.source,
+                "content_hash": held.content_hash,
+                "available": held.available,
+                "examples": len(items),
+                "skipped": len(held.examples) - len(items),
+                "tokens": sum(item.loss_tokens for item in items),
+                "max_length": held.max_length,
+                "loss_on": held.loss_on,
+            },
+            "losses": {key: {"loss": m["loss"], "perplexity": _finite(m["perplexity"])} for key, m in losses.items()},
+            "deltas": deltas,
+            "examples": per_example,
+            "worse": {a.key: _ranked(per_example, a.key, worse=True) for a in adapters},
+            "better": {a.key: _ranked(per_example, a.key, worse=False) for a in adapters},
+            "prompts_source": prompts_source,
+            "decoding": decoding.settings(),
+            "generations": generations,
+            "warnings": warnings,
+            "duration_s": round(duration, 3),
+        }
+    )
 
 
 def _example_prompt(item: TokenizedExample) -> str:
@@ -521,9 +522,9 @@ def _ranked(per_example: list[dict[str, Any]], key: str, *, worse: bool) -> list
     return rows[:_LISTED_EXAMPLES]
 
 
-def _update_records(report: dict[str, Any], adapters: list[_Adapter], report_json: Path, warn: Any) -> None:
+def _update_records(report: EvaluationReport, adapters: list[_Adapter], report_json: Path, warn: Any) -> None:
     """A summary of this evaluation in each adapter's record; a warning where that cannot be written."""
-    losses = report["losses"]
+    losses = report.losses
     for adapter in adapters:
         if adapter.info.record is None:
             warn(
@@ -533,34 +534,33 @@ def _update_records(report: dict[str, Any], adapters: list[_Adapter], report_jso
             )
             continue
         others = [a for a in adapters if a is not adapter]
-        own = losses.get(adapter.key) or {}
-        base = losses.get(BASE) or {}
+        own, base = losses.get(adapter.key), losses.get(BASE)
         summary = {
-            "created_at": report["created_at"],
-            "job_id": Path(report["job"]).name,
-            "job": report["job"],
+            "created_at": report.created_at,
+            "job_id": Path(report.job).name,
+            "job": report.job,
             "report": str(report_json),
-            "name": report["name"],
-            "base": {"label": report["base"]["label"], "fingerprint": report["base"]["fingerprint"]},
-            "data": {k: report["data"][k] for k in ("source", "content_hash", "examples", "tokens")},
-            "loss": own.get("loss"),
-            "perplexity": own.get("perplexity"),
-            "base_loss": base.get("loss"),
-            "base_perplexity": base.get("perplexity"),
-            "loss_delta": own["loss"] - base["loss"] if own and base else None,
+            "name": report.name,
+            "base": {"label": report.base.label, "fingerprint": report.base.fingerprint},
+            "data": report.data.model_dump(include={"source", "content_hash", "examples", "tokens"}),
+            "loss": own.loss if own else None,
+            "perplexity": own.perplexity if own else None,
+            "base_loss": base.loss if base else None,
+            "base_perplexity": base.perplexity if base else None,
+            "loss_delta": own.loss - base.loss if own and base else None,
             "compared_with": [
                 {
                     "label": other.label,
                     "path": str(other.info.path),
-                    "loss": (losses.get(other.key) or {}).get("loss"),
-                    "perplexity": (losses.get(other.key) or {}).get("perplexity"),
+                    "loss": measured.loss if (measured := losses.get(other.key)) else None,
+                    "perplexity": measured.perplexity if measured else None,
                 }
                 for other in others
             ],
-            "prompts": len(report["generations"]),
-            "answers_changed": sum(g["outputs"][adapter.key] != g["outputs"][BASE] for g in report["generations"]),
-            "decoding": report["decoding"],
-            "precision": report["precision"],
+            "prompts": len(report.generations),
+            "answers_changed": sum(g.changed(adapter.key) for g in report.generations),
+            "decoding": report.decoding,
+            "precision": report.precision,
         }
         try:
             record_evaluation(adapter.info.path, summary)

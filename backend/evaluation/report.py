@@ -1,8 +1,8 @@
 """The evaluation report: ``report.json`` for programs, ``report.md`` and ``report.html`` for people.
 
-Everything here works on the plain JSON document (docs/evaluation.md describes it),
-so the GUI's Evaluate page, the command line and a later re-render read the same
-thing. No ML imports: the GUI process reads reports through this module. The HTML
+Everything here works on the declared report (``report_schema.EvaluationReport``,
+docs/evaluation.md describes it), so the GUI's Evaluate page, the command line and a
+later re-render read the same thing. No ML imports: the GUI process imports this module. The HTML
 is one self-contained file (inline style, no scripts, no network), and every piece
 of text in it is escaped.
 """
@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import difflib
 import html
-import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from backend.core.atomic import write_text_atomic
+from backend.evaluation.report_schema import REPORT_JSON, EvaluationReport, Generation, RankedExample, ReportColumn
 
-REPORT_FORMAT = 1
-REPORT_JSON, REPORT_MD, REPORT_HTML = "report.json", "report.md", "report.html"
+REPORT_MD, REPORT_HTML = "report.md", "report.html"
 
 _WORDS = re.compile(r"\s+|\w+|[^\w\s]")
 DiffOp = tuple[str, str]  # ("equal" | "delete" | "insert", text)
@@ -58,29 +58,16 @@ def perplexity(loss: float) -> float:
     return math.exp(loss) if loss < 700 else math.inf
 
 
-def write_report(folder: Path, report: dict[str, Any]) -> ReportFiles:
+def write_report(folder: Path, report: EvaluationReport) -> ReportFiles:
     """Write the three files into ``folder``, each to a temporary name first and then renamed into place."""
     files = ReportFiles(folder / REPORT_JSON, folder / REPORT_MD, folder / REPORT_HTML)
-    write_text_atomic(files.json, json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    write_text_atomic(files.json, report.to_json())
     write_text_atomic(files.markdown, render_markdown(report))
     write_text_atomic(files.html, render_html(report))
     return files
 
 
-def read_report(path: Path) -> dict[str, Any]:
-    """A report.json (or the job folder holding one); ValueError when it is not an evaluation report."""
-    path = path / REPORT_JSON if path.is_dir() else path
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or data.get("kind") != "evaluation":
-        raise ValueError(f"{path} is not a LoRA Studio evaluation report")
-    return data
-
-
 # -- shared pieces ------------------------------------------------------------------------
-
-
-def _columns(report: dict[str, Any]) -> list[dict[str, Any]]:
-    return report["models"]
 
 
 def _number(value: float | None, digits: int = 4) -> str:
@@ -108,41 +95,45 @@ def prompt_text(messages: list[dict[str, Any]], limit: int | None = None) -> str
     return text
 
 
-def _loss_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+def _loss_rows(report: EvaluationReport) -> list[tuple[str, str, str, str, str]]:
     """(model, loss, perplexity, change in loss, change in perplexity) for each column."""
     rows = []
-    losses = report.get("losses") or {}
-    for column in _columns(report):
-        key = column["key"]
-        measured = losses.get(key)
+    for column in report.models:
+        measured = report.losses.get(column.key)
         if measured is None:
             continue
-        delta = (report.get("deltas") or {}).get(key) or {}
+        delta = report.deltas.get(column.key)
         rows.append(
             (
-                column["label"],
-                _number(measured["loss"]),
-                _number(measured["perplexity"], 3),
-                _signed(delta.get("loss")),
-                _percent(delta.get("perplexity_relative")),
+                column.label,
+                _number(measured.loss),
+                _number(measured.perplexity, 3),
+                _signed(delta.loss if delta else None),
+                _percent(delta.perplexity_relative if delta else None),
             )
         )
     return rows
 
 
-def _settings_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
-    data = report.get("data") or {}
-    decoding = report.get("decoding") or {}
+def _settings_rows(report: EvaluationReport) -> list[tuple[str, str]]:
+    data, base = report.data, report.base
     rows = [
-        ("base model", f"{report['base']['label']} (fingerprint {str(report['base'].get('fingerprint'))[:12]})"),
-        ("loaded as", report.get("precision", "")),
-        ("held-out data", data.get("source", "none")),
-        ("examples / reply tokens", f"{data.get('examples', 0)} / {data.get('tokens', 0)}"),
-        ("max_seq_length, loss on", f"{data.get('max_length')}, {data.get('loss_on')}"),
-        ("prompts", report.get("prompts_source", "")),
-        ("decoding", ", ".join(f"{k}={v}" for k, v in decoding.items())),
+        ("base model", f"{base.label} (fingerprint {str(base.fingerprint)[:12]})"),
+        ("loaded as", report.precision),
+        ("held-out data", data.source),
+        ("examples / reply tokens", f"{data.examples} / {data.tokens}"),
+        ("max_seq_length, loss on", f"{data.max_length}, {data.loss_on}"),
+        ("prompts", report.prompts_source),
+        ("decoding", ", ".join(f"{k}={v}" for k, v in report.decoding.items())),
     ]
     return rows
+
+
+def _ranked(report: EvaluationReport) -> list[tuple[bool, str, list[RankedExample]]]:
+    """(worse?, adapter key, examples) for every adapter: the examples that got worse, then those that got better."""
+    return [(True, key, items) for key, items in report.worse.items()] + [
+        (False, key, items) for key, items in report.better.items()
+    ]
 
 
 # -- Markdown ---------------------------------------------------------------------------------
@@ -162,55 +153,49 @@ def _fenced(text: str) -> list[str]:
     return [fence + "text", text or "(empty)", fence]
 
 
-def render_markdown(report: dict[str, Any]) -> str:
-    columns = _columns(report)
-    lines = [f"# Evaluation: {report['name']}", "", f"Made {report['created_at']} by LoRA Studio.", ""]
+def render_markdown(report: EvaluationReport) -> str:
+    lines = [f"# Evaluation: {report.name}", "", f"Made {report.created_at} by LoRA Studio.", ""]
     lines += ["| model | loss | perplexity | Δ loss vs base | Δ perplexity |", "|---|---:|---:|---:|---:|"]
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in _loss_rows(report)]
-    if not report.get("losses"):
+    if not report.losses:
         lines.append("| (no held-out examples: no loss measured) | | | | |")
     lines += ["", "## Settings", "", "| setting | value |", "|---|---|"]
     lines += [f"| {_md_cell(k)} | {_md_cell(v)} |" for k, v in _settings_rows(report)]
     lines += [""]
-    for warning in report.get("warnings") or []:
+    for warning in report.warnings:
         lines.append(f"> **Note:** {_md_cell(warning)}")
-    if report.get("warnings"):
+    if report.warnings:
         lines.append("")
-    for kind, title in (("worse", "Held-out examples that got worse"), ("better", "Held-out examples that got better")):
-        for key, items in (report.get(kind) or {}).items():
-            label = next(c["label"] for c in columns if c["key"] == key)
-            if not items:
-                if kind == "worse" and report.get("losses"):
-                    lines += [f"No held-out example got worse with {_md_cell(label)}.", ""]
-                continue
-            lines += [f"## {title}: {label}", "", _EXAMPLE_HEADER, "|---|---|---:|---:|---:|"]
-            lines += [
-                f"| {_md_cell(i['where'])} | {_md_cell(i['prompt'])} | {_number(i['base'])} | {_number(i['loss'])} "
-                f"| {_signed(i['delta'])} |"
-                for i in items
-            ]
-            lines.append("")
-    generations = report.get("generations") or []
-    if generations:
+    for worse, key, items in _ranked(report):
+        label = report.label(key)
+        if not items:
+            if worse and report.losses:
+                lines += [f"No held-out example got worse with {_md_cell(label)}.", ""]
+            continue
+        title = "Held-out examples that got worse" if worse else "Held-out examples that got better"
+        lines += [f"## {title}: {label}", "", _EXAMPLE_HEADER, "|---|---|---:|---:|---:|"]
+        lines += [
+            f"| {_md_cell(i.where)} | {_md_cell(i.prompt)} | {_number(i.base)} | {_number(i.loss)} "
+            f"| {_signed(i.delta)} |"
+            for i in items
+        ]
+        lines.append("")
+    if report.generations:
         lines += ["## Answers side by side", ""]
-    for item in generations:
-        lines += [f"### {item['index'] + 1}. {_md_cell(prompt_text(item['prompt'], 120))}", ""]
-        if len(item["prompt"]) > 1 or len(prompt_text(item["prompt"])) > 120:
-            lines += ["Prompt:", "", *_fenced(_conversation_text(item["prompt"])), ""]
-        if item.get("reference") is not None:
-            lines += ["Reference reply (from the data):", "", *_fenced(item["reference"]), ""]
-        for column in columns:
-            changed = "" if column["key"] == "base" or not _changed(item, column["key"]) else " (differs from base)"
-            lines += [f"**{column['label']}**{changed}", "", *_fenced(item["outputs"][column["key"]]), ""]
+    for item in report.generations:
+        lines += [f"### {item.index + 1}. {_md_cell(prompt_text(item.prompt, 120))}", ""]
+        if len(item.prompt) > 1 or len(prompt_text(item.prompt)) > 120:
+            lines += ["Prompt:", "", *_fenced(_conversation_text(item.prompt)), ""]
+        if item.reference is not None:
+            lines += ["Reference reply (from the data):", "", *_fenced(item.reference), ""]
+        for column in report.models:
+            changed = "" if column.key == "base" or not item.changed(column.key) else " (differs from base)"
+            lines += [f"**{column.label}**{changed}", "", *_fenced(item.outputs[column.key]), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
 def _conversation_text(messages: list[dict[str, Any]]) -> str:
     return "\n".join(f"[{m['role']}] {m['content']}" for m in messages)
-
-
-def _changed(item: dict[str, Any], key: str) -> bool:
-    return item["outputs"][key] != item["outputs"]["base"]
 
 
 # -- HTML -------------------------------------------------------------------------------------
@@ -239,7 +224,7 @@ def _e(value: Any) -> str:
     return html.escape(_CONTROL.sub("\ufffd", str(value)), quote=True)
 
 
-def _diff_html(ops: list[list[str]] | list[DiffOp], side: str) -> str:
+def _diff_html(ops: Sequence[DiffOp], side: str) -> str:
     """One side of a word diff: the base shows what the adapter dropped, the adapter what it added."""
     keep = {"base": ("equal", "delete"), "other": ("equal", "insert")}[side]
     tag = {"delete": "del", "insert": "ins"}
@@ -254,25 +239,25 @@ def _delta_class(delta: float | None) -> str:
     return "num better" if delta < 0 else "num worse"
 
 
-def render_html(report: dict[str, Any]) -> str:
-    columns = _columns(report)
-    title = f"Evaluation: {report['name']}"
+def render_html(report: EvaluationReport) -> str:
+    title = f"Evaluation: {report.name}"
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
-        f"<p>Made {_e(report['created_at'])} by LoRA Studio.</p>",
+        f"<p>Made {_e(report.created_at)} by LoRA Studio.</p>",
     ]
     out += ["<h2>Held-out loss</h2>"]
-    if report.get("losses"):
+    if report.losses:
         out.append(
             "<table><tr><th>model</th><th>loss</th><th>perplexity</th><th>Δ loss vs base</th><th>Δ perplexity</th></tr>"
         )
-        deltas = report.get("deltas") or {}
-        for column, row in zip((c for c in columns if c["key"] in report["losses"]), _loss_rows(report), strict=True):
-            css = _delta_class((deltas.get(column["key"]) or {}).get("loss"))
+        measured = (c for c in report.models if c.key in report.losses)
+        for column, row in zip(measured, _loss_rows(report), strict=True):
+            delta = report.deltas.get(column.key)
+            css = _delta_class(delta.loss if delta else None)
             out.append(
                 f"<tr><td>{_e(row[0])}</td><td class='num'>{_e(row[1])}</td><td class='num'>{_e(row[2])}</td>"
                 f"<td class='{css}'>{_e(row[3])}</td><td class='{css}'>{_e(row[4])}</td></tr>"
@@ -280,62 +265,60 @@ def render_html(report: dict[str, Any]) -> str:
         out.append("</table>")
     else:
         out.append("<p>No held-out examples: no loss was measured.</p>")
-    for warning in report.get("warnings") or []:
+    for warning in report.warnings:
         out.append(f"<p class='note'>{_e(warning)}</p>")
     out += ["<h2>Settings</h2>", "<table>"]
     out += [f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in _settings_rows(report)]
     out.append("</table>")
-    for kind, title_part in (("worse", "got worse"), ("better", "got better")):
-        for key, items in (report.get(kind) or {}).items():
-            label = next(c["label"] for c in columns if c["key"] == key)
-            if not items:
-                if kind == "worse" and report.get("losses"):
-                    out.append(f"<p>No held-out example got worse with {_e(label)}.</p>")
-                continue
-            out.append(f"<h2>Held-out examples that {title_part}: {_e(label)}</h2>")
-            out.append("<table><tr><th>example</th><th>prompt</th><th>base loss</th><th>loss</th><th>Δ</th></tr>")
-            out += [
-                f"<tr><td>{_e(i['where'])}</td><td>{_e(i['prompt'])}</td><td class='num'>{_number(i['base'])}</td>"
-                f"<td class='num'>{_number(i['loss'])}</td><td class='{_delta_class(i['delta'])}'>"
-                f"{_signed(i['delta'])}</td></tr>"
-                for i in items
-            ]
-            out.append("</table>")
-    generations = report.get("generations") or []
-    if generations:
+    for worse, key, items in _ranked(report):
+        label = report.label(key)
+        if not items:
+            if worse and report.losses:
+                out.append(f"<p>No held-out example got worse with {_e(label)}.</p>")
+            continue
+        out.append(f"<h2>Held-out examples that {'got worse' if worse else 'got better'}: {_e(label)}</h2>")
+        out.append("<table><tr><th>example</th><th>prompt</th><th>base loss</th><th>loss</th><th>Δ</th></tr>")
+        out += [
+            f"<tr><td>{_e(i.where)}</td><td>{_e(i.prompt)}</td><td class='num'>{_number(i.base)}</td>"
+            f"<td class='num'>{_number(i.loss)}</td><td class='{_delta_class(i.delta)}'>"
+            f"{_signed(i.delta)}</td></tr>"
+            for i in items
+        ]
+        out.append("</table>")
+    if report.generations:
         out.append("<h2>Answers side by side</h2>")
         out.append(
             "<p>Same prompts, same decoding. Words the adapter dropped are <del>struck out</del> in the base "
             "column; words it added are <ins>marked</ins> in its own.</p>"
         )
-        out.append("<table class='gen'><tr><th>prompt</th>" + "".join(f"<th>{_e(c['label'])}</th>" for c in columns))
+        out.append("<table class='gen'><tr><th>prompt</th>" + "".join(f"<th>{_e(c.label)}</th>" for c in report.models))
         out.append("</tr>")
-        for item in generations:
-            out.append(_generation_row(item, columns))
+        for item in report.generations:
+            out.append(_generation_row(item, report.models))
         out.append("</table>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
 
-def _generation_row(item: dict[str, Any], columns: list[dict[str, Any]]) -> str:
-    prompt = _e(_conversation_text(item["prompt"]) if len(item["prompt"]) > 1 else prompt_text(item["prompt"]))
-    if item.get("reference") is not None:
-        prompt += f"<div class='ref'>reference: {_e(item['reference'])}</div>"
-    cells = [f"<td class='prompt'>{item['index'] + 1}. {prompt}</td>"]
-    others = [c["key"] for c in columns if c["key"] != "base"]
-    diffs = item.get("diff") or {}
+def _generation_row(item: Generation, columns: list[ReportColumn]) -> str:
+    prompt = _e(_conversation_text(item.prompt) if len(item.prompt) > 1 else prompt_text(item.prompt))
+    if item.reference is not None:
+        prompt += f"<div class='ref'>reference: {_e(item.reference)}</div>"
+    cells = [f"<td class='prompt'>{item.index + 1}. {prompt}</td>"]
+    others = [c.key for c in columns if c.key != "base"]
+    diffs = item.diff
     for column in columns:
-        key = column["key"]
+        key = column.key
         if key == "base":
             # With one adapter, the base shows what it dropped; with two, plain text (each adapter differs).
             text = (
                 _diff_html(diffs[others[0]], "base")
                 if len(others) == 1 and others[0] in diffs
-                else _e(item["outputs"]["base"])
+                else _e(item.outputs["base"])
             )
-        elif not _changed(item, key):
-            text = _e(item["outputs"][key]) + "<div class='same'>(same as base)</div>"
+        elif not item.changed(key):
+            text = _e(item.outputs[key]) + "<div class='same'>(same as base)</div>"
         else:
-            text = _diff_html(diffs[key], "other") if key in diffs else _e(item["outputs"][key])
+            text = _diff_html(diffs[key], "other") if key in diffs else _e(item.outputs[key])
         cells.append(f"<td>{text}</td>")
     return "<tr>" + "".join(cells) + "</tr>"
