@@ -9,7 +9,8 @@ thread, waiting for it behind the reader, missed its timers by 250-650 ms on a l
 machine (bench/results/event_loop_lag.md). Sliced, the loop is never blocked for longer than
 one slice, and the charts fill in as the file is read.
 
-``EventFeed`` and ``eta_seconds`` need no Qt; ``FeedFollower`` paces an ``EventFeed``.
+``EventFeed`` needs no Qt; ``FeedFollower`` paces an ``EventFeed``. The ETA and the durations shown come from
+``backend.core.progress`` (``eta_seconds``, ``duration_words``), as the terminal's do.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -39,6 +40,7 @@ from backend.core.events import (
     Warn,
     parse_event,
 )
+from backend.core.progress import duration_words
 
 _RECENT_PROGRESS = 20
 """Progress events an ETA is taken over: about the last 20 steps."""
@@ -293,28 +295,6 @@ def event_line(event: Event) -> str | None:
     return f"{stamp}  {text}"
 
 
-def eta_seconds(recent: Iterable[Progress], now: float | None = None) -> float | None:
-    """Seconds left, as of ``now``: the worker's own estimate, else the pace of the recent steps."""
-    recent = list(recent)
-    if not recent:
-        return None
-    last = recent[-1]
-    if last.step >= last.total_steps:
-        return 0.0
-    if last.eta_s is not None:
-        left = last.eta_s
-    else:
-        first = recent[0]
-        steps, seconds = last.step - first.step, last.elapsed_s - first.elapsed_s
-        if len(recent) < 2 or steps <= 0 or seconds <= 0:
-            if last.step <= 0 or last.elapsed_s <= 0:
-                return None
-            steps, seconds = last.step, last.elapsed_s  # one step seen: its pace from the start
-        left = (last.total_steps - last.step) * seconds / steps
-    since = max(0.0, (now if now is not None else time.time()) - last.time)
-    return max(0.0, left - since)
-
-
 def recent_progress(path: Path, offset: int = 0) -> list[Progress]:
     """The progress events near the end of a job's file (after ``offset``), without reading all of it."""
     try:
@@ -338,23 +318,6 @@ def recent_progress(path: Path, offset: int = 0) -> list[Progress]:
             if isinstance(event, Progress):
                 found.append(event)
     return found[-_RECENT_PROGRESS:]
-
-
-def duration_words(seconds: float | None) -> str:
-    """ "45 s", "12 min", "1 h 05 min", "2 d 3 h": how long, for a person."""
-    if seconds is None:
-        return "—"
-    total = round(max(0.0, seconds))
-    if total < 60:
-        return f"{total} s"
-    minutes = (total + 30) // 60 if total < 3600 else total // 60
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes:02d} min"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
 
 
 # -- on the GUI thread, in slices -------------------------------------------------------------

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.event_feed import duration_words
+from backend.core.progress import duration_words
 from backend.jobs.job import Job
 from widgets.palette import negative_color
 

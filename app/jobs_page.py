@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.event_feed import Batch, FeedFollower, eta_seconds, recent_progress
+from app.event_feed import Batch, FeedFollower, recent_progress
 from app.job_actions import JobActions
 from app.job_delete import delete_question
 from app.job_model import (
@@ -62,6 +62,7 @@ from app.job_model import (
 from app.runner_watch import RunnerBanner, StartRunner
 from app.session import Session
 from app.worker_log import WorkerLogTail
+from backend.core.progress import eta_seconds
 from backend.core.spec import JobSpec, SpecError
 from backend.jobs.job import Job
 from backend.jobs.queue import ActionResult, JobQueue

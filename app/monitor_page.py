@@ -26,9 +26,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.event_feed import Batch, FeedFollower, duration_words, eta_seconds
+from app.event_feed import Batch, FeedFollower
 from app.session import Session
 from backend.core.events import Progress, Telemetry
+from backend.core.progress import duration_words, eta_seconds
 from backend.jobs.job import FINISHED, Job
 from backend.jobs.queue import JobQueue
 from widgets.chart_grid import ChartGrid

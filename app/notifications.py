@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QStyle, QSystemTrayIcon
 
-from app.event_feed import duration_words
+from backend.core.progress import duration_words
 from backend.jobs.job import FINISHED, Job
 
 STATUS_MESSAGE_MS = 20_000

@@ -117,11 +117,11 @@ def smollm2_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def smollm2(tmp_path_factory: pytest.TempPathFactory, smollm2_wheel: Path) -> dict:
     """SmolLM2 imported once per session into its own home: the home, record, stages and seconds."""
     home = tmp_path_factory.mktemp("smollm2_home")
-    stages: list[tuple[str, float | None]] = []
+    stages: list[tuple[str, int, int | None]] = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LORA_STUDIO_HOME", str(home))
         started = time.perf_counter()
-        record = import_default(smollm2_wheel, progress=lambda stage, fraction: stages.append((stage, fraction)))
+        record = import_default(smollm2_wheel, progress=lambda *call: stages.append(call))
         seconds = time.perf_counter() - started
     print(f"SmolLM2 import took {seconds:.1f} s")
     return {"home": home, "record": record, "stages": stages, "seconds": seconds}

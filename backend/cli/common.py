@@ -20,7 +20,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 3
 
 
 def stage_printer(prefix: str = "") -> ProgressFn:
-    """Prints each stage of a model import once."""
+    """Prints each stage of a model import, merge or export once: a line per tensor would flood a terminal."""
     return each_stage_once(lambda stage: print(f"  {prefix}{stage}", flush=True))
 
 

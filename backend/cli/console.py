@@ -3,15 +3,7 @@
 from __future__ import annotations
 
 from backend.core.events import Artifact, Done, Error, Event, Log, Metric, Progress, Started, Telemetry, Warn
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+from backend.core.progress import duration_words
 
 
 def render(event: Event | str, verbose: bool = False) -> str | None:
@@ -24,12 +16,12 @@ def render(event: Event | str, verbose: bool = False) -> str | None:
         return f"started {event.job_kind} job on {device.kind} ({device.name}){resumed}"
     if isinstance(event, Progress):
         if event.stage is not None:
-            return f"{event.stage} {event.step}/{event.total_steps}  elapsed {duration(event.elapsed_s)}"
+            return f"{event.stage} {event.step}/{event.total_steps}  elapsed {duration_words(event.elapsed_s)}"
         rate = f"{event.tokens_per_second:,.0f} tok/s" if event.tokens_per_second else ""
         epoch = f"  epoch {event.epoch:.2f}" if event.epoch is not None else ""
         return (
             f"step {event.step}/{event.total_steps}{epoch}  {rate}  "
-            f"elapsed {duration(event.elapsed_s)}  ETA {duration(event.eta_s)}"
+            f"elapsed {duration_words(event.elapsed_s)}  ETA {duration_words(event.eta_s)}"
         )
     if isinstance(event, Metric):
         values = "  ".join(f"{k} {v:.4g}" for k, v in event.values.items())
@@ -51,5 +43,5 @@ def render(event: Event | str, verbose: bool = False) -> str | None:
     if isinstance(event, Done):
         output = f": {event.output_path}" if event.output_path else ""
         at = f" at step {event.step}" if event.step else ""
-        return f"{event.status} after {duration(event.duration_s)}{at}{output}"
+        return f"{event.status} after {duration_words(event.duration_s)}{at}{output}"
     return None

@@ -13,10 +13,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
-from backend.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, absolute_path, model_ref, spec_from_options
+from backend.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    absolute_path,
+    model_ref,
+    spec_from_options,
+    stage_printer,
+)
 from backend.core.task_specs import GgufType, LoraType
 from backend.export.errors import ExportError
-from backend.export.progress import ProgressFn, Stage
 
 if TYPE_CHECKING:
     from backend.export.logits import LogitCheck
@@ -98,20 +105,6 @@ def _needs_out(args: argparse.Namespace) -> bool:
         print("--out is required unless the job is queued (--queue)", file=sys.stderr)
         return True
     return False
-
-
-def stage_printer() -> ProgressFn:
-    """Prints each stage when it starts and when it completes: per-tensor lines would flood a terminal."""
-    seen: set[Stage] = set()
-
-    def progress(stage: Stage, done: int, total: int) -> None:
-        if stage not in seen:
-            seen.add(stage)
-            print(f"  {stage}...", flush=True)
-        if done == total:
-            print(f"  {stage}: {done}/{total} done", flush=True)
-
-    return progress
 
 
 def _failed(exc: ExportError) -> int:

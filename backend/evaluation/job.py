@@ -22,6 +22,7 @@ from typing import Any
 
 from backend.core.events import Artifact, EventSink, Metric, Progress, Warn
 from backend.core.layout import JobLayout
+from backend.core.progress import time_left
 from backend.core.spec import JobSpec, SpecError
 from backend.core.stop import StopRequest
 from backend.core.task_specs import EvaluateSpec
@@ -77,7 +78,7 @@ class _Steps:
     def advance(self, stage: str) -> None:
         self.step += 1
         elapsed = time.monotonic() - self.started
-        eta = elapsed / self.step * (self.total - self.step)
+        eta = time_left(self.total - self.step, self.step, elapsed)
         self.sink.emit(Progress(step=self.step, total_steps=self.total, elapsed_s=elapsed, eta_s=eta, stage=stage))
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backend.core.layout import ADAPTER_RECORD
+from backend.core.progress import ProgressFn, no_progress
 from backend.export.adapter import read_adapter
 from backend.export.errors import ExportError
 from backend.export.lora_weights import PREFIX, check_supported, load_adapter_tensors, lora_scale
-from backend.export.progress import ProgressFn, no_progress
 from backend.export.staging import staged_folder
 from backend.models.hub_import import is_hub_id
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from backend.core.progress import ProgressFn, no_progress
 from backend.export.check_ram import gguf_checks
 from backend.export.errors import ExportError
 from backend.export.gguf.quantize import K_QUANTS, llama_cpp_module, quantize_file
 from backend.export.gguf.tensors import FILE_TYPES
 from backend.export.logits import LogitCheck
 from backend.export.ollama import modelfile_for
-from backend.export.progress import ProgressFn, no_progress
 from backend.export.staging import staged_folder
 
 if TYPE_CHECKING:

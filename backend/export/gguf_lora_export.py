@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from backend.core.progress import ProgressFn, no_progress
 from backend.export.check_ram import LORA_CHECK, lora_check
 from backend.export.gguf.llama_cpp_run import installed as llama_cpp_installed
 from backend.export.gguf.lora import LoraGgufPlan, check_lora_file, plan_lora_gguf, write_lora_gguf
 from backend.export.gguf_export import file_slug
 from backend.export.logits import LogitCheck
 from backend.export.ollama import modelfile_for
-from backend.export.progress import ProgressFn, no_progress
 from backend.export.staging import staged_folder
 
 if TYPE_CHECKING:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from backend.core.events import Artifact, EventSink, Progress, Warn
 from backend.core.layout import JobLayout
+from backend.core.progress import Stage, time_left
 from backend.core.result import JobResult
 from backend.core.stop import StopRequest
 from backend.core.task_specs import ExportSpec, MergeSpec
 from backend.export.adapter import ADAPTER_CONFIG
 from backend.export.logits import LogitCheck
-from backend.export.progress import Stage
 
 MERGED_DIR = "merged"
 """Inside a job folder: the merged model of a merge job (or of an export from an adapter)."""
@@ -36,19 +36,19 @@ class StageProgress:
         self._stage: Stage | None = None
         self._stage_began = self._began
 
-    def __call__(self, stage: Stage, done: int, total: int) -> None:
+    def __call__(self, stage: Stage, done: int, total: int | None) -> None:
         self._stop.raise_if_set()
         now = time.monotonic()
         if stage != self._stage:
             self._stage, self._stage_began = stage, now
             self._sink.log(f"{stage}...")
-        spent = now - self._stage_began
+        total = total or done
         self._sink.emit(
             Progress(
                 step=done,
                 total_steps=total,
                 elapsed_s=now - self._began,
-                eta_s=spent / done * (total - done) if done else None,
+                eta_s=time_left(total - done, done, now - self._stage_began),
                 stage=stage,
             )
         )

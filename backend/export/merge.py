@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backend.core.progress import ProgressFn, no_progress
 from backend.export.adapter import AdapterInfo, read_adapter, resolve_base
 from backend.export.check_ram import MERGE_CHECK, CheckRam, plan_check, streaming_merge_ram_bytes
 from backend.export.errors import ExportError
 from backend.export.logits import LogitCheck
 from backend.export.lora_weights import AdapterTensors
 from backend.export.model_card import model_card
-from backend.export.progress import ProgressFn, no_progress
 from backend.export.safetensors_io import DEFAULT_SHARD_BYTES, DTYPE_BYTES, TensorEntry, list_tensors, weight_dtype
 from backend.export.staging import staged_folder
 from backend.models.hf_folder import CONFIG_FILE, read_config

@@ -12,6 +12,7 @@ import gc
 from pathlib import Path
 from typing import Any
 
+from backend.core.progress import ProgressFn
 from backend.export.check_ram import coarser
 from backend.export.logits import (
     LogitCheck,
@@ -23,7 +24,6 @@ from backend.export.logits import (
     prompt_ids,
     require,
 )
-from backend.export.progress import ProgressFn
 
 MERGE_TOLERANCE = {
     "float32": Tolerance(1e-4, "float32 summation-order noise only"),

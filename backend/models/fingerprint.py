@@ -120,12 +120,12 @@ def compute_fingerprint(folder: Path, progress: ProgressFn = no_progress) -> str
     weights = weight_files(folder)
     total = sum(path.stat().st_size for path in weights) or 1
     done = 0
-    progress("fingerprinting", 0.0)
+    progress("fingerprinting", 0, total)
     for path in weights:
         digest.update(path.stat().st_size.to_bytes(8, "big"))
         with path.open("rb") as handle:
             while chunk := handle.read(CHUNK_BYTES):
                 digest.update(chunk)
                 done += len(chunk)
-                progress("fingerprinting", done / total)
+                progress("fingerprinting", done, total)
     return digest.hexdigest()

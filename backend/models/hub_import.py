@@ -50,7 +50,7 @@ def download_snapshot(repo_id: str, revision: str | None, dest: Path, progress: 
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
-    progress("downloading", None)
+    progress("downloading", 0, None)
     try:
         info = HfApi().model_info(repo_id, revision=revision)
         files = [sibling.rfilename for sibling in info.siblings or []]
@@ -68,7 +68,7 @@ def download_snapshot(repo_id: str, revision: str | None, dest: Path, progress: 
         ) from exc
     # snapshot_download keeps its bookkeeping in local_dir; it is not part of the model.
     shutil.rmtree(dest / ".cache", ignore_errors=True)
-    progress("downloading", 1.0)
+    progress("downloading", 1, 1)
     return ModelSource(
         kind="hub",
         ref=repo_id,

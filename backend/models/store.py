@@ -341,7 +341,7 @@ def _copy_model_files(folder: Path, dest: Path, progress: ProgressFn) -> None:
     for path in files:
         shutil.copy2(path, dest / path.name)
         done += path.stat().st_size
-        progress("copying", done / total)
+        progress("copying", done, total)
 
 
 def _slugify(text: str) -> str:

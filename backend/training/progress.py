@@ -14,6 +14,7 @@ from pathlib import Path
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from backend.core.events import Artifact, EventSink, Metric, Progress
+from backend.core.progress import time_left
 from backend.core.stop import StopRequest
 
 _TRAIN_KEYS = ("loss", "learning_rate", "grad_norm", "mean_token_accuracy", "entropy")
@@ -42,8 +43,6 @@ class EventCallback(TrainerCallback):
         tokens = int(state.num_input_tokens_seen or 0)
         self._recent.append((now, state.global_step, tokens))
         t0, step0, tokens0 = self._recent[0]
-        rate_steps = (state.global_step - step0) / (now - t0) if now > t0 else 0.0
-        remaining = max(state.max_steps - state.global_step, 0)
         self._sink.emit(
             Progress(
                 step=state.global_step,
@@ -51,7 +50,7 @@ class EventCallback(TrainerCallback):
                 epoch=float(state.epoch or 0.0),
                 tokens_per_second=(tokens - tokens0) / (now - t0) if now > t0 and tokens > tokens0 else None,
                 elapsed_s=now - self._started,
-                eta_s=remaining / rate_steps if rate_steps > 0 else None,
+                eta_s=time_left(state.max_steps - state.global_step, state.global_step - step0, now - t0),
             )
         )
         if self._stop.is_set() and state.global_step < state.max_steps:

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backend.core.progress import ProgressFn, no_progress
 from backend.export.errors import ExportError
 from backend.export.gguf.arch import GEMMA_ARCHS, ArchSpec, arch_for, write_hparams
 from backend.export.gguf.tensors import FILE_TYPES, TensorPlan, plan_tensors, tensor_data
 from backend.export.gguf.vocab import Vocab, build_vocab
-from backend.export.progress import ProgressFn, no_progress
 from backend.export.safetensors_io import iter_tensors, list_tensors
 
 FILE_TYPE_IDS = {"f16": 1, "q8_0": 7, "bf16": 32}

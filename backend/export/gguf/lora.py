@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
+from backend.core.progress import ProgressFn, no_progress
 from backend.core.task_specs import LoraType
 from backend.export.adapter import AdapterInfo, read_adapter, resolve_base
 from backend.export.errors import ExportError, VerificationError
-from backend.export.progress import ProgressFn, no_progress
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

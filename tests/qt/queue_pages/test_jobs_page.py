@@ -11,7 +11,7 @@ from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QStackedWidget, QToolButton, QWidget
 from pytestqt.qtbot import QtBot
 
-from app.event_feed import EventFeed, duration_words, eta_seconds, event_line
+from app.event_feed import EventFeed, event_line
 from app.icons import studio_icon
 from app.job_model import MESSAGE, NAME, PROGRESS, STATE, JobTableModel, ordinal
 from app.jobs_page import JobsPage
@@ -19,6 +19,7 @@ from app.main_window import MainWindow
 from app.notifications import JobNotifier, hook_up, queue_summary
 from app.session import Session
 from backend.core.events import Done, Error, EventSink, Metric, Progress
+from backend.core.progress import duration_words, eta_seconds
 from backend.jobs.queue import JobQueue
 from tests.queue_support import Processes, add, run_once
 from widgets.window_timer import WindowTimer
