@@ -19,7 +19,7 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -38,9 +38,9 @@ from backend.core.events import (
     Started,
     Telemetry,
     Warn,
-    parse_event,
 )
 from backend.core.progress import duration_words
+from backend.core.tail import EventTail
 
 _RECENT_PROGRESS = 20
 """Progress events an ETA is taken over: about the last 20 steps."""
@@ -91,67 +91,8 @@ class Batch:
 
 _FREQUENT = re.compile(rb'"type":\s*"(?:progress|metric|telemetry)"')
 """The events a log does not show: skipped before parsing when only log lines are wanted."""
-_CHUNK = 1 << 20
-_CHECK_EVERY = 64
-"""Lines parsed between two looks at the clock."""
 SLICE_S = 0.008
 """How long one slice of reading may take on the GUI thread."""
-
-
-class _Tail:
-    """Complete lines of a file from an offset, parsed as events and handed over one at a time.
-
-    The rules of ``backend.core.tail.EventTail`` (only complete lines are consumed; a corrupt line is
-    counted and skipped), plus a deadline, and lines that ``skip`` matches are not parsed. Each event
-    is handed to ``take`` as soon as it is parsed, not collected: a slice's thousands of events
-    collected in a list lived long enough to be promoted to the oldest GC generation, whose
-    collections then took 40 ms each, six times during a 100,000-step rebuild.
-    """
-
-    def __init__(self, path: Path, skip: re.Pattern[bytes] | None = None) -> None:
-        self.path = path
-        self.offset = 0
-        self.skipped = 0
-        self._skip = skip
-
-    def read(self, take: Callable[[Event], None], deadline: float | None = None) -> bool:
-        """Hand over the events after the offset, up to ``deadline`` (``time.perf_counter``); whether more is left."""
-        with self.path.open("rb") as handle:
-            size = handle.seek(0, 2)
-            while self.offset < size:
-                handle.seek(self.offset)
-                data = handle.read(_CHUNK)
-                end = data.rfind(b"\n")
-                if end < 0:
-                    if len(data) == _CHUNK:  # a megabyte without a newline: garbage, not a line in progress
-                        self.offset += len(data)
-                        self.skipped += 1
-                        continue
-                    break
-                if not self._parse(data, end + 1, take, deadline):
-                    return True
-        return False
-
-    def _parse(self, data: bytes, length: int, take: Callable[[Event], None], deadline: float | None) -> bool:
-        """Parse the lines in ``data[:length]``; False when the deadline stopped it (the offset says where)."""
-        skip, position, count = self._skip, 0, 0
-        while position < length:
-            newline = data.index(b"\n", position)
-            line = data[position:newline]
-            position = newline + 1
-            if line.strip() and (skip is None or not skip.search(line)):
-                try:
-                    event = parse_event(line)
-                except ValueError:
-                    self.skipped += 1
-                else:
-                    take(event)
-            count += 1
-            if deadline is not None and count % _CHECK_EVERY == 0 and time.perf_counter() > deadline:
-                self.offset += position
-                return position >= length
-        self.offset += position
-        return True
 
 
 class EventFeed:
@@ -173,8 +114,8 @@ class EventFeed:
         self.events = 0
         self.metric_events = 0
 
-    def _new_tail(self) -> _Tail:
-        return _Tail(self.path, skip=None if self._points else _FREQUENT)
+    def _new_tail(self) -> EventTail:
+        return EventTail(self.path, wanted=None if self._points else _infrequent)
 
     @property
     def offset(self) -> int:
@@ -209,9 +150,7 @@ class EventFeed:
             batch.reset = True
         self._identity = info.st_ino
         try:
-            batch.more = self._tail.read(partial(self._take, batch=batch), deadline)
-        except FileNotFoundError:
-            pass
+            batch.more = self._tail.take(partial(self._take, batch=batch), deadline)
         except OSError as exc:
             batch.error = f"{self.path.name} could not be read: {exc.strerror or exc}"
         # Arrays for the charts (LiveChart converts a list of 100,000 values point by point).
@@ -296,28 +235,30 @@ def event_line(event: Event) -> str | None:
 
 
 def recent_progress(path: Path, offset: int = 0) -> list[Progress]:
-    """The progress events near the end of a job's file (after ``offset``), without reading all of it."""
+    """The progress events near the end of a job's file (after ``offset``), without reading all of it.
+
+    Reading starts up to ``_TAIL_BYTES`` before the end, most likely inside a line: that cut line is
+    not an event and is skipped like a corrupt one.
+    """
+    found: deque[Progress] = deque(maxlen=_RECENT_PROGRESS)
+
+    def keep(event: Event) -> None:
+        if isinstance(event, Progress):
+            found.append(event)
+
     try:
-        with path.open("rb") as handle:
-            size = handle.seek(0, 2)
-            start = max(offset, size - _TAIL_BYTES)
-            handle.seek(start)
-            data = handle.read()
+        EventTail(path, max(offset, path.stat().st_size - _TAIL_BYTES), wanted=_is_progress).take(keep)
     except OSError:
         return []
-    lines = data.split(b"\n")
-    if start > offset:
-        lines = lines[1:]  # the first is cut
-    found = []
-    for line in lines[:-1]:  # the last is empty or half-written
-        if b'"progress"' in line:
-            try:
-                event = parse_event(line)
-            except ValueError:
-                continue
-            if isinstance(event, Progress):
-                found.append(event)
-    return found[-_RECENT_PROGRESS:]
+    return list(found)
+
+
+def _infrequent(line: bytes) -> bool:
+    return _FREQUENT.search(line) is None
+
+
+def _is_progress(line: bytes) -> bool:
+    return b'"progress"' in line
 
 
 # -- on the GUI thread, in slices -------------------------------------------------------------

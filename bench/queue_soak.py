@@ -143,7 +143,7 @@ def check(job: Job) -> list[str]:
     starts = sum(isinstance(event, Started) for event in events)
     if starts != job.attempt:
         problems.append(f"job {job.id}: {starts} started events for {job.attempt} attempts")
-    last = EventTail(job.layout.events, job.events_offset).read_all() if job.attempt else []
+    last = EventTail(job.layout.events, job.events_offset).read() if job.attempt else []
     done = next((event for event in reversed(last) if isinstance(event, Done)), None)
     if job.state == "succeeded":
         if not (done and done.status == "succeeded" and (job.layout.adapter / "adapter_config.json").is_file()):

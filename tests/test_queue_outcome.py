@@ -124,6 +124,23 @@ def test_the_tail_starts_again_when_the_file_is_replaced_and_survives_its_absenc
     tail = EventTail(path)
     assert tail.read() == []
     path.write_text((STARTED.model_dump_json() + "\n") * 3)
-    assert len(tail.read_all()) == 3
+    assert len(tail.read()) == 3
     path.write_bytes((STARTED.model_dump_json() + "\n").encode())
     assert len(tail.read()) == 1 and tail.restarted
+
+
+def test_the_tail_reads_in_slices_and_parses_only_the_wanted_lines(tmp_path: Path) -> None:
+    """The GUI's way: a deadline ends a slice between two lines, and the next slice goes on from there."""
+    path = tmp_path / "events.jsonl"
+    progress = [Progress(step=i, total_steps=200, elapsed_s=i) for i in range(200)]
+    path.write_bytes(
+        STARTED.model_dump_json().encode() + b"\n" + b"".join(p.model_dump_json().encode() + b"\n" for p in progress)
+    )
+    tail, seen = EventTail(path), []
+    assert tail.take(seen.append, deadline=0.0)  # long past: one look at the clock's worth of lines
+    assert 0 < len(seen) < 201
+    while tail.take(seen.append, deadline=0.0):
+        pass
+    assert seen == [STARTED, *progress] and tail.offset == path.stat().st_size
+    started_only = EventTail(path, wanted=lambda line: b'"started"' in line).read()
+    assert started_only == [STARTED]

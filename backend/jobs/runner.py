@@ -222,7 +222,7 @@ class Runner:
         if not ended:
             self._enforce(watch)
             return False
-        watch.seen.add(watch.tail.read_all())
+        watch.seen.add(watch.tail.read())
         oom_killed = None
         if watch.oom_before is not None and (after := oom_kill_count()) is not None:
             oom_killed = after > watch.oom_before

@@ -36,7 +36,7 @@ def attempt_events(job: Job) -> tuple[AttemptEvents, EventTail]:
     """The current attempt's events so far, and the tail to follow it from there."""
     tail = EventTail(job.layout.events, job.events_offset)
     seen = AttemptEvents()
-    seen.add(tail.read_all())
+    seen.add(tail.read())
     return seen, tail
 
 
