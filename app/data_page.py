@@ -5,8 +5,8 @@ Three kinds of work run off the GUI thread:
 * the check (every row read and validated) on a pool thread, with the backend's torch-free
   reader; results come back through a queued signal;
 * the token count, which needs the model's tokenizer and chat template: ``lora-studio data
-  check --model M --json`` in a child process (``TokenJob``), so this process never imports
-  transformers;
+  check --model M --json`` in a child process (``app.token_count``), so this process never
+  imports transformers;
 * one example rendered as the model sees it, only while the "As the model sees it" view is
   showing: by one long-lived ``data preview --serve`` child (``RenderJob``) that has read the
   dataset and loaded the tokenizer once, so each example clicked comes back in milliseconds.
@@ -20,19 +20,17 @@ column mapping and sheet.
 
 The page ties together parts that live in their own modules: the check and the words for its
 report (``app.dataset_check``), the drop zone, recent datasets and "Open another" menu
-(``app.dataset_landing``), and the rendered example (``app.example_rendering``). What
-stays here (over 500 lines) is one dataset's sequence, checking, checked, counting its tokens,
-mapping its columns, choosing its sheet, which every part's signal moves on; split across
-objects it would be one state in several places. The token count is the next seam to cut.
+(``app.dataset_landing``), the token count (``app.token_count``) and the rendered example
+(``app.example_rendering``). What stays here is one dataset's sequence, checking, checked,
+counting its tokens, mapping its columns, choosing its sheet, which every part's signal moves on.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QSettings, Qt, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QSettings, Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QFont, QPalette, QShowEvent
 from PySide6.QtWidgets import (
     QDialog,
@@ -62,12 +60,12 @@ from app.dataset_landing import DatasetLanding, OpenMenu, bold_label
 from app.example_rendering import ExampleRendering
 from app.recent import RecentDataset, RecentDatasets, now
 from app.session import DatasetChoice, Session
-from app.token_job import Measuring, TokenJob, canonical_model, model_choices, model_problem, with_tokens
+from app.token_count import TokenCount
+from app.token_job import with_tokens
 from backend.data.examples import Example
 from backend.data.files import KINDS_BY_SUFFIX, OLD_FORMATS
 from backend.data.report import DataReport
 from backend.data.scan import ImportOptions
-from backend.models.store import DEFAULT_ALIAS
 from widgets.column_mapping import ColumnMappingDialog
 from widgets.drop_overlay import DropOverlay
 from widgets.example_preview import ExamplePreview
@@ -75,10 +73,6 @@ from widgets.issue_list import Issue, IssueList
 from widgets.palette import negative_color
 from widgets.sheet_picker import SheetPicker
 from widgets.token_panel import TokenPanel, TokenSummary
-
-_REMEASURE_MS = 600  # after the last change of the maximum length
-_MODEL_KEY = "data/model"
-_MAX_LENGTH_KEY = "data/max_length"
 
 
 class DataPage(QWidget):
@@ -106,25 +100,19 @@ class DataPage(QWidget):
         self._base: DataReport | None = None  # the check made here, without tokens
         self._examples: list[Example] = []
         self._choice: DatasetChoice | None = None
-        self._measured_with: Measuring | None = None
         self.report: DataReport | None = None  # the last finished check, with tokens once counted
         self.mapping_dialog: ColumnMappingDialog | None = None
         self._mapping_path: Path | None = None  # the dataset the open mapping dialog is for
 
-        self._token_job = TokenJob(session.home, self)
-        self._token_job.measured.connect(self._on_measured)
-        self._token_job.failed.connect(self._on_measure_failed)
-        self._token_job.cancelled.connect(self._on_measure_cancelled)
-        self._remeasure = QTimer(self, singleShot=True, interval=_REMEASURE_MS)
-        self._remeasure.timeout.connect(self.measure)
-        self._remeasure.timeout.connect(self._render_shown)
-
         self._build()
         self.rendering = ExampleRendering(session.home, self.preview, self)
-        self._refresh_models()
+        self.counting = TokenCount(session.home, self.tokens, self._settings, self)
+        self.counting.counted.connect(self._on_counted)
+        self.counting.changed.connect(self._render_again)
+        self.counting.settled.connect(self._render_shown)
+        self.counting.refresh_models()
         self.landing.refresh()
-        with contextlib.suppress(TypeError, ValueError):  # a hand-edited setting is ignored
-            self.tokens.set_max_length(int(self._settings.value(_MAX_LENGTH_KEY, 1024)))
+        self.counting.restore_max_length()
         self._stack.setCurrentIndex(0)
         if (app := QCoreApplication.instance()) is not None:
             app.aboutToQuit.connect(self.shutdown)
@@ -187,10 +175,6 @@ class DataPage(QWidget):
         self.preview = ExamplePreview()
         self.preview.renderingWanted.connect(self._render)
         self.tokens = TokenPanel()
-        self.tokens.modelChosen.connect(self._model_chosen)
-        self.tokens.maxLengthChanged.connect(self._max_length_changed)
-        self.tokens.cancelRequested.connect(self._token_job.cancel)
-        self.tokens.retryRequested.connect(self._retry)
         self.issues = IssueList()
         self.issues.issueActivated.connect(self.preview.select_example)
         self.issues.saveReportRequested.connect(self._save_report)
@@ -250,7 +234,8 @@ class DataPage(QWidget):
         self._base = self.report = None
         self._examples = []
         self._choice = None
-        self._stop_token_work()
+        self.counting.clear()
+        self.rendering.forget()
         self._show_notice("")
         check = DatasetCheck(path, options)
         check.signals.sheets.connect(self._on_sheets, Qt.ConnectionType.QueuedConnection)
@@ -283,28 +268,7 @@ class DataPage(QWidget):
         return self._check is not None
 
     def is_measuring(self) -> bool:
-        return self._token_job.is_running()
-
-    def measure(self) -> None:
-        """Count the dataset's tokens with the chosen model, in a child process."""
-        self._remeasure.stop()
-        if self._base is None or not self._base.usable or self._path is None:
-            return
-        ref = self.tokens.current_model()
-        if ref is None:
-            self.tokens.show_idle("Choose a model to measure the examples with its tokenizer.")
-            return
-        problem = model_problem(ref)
-        if problem is not None:
-            self._token_job.shutdown()
-            self.tokens.show_error(*problem)
-            return
-        request = Measuring(self._path, self._options, ref, self.tokens.max_length())
-        self._token_job.start(request)
-        self.tokens.show_busy(
-            f"Counting tokens with {self.tokens.current_model_name()}… "
-            "Loading its tokenizer takes a few seconds; the examples stay usable meanwhile."
-        )
+        return self.counting.is_running()
 
     def ask_mapping(self) -> ColumnMappingDialog | None:
         """Open the column mapping dialog for the dataset shown; OK checks it again with the mapping."""
@@ -334,8 +298,7 @@ class DataPage(QWidget):
     def shutdown(self) -> None:
         """Stop everything this page started: the check, the token count, the rendering."""
         self.cancel()
-        self._remeasure.stop()
-        self._token_job.shutdown()
+        self.counting.stop()
         self.rendering.forget()
         if self.mapping_dialog is not None:
             self.mapping_dialog.close()
@@ -344,7 +307,7 @@ class DataPage(QWidget):
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        self._refresh_models()  # a model may have been imported on another page
+        self.counting.refresh_models()  # a model may have been imported on another page
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.shutdown()
@@ -377,6 +340,8 @@ class DataPage(QWidget):
         self._content.setEnabled(True)
         self._base = self.report = report
         self._examples = examples
+        if report.usable:
+            self.counting.set_dataset(path, options)
         self._set_summary(summary_text(report), error=not report.usable)
         self.summary.setToolTip("\n".join(report.summary_lines()))
         # Plain text (for continued pre-training) shows as one "text" turn.
@@ -413,7 +378,7 @@ class DataPage(QWidget):
             columns = dict(options.columns) if options.columns else None
             self._choice = DatasetChoice(str(path), fmt, columns, report.accepted, sheet=options.sheet)
             self.session.dataset_changed.emit(self._choice)
-            self.measure()
+            self.counting.measure()
         else:
             self.tokens.show_idle("Nothing to measure: no row of this dataset can be used yet. See the issues.")
         if needs_mapping(report) and not options.columns:
@@ -434,30 +399,15 @@ class DataPage(QWidget):
 
     # -- tokens ------------------------------------------------------------------------------
 
-    def _max_length_changed(self, tokens: int) -> None:
-        """Renderings at the old length go at once; the count and a new rendering, which start a child process
-        each, wait for the length to settle (holding an arrow key would start and kill one per step)."""
-        self._settings.setValue(_MAX_LENGTH_KEY, tokens)
-        self._remeasure.start()
-        self._render_again()
-
-    def _model_chosen(self, ref: str) -> None:
-        self._settings.setValue(_MODEL_KEY, ref)
-        self._render_again()
-        self.measure()
-
     def _render_again(self) -> None:
         """Forget the renderings and stop the child that made them; the example shown is asked for again."""
         self.rendering.forget()
         self.preview.clear_rendered()
 
-    def _on_measured(self, summary: TokenSummary | None, measured: dict) -> None:
+    def _on_counted(self, summary: TokenSummary | None, measured: dict) -> None:
+        """The report again with the token statistics, and the 99th-percentile length for the session."""
         if self._base is None:
             return
-        if summary is None:
-            self.tokens.show_idle("No example could be measured: the chat template refused every one. See the issues.")
-        else:
-            self.tokens.show_summary(summary)
         self.report = with_tokens(self._base, measured)
         self.issues.set_issues(issues_from(self.report, self._examples))
         p99 = (measured.get("tokens") or {}).get("percentiles", {}).get("p99")
@@ -469,42 +419,16 @@ class DataPage(QWidget):
             self.landing.refresh()
         self.measured.emit(summary)
 
-    def _retry(self) -> None:
-        self._refresh_models()  # the model may have been imported since
-        self.measure()
-
-    def _on_measure_failed(self, message: str) -> None:
-        self.tokens.show_error(message)
-
-    def _on_measure_cancelled(self) -> None:
-        self.tokens.show_idle("Counting cancelled.", retry=True)
-
-    def _refresh_models(self) -> None:
-        models = model_choices()
-        saved = self._settings.value(_MODEL_KEY)
-        current = canonical_model(self.tokens.current_model() or str(saved or DEFAULT_ALIAS))
-        if saved is None and current == DEFAULT_ALIAS and len(models) > 1:
-            current = models[1][1]  # never chosen, and the default isn't imported: the first model there is
-        self.tokens.set_models(models, current)
-
     # -- rendering one example ---------------------------------------------------------------
 
     def _render(self, row: int) -> None:
-        ref = self.tokens.current_model()
-        request = None
-        if self._path is not None and self._base is not None and self._base.usable and ref is not None:
-            request = Measuring(self._path, self._options, ref, self.tokens.max_length())
-        self.rendering.render(row, request, self.tokens.current_model_name(), settling=self._remeasure.isActive())
+        request = self.counting.request()
+        self.rendering.render(row, request, self.tokens.current_model_name(), settling=self.counting.settling())
 
     def _render_shown(self) -> None:
         row = self.preview.current_example()
         if row is not None:
             self._render(row)
-
-    def _stop_token_work(self) -> None:
-        self._remeasure.stop()
-        self._token_job.shutdown()
-        self.rendering.forget()
 
     # -- column mapping ----------------------------------------------------------------------
 
