@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
@@ -128,7 +128,7 @@ class AdapterPicker(QWidget):
             self.select(folder)
 
     def _recent(self) -> list[str]:
-        value = self._settings.value(_RECENT_KEY, [])
+        value = cast("list[str] | str | None", self._settings.value(_RECENT_KEY, []))  # QSettings: a lone item is text
         return [value] if isinstance(value, str) else list(value or [])
 
     def _remember(self, folder: str) -> None:

@@ -18,6 +18,7 @@ import time
 import traceback
 from pathlib import Path
 from types import TracebackType
+from typing import TextIO
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
@@ -36,7 +37,7 @@ class ErrorReporter(QObject):
         super().__init__()
         self._crash_log = crash_log
         self._parent = parent
-        self._fault_file = None
+        self._fault_file: TextIO | None = None
         self.shown: list[str] = []  # summaries shown this session, for the status bar and tests
         self._raised.connect(self._show, Qt.ConnectionType.QueuedConnection)
 
@@ -44,8 +45,8 @@ class ErrorReporter(QObject):
         sys.excepthook = self._on_exception
         threading.excepthook = self._on_thread_exception
         self._crash_log.parent.mkdir(parents=True, exist_ok=True)
-        self._fault_file = self._crash_log.open("a", encoding="utf-8")
-        faulthandler.enable(file=self._fault_file, all_threads=True)
+        self._fault_file = fault_file = self._crash_log.open("a", encoding="utf-8")
+        faulthandler.enable(file=fault_file, all_threads=True)
 
     def close(self) -> None:
         """A clean exit: the session's errors move to the history, so the next start sees no crash."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QUrl
-from PySide6.QtGui import QCloseEvent, QDesktopServices, QShowEvent
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QShowEvent, QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -38,7 +38,7 @@ from backend.export.check_ram import gguf_checks
 from backend.export.errors import ExportError
 from backend.export.gguf.llama_cpp_run import installed as llama_cpp_installed
 from backend.export.merge import plan_merge
-from backend.jobs.preflight import Check
+from backend.jobs.checks import Check
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import ensure_runner
 
@@ -74,10 +74,12 @@ class ExportPage(QWidget):
         self.gguf.setChecked(True)
         self.gguf_type = QComboBox()
         quants = llama_cpp_installed()
+        types = self.gguf_type.model()
+        assert isinstance(types, QStandardItemModel)  # a combo box's own model
         for key, label in GGUF_TYPES.items():
             self.gguf_type.addItem(label, key)
             if key in K_QUANTS and not quants:
-                item = self.gguf_type.model().item(self.gguf_type.count() - 1)
+                item = types.item(self.gguf_type.count() - 1)
                 item.setEnabled(False)
                 item.setToolTip("Needs the gguf-quant extra: pip install 'lora-studio[gguf-quant]'")
         self.system = QLineEdit()

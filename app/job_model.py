@@ -306,7 +306,9 @@ class JobTableModel(QAbstractTableModel):
 class ProgressDelegate(QStyledItemDelegate):
     """Draws the progress column as a bar with "step / total" on it."""
 
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> None:
         fraction = index.data(PROGRESS_ROLE)
         if fraction is None:
             super().paint(painter, option, index)

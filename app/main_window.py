@@ -6,6 +6,8 @@ saved "last page" all follow from that one list, so adding a page is one call.
 
 from __future__ import annotations
 
+from typing import cast
+
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
@@ -50,7 +52,8 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self._queue_label)
         self._gpu_label = QLabel()
         self.statusBar().addPermanentWidget(self._gpu_label)
-        self._gpu_timer = QTimer(self, interval=_GPU_POLL_MS, timeout=self.refresh_gpu_status)
+        self._gpu_timer = QTimer(self, interval=_GPU_POLL_MS)
+        self._gpu_timer.timeout.connect(self.refresh_gpu_status)
         self._gpu_timer.start()
         self.refresh_gpu_status()
 
@@ -73,7 +76,9 @@ class MainWindow(QMainWindow):
         self._nav.setCurrentRow(index)
 
     def page_widget(self, index: int) -> QWidget:
-        return self._stack.widget(index)
+        widget = self._stack.widget(index)
+        assert widget is not None, f"there is no page {index}"
+        return widget
 
     def current_page(self) -> int:
         return self._stack.currentIndex()
@@ -85,7 +90,7 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
-        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        quit_action = QAction("&Quit", self, shortcut=QKeySequence(QKeySequence.StandardKey.Quit))
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
         view_menu = self.menuBar().addMenu("&View")
@@ -115,7 +120,8 @@ class MainWindow(QMainWindow):
         splitter = self._settings.value("window/splitter")
         if splitter is not None:
             self._splitter.restoreState(splitter)
-        self.show_page(min(int(self._settings.value("window/page", 0)), max(self._nav.count() - 1, 0)))
+        page = cast(int | str, self._settings.value("window/page", 0))  # an int, or its text in an INI file
+        self.show_page(min(int(page), max(self._nav.count() - 1, 0)))
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._settings.setValue("window/geometry", self.saveGeometry())

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Signal, SignalInstance, Slot
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QStyle, QSystemTrayIcon
 
@@ -99,8 +99,8 @@ class JobNotifier(QObject):
 
 
 class _JobsSource(Protocol):
-    jobs_changed: Signal
-    status_message: Signal
+    jobs_changed: SignalInstance
+    status_message: SignalInstance
 
 
 def hook_up(window: StatusWindow, jobs_page: _JobsSource) -> JobNotifier:

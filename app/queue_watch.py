@@ -21,7 +21,8 @@ class QueueWatch(QObject):
         super().__init__(page)
         self._queue = queue
         self._seen: int | None = None
-        self._timer = QTimer(self, interval=interval_ms, timeout=self.check)
+        self._timer = QTimer(self, interval=interval_ms)
+        self._timer.timeout.connect(self.check)
         page.installEventFilter(self)
 
     def check(self) -> None:

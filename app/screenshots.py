@@ -69,6 +69,8 @@ def shoot(out: Path, home: Path) -> list[Path]:
     from PySide6.QtWidgets import QApplication
 
     from app import appearance
+    from app.data_page import DataPage
+    from app.jobs_page import JobsPage
     from app.main import build_window
     from app.session import Session
     from backend.core import paths
@@ -76,6 +78,7 @@ def shoot(out: Path, home: Path) -> list[Path]:
     from widgets.lazy_page import LazyPage
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
+    assert isinstance(app, QApplication)  # widgets need a QApplication, not a QCoreApplication
     settings = QSettings(str(home / "screenshots.ini"), QSettings.Format.IniFormat)
     settings.clear()
     session = Session(home)
@@ -102,13 +105,16 @@ def shoot(out: Path, home: Path) -> list[Path]:
 
     window.show_page(0)
     data = page("Data")
+    assert isinstance(data, DataPage)
     data.open(paths.assets_dir() / "datasets" / "support_triage" / "train.jsonl")
     wait_until(app, lambda: not data.is_checking(), 60)
     settle(app, 0.5)
     wait_until(app, lambda: not data.is_measuring(), 180)
     save("Data", "1-data")
     save("Model & training", "2-model-training")
-    page("Jobs").select_job(train.id)
+    jobs_page = page("Jobs")
+    assert isinstance(jobs_page, JobsPage)
+    jobs_page.select_job(train.id)
     save("Jobs", "3-jobs")
     save("Monitor", "4-monitor", settle_s=3.0)
     save("Evaluate", "5-evaluate", settle_s=3.0)

@@ -36,6 +36,7 @@ class DropOverlay(QWidget):
         refusals: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(host)
+        self._host = host
         self._extensions = tuple(e.lower() for e in extensions)
         self._folders = folders
         self._multiple = multiple
@@ -80,7 +81,7 @@ class DropOverlay(QWidget):
             event.ignore()
         if verdict != self._verdict or not self.isVisible():
             self._verdict = verdict
-            self.setGeometry(self.parentWidget().rect())
+            self.setGeometry(self._host.rect())
             self.raise_()
             self.show()
             self.update()

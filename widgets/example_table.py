@@ -95,7 +95,9 @@ class TurnsDelegate(QStyledItemDelegate):
 
     MAX_BADGES = 6
 
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> None:
         self.initStyleOption(option, index)
         option.text = ""
         style = option.widget.style() if option.widget else None
@@ -132,7 +134,7 @@ class TurnsDelegate(QStyledItemDelegate):
             x += side + gap
         painter.restore()
 
-    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
         return QSize(self.badges_width(option.fontMetrics), option.fontMetrics.height() + 4)
 
     @classmethod

@@ -111,9 +111,11 @@ class IssueTableModel(SequenceTableModel[Issue]):
 
 
 class _SeverityFilter(QSortFilterProxyModel):
-    def __init__(self) -> None:
+    def __init__(self, issues: IssueTableModel) -> None:
         super().__init__()
         self.shown: set[str] = set(SEVERITIES)
+        self._issues = issues
+        self.setSourceModel(issues)
 
     def set_shown(self, severity: Severity, shown: bool) -> None:
         if hasattr(self, "beginFilterChange"):  # Qt 6.9+, where invalidateRowsFilter is deprecated
@@ -131,7 +133,7 @@ class _SeverityFilter(QSortFilterProxyModel):
             self.shown.discard(severity)
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
-        return self.sourceModel().issue(source_row).severity in self.shown
+        return self._issues.issue(source_row).severity in self.shown
 
 
 class IssueList(QWidget):
@@ -145,15 +147,16 @@ class IssueList(QWidget):
         style = self.style()
         icons = {severity: style.standardIcon(pixmap) for severity, pixmap in _ICONS.items()}
         self._model = IssueTableModel(icons)
-        self._filter = _SeverityFilter()
-        self._filter.setSourceModel(self._model)
+        self._filter = _SeverityFilter(self._model)
         self._checked = False  # whether set_issues has been called: "no problems" needs a check first
 
-        self._buttons: dict[str, QToolButton] = {}
+        self._buttons: dict[Severity, QToolButton] = {}
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)
         for severity in SEVERITIES:
-            button = QToolButton(checkable=True, checked=True, autoRaise=True)
+            button = QToolButton(autoRaise=True)
+            button.setCheckable(True)
+            button.setChecked(True)
             button.setIcon(icons[severity])
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
             button.setToolTip(f"Show or hide {_NAMES[severity][1]}")
@@ -163,7 +166,7 @@ class IssueList(QWidget):
             bar.addWidget(button)
         bar.addStretch()
 
-        self._copy = QAction("Copy", self, shortcut=QKeySequence.StandardKey.Copy, enabled=False)
+        self._copy = QAction("Copy", self, shortcut=QKeySequence(QKeySequence.StandardKey.Copy), enabled=False)
         self._copy.setToolTip("Copy the selected issues, to paste into a spreadsheet or a message")
         self._copy.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self._copy.triggered.connect(self.copy_selected)
@@ -216,7 +219,7 @@ class IssueList(QWidget):
 
     def counts(self) -> dict[str, int]:
         """How many issues of each severity, whatever the filter shows."""
-        counts = dict.fromkeys(SEVERITIES, 0)
+        counts: dict[str, int] = dict.fromkeys(SEVERITIES, 0)
         for row in range(self._model.rowCount()):
             counts[self._model.issue(row).severity] += 1
         return counts

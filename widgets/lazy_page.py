@@ -17,15 +17,15 @@ class LazyPage(QWidget):
         super().__init__(parent)
         self._factory: Callable[[], QWidget] | None = factory
         self._page: QWidget | None = None
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
 
     def page(self) -> QWidget:
         """The real page, built now if it was not yet."""
         if self._page is None and self._factory is not None:
             factory, self._factory = self._factory, None
             self._page = factory()
-            self.layout().addWidget(self._page)
+            self._layout.addWidget(self._page)
         assert self._page is not None
         return self._page
 

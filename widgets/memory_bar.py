@@ -144,7 +144,7 @@ class MemoryBar(QWidget):
         if event.type() == QEvent.Type.ToolTip:
             assert isinstance(event, QHelpEvent)
             others = self.others_rect()
-            if others is not None and others.contains(event.position()) and self._others_tooltip:
+            if others is not None and others.contains(event.pos().toPointF()) and self._others_tooltip:
                 QToolTip.showText(event.globalPos(), self._others_tooltip, self)
                 return True
             segment = self.segment_at(event.pos())

@@ -116,8 +116,10 @@ class VramGauge(QWidget):
         needs.setColumnStretch(0, 1)
         self._needs: list[QLabel] = []
         for row, (text, tip) in enumerate(_NEEDS):
-            label = QLabel(text, textFormat=Qt.TextFormat.PlainText, toolTip=tip, wordWrap=True)
-            value = QLabel(textFormat=Qt.TextFormat.PlainText, toolTip=tip)
+            label = QLabel(text, textFormat=Qt.TextFormat.PlainText, wordWrap=True)
+            label.setToolTip(tip)
+            value = QLabel(textFormat=Qt.TextFormat.PlainText)
+            value.setToolTip(tip)
             value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
             needs.addWidget(label, row, 0)
             needs.addWidget(value, row, 1)

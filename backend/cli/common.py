@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Literal, overload
 
 from backend.cli.console import render
 from backend.core import paths
@@ -22,6 +23,14 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 3
 def stage_printer(prefix: str = "") -> ProgressFn:
     """Prints each stage of a model import, merge or export once: a line per tensor would flood a terminal."""
     return each_stage_once(lambda stage: print(f"  {prefix}{stage}", flush=True))
+
+
+@overload
+def load_spec_file(path: Path, *, train_only: Literal[True]) -> JobSpec | None: ...
+
+
+@overload
+def load_spec_file(path: Path, *, train_only: bool = False) -> AnySpec | None: ...
 
 
 def load_spec_file(path: Path, *, train_only: bool = False) -> AnySpec | None:
@@ -41,6 +50,14 @@ _PATH_SETTINGS = {
     "export": ("source", "output_dir"),
 }
 """The folder and file settings of each kind but training; a base model is a store name or a folder, never anchored."""
+
+
+@overload
+def anchor_paths(spec: JobSpec, base: Path) -> JobSpec: ...
+
+
+@overload
+def anchor_paths(spec: AnySpec, base: Path) -> AnySpec: ...
 
 
 def anchor_paths(spec: AnySpec, base: Path) -> AnySpec:

@@ -25,7 +25,7 @@ from backend.models.shapes import ModelShapes
 _GIB = 2**30
 
 
-def add_measure_parser(sub: argparse._SubParsersAction) -> None:
+def add_measure_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     measure = sub.add_parser(
         "measure", help="run a training spec for a few worst-case steps and record its real peak GPU memory"
     )
@@ -57,7 +57,7 @@ def _measure(args: argparse.Namespace) -> int:
     return code
 
 
-def _positive(kind: type) -> Callable[[str], float | int]:
+def _positive(kind: Callable[[str], float | int]) -> Callable[[str], float | int]:
     """An argparse type for a finite number above zero (a GPU size, a token count)."""
 
     def parse(text: str) -> float | int:
@@ -72,7 +72,7 @@ def _positive(kind: type) -> Callable[[str], float | int]:
     return parse
 
 
-def add_estimate_parser(sub: argparse._SubParsersAction) -> None:
+def add_estimate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     estimate = sub.add_parser(
         "estimate",
         help="estimate a training spec's peak GPU memory, say whether it fits and what to change (no GPU needed)",

@@ -13,7 +13,7 @@ from pathlib import Path
 from backend.cli.common import EXIT_OK, EXIT_USAGE, absolute_path, model_ref, run_spec, spec_from_options
 
 
-def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
+def add_evaluate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     evaluate = sub.add_parser(
         "evaluate", help="compare the base model with an adapter on held-out data and prompts, in a report"
     )

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from backend.export.logits import LogitCheck
 
 
-def add_export_parsers(sub: argparse._SubParsersAction) -> None:
+def add_export_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     merge = sub.add_parser("merge", help="merge an adapter into its 16/32-bit base and save a standalone model")
     merge.add_argument("adapter", type=Path, help="the adapter folder of a finished training job")
     merge.add_argument("--base", help="the base model (store name or folder); default: the one the adapter names")

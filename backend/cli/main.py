@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from backend.cli.common import (
@@ -50,7 +51,8 @@ def _print_versions(args: argparse.Namespace) -> int:
 
 
 def _models_import(args: argparse.Namespace) -> int:
-    from backend.models.store import ModelImportError, import_model
+    from backend.models.errors import ModelImportError
+    from backend.models.store import import_model
 
     try:
         record = import_model(
@@ -211,4 +213,5 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_OK
-    return args.func(args)
+    command: Callable[[argparse.Namespace], int] = args.func  # each subcommand's set_defaults(func=...)
+    return command(args)

@@ -19,7 +19,7 @@ from backend.jobs.job import Job
 from backend.jobs.queue import Added, JobQueue
 
 
-def add_queue_parser(sub: argparse._SubParsersAction) -> None:
+def add_queue_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     queue = sub.add_parser(
         "queue", help="queue jobs and run them one at a time per device, in the background"
     ).add_subparsers(dest="queue_command", metavar="ACTION", required=True)

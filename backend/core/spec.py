@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -22,6 +22,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from typing_extensions import Self  # typing.Self is Python 3.11+; pydantic depends on typing_extensions
 
 from backend.core.atomic import write_text_atomic
 
@@ -303,7 +304,8 @@ class SpecDocument(_Section):
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        text: str = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        return text
 
     def save(self, path: Path) -> None:
         """Write as YAML or JSON by the file's suffix, atomically."""

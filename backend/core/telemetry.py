@@ -47,27 +47,7 @@ class Nvml:
                 return []
             import pynvml
 
-            samples = []
-            for index in range(pynvml.nvmlDeviceGetCount()):
-                handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-                memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
-                samples.append(
-                    GpuSample(
-                        index=index,
-                        name=_text(pynvml.nvmlDeviceGetName(handle)),
-                        utilization_percent=_optional(lambda h=handle: pynvml.nvmlDeviceGetUtilizationRates(h).gpu),
-                        memory_used_bytes=int(memory.used),
-                        memory_total_bytes=int(memory.total),
-                        temperature_c=_optional(
-                            lambda h=handle: pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU)
-                        ),
-                        power_w=_optional(lambda h=handle: pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0),
-                        compute_capability=_optional(
-                            lambda h=handle: "{}.{}".format(*pynvml.nvmlDeviceGetCudaComputeCapability(h))
-                        ),
-                    )
-                )
-            return samples
+            return [_gpu_sample(index) for index in range(pynvml.nvmlDeviceGetCount())]
 
     def process_memory(self, pid: int, device_uuid: str | None = None) -> int | None:
         """GPU memory NVML charges to ``pid`` (PyTorch's reserve plus the CUDA context); None when it cannot say.
@@ -97,6 +77,23 @@ class Nvml:
             return None
 
 
+def _gpu_sample(index: int) -> GpuSample:
+    import pynvml
+
+    handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+    memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+    return GpuSample(
+        index=index,
+        name=_text(pynvml.nvmlDeviceGetName(handle)),
+        utilization_percent=_optional(lambda: pynvml.nvmlDeviceGetUtilizationRates(handle).gpu),
+        memory_used_bytes=int(memory.used),
+        memory_total_bytes=int(memory.total),
+        temperature_c=_optional(lambda: pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU)),
+        power_w=_optional(lambda: pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0),
+        compute_capability=_optional_text(lambda: "{}.{}".format(*pynvml.nvmlDeviceGetCudaComputeCapability(handle))),
+    )
+
+
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -105,6 +102,14 @@ def _optional(read: Callable[[], float]) -> float | None:
     """Some boards do not report temperature or power; that is not an error."""
     try:
         return float(read())
+    except Exception:  # noqa: BLE001 - NVMLError_NotSupported and friends
+        return None
+
+
+def _optional_text(read: Callable[[], str]) -> str | None:
+    """As ``_optional``, for a reading that is text (a compute capability such as "8.9")."""
+    try:
+        return read()
     except Exception:  # noqa: BLE001 - NVMLError_NotSupported and friends
         return None
 

@@ -32,15 +32,21 @@ class TokenizedChat:
 
 
 def render_chat(
-    tokenizer: Any, messages: list[dict[str, Any]], tools: list | None = None, generation_prompt: bool = False
+    tokenizer: Any,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None = None,
+    generation_prompt: bool = False,
 ) -> str:
     """The conversation as the model reads it: only role and content go to the template."""
     plain = [{"role": m["role"], "content": m["content"]} for m in messages]
-    return tokenizer.apply_chat_template(plain, tools=tools, tokenize=False, add_generation_prompt=generation_prompt)
+    text: str = tokenizer.apply_chat_template(
+        plain, tools=tools, tokenize=False, add_generation_prompt=generation_prompt
+    )
+    return text
 
 
 def assistant_spans(
-    tokenizer: Any, messages: list[dict[str, Any]], tools: list | None = None
+    tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
 ) -> tuple[str, list[tuple[int, int]]]:
     """The rendered conversation and the character span of each assistant reply (with its end-of-turn)."""
     if not getattr(tokenizer, "chat_template", None):
@@ -76,7 +82,7 @@ def tokenize_chat(
     tokenizer: Any,
     messages: list[dict[str, Any]],
     loss_on: Literal["assistant", "all"] = "assistant",
-    tools: list | None = None,
+    tools: list[dict[str, Any]] | None = None,
 ) -> TokenizedChat:
     """Token ids of the rendered conversation, with labels masked outside the loss-bearing spans.
 

@@ -15,7 +15,7 @@ extracted (damage), scans, or blank pages.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ class _Reading:
     failures: list[str] = field(default_factory=list)  # why each page whose text could not be extracted failed
 
 
-def read_document(path: Path, kind: str, chunk_chars: int) -> Iterator[Chunk]:
+def read_document(path: Path, kind: str, chunk_chars: int) -> Generator[Chunk, None, None]:
     """``{"text": piece}`` records of a .docx (``kind`` docx) or .pdf (``kind`` pdf), placed by paragraph or page."""
     reading = _Reading()
     if kind == "docx":

@@ -51,7 +51,7 @@ MAPPING_ROLES = ("instruction", "input", "response", "system")
 
 _CONVERSATION_KEYS = ("messages", "conversations", "conversation")
 _MEDIA_KEYS = frozenset({"image", "images", "audio", "audios", "video", "videos"})
-_MESSAGE_ROLES = {
+_MESSAGE_ROLES: dict[object, str] = {  # looked up with raw JSON values
     "system": "system",
     "developer": "system",
     "user": "user",
@@ -60,7 +60,7 @@ _MESSAGE_ROLES = {
     "function": "tool",
     "ipython": "tool",
 }
-_SHAREGPT_ROLES = {
+_SHAREGPT_ROLES: dict[object, str] = {  # looked up with raw JSON values
     "system": "system",
     "human": "user",
     "user": "user",
@@ -125,7 +125,7 @@ def detect(values: list[Any], chosen: str = "auto", mapping: Mapping[str, str] |
     return Detection(fmt, key, f"{count} of the first {len(rows)} rows have its fields", columns)
 
 
-def _guess(row: dict) -> tuple[str, str | None] | None:
+def _guess(row: dict[str, Any]) -> tuple[str, str | None] | None:
     for key in _CONVERSATION_KEYS:
         turns = row.get(key)
         if isinstance(turns, str) and turns.startswith("["):
@@ -150,7 +150,7 @@ def _guess(row: dict) -> tuple[str, str | None] | None:
     return None
 
 
-def _json_list(text: str) -> list | None:
+def _json_list(text: str) -> list[Any] | None:
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
@@ -196,7 +196,7 @@ def normalizer(detection: Detection, mapping: Mapping[str, str] | None = None) -
 def _messages_of(key: str) -> Normalizer:
     roles_of = _MESSAGE_ROLES.get
 
-    def messages(row: dict) -> Normalized:
+    def messages(row: dict[str, Any]) -> Normalized:
         turns = _turns(row, key)
         # The common case, plain {role, content} text, without a function call per message.
         roles, contents = [], []
@@ -217,7 +217,7 @@ def _messages_of(key: str) -> Normalizer:
 
 
 def _sharegpt_of(key: str) -> Normalizer:
-    def sharegpt(row: dict) -> Normalized:
+    def sharegpt(row: dict[str, Any]) -> Normalized:
         conversation = _conversation(_turns(row, key), key, _sharegpt_turn, _tools(row))
         system = row.get("system")
         if isinstance(system, str) and system.strip() and conversation.roles[0] != "system":
@@ -232,7 +232,7 @@ def _sharegpt_of(key: str) -> Normalizer:
     return sharegpt
 
 
-def _alpaca(row: dict) -> Normalized:
+def _alpaca(row: dict[str, Any]) -> Normalized:
     instruction = _required(row, ("instruction",))
     extra = _optional(row, ("input", "context"))
     output = _required(row, ("output", "response"))
@@ -253,7 +253,7 @@ def _alpaca(row: dict) -> Normalized:
     return Normalized(roles, contents, None, None, None)
 
 
-def _question_answer(row: dict) -> Normalized:
+def _question_answer(row: dict[str, Any]) -> Normalized:
     question = _required(row, ("question",))
     context = _optional(row, ("context",))
     answer = _required(row, ("answer", "response"))
@@ -267,7 +267,7 @@ def _question_answer(row: dict) -> Normalized:
     )
 
 
-def _prompt_completion(row: dict) -> Normalized:
+def _prompt_completion(row: dict[str, Any]) -> Normalized:
     prompt, completion = row.get("prompt"), row.get("completion")
     if isinstance(prompt, list) or isinstance(completion, list):  # TRL's conversational prompt-completion
         turns = [*_as_turns(prompt, "user"), *_as_turns(completion, "assistant")]
@@ -278,7 +278,7 @@ def _prompt_completion(row: dict) -> Normalized:
     return Normalized([*roles, "user", "assistant"], [*contents, text, reply], None, None, None)
 
 
-def _text(row: dict) -> Normalized:
+def _text(row: dict[str, Any]) -> Normalized:
     return Normalized([], [], None, _required(row, ("text",)), None)
 
 
@@ -286,7 +286,7 @@ def _columns_of(mapping: dict[str, str]) -> Normalizer:
     instruction, response = mapping["instruction"], mapping["response"]
     extra, system = mapping.get("input"), mapping.get("system")
 
-    def columns(row: dict) -> Normalized:
+    def columns(row: dict[str, Any]) -> Normalized:
         prompt = _required(row, (instruction,))
         extra_text = _optional(row, (extra,)) if extra else None
         reply = _required(row, (response,))
@@ -298,7 +298,7 @@ def _columns_of(mapping: dict[str, str]) -> Normalizer:
     return columns
 
 
-def _stored(row: dict) -> Normalized:
+def _stored(row: dict[str, Any]) -> Normalized:
     if row.get("text") is not None:
         return _text(row)
     return _conversation(row["messages"], "messages", _message_turn, row.get("tools"))
@@ -308,7 +308,7 @@ def _stored(row: dict) -> Normalized:
 
 
 def _conversation(
-    turns: list, field: str, read_turn: Callable[[Any, int, str], tuple[str, str, int | None]], tools: str | None
+    turns: list[Any], field: str, read_turn: Callable[[Any, int, str], tuple[str, str, int | None]], tools: str | None
 ) -> Normalized:
     roles: list[str] = []
     contents: list[str] = []
@@ -358,7 +358,7 @@ def _sharegpt_turn(turn: Any, number: int, field: str) -> tuple[str, str, int | 
     return role, value, _weight(turn, role, number, field)
 
 
-def _content_text(content: Any, turn: dict, number: int, role: str, field: str) -> str:
+def _content_text(content: Any, turn: dict[str, Any], number: int, role: str, field: str) -> str:
     """Text from content that is not a plain string: typed parts, a tool call, or a number."""
     if content is None:
         calls = turn.get("tool_calls") or turn.get("function_call")
@@ -395,7 +395,7 @@ def _content_text(content: Any, turn: dict, number: int, role: str, field: str) 
     raise Reject("non_text", f"message {number} ({role}) content is {_kind(content)}, not text", field)
 
 
-def _weight(turn: dict, role: str, number: int, field: str) -> int | None:
+def _weight(turn: dict[str, Any], role: str, number: int, field: str) -> int | None:
     weight = turn.get("weight")
     if weight is None or role != "assistant":
         return None
@@ -404,7 +404,7 @@ def _weight(turn: dict, role: str, number: int, field: str) -> int | None:
     raise Reject("bad_weight", f"message {number} has weight {weight!r}; use 0 or 1", field)
 
 
-def _turns(row: dict, key: str) -> list:
+def _turns(row: dict[str, Any], key: str) -> list[Any]:
     if key not in row:
         raise Reject("missing_field", f"no '{key}' field", key)
     turns = row[key]
@@ -417,7 +417,7 @@ def _turns(row: dict, key: str) -> list:
     return turns
 
 
-def _as_turns(value: Any, role: str) -> list:
+def _as_turns(value: Any, role: str) -> list[Any]:
     if isinstance(value, list):
         return value
     if value is None:
@@ -425,7 +425,7 @@ def _as_turns(value: Any, role: str) -> list:
     return [{"role": role, "content": value}]
 
 
-def _tools(row: dict) -> str | None:
+def _tools(row: dict[str, Any]) -> str | None:
     tools = row.get("tools")
     if tools is None or tools == "" or tools == []:
         return None
@@ -442,7 +442,7 @@ def _tools(row: dict) -> str | None:
     raise Reject("bad_tools", f"'tools' is {_kind(tools)}, not a list of functions", "tools")
 
 
-def _required(row: dict, keys: tuple[str, ...]) -> str:
+def _required(row: dict[str, Any], keys: tuple[str, ...]) -> str:
     for key in keys:
         if key in row:
             text = _field_text(row[key], key)
@@ -453,7 +453,7 @@ def _required(row: dict, keys: tuple[str, ...]) -> str:
     raise Reject("missing_field", f"no '{keys[0]}' field{also}", keys[0])
 
 
-def _optional(row: dict, keys: tuple[str, ...]) -> str | None:
+def _optional(row: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     for key in keys:
         if row.get(key) is not None:
             text = _field_text(row[key], key)
@@ -461,7 +461,7 @@ def _optional(row: dict, keys: tuple[str, ...]) -> str | None:
     return None
 
 
-def _system(row: dict, keys: tuple[str, ...]) -> tuple[list[str], list[str]]:
+def _system(row: dict[str, Any], keys: tuple[str, ...]) -> tuple[list[str], list[str]]:
     system = _optional(row, keys)
     return (["system"], [system]) if system else ([], [])
 
@@ -476,7 +476,7 @@ def _field_text(value: Any, key: str) -> str:
     raise Reject("non_text", f"'{key}' is {_kind(value)}, not text", key)
 
 
-def _reject_media(row: dict) -> None:
+def _reject_media(row: dict[str, Any]) -> None:
     for key in sorted(_MEDIA_KEYS.intersection(row)):
         if row[key] not in (None, "", [], {}):
             raise Reject("multimodal", f"the row holds {key.rstrip('s')} data in '{key}'", key)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 class DataError(ValueError):
@@ -133,7 +134,7 @@ class RowProblem:
     def __str__(self) -> str:
         return f"{self.where()}: {self.message}"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "hint": self.hint}
 
 

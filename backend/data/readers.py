@@ -12,9 +12,9 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from backend.data.chunk import CHUNK_ROWS, Chunk, Unreadable
 from backend.data.files import SourceFile, sniff_encoding
@@ -25,7 +25,7 @@ CHUNK_BYTES = 4 << 20
 _MAX_JSON_ITEM = 64 << 20  # an item of a .json array larger than this is treated as malformed
 
 
-def read_file(source: SourceFile, chunk_chars: int, sheet: str | None = None) -> Iterator[Chunk]:
+def read_file(source: SourceFile, chunk_chars: int, sheet: str | None = None) -> Generator[Chunk, None, None]:
     """The records of ``source`` by its kind; ``sheet`` names the sheet of a workbook (default: the first with
     rows). A generator: a caller that stops reading early closes it, which closes the file."""
     kind = source.kind
@@ -62,13 +62,14 @@ def _open_text(path: Path, newline: str | None = None) -> io.TextIOWrapper:
 
 
 def _position(handle: io.TextIOWrapper, size: int) -> float:
-    return min(1.0, handle.buffer.tell() / size)
+    buffer = cast(io.BufferedReader, handle.buffer)  # typeshed's protocol for it has no tell()
+    return min(1.0, buffer.tell() / size)
 
 
 # -- JSON lines -------------------------------------------------------------------
 
 
-def _jsonl(path: Path) -> Iterator[Chunk]:
+def _jsonl(path: Path) -> Generator[Chunk, None, None]:
     size = max(1, path.stat().st_size)
     loads, decode = json.loads, json.JSONDecoder().raw_decode
     line_no = 0
@@ -183,7 +184,7 @@ class _JsonStream:
         )
 
 
-def _json(path: Path) -> Iterator[Chunk]:
+def _json(path: Path) -> Generator[Chunk, None, None]:
     """Stream a top-level array, or the first array of objects inside a top-level object."""
     size = max(1, path.stat().st_size)
     with _open_text(path) as handle:
@@ -236,7 +237,7 @@ def _json_items(stream: _JsonStream, position: Callable[[], float]) -> Iterator[
 # -- CSV / TSV ------------------------------------------------------------------------
 
 
-def _delimited(path: Path, delimiter: str | None) -> Iterator[Chunk]:
+def _delimited(path: Path, delimiter: str | None) -> Generator[Chunk, None, None]:
     size = max(1, path.stat().st_size)
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # texts longer than csv's default 128 KiB
     with _open_text(path, newline="") as handle:
@@ -270,7 +271,7 @@ def _delimited(path: Path, delimiter: str | None) -> Iterator[Chunk]:
 # -- Parquet and Arrow ----------------------------------------------------------------
 
 
-def _parquet(path: Path) -> Iterator[Chunk]:
+def _parquet(path: Path) -> Generator[Chunk, None, None]:
     import pyarrow.parquet as pq
 
     try:
@@ -287,7 +288,7 @@ def _parquet(path: Path) -> Iterator[Chunk]:
         ) from None
 
 
-def _arrow(path: Path) -> Iterator[Chunk]:
+def _arrow(path: Path) -> Generator[Chunk, None, None]:
     """Arrow IPC: the file format (LoRA Studio's store) or the stream format (``save_to_disk``)."""
     import pyarrow as pa
 
@@ -316,7 +317,7 @@ def _arrow(path: Path) -> Iterator[Chunk]:
 # -- plain text -----------------------------------------------------------------------
 
 
-def _text(path: Path, chunk_chars: int) -> Iterator[Chunk]:
+def _text(path: Path, chunk_chars: int) -> Generator[Chunk, None, None]:
     size = max(1, path.stat().st_size)
     with _open_text(path) as handle:
         records: list[tuple[int | None, Any]] = []

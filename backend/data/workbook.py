@@ -12,7 +12,7 @@ named, ``default_sheet`` is read; ``list_sheets`` is what a choice of another is
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, time
 from pathlib import Path
@@ -48,7 +48,7 @@ def default_sheet(sheets: Sequence[Sheet]) -> Sheet | None:
     return min((s for s in sheets if s.has_rows), key=lambda s: not s.visible, default=None)
 
 
-def read_workbook(path: Path, wanted: str | None) -> Iterator[Chunk]:
+def read_workbook(path: Path, wanted: str | None) -> Generator[Chunk, None, None]:
     """The rows of sheet ``wanted`` (default: ``default_sheet``) as ``{column: text or None}``."""
     with _opened(path) as sheets:
         chosen, notes = _choose(path.name, [sheet for sheet, _ in sheets], wanted)
@@ -85,8 +85,8 @@ def _choose(name: str, sheets: list[Any], wanted: str | None) -> tuple[int | Non
     titles = [sheet.title for sheet in sheets]
     if wanted is not None:
         if wanted not in titles:
-            listed = ", ".join(f"'{title}'" for title in titles)
-            raise DataError(f"{name} has no sheet named '{wanted}'; its sheets are {listed}", code="no_sheet")
+            named = ", ".join(f"'{title}'" for title in titles)
+            raise DataError(f"{name} has no sheet named '{wanted}'; its sheets are {named}", code="no_sheet")
         return titles.index(wanted), []
     listed = [_listed(sheet) for sheet in sheets]
     chosen = default_sheet(listed)
@@ -110,7 +110,7 @@ def _label(sheet: Sheet) -> str:
     return f"'{sheet.title}'" + ("" if sheet.visible else " (hidden)")
 
 
-def _header(sheet: Any) -> tuple[int, tuple] | None:
+def _header(sheet: Any) -> tuple[int, tuple[Any, ...]] | None:
     """The first row with a value: its number and values."""
     for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
         if any(_filled(v) for v in values):
@@ -148,7 +148,7 @@ def _rows(sheet: Any, size: int | None, notes: list[str]) -> Iterator[Chunk]:
     yield Chunk(records, 1.0, unit, notes)
 
 
-def _columns(header: tuple) -> list[str]:
+def _columns(header: tuple[Any, ...]) -> list[str]:
     """The column names of a header row; a column without one is named by its letter, a repeated name too."""
     width = max(i for i, v in enumerate(header, start=1) if _filled(v))
     names: list[str] = []

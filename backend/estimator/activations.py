@@ -153,6 +153,7 @@ def layer_saved(
 
     q_width, kv_width = nh * d, nkv * d
     a = dt.comp
+    attention: float
     if path == "flash":
         attention = a * (2 * q_width + 2 * kv_width) + 4 * nh
     elif path == "masked":
@@ -164,6 +165,6 @@ def layer_saved(
 
     attention += inputs("attn_in", dt.residual, False) + inputs("attn_out", dt.compute, path != "eager")
     gated = len(roles["mlp_in"]) >= 2
-    mlp = a * shapes.intermediate * (3 if gated else 1)
+    mlp: float = a * shapes.intermediate * (3 if gated else 1)
     mlp += inputs("mlp_in", dt.residual, False) + inputs("mlp_hidden", dt.compute, False)
     return LayerSaved(attention_side=attention_norms + attention, mlp_side=mlp_norms + mlp)

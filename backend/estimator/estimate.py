@@ -16,7 +16,7 @@ from backend.estimator.knobs import Attention, Knobs, resolve
 from backend.estimator.memory import StepMemory
 from backend.estimator.overhead import CUDA_CONTEXT
 from backend.estimator.quant import bytes_per_param_4bit
-from backend.estimator.result import DataStats, Estimate, GpuMemory, Term
+from backend.estimator.result import DataStats, Estimate, GpuMemory, Suggestion, Term
 from backend.estimator.sizing import Sized, size, verdict
 from backend.estimator.stack import INSTALLED, Stack, version_drift
 from backend.estimator.suggest import suggestions
@@ -44,7 +44,7 @@ def estimate(
     pageable = sized.step.optimizer if sized.step.optimizer_pageable else 0
     calibrated = calib is not None and calib.exact
     ruling, reason = verdict(sized.total, pageable, gpu, calibrated)
-    advice = ()
+    advice: tuple[Suggestion, ...] = ()
     if with_suggestions and ruling in ("tight", "wont_fit"):
         advice = suggestions(shapes, sized, gpu, data, stack, calib)
     notes = [f"Library versions differ from the checked ones: {d}." for d in version_drift()]

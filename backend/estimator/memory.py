@@ -183,6 +183,7 @@ def step_memory(shapes: ModelShapes, knobs: Knobs, stack: Stack, gpu: GpuMemory 
     widest = max(per_kind.values(), key=lambda saved: saved.total)
     largest_layer = widest.total
     input_norm = 4 * h + NORM_SAVED_EXTRA
+    saved_layers: float
     if knobs.checkpointing:
         saved_layers = n_layers * dt.res * h * tokens
     else:

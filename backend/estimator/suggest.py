@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from backend.estimator.knobs import Knobs
-from backend.estimator.result import Calibration, DataStats, GpuMemory, Suggestion
+from backend.estimator.result import Calibration, DataStats, GpuMemory, Suggestion, Verdict
 from backend.estimator.sizing import Sized, size, verdict
 from backend.estimator.stack import Stack
 from backend.models.shapes import ModelShapes
@@ -94,7 +94,7 @@ def suggestions(
     """Changes that lower the peak, those that make the job fit first, each with its new estimate."""
     calibrated = calibration is not None and calibration.exact
 
-    def judge(knobs: Knobs) -> tuple[Sized, str]:
+    def judge(knobs: Knobs) -> tuple[Sized, Verdict]:
         sized = size(shapes, knobs, gpu, data, stack, calibration, current.context)
         pageable = sized.step.optimizer if sized.step.optimizer_pageable else 0
         return sized, verdict(sized.total, pageable, gpu, calibrated)[0]
@@ -116,7 +116,9 @@ def suggestions(
     return tuple(s for _, _, s in sorted(found, key=lambda item: (item[0], item[1])))
 
 
-def _combined(knobs: Knobs, data: DataStats | None, judge: Callable[[Knobs], tuple[Sized, str]]) -> Suggestion | None:
+def _combined(
+    knobs: Knobs, data: DataStats | None, judge: Callable[[Knobs], tuple[Sized, Verdict]]
+) -> Suggestion | None:
     """Apply the changes in rank order until the job fits."""
     fields: dict[str, object] = {}
     titles: list[str] = []

@@ -15,7 +15,7 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from backend.core.layout import ADAPTER_RECORD
 from backend.core.progress import ProgressFn, no_progress
@@ -108,7 +108,7 @@ def _base_id(recorded: str | None, configured: str | None) -> str | None:
     return recorded if recorded and is_hub_id(recorded) else configured
 
 
-def _readme(name: str, config: dict, rank: int, warnings: list[str]) -> str:
+def _readme(name: str, config: dict[str, Any], rank: int, warnings: list[str]) -> str:
     base = config.get("base_model_name_or_path") or "BASE_MODEL"
     lines = [
         f"# {name}",

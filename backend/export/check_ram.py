@@ -59,8 +59,10 @@ class CheckRam:
 
     def note(self, what: str) -> str | None:
         """A warning for the plan when the check will not run; None when it will (either way, as exact)."""
-        if self.precision is not None:
-            return None
+        return None if self.precision is not None else self.skipped(what)
+
+    def skipped(self, what: str) -> str:
+        """The warning that ``what`` will not run for want of RAM."""
         need, have = self.ram_bytes / 2**30, self.available_bytes / 2**30
         return (
             f"{what} was skipped: it needs about {need:.1f} GiB of RAM at least and {have:.1f} GiB is "

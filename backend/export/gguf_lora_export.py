@@ -70,7 +70,7 @@ def export_gguf_lora(
         base_plan = plan_gguf(plan.base_path, "f16")
         check = lora_check(base_plan.parameter_count, base_plan.largest_tensor, plan.adapter.weights.stat().st_size)
         if check.precision is None:
-            plan.warnings.append(check.note(LORA_CHECK))
+            plan.warnings.append(check.skipped(LORA_CHECK))
             base_plan = None
         else:
             precision = check.precision

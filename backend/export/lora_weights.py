@@ -40,11 +40,21 @@ _BASE_CHANGING_INITS = ("pissa", "olora", "corda", "loftq", "eva", "lora_ga")
 class LoraPair:
     """The low-rank update of one base tensor: ``W + scale * B @ A`` (transposed for embeddings)."""
 
+    a: torch.Tensor
+    b: torch.Tensor
+    magnitude: torch.Tensor | None = None
+    embedding: bool = False
+    scale: float = 1.0
+
+
+@dataclass
+class _Parts:
+    """One base tensor's LoRA tensors as they come out of the adapter file, in any order."""
+
     a: torch.Tensor | None = None
     b: torch.Tensor | None = None
     magnitude: torch.Tensor | None = None
     embedding: bool = False
-    scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -80,7 +90,7 @@ def load_adapter_tensors(adapter: AdapterInfo) -> AdapterTensors:
         raw = load_file(adapter.weights)
     else:
         raw = torch.load(adapter.weights, map_location="cpu", weights_only=True)
-    updates: dict[str, LoraPair] = {}
+    parts: dict[str, _Parts] = {}
     replacements: dict[str, torch.Tensor] = {}
     for key, tensor in raw.items():
         name = key.removeprefix(PREFIX)
@@ -91,15 +101,17 @@ def load_adapter_tensors(adapter: AdapterInfo) -> AdapterTensors:
             elif ".base_layer." not in name:  # not a copy of the base embedding that PEFT saves alongside
                 replacements[name] = tensor
             continue
-        pair = updates.setdefault(f"{module}.weight", LoraPair())
-        pair.embedding |= embedding
-        setattr(pair, part, tensor.float())
-    for target, pair in updates.items():
-        if pair.a is None or pair.b is None:
+        found = parts.setdefault(f"{module}.weight", _Parts())
+        found.embedding |= embedding
+        setattr(found, part, tensor.float())
+    updates: dict[str, LoraPair] = {}
+    for target, found in parts.items():
+        if found.a is None or found.b is None:
             raise ExportError(f"The adapter file is damaged: {target} has only half of its LoRA pair.")
-        if pair.embedding and pair.magnitude is not None:
+        if found.embedding and found.magnitude is not None:
             raise ExportError("DoRA on embedding layers cannot be merged by LoRA Studio.")
-        pair.scale = lora_scale(adapter.config, pair.a.shape[0], target.removesuffix(".weight"))
+        scale = lora_scale(adapter.config, found.a.shape[0], target.removesuffix(".weight"))
+        updates[target] = LoraPair(found.a, found.b, found.magnitude, found.embedding, scale)
     return AdapterTensors(updates=updates, replacements=replacements)
 
 

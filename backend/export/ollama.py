@@ -131,7 +131,7 @@ def modelfile(
 
 
 def _render(tokenizer: Any, messages: list[dict[str, str]], generation: bool, strip: str) -> str:
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation)
+    text: str = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation)
     return text[len(strip) :] if strip and text.startswith(strip) else text
 
 

@@ -16,6 +16,7 @@ import math
 import os
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 from backend.core.task_specs import EvaluateSpec, ExportSpec, MergeSpec
 from backend.export.adapter import ADAPTER_CONFIG, AdapterInfo, check_fingerprint, read_adapter
@@ -197,7 +198,7 @@ def _tied(record: ModelRecord) -> bool:
         return False
 
 
-def _lora_bytes(adapter: AdapterInfo, header: dict, item: int) -> int:
+def _lora_bytes(adapter: AdapterInfo, header: dict[str, Any], item: int) -> int:
     """The adapter's LoRA pairs at ``item`` bytes per value; the weights file's size when there is no header."""
     if not header:
         return adapter.weights.stat().st_size

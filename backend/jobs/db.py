@@ -98,7 +98,7 @@ def connect(path: Path, migrations: Sequence[Migration] = MIGRATIONS) -> sqlite3
 def migrate(db: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
     """Bring the schema to ``len(migrations)``; returns the version it had before."""
     with transaction(db):
-        found = db.execute("PRAGMA user_version").fetchone()[0]
+        found: int = db.execute("PRAGMA user_version").fetchone()[0]
         if found > len(migrations):
             raise QueueDatabaseError(
                 f"The job queue ({_file(db)}) was written by a newer LoRA Studio (schema {found}; this one "
@@ -128,4 +128,5 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 
 def _file(db: sqlite3.Connection) -> str:
-    return db.execute("PRAGMA database_list").fetchone()["file"]
+    file: str = db.execute("PRAGMA database_list").fetchone()["file"]
+    return file

@@ -7,10 +7,12 @@ the job down with it.
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from typing import cast
 
 from backend.core.events import Event, LineSplitter, parse_event
 from backend.core.layout import JobLayout
@@ -50,8 +52,9 @@ def start_worker(
 def stream(process: subprocess.Popen[bytes]) -> Iterator[Event | str]:
     """Events from the worker's stdout as they come; a line that is not an event is yielded as text."""
     assert process.stdout is not None
+    stdout = cast(io.BufferedReader, process.stdout)  # a pipe opened with the default buffering
     splitter = LineSplitter()
-    while chunk := process.stdout.read1(65536):
+    while chunk := stdout.read1(65536):
         for line in splitter.feed(chunk):
             if line.strip():
                 yield _parse(line)

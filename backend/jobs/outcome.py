@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from backend.core.events import Done, Error, Event, Progress, Started
 from backend.core.layout import JobLayout
@@ -57,6 +58,14 @@ class Outcome:
     log_tail: str | None = field(default=None, repr=False)
 
 
+class _Common(TypedDict):
+    """What every outcome of an attempt carries."""
+
+    step: int | None
+    exit_code: int | None
+    log_tail: str | None
+
+
 def decide(
     layout: JobLayout,
     seen: AttemptEvents,
@@ -76,7 +85,7 @@ def decide(
     ``train`` jobs keep checkpoints: any other kind runs again from the start.
     """
     step = seen.done.step if seen.done and seen.done.step else seen.step
-    common = {"step": step, "exit_code": exit_info.code, "log_tail": log_tail}
+    common: _Common = {"step": step, "exit_code": exit_info.code, "log_tail": log_tail}
     if kind != "train":
         resumes = f"Resuming runs it again from the start (a {kind} job keeps no checkpoints)."
     elif checkpoint:
@@ -105,7 +114,7 @@ def decide(
     return _interrupted(seen, exit_info, resumes, common)
 
 
-def _failed(layout: JobLayout, error: Error | None, oom_advice: OomAdvisor | None, common: dict) -> Outcome:
+def _failed(layout: JobLayout, error: Error | None, oom_advice: OomAdvisor | None, common: _Common) -> Outcome:
     if error is None:
         return Outcome(
             "failed",
@@ -120,7 +129,7 @@ def _failed(layout: JobLayout, error: Error | None, oom_advice: OomAdvisor | Non
     return Outcome("failed", message, error.hint, error_type=error.error_type, **common)
 
 
-def _interrupted(seen: AttemptEvents, exit_info: ExitInfo, resumes: str, common: dict) -> Outcome:
+def _interrupted(seen: AttemptEvents, exit_info: ExitInfo, resumes: str, common: _Common) -> Outcome:
     code, name = exit_info.code, exit_info.signal_name
     hint = f"Resume the job. {resumes}"
     if code is None:

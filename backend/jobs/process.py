@@ -42,7 +42,7 @@ class ProcessId:
             process = psutil.Process(self.pid)
             if abs(process.create_time() - self.created) > _CREATE_TIME_TOLERANCE_S:
                 return False
-            return process.status() != psutil.STATUS_ZOMBIE
+            return bool(process.status() != psutil.STATUS_ZOMBIE)  # psutil is untyped
         except psutil.Error:
             return False
 

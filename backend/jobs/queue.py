@@ -26,10 +26,11 @@ from backend.core import paths
 from backend.core.layout import JobLayout
 from backend.core.spec import SpecError
 from backend.core.task_specs import AnySpec, load_spec
+from backend.jobs.checks import Check
 from backend.jobs.db import connect, transaction
 from backend.jobs.job import FINISHED, REQUEUEABLE, Job, Request
 from backend.jobs.outcome import Outcome
-from backend.jobs.preflight import Check, blocking, preflight
+from backend.jobs.preflight import blocking, preflight
 from backend.jobs.process import ProcessId
 
 ATTEMPTS_DIR = "attempts"
@@ -91,7 +92,8 @@ class JobQueue:
 
     def changes(self) -> int:
         """A counter that moves on every change to any job: poll it, re-read when it moved."""
-        return self._db.execute("SELECT value FROM meta WHERE key = 'changes'").fetchone()[0]
+        changes: int = self._db.execute("SELECT value FROM meta WHERE key = 'changes'").fetchone()[0]
+        return changes
 
     def get(self, job_id: int) -> Job | None:
         row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -99,7 +101,8 @@ class JobQueue:
 
     def jobs(self, *states: str, device: str | None = None) -> list[Job]:
         """Running first, then queued in the order they will run, then the rest, newest first."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[str] = []
         if states:
             where.append(f"state IN ({', '.join('?' * len(states))})")
             args += states
@@ -146,6 +149,7 @@ class JobQueue:
                 "VALUES (?, ?, 'queued', ?, (SELECT COALESCE(MAX(position), 0) + 1 FROM jobs), ?, ?)",
                 (spec.name, spec.kind, str(layout.root), now, now),
             )
+        assert cursor.lastrowid is not None  # set by the INSERT
         job = self.get(cursor.lastrowid)
         return Added(job, checks)
 
@@ -417,11 +421,13 @@ _CLEARED = {
 
 
 def _front(db: sqlite3.Connection) -> int:
-    return db.execute("SELECT COALESCE(MIN(position), 1) - 1 FROM jobs WHERE state = 'queued'").fetchone()[0]
+    front: int = db.execute("SELECT COALESCE(MIN(position), 1) - 1 FROM jobs WHERE state = 'queued'").fetchone()[0]
+    return front
 
 
 def _back(db: sqlite3.Connection) -> int:
-    return db.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM jobs").fetchone()[0]
+    back: int = db.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM jobs").fetchone()[0]
+    return back
 
 
 def _job(row: sqlite3.Row) -> Job:

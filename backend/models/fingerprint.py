@@ -18,6 +18,7 @@ import hashlib
 import json
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 from backend.core import paths
 from backend.core.atomic import write_text_atomic
@@ -60,7 +61,7 @@ def _plain(stamps: dict[str, FileStamp]) -> dict[str, dict[str, int]]:
     return {name: asdict(stamp) for name, stamp in stamps.items()}
 
 
-def _folder_cache() -> dict[str, dict]:
+def _folder_cache() -> dict[str, dict[str, Any]]:
     try:
         data = json.loads(_cache_path().read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -164,6 +164,6 @@ def context_length(config: dict[str, Any]) -> int | None:
     """The longest sequence the model was built for; multimodal configs keep it in text_config."""
     for source in (config, config.get("text_config") or {}):
         for key in CONTEXT_KEYS:
-            if isinstance(source.get(key), int):
-                return source[key]
+            if isinstance(value := source.get(key), int):
+                return value
     return None

@@ -148,11 +148,13 @@ class ModelShapes:
 
     @cached_property
     def attn_softcap(self) -> float | None:
-        return self._get("attn_logit_softcapping")
+        softcap: float | None = self._get("attn_logit_softcapping")
+        return softcap
 
     @cached_property
     def final_softcap(self) -> float | None:
-        return self._get("final_logit_softcapping")
+        softcap: float | None = self._get("final_logit_softcapping")
+        return softcap
 
     @cached_property
     def is_moe(self) -> bool:

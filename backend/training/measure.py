@@ -60,7 +60,8 @@ class WorstCaseBatches:
             {"input_ids": list(example["input_ids"])[:length], "labels": list(example["labels"])[:length]}
             for example, length in zip(examples, self._lengths, strict=False)
         ]
-        return self._pad(rows)
+        batch: dict[str, Any] = self._pad(rows)
+        return batch
 
 
 def worst_case_rows(train_ds: Any, length: int, count: int) -> Any:
@@ -182,7 +183,7 @@ def _device_uuid() -> str | None:
 
 def _record(
     spec: JobSpec, shapes: Any, knobs: Any, gpu: GpuMemory, predicted: Estimate, peaks: PeakMemory, sink: EventSink
-) -> dict:
+) -> dict[str, float]:
     """File the measurement against the uncalibrated estimate of the same configuration; the numbers as metrics.
 
     A measurement during which the allocator ran short (it freed its cache and retried: the GPU

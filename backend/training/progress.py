@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
@@ -34,11 +35,11 @@ class EventCallback(TrainerCallback):
         self.last_eval: dict[str, float] = {}
         self.last_eval_step: int | None = None
 
-    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw) -> None:
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
         self._first_step = state.global_step
         self._recent.append((time.monotonic(), state.global_step, int(state.num_input_tokens_seen or 0)))
 
-    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw) -> None:
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
         now = time.monotonic()
         tokens = int(state.num_input_tokens_seen or 0)
         self._recent.append((now, state.global_step, tokens))
@@ -58,7 +59,14 @@ class EventCallback(TrainerCallback):
             control.should_save = self._checkpoint_on_stop
             control.should_training_stop = True
 
-    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs=None, **kw) -> None:
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, Any] | None = None,
+        **kw: Any,
+    ) -> None:
         logs = logs or {}
         evals = {k: float(v) for k, v in logs.items() if k.startswith("eval_") and isinstance(v, int | float)}
         trains = {k: float(logs[k]) for k in _TRAIN_KEYS if isinstance(logs.get(k), int | float)}
@@ -69,6 +77,7 @@ class EventCallback(TrainerCallback):
             self.last_train = trains
             self._sink.emit(Metric(step=state.global_step, split="train", values=trains))
 
-    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw) -> None:
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        assert args.output_dir is not None  # the Trainer fills in its default before training
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         self._sink.emit(Artifact(kind="checkpoint", path=str(path), step=state.global_step))

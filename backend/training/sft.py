@@ -150,7 +150,7 @@ def _lora_config(spec: JobSpec, targets: list[str]) -> Any:
     lora = spec.lora
     return LoraConfig(
         r=lora.r,
-        lora_alpha=lora.effective_alpha,
+        lora_alpha=lora.effective_alpha,  # type: ignore[arg-type]  # peft annotates int; any number scales alpha/r
         lora_dropout=lora.dropout,
         target_modules=targets,
         use_rslora=lora.use_rslora,

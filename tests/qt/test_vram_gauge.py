@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QComboBox, QLabel, QWidget
+from PySide6.QtCore import QEvent, QPoint, Qt
+from PySide6.QtGui import QColor, QHelpEvent, QPalette
+from PySide6.QtWidgets import QComboBox, QLabel, QToolTip, QWidget
 from pytestqt.qtbot import QtBot
 
 from widgets.memory_bar import MemoryBar
@@ -122,6 +122,16 @@ def test_hovering_a_segment_explains_it(gauge: VramGauge) -> None:
     )
     legend = next(w for w in gauge.findChildren(QLabel) if w.text() == "Activations")
     assert legend.toolTip() == segment.tooltip
+
+
+@pytest.mark.qt_log_ignore(r"This plugin does not support (propagateSizeHints|raise)\(\)")  # a tooltip, offscreen
+def test_hovering_the_memory_other_programs_hold_explains_it(gauge: VramGauge) -> None:
+    gauge.set_gpus(GPUS)
+    gauge.set_data(estimate())
+    bar = gauge.findChild(MemoryBar)
+    inside = bar.others_rect().center().toPoint()
+    assert bar.event(QHelpEvent(QEvent.Type.ToolTip, inside, bar.mapToGlobal(inside)))
+    assert "other programs" in QToolTip.text()
 
 
 def test_no_gpu_says_so_and_still_shows_the_breakdown(gauge: VramGauge) -> None:

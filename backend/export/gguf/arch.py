@@ -87,7 +87,8 @@ def write_hparams(writer: Any, spec: ArchSpec, config: Any, vocab_size: int) -> 
 
 
 def head_dim_of(config: Any) -> int:
-    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    head_dim: int = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return head_dim
 
 
 def global_rope(config: Any) -> dict[str, Any]:
@@ -148,6 +149,7 @@ def _write_gemma(writer: Any, spec: ArchSpec, config: Any, head_dim: int) -> lis
     if getattr(config, "sliding_window", None) and "sliding_attention" in layer_types:
         writer.add_sliding_window(config.sliding_window)
         writer.add_sliding_window_pattern([kind == "sliding_attention" for kind in layer_types])
+        assert spec.swa_period is not None  # every Gemma with sliding-window layers has a local/global period
         expected = [(i + 1) % spec.swa_period != 0 for i in range(len(layer_types))]
         if [kind == "sliding_attention" for kind in layer_types] != expected:
             warnings.append(

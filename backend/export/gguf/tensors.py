@@ -112,7 +112,9 @@ def tensor_data(plan: TensorPlan, tensor: torch.Tensor | None, config: Any) -> n
 def permute_rotary(weight: np.ndarray, heads: int) -> np.ndarray:
     """HF's rotate-half Q/K rows → llama.cpp's interleaved pairs, head by head."""
     rows = weight.shape[0]
-    return weight.reshape(heads, 2, rows // heads // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
+    grouped = weight.reshape(heads, 2, rows // heads // 2, *weight.shape[1:])  # numpy types this as Any
+    permuted: np.ndarray = grouped.swapaxes(1, 2).reshape(weight.shape)
+    return permuted
 
 
 def _qtype(name: str, shape: tuple[int, ...], file_type: str) -> Any:

@@ -247,7 +247,9 @@ def _load_with_processor(path: Path, plan: GgufPlan, dtype: str) -> Any:
     model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
     arch = plan.spec.gguf_arch
     # Gemma's norm convention is Gemma 2's; the Llama processor undoes the Q/K permutation.
-    processor_class = TENSOR_PROCESSORS.get("gemma2" if arch in GEMMA_ARCHS else arch, TensorProcessor)
+    processor_class: type[TensorProcessor] = TENSOR_PROCESSORS.get(
+        "gemma2" if arch in GEMMA_ARCHS else arch, TensorProcessor
+    )
     processor = processor_class(config=config.to_dict())
     names = get_gguf_hf_weights_map(model, processor, model_type=arch)
     state = {}
@@ -263,10 +265,12 @@ def _load_with_processor(path: Path, plan: GgufPlan, dtype: str) -> Any:
 
 def _plain_rope(plan: GgufPlan) -> bool:
     """transformers' GGUF config mapping carries no RoPE scaling; with scaling the source config is used."""
-    return global_rope(plan.config)["rope_type"] == "default"
+    plain: bool = global_rope(plan.config)["rope_type"] == "default"
+    return plain
 
 
 def _same(found: Any, value: Any) -> bool:
     if isinstance(value, float) and isinstance(found, float):
         return math.isclose(found, value, rel_tol=1e-6)
-    return found == value
+    same: bool = found == value
+    return same
