@@ -20,9 +20,11 @@ column mapping and sheet.
 
 The page ties together parts that live in their own modules: the check and the words for its
 report (``app.dataset_check``), the drop zone, recent datasets and "Open another" menu
-(``app.dataset_landing``), the token count (``app.token_count``) and the rendered example
-(``app.example_rendering``). What stays here is one dataset's sequence, checking, checked,
-counting its tokens, mapping its columns, choosing its sheet, which every part's signal moves on.
+(``app.dataset_landing``), the header with the dataset's name, summary and buttons
+(``widgets.dataset_header``), the token count (``app.token_count``), the column mapping question
+(``app.column_mapping_ask``) and the rendered example (``app.example_rendering``). What stays here
+is one dataset's sequence, checking, checked, counting its tokens, mapping its columns, choosing
+its sheet, which every part's signal moves on.
 """
 
 from __future__ import annotations
@@ -31,34 +33,28 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QSettings, Qt, QThreadPool, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QFont, QPalette, QShowEvent
+from PySide6.QtGui import QCloseEvent, QPalette, QShowEvent
 from PySide6.QtWidgets import (
-    QDialog,
     QFileDialog,
-    QHBoxLayout,
     QLabel,
-    QProgressBar,
-    QPushButton,
     QSplitter,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from app.column_mapping_ask import ColumnMappingAsk
 from app.dataset_check import (
     DatasetCheck,
-    columns_in_order,
-    first_rows,
-    format_label,
-    format_name,
     issues_from,
     mappable_file,
     needs_mapping,
+    recent_entry,
     summary_text,
 )
 from app.dataset_landing import DatasetLanding, OpenMenu, bold_label
 from app.example_rendering import ExampleRendering
-from app.recent import RecentDataset, RecentDatasets, now
+from app.recent import RecentDataset, RecentDatasets
 from app.session import DatasetChoice, Session
 from app.token_count import TokenCount
 from app.token_job import with_tokens
@@ -67,11 +63,11 @@ from backend.data.files import KINDS_BY_SUFFIX, OLD_FORMATS
 from backend.data.report import DataReport
 from backend.data.scan import ImportOptions
 from widgets.column_mapping import ColumnMappingDialog
+from widgets.dataset_header import DatasetHeader
 from widgets.drop_overlay import DropOverlay
 from widgets.example_preview import ExamplePreview
 from widgets.issue_list import Issue, IssueList
 from widgets.palette import negative_color
-from widgets.sheet_picker import SheetPicker
 from widgets.token_panel import TokenPanel, TokenSummary
 
 
@@ -101,8 +97,8 @@ class DataPage(QWidget):
         self._examples: list[Example] = []
         self._choice: DatasetChoice | None = None
         self.report: DataReport | None = None  # the last finished check, with tokens once counted
-        self.mapping_dialog: ColumnMappingDialog | None = None
-        self._mapping_path: Path | None = None  # the dataset the open mapping dialog is for
+        self.mapping = ColumnMappingAsk(self)
+        self.mapping.mapped.connect(self._mapped)
 
         self._build()
         self.rendering = ExampleRendering(session.home, self.preview, self)
@@ -120,57 +116,24 @@ class DataPage(QWidget):
     # -- building ----------------------------------------------------------------------------
 
     def _build(self) -> None:
-        line = self.fontMetrics().height()
 
         # The empty page: where a dataset comes in, and the ones opened before.
         self.landing = DatasetLanding(self._recent)
         self.landing.openRequested.connect(self.open)
 
         # The dataset: what it is and what the check found, then examples, tokens and issues.
-        self.title = QLabel(textFormat=Qt.TextFormat.PlainText)
-        title_font = QFont(self.title.font())
-        title_font.setPointSizeF(title_font.pointSizeF() * 1.3)
-        title_font.setBold(True)
-        self.title.setFont(title_font)
-        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.summary = QLabel("No dataset yet.", textFormat=Qt.TextFormat.PlainText, wordWrap=True)
-        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.progress = QProgressBar(textVisible=False)
-        self.progress.setRange(0, 100)
-        self.progress.setMaximumWidth(line * 14)
-        self.progress.setMaximumHeight(round(line * 0.8))
-        self.cancel_button = QPushButton("Cancel check")
+        self.header = DatasetHeader()
+        self.title, self.summary, self.progress = self.header.title, self.header.summary, self.header.progress
+        self.cancel_button, self.map_button = self.header.cancel_button, self.header.map_button
+        self.detect_button, self.open_button = self.header.detect_button, self.header.open_button
+        self.sheet_picker = self.header.sheet_picker
         self.cancel_button.clicked.connect(self.cancel)
-        self.map_button = QPushButton("Map columns…")
-        self.map_button.setToolTip("Say which column holds the instruction, the response and the rest")
         self.map_button.clicked.connect(self.ask_mapping)
-        self.detect_button = QPushButton("Detect format")
-        self.detect_button.setToolTip("Forget the column mapping and read the file in the format it is in")
         self.detect_button.clicked.connect(self._detect_format)
-        self.open_button = QPushButton("Open another")
-        self.open_button.setToolTip("Browse for a dataset, or reopen a recent one; or drop one anywhere on this page")
         self._open_menu = OpenMenu(self._recent, self.landing.drop_zone, lambda: self._path, self.open_button)
         self._open_menu.openRequested.connect(self.open)
         self.open_button.setMenu(self._open_menu)
-        self.sheet_picker = SheetPicker()
         self.sheet_picker.sheetChosen.connect(self._sheet_chosen)
-
-        words = QVBoxLayout()
-        words.setSpacing(line // 4)
-        named = QHBoxLayout()
-        named.setSpacing(line)
-        named.addWidget(self.title)
-        named.addWidget(self.sheet_picker)
-        named.addStretch(1)
-        words.addLayout(named)
-        busy = QHBoxLayout()
-        busy.addWidget(self.progress)
-        busy.addWidget(self.summary, 1)
-        words.addLayout(busy)
-        header = QHBoxLayout()
-        header.addLayout(words, 1)
-        for button in (self.cancel_button, self.map_button, self.detect_button, self.open_button):
-            header.addWidget(button, 0, Qt.AlignmentFlag.AlignTop)
 
         self.preview = ExamplePreview()
         self.preview.renderingWanted.connect(self._render)
@@ -195,7 +158,7 @@ class DataPage(QWidget):
         loaded = QWidget()
         loaded_layout = QVBoxLayout(loaded)
         loaded_layout.setContentsMargins(0, 0, 0, 0)
-        loaded_layout.addLayout(header)
+        loaded_layout.addWidget(self.header)
         loaded_layout.addWidget(self._content, 1)
 
         # A refused drop anywhere on the page says why here.
@@ -212,9 +175,6 @@ class DataPage(QWidget):
         self.overlay = DropOverlay(self, extensions=tuple(KINDS_BY_SUFFIX), refusals=OLD_FORMATS)
         self.overlay.pathsDropped.connect(self._on_paths)
         self.overlay.refused.connect(self._show_notice)
-        self._show_busy(False)
-        self.map_button.hide()
-        self.detect_button.hide()
 
     # -- public ------------------------------------------------------------------------------
 
@@ -226,8 +186,7 @@ class DataPage(QWidget):
             known = self._recent.get(path) or RecentDataset(str(path))
             fmt = "columns" if known.columns else "auto"
             options = ImportOptions(format=fmt, columns=known.columns, sheet=known.sheet)
-        if self.mapping_dialog is not None and self._mapping_path != path:
-            self.mapping_dialog.close()  # its choices are for the file that was open before
+        self.mapping.close_unless_for(path)
         if path != self._path:
             self.sheet_picker.set_sheets([], None)  # until the new file's sheets are listed
         self._path, self._options = path, options
@@ -246,9 +205,9 @@ class DataPage(QWidget):
         self._stack.setCurrentIndex(1)
         self.title.setText(path.name or str(path))
         self.title.setToolTip(str(path))
-        self._set_summary(f"Checking every row of {path.name}…")
+        self.header.set_summary(f"Checking every row of {path.name}…")
         self.progress.setValue(0)
-        self._show_busy(True)
+        self.header.show_busy(True)
         self._content.setEnabled(False)
         self.preview.set_examples([])
         self.preview.set_placeholder(f"The examples appear here once {path.name} has been read.")
@@ -270,38 +229,23 @@ class DataPage(QWidget):
     def is_measuring(self) -> bool:
         return self.counting.is_running()
 
+    @property
+    def mapping_dialog(self) -> ColumnMappingDialog | None:
+        """The column mapping dialog open, if one is."""
+        return self.mapping.dialog
+
     def ask_mapping(self) -> ColumnMappingDialog | None:
         """Open the column mapping dialog for the dataset shown; OK checks it again with the mapping."""
         if self._path is None or self._base is None:
             return None
-        summary = mappable_file(self._base)
-        if summary is None:
-            return None
-        file_path = self._path / summary.name if self._path.is_dir() else self._path
-        sheet = self._options.sheet
-        rows = first_rows(file_path, sheet)
-        if self.mapping_dialog is not None:
-            self.mapping_dialog.close()
-        dialog = ColumnMappingDialog(
-            columns_in_order(rows, summary.columns),
-            rows,
-            mapping=self._options.columns,
-            parent=self,
-            file_name=f"{summary.name}, sheet {sheet}" if sheet else summary.name,
-        )
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.finished.connect(self._mapping_finished)
-        self.mapping_dialog, self._mapping_path = dialog, self._path
-        dialog.open()
-        return dialog
+        return self.mapping.ask(self._path, self._base, self._options.sheet, self._options.columns)
 
     def shutdown(self) -> None:
         """Stop everything this page started: the check, the token count, the rendering."""
         self.cancel()
         self.counting.stop()
         self.rendering.forget()
-        if self.mapping_dialog is not None:
-            self.mapping_dialog.close()
+        self.mapping.close()
 
     # -- events ------------------------------------------------------------------------------
 
@@ -327,7 +271,7 @@ class DataPage(QWidget):
     def _on_progress(self, fraction: float) -> None:
         if self._check is not None:
             self.progress.setValue(round(fraction * 100))
-            self._set_summary(f"Checking every row of {self._check.path.name}… {fraction:.0%}")
+            self.header.set_summary(f"Checking every row of {self._check.path.name}… {fraction:.0%}")
 
     @Slot(object, object)
     def _on_finished(self, report: DataReport, examples: list[Example]) -> None:
@@ -336,13 +280,13 @@ class DataPage(QWidget):
         path, options = self._check.path, self._check.options  # the sheet read named where there was a choice
         self._check = None
         self._options = options
-        self._show_busy(False)
+        self.header.show_busy(False)
         self._content.setEnabled(True)
         self._base = self.report = report
         self._examples = examples
         if report.usable:
             self.counting.set_dataset(path, options)
-        self._set_summary(summary_text(report), error=not report.usable)
+        self.header.set_summary(summary_text(report), error=not report.usable)
         self.summary.setToolTip("\n".join(report.summary_lines()))
         # Plain text (for continued pre-training) shows as one "text" turn.
         shown = [[{"role": "text", "content": e.text}] if e.is_text else e.messages for e in examples]
@@ -354,29 +298,13 @@ class DataPage(QWidget):
         self.map_button.setText("Change column mapping…" if options.columns else "Map columns…")
         self.detect_button.setVisible(bool(options.columns))
         self.map_button.setDefault(needs_mapping(report) and not options.columns)  # the way forward, emphasised
-        known = self._recent.get(path)
-        same = known is not None and (known.columns, known.sheet) == (options.columns, options.sheet)
-        fmt = format_name(report, options)
-        self._recent.remember(
-            RecentDataset(
-                path=str(path),
-                format=fmt,
-                format_label=format_label(report),
-                columns=dict(options.columns) if options.columns else None,
-                sheet=options.sheet,
-                rows=report.rows,
-                accepted=report.accepted,
-                # The length measured before stays until this check is measured, if nothing changed.
-                p99_tokens=known.p99_tokens if same else None,
-                model=known.model if same else None,
-                checked_at=now(),
-            )
-        )
+        entry = recent_entry(path, report, options, self._recent.get(path))
+        self._recent.remember(entry)
         self.landing.refresh()
         self.checked.emit(report)
         if report.usable:
             columns = dict(options.columns) if options.columns else None
-            self._choice = DatasetChoice(str(path), fmt, columns, report.accepted, sheet=options.sheet)
+            self._choice = DatasetChoice(str(path), entry.format, columns, report.accepted, sheet=options.sheet)
             self.session.dataset_changed.emit(self._choice)
             self.counting.measure()
         else:
@@ -389,9 +317,9 @@ class DataPage(QWidget):
         if self.sender() is not (self._check.signals if self._check else None):
             return
         self._check = None
-        self._show_busy(False)
+        self.header.show_busy(False)
         self._content.setEnabled(True)
-        self._set_summary(message, error=True)
+        self.header.set_summary(message, error=True)
         self.summary.setToolTip("")
         self.preview.set_examples([])
         self.issues.set_issues([Issue("error", message)])
@@ -432,14 +360,8 @@ class DataPage(QWidget):
 
     # -- column mapping ----------------------------------------------------------------------
 
-    @Slot(int)
-    def _mapping_finished(self, result: int) -> None:
-        dialog, path = self.mapping_dialog, self._mapping_path
-        if dialog is None or self.sender() is not dialog:
-            return  # a dialog replaced by a newer one
-        self.mapping_dialog = self._mapping_path = None
-        if result == QDialog.DialogCode.Accepted and path is not None:
-            self.open(path, ImportOptions(format="columns", columns=dialog.mapping(), sheet=self._options.sheet))
+    def _mapped(self, path: Path, columns: dict[str, str]) -> None:
+        self.open(path, ImportOptions(format="columns", columns=columns, sheet=self._options.sheet))
 
     def _detect_format(self) -> None:
         if self._path is not None:
@@ -451,18 +373,6 @@ class DataPage(QWidget):
             self.open(self._path, replace(self._options, sheet=sheet))
 
     # -- small things ------------------------------------------------------------------------
-
-    def _set_summary(self, text: str, *, error: bool = False) -> None:
-        self.summary.setText(text)
-        palette = self.summary.palette()
-        colour = negative_color(self.palette()) if error else self.palette().color(QPalette.ColorRole.WindowText)
-        palette.setColor(QPalette.ColorRole.WindowText, colour)
-        self.summary.setPalette(palette)
-
-    def _show_busy(self, busy: bool) -> None:
-        self.progress.setVisible(busy)
-        self.cancel_button.setVisible(busy)
-        self.open_button.setVisible(not busy)
 
     def _show_notice(self, text: str) -> None:
         self.notice.setText(text)

@@ -3,8 +3,8 @@
 ``DatasetCheck`` reads and validates every row on a pool thread with the backend's torch-free
 reader and answers through queued signals; a workbook's sheets with rows are sent first, so the
 page can offer a choice. The functions below turn a finished ``DataReport`` into the page's words:
-the summary line, the issues, the format a job spec should name, and whether a column mapping is
-needed (with the rows the mapping dialog previews).
+the summary line, the issues, the format a job spec should name, the recent list's entry, and
+whether a column mapping is needed (with the rows the mapping dialog previews).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QRunnable, Signal
 
+from app.recent import RecentDataset, now
 from backend.data.examples import Example
 from backend.data.files import KINDS_BY_SUFFIX, find_sources
 from backend.data.formats import FORMATS
@@ -129,6 +130,24 @@ def format_name(report: DataReport, options: ImportOptions) -> str:
 def format_label(report: DataReport) -> str:
     labels = list(dict.fromkeys(f.format_label for f in report.files if f.accepted or f.format == "unknown"))
     return labels[0] if len(labels) == 1 else "mixed formats" if labels else ""
+
+
+def recent_entry(path: Path, report: DataReport, options: ImportOptions, known: RecentDataset | None) -> RecentDataset:
+    """The recent list's entry for ``path`` as checked; ``known`` is its entry before."""
+    same = known is not None and (known.columns, known.sheet) == (options.columns, options.sheet)
+    return RecentDataset(
+        path=str(path),
+        format=format_name(report, options),
+        format_label=format_label(report),
+        columns=dict(options.columns) if options.columns else None,
+        sheet=options.sheet,
+        rows=report.rows,
+        accepted=report.accepted,
+        # The length measured before stays until this check is measured, if nothing changed.
+        p99_tokens=known.p99_tokens if known is not None and same else None,
+        model=known.model if known is not None and same else None,
+        checked_at=now(),
+    )
 
 
 def summary_text(report: DataReport) -> str:

@@ -1,0 +1,71 @@
+"""The Data page's column mapping question: which column holds the instruction, the response and the rest.
+
+``ColumnMappingAsk`` opens ``widgets.column_mapping.ColumnMappingDialog`` over the first rows of
+the table a mapping is made from (of the sheet read, in a workbook), one dialog at a time: asking
+again replaces the open one, and a dialog for a file that is no longer open is closed. OK says
+which dataset was mapped and how (``mapped``); the page checks it again with that mapping.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtWidgets import QDialog, QWidget
+
+from app.dataset_check import columns_in_order, first_rows, mappable_file
+from backend.data.report import DataReport
+from widgets.column_mapping import ColumnMappingDialog
+
+
+class ColumnMappingAsk(QObject):
+    """Asks for the column mapping of the dataset shown on ``page``."""
+
+    mapped = Signal(object, object)  # the dataset's path, {role: column}
+
+    def __init__(self, page: QWidget) -> None:
+        super().__init__(page)
+        self._page = page
+        self.dialog: ColumnMappingDialog | None = None
+        self._path: Path | None = None  # the dataset the open dialog is for
+
+    def ask(
+        self, path: Path, report: DataReport, sheet: str | None, mapping: dict[str, str] | None
+    ) -> ColumnMappingDialog | None:
+        """Open the dialog for the dataset at ``path`` as ``report`` found it, read from ``sheet`` with ``mapping``."""
+        summary = mappable_file(report)
+        if summary is None:
+            return None
+        file_path = path / summary.name if path.is_dir() else path
+        rows = first_rows(file_path, sheet)
+        self.close()
+        dialog = ColumnMappingDialog(
+            columns_in_order(rows, summary.columns),
+            rows,
+            mapping=mapping,
+            parent=self._page,
+            file_name=f"{summary.name}, sheet {sheet}" if sheet else summary.name,
+        )
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.finished.connect(self._finished)
+        self.dialog, self._path = dialog, path
+        dialog.open()
+        return dialog
+
+    def close_unless_for(self, path: Path) -> None:
+        """Close the open dialog if it is for another dataset than ``path``: its choices are for that one."""
+        if self.dialog is not None and self._path != path:
+            self.dialog.close()
+
+    def close(self) -> None:
+        if self.dialog is not None:
+            self.dialog.close()
+
+    @Slot(int)
+    def _finished(self, result: int) -> None:
+        dialog, path = self.dialog, self._path
+        if dialog is None or self.sender() is not dialog:
+            return  # a dialog replaced by a newer one
+        self.dialog = self._path = None
+        if result == QDialog.DialogCode.Accepted and path is not None:
+            self.mapped.emit(path, dialog.mapping())
