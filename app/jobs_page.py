@@ -8,69 +8,50 @@ end-of-job notifications (``jobs_changed``), and stops when its window closes.
 Each action is a ``JobQueue`` method that answers with a sentence; the page shows it and
 emits it as ``status_message``. Deleting asks first and says which files go.
 
-The parts with state of their own live apart: the actions and when each applies
-(``app.job_actions``), the delete question (``app.job_delete``), the runner banner
-(``app.runner_watch``) and the worker log tail (``app.worker_log``). What stays here (about 500
-lines) is one view over the polled queue: the table, its selection and the details below it,
-and the handlers that ask the queue, show its answer, read it again and keep the selection.
+The parts live apart: the table view and its column widths (``app.job_table``), the actions
+and when each applies (``app.job_actions``), the delete question (``app.job_delete``), the runner
+banner (``app.runner_watch``), and the selected job's title, summary and logs (``app.job_details``,
+with the worker log tail in ``app.worker_log``). What stays here is one view over the polled
+queue: the table's selection and the handlers that ask the queue, show its answer, read it again
+and keep the selection.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import (
     QDesktopServices,
-    QFontDatabase,
     QHideEvent,
     QPalette,
     QShowEvent,
 )
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QHeaderView,
     QLabel,
     QMenu,
     QMessageBox,
     QSplitter,
-    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from app.event_feed import Batch, FeedFollower, recent_progress
+from app.event_feed import recent_progress
 from app.job_actions import JobActions
 from app.job_delete import delete_question
-from app.job_model import (
-    CREATED,
-    ENDED,
-    ETA,
-    ID,
-    KIND,
-    NAME,
-    PROGRESS,
-    STATE,
-    JobTableModel,
-    ProgressDelegate,
-    full_time,
-    message_text,
-    state_text,
-)
+from app.job_details import JobDetails
+from app.job_model import JobTableModel
+from app.job_table import job_table
 from app.runner_watch import RunnerBanner, StartRunner
 from app.session import Session
-from app.worker_log import WorkerLogTail
 from backend.core.progress import eta_seconds
 from backend.core.spec import JobSpec, SpecError
 from backend.jobs.job import Job
 from backend.jobs.queue import ActionResult, JobQueue
 from backend.jobs.runner import ensure_runner
 from backend.jobs.settle import settle_orphans
-from widgets.log_view import LogView
 from widgets.palette import negative_color
-from widgets.placeholder_view import PlaceholderTableView
 from widgets.window_timer import WindowTimer
 
 POLL_MS = 500
@@ -113,25 +94,9 @@ class JobsPage(QWidget):
 
         self.model = JobTableModel(self)
         self.model.moveRequested.connect(self._move_to)
-        self.table = PlaceholderTableView(
-            "No jobs yet. A job you start from the Model & training page waits here for its turn."
-        )
-        self.table.setModel(self.model)
-        self.table.setItemDelegateForColumn(PROGRESS, ProgressDelegate(self.table))
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setDragEnabled(True)
-        self.table.setAcceptDrops(True)
-        self.table.setDropIndicatorShown(True)
-        # DragDrop, not InternalMove, which takes drops only from a drag this view started; the model
-        # accepts nothing but a job id anyway (and tests can drop one).
-        self.table.setDragDropMode(QAbstractItemView.DragDropMode.DragDrop)
-        self.table.setDragDropOverwriteMode(False)
-        self.table.setDefaultDropAction(Qt.DropAction.MoveAction)
-        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table = job_table(self.model, self.fontMetrics())
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.table.doubleClicked.connect(self._show_charts)
-        self.table.setAccessibleName("Jobs")
-        self._size_columns()
         self.table.selectionModel().currentRowChanged.connect(self._on_current_row)
 
         self.job_actions = JobActions(self)
@@ -142,29 +107,10 @@ class JobsPage(QWidget):
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message.hide()
 
-        self.title = QLabel(textFormat=Qt.TextFormat.PlainText)
-        font = self.title.font()
-        font.setBold(True)
-        self.title.setFont(font)
-        self.summary = QLabel(wordWrap=True, textFormat=Qt.TextFormat.RichText)
-        self.summary.setTextInteractionFlags(
-            Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.LinksAccessibleByMouse
-        )
-        self.summary.linkActivated.connect(self._open_job_folder)
-        self.events_log = LogView("The job's stages, warnings and checkpoints appear here as it runs.")
-        self.worker_log = LogView("The worker has written nothing to its log yet.")
-        self.worker_tail = WorkerLogTail(self.worker_log)
-        self.worker_log.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.log_tabs = QTabWidget()
-        self.log_tabs.setDocumentMode(True)
-        self.log_tabs.addTab(self.events_log, "Events")
-        self.log_tabs.addTab(self.worker_log, "Worker log")
-        self.details = QWidget()
-        details = QVBoxLayout(self.details)
-        details.setContentsMargins(0, self.fontMetrics().height() // 2, 0, 0)
-        details.addWidget(self.title)
-        details.addWidget(self.summary)
-        details.addWidget(self.log_tabs, 1)
+        self.details = JobDetails()
+        self.details.folderRequested.connect(self._open_job_folder)
+        self.title, self.summary = self.details.title, self.details.summary
+        self.events_log, self.worker_log = self.details.events_log, self.details.worker_log
         self.no_selection = QLabel("Select a job to see its messages and log.", alignment=Qt.AlignmentFlag.AlignCenter)
         self.no_selection.setForegroundRole(QPalette.ColorRole.PlaceholderText)
 
@@ -187,8 +133,6 @@ class JobsPage(QWidget):
         layout.addWidget(self.message)
         layout.addWidget(self.splitter, 1)
 
-        self.follower = FeedFollower(points=False, parent=self)
-        self.follower.batch_ready.connect(self._on_batch)
         session.job_selected.connect(self._on_session_job)
         session.job_queued.connect(self._on_job_queued)
         self._show_details(None)
@@ -201,7 +145,7 @@ class JobsPage(QWidget):
 
     def hideEvent(self, event: QHideEvent) -> None:
         super().hideEvent(event)
-        self.follower.stop()
+        self.details.stop()
 
     # -- reading the queue -------------------------------------------------------------------------
 
@@ -420,55 +364,13 @@ class JobsPage(QWidget):
     def _show_details(self, job: Job | None) -> None:
         self.details.setVisible(job is not None)
         self.no_selection.setVisible(job is None and self.model.rowCount() > 0)
-        feed = self.follower.feed
-        path = job.layout.events if job is not None else None
-        if (feed.path if feed else None) != path:
-            self.events_log.clear()
-            self.worker_tail.clear()
-            self.follower.follow(path)
-        if job is None:
-            return
-        where = f" on {job.device}" if job.device else ""
-        self.title.setText(f"Job {job.id} · {job.name} · {job.kind} · {state_text(job, None)}{where}")
-        self.summary.setText(self._summary_html(job))
-        self.worker_tail.refresh(job.layout.log)
-
-    def _summary_html(self, job: Job) -> str:
-        parts = []
-        message = job.message.strip() if job.message else message_text(job)
-        if message:
-            parts.append(html.escape(message).replace("\n", "<br>"))
-        if job.hint:
-            parts.append(f"<b>What to do:</b> {html.escape(job.hint)}")
-        facts = [f"queued {full_time(job.created_at)}"]
-        if job.started_at:
-            facts.append(f"started {full_time(job.started_at)}")
-        if job.ended_at:
-            facts.append(f"ended {full_time(job.ended_at)}")
-        if job.attempt > 1:
-            facts.append(f"{job.attempt} attempts")
-        if job.cause:
-            facts.append(f"cause: {html.escape(job.cause)}")
-        parts.append(" · ".join(facts).capitalize())
-        parts.append(f'Folder: <a href="folder">{html.escape(str(job.folder))}</a>')
-        return "<br>".join(parts)
+        self.details.show_job(job)
 
     def _follow_selected(self) -> None:
         job = self.selected_job()
         if job is None or not self.isVisible():  # the log is read while someone can see it
             return
-        self.follower.poll()
-        if job.state == "running":
-            self.worker_tail.refresh(job.layout.log)
-
-    @Slot(object)
-    def _on_batch(self, batch: Batch) -> None:
-        if batch.reset:
-            self.events_log.clear()
-        if batch.error:
-            batch.lines.append(batch.error)
-        if batch.lines:
-            self.events_log.append_lines("\n".join(batch.lines))
+        self.details.read_logs(job)
 
     def _context_menu(self, position: QPoint) -> None:
         index = self.table.indexAt(position)
@@ -485,24 +387,3 @@ class JobsPage(QWidget):
             if job.id != self._session.job_id:
                 self._session.job_selected.emit(job.id)
             self._session.show_page.emit("Monitor")
-
-    def _size_columns(self) -> None:
-        header = self.table.horizontalHeader()
-        metrics = self.fontMetrics()
-        pad = metrics.height()
-        icon = self.table.iconSize().width() if self.table.iconSize().isValid() else pad
-        widths = {
-            ID: metrics.horizontalAdvance("0000") + pad,
-            NAME: metrics.horizontalAdvance("support-triage-7b-r64") + pad,
-            KIND: metrics.horizontalAdvance("evaluate") + pad,
-            STATE: metrics.horizontalAdvance("queued, runs next") + icon + 2 * pad,
-            PROGRESS: metrics.horizontalAdvance("10,000 / 10,000") + 2 * pad,
-            ETA: metrics.horizontalAdvance("10 h 59 min") + pad,
-            CREATED: metrics.horizontalAdvance("Yesterday 00:00") + pad,
-            ENDED: metrics.horizontalAdvance("Yesterday 00:00") + pad,
-        }
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for column, width in widths.items():
-            header.resizeSection(column, width)
-        header.setStretchLastSection(True)  # the message takes what is left
-        header.setMinimumSectionSize(metrics.horizontalAdvance("ID") + pad)
