@@ -3,12 +3,11 @@
 A spec is written by the GUI form or by hand (YAML or JSON), validated before a
 job is queued, and copied into the job folder so a run can always be repeated.
 Validation errors are phrased for a person ("lora.alpha must be greater than 0;
-you wrote -16"), never as a stack trace.
+you wrote -16"), never as a stack trace (``backend.core.spec_errors``).
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,6 +24,7 @@ from pydantic import (
 from typing_extensions import Self  # typing.Self is Python 3.11+; pydantic depends on typing_extensions
 
 from backend.core.atomic import write_text_atomic
+from backend.core.spec_errors import explain
 
 SCHEMA_VERSION = 1
 
@@ -319,7 +319,7 @@ class SpecDocument(_Section):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise SpecError(_explain(exc, cls)) from None
+            raise SpecError(explain(exc, cls)) from None
 
     @classmethod
     def from_text(cls, text: str, fmt: Literal["yaml", "json"] = "yaml") -> Self:
@@ -384,75 +384,3 @@ class JobSpec(SpecDocument):
                 "choose bf16 for both or fp16 for both"
             )
         return self
-
-
-# -- readable errors -----------------------------------------------------------
-
-_PHRASES: dict[str, str] = {
-    "greater_than": "must be greater than {gt}",
-    "greater_than_equal": "must be at least {ge}",
-    "less_than": "must be less than {lt}",
-    "less_than_equal": "must be at most {le}",
-    "int_type": "must be a whole number",
-    "int_parsing": "must be a whole number",
-    "int_from_float": "must be a whole number",
-    "float_type": "must be a number",
-    "float_parsing": "must be a number",
-    "bool_type": "must be true or false",
-    "bool_parsing": "must be true or false",
-    "string_type": "must be text",
-    "string_too_short": "must not be empty",
-    "string_too_long": "must be at most {max_length} characters",
-    "missing": "is required",
-    "model_type": "must be a section of settings",
-    "model_attributes_type": "must be a section of settings",
-    "list_type": "must be a list",
-}
-
-
-def _field_name(loc: tuple[int | str, ...]) -> str:
-    # Pydantic adds union-branch names ("list[str]", "literal[...]") to the location; a person never wrote those.
-    parts = [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
-    return ".".join(parts)
-
-
-def _known_fields(loc: tuple[int | str, ...], model: type[BaseModel]) -> list[str]:
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        annotation = field.annotation if field else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
-        model = annotation
-    return list(model.model_fields)
-
-
-def _explain(exc: ValidationError, document: type[BaseModel]) -> list[str]:
-    problems: list[str] = []
-    seen: set[str] = set()
-    for err in exc.errors(include_url=False):
-        name = _field_name(err["loc"]) or "the spec"
-        kind = err["type"]
-        ctx = {k: f"{v:g}" if isinstance(v, float) else v for k, v in (err.get("ctx") or {}).items()}
-        if kind == "extra_forbidden":
-            last = str(err["loc"][-1])
-            close = difflib.get_close_matches(last, _known_fields(err["loc"], document), n=1)
-            hint = f"; did you mean {close[0]}?" if close else "; remove it"
-            message = f"{name} is not a setting LoRA Studio knows{hint}"
-        elif kind == "literal_error":
-            message = f"{name} must be one of {ctx.get('expected', '')}; you wrote {err['input']!r}"
-        elif kind == "value_error":
-            message = f"{name} {ctx.get('error', err['msg'])!s}".strip()
-            if name == "the spec":
-                message = str(ctx.get("error", err["msg"]))
-        elif kind in _PHRASES:
-            message = f"{name} {_PHRASES[kind].format(**ctx)}"
-            if kind != "missing":
-                message += f"; you wrote {err['input']!r}"
-        else:
-            message = f"{name}: {err['msg']}; you wrote {err['input']!r}"
-        # A value failing a union (preset or list) reports once per branch; one line is enough.
-        if name in seen and kind != "extra_forbidden":
-            continue
-        seen.add(name)
-        problems.append(message)
-    return problems
