@@ -8,7 +8,10 @@ short transaction that also bumps a change counter, so a GUI polls
 be paused is a message, not a crash.
 
 The runner side (claiming, recording progress, finishing, the per-device runner
-lock) is here too, so every write to the tables is made by this one module.
+lock) is here too, so every write to the tables is made by this one module. That
+is why it is over 400 lines: the rules of a state change (which states an action
+applies to, the change counter, the attempt guard on a finish) are read in one
+place; splitting the runner's side off would put the writes in two.
 """
 
 from __future__ import annotations
