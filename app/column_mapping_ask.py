@@ -8,6 +8,7 @@ which dataset was mapped and how (``mapped``); the page checks it again with tha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
@@ -30,7 +31,7 @@ class ColumnMappingAsk(QObject):
         self._path: Path | None = None  # the dataset the open dialog is for
 
     def ask(
-        self, path: Path, report: DataReport, sheet: str | None, mapping: dict[str, str] | None
+        self, path: Path, report: DataReport, sheet: str | None, mapping: Mapping[str, str] | None
     ) -> ColumnMappingDialog | None:
         """Open the dialog for the dataset at ``path`` as ``report`` found it, read from ``sheet`` with ``mapping``."""
         summary = mappable_file(report)

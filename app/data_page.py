@@ -277,6 +277,7 @@ class DataPage(QWidget):
     def _on_finished(self, report: DataReport, examples: list[Example]) -> None:
         if self.sender() is not (self._check.signals if self._check else None):
             return  # a check that was replaced by a newer one
+        assert self._check is not None  # the sender is its signals
         path, options = self._check.path, self._check.options  # the sheet read named where there was a choice
         self._check = None
         self._options = options

@@ -19,7 +19,6 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -46,8 +45,8 @@ _RECENT_PROGRESS = 20
 """Progress events an ETA is taken over: about the last 20 steps."""
 _TAIL_BYTES = 32 << 10
 
-Points = dict[str, dict[str, tuple[Sequence[float], Sequence[float]]]]
-"""chart key -> series key -> (xs, ys): lists while a batch is read, numpy arrays once it is handed over."""
+Points = dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]
+"""chart key -> series key -> (xs, ys) as float arrays."""
 
 # Chart and series keys, shared with the Monitor page.
 TRAIN_VALUES = {"loss": ("loss", "train"), "learning_rate": ("lr", "lr"), "grad_norm": ("grad_norm", "grad_norm")}
@@ -61,6 +60,8 @@ class Batch:
     reset: bool = False
     """Replace what is shown: the first read of a job, or its file was replaced (a retry from scratch)."""
     points: Points = field(default_factory=dict)
+    collected: dict[str, dict[str, tuple[list[float], list[float]]]] = field(default_factory=dict, repr=False)
+    """The points as lists while the file is read; they become ``points`` when the batch is handed over."""
     gpus: dict[int, str] = field(default_factory=dict)
     """GPU index -> name, for GPUs that appear in this batch's telemetry."""
     lines: list[str] = field(default_factory=list)
@@ -84,9 +85,9 @@ class Batch:
     def add(self, chart: str, series: str, x: float, y: float | None) -> None:
         if y is None:
             return
-        xs, ys = self.points.setdefault(chart, {}).setdefault(series, ([], []))
-        xs.append(x)  # type: ignore[attr-defined]
-        ys.append(y)  # type: ignore[attr-defined]
+        xs, ys = self.collected.setdefault(chart, {}).setdefault(series, ([], []))
+        xs.append(x)
+        ys.append(y)
 
 
 _FREQUENT = re.compile(rb'"type":\s*"(?:progress|metric|telemetry)"')
@@ -156,8 +157,9 @@ class EventFeed:
         # Arrays for the charts (LiveChart converts a list of 100,000 values point by point).
         batch.points = {
             chart: {key: (np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)) for key, (xs, ys) in series.items()}
-            for chart, series in batch.points.items()
+            for chart, series in batch.collected.items()
         }
+        batch.collected = {}
         batch.skipped = self._tail.skipped
         batch.recent = list(self.recent)
         self.events += batch.events

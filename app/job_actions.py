@@ -105,11 +105,12 @@ class JobActions(QObject):
         queued = [j for j in jobs if j.state == "queued"]
         place = next((i for i, j in enumerate(queued, 1) if job and j.id == job.id), None)
         enabled = {
-            self.cancel: state in ("queued", "running") and job.request != "cancel",
-            self.pause: (state == "queued" and not job.held) or (state == "running" and job.request is None),
+            self.cancel: job is not None and state in ("queued", "running") and job.request != "cancel",
+            self.pause: job is not None
+            and ((state == "queued" and not job.held) or (state == "running" and job.request is None)),
             self.resume: job is not None and (job.paused or state in REQUEUEABLE),
             self.retry: state in REQUEUEABLE,
-            self.retry_checkpoint: state in REQUEUEABLE and job.kind == "train",
+            self.retry_checkpoint: job is not None and state in REQUEUEABLE and job.kind == "train",
             self.duplicate: job is not None,
             self.edit_copy: job is not None and job.kind in ("train", "measure"),
             self.delete: job is not None and state != "running",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
 from PySide6.QtCore import QProcess, QProcessEnvironment, QSettings, Qt, Signal
 from PySide6.QtWidgets import (
@@ -45,7 +46,7 @@ from backend.models.store import (
 )
 from widgets.form_field import FormField
 from widgets.labels import wrapping_label
-from widgets.message_list import MessageList
+from widgets.message_list import Level, MessageList
 
 RECENT_KEY = "training/recent_models"
 RECENT_LIMIT = 8
@@ -154,10 +155,10 @@ def license_of(record: ModelRecord) -> str | None:
             if key.strip() == "license" and value.strip():
                 return value.strip().strip("'\"")
     try:
-        value = read_config(record.path).get("license")
+        configured = read_config(record.path).get("license")
     except ModelError:
-        value = None
-    return value if isinstance(value, str) and value else None
+        configured = None
+    return configured if isinstance(configured, str) and configured else None
 
 
 def facts_line(info: ModelInfo) -> str:
@@ -278,7 +279,7 @@ class ModelPicker(QWidget):
         return self.combo.currentData() or DEFAULT_ALIAS
 
     def recent(self) -> list[str]:
-        value = self._settings.value(RECENT_KEY, [])
+        value = cast("list[str] | str | None", self._settings.value(RECENT_KEY, []))  # QSettings: a lone item is text
         refs = [value] if isinstance(value, str) else list(value or [])
         return [ref for ref in refs if isinstance(ref, str) and ref]
 
@@ -348,7 +349,10 @@ class ModelPicker(QWidget):
             pass  # the import's own progress line stays
         elif not info.imported:
             size = f" ({DEFAULT_DOWNLOAD})" if info.ref == DEFAULT_ALIAS else " (from the Hugging Face Hub)"
-            note = ("info", f"Not imported yet. A job imports it when it starts{size}; or import it now.")
+            note: tuple[Level, str] = (
+                "info",
+                f"Not imported yet. A job imports it when it starts{size}; or import it now.",
+            )
             self.status.set_messages([("warning", info.warning), note] if info.warning else [note])
         else:
             self.status.set_messages([])

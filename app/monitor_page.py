@@ -12,6 +12,7 @@ The page reads only while it is shown; when it is shown again it catches up from
 from __future__ import annotations
 
 import time
+from typing import TypedDict
 
 from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtGui import QHideEvent, QPalette, QShowEvent
@@ -57,8 +58,15 @@ def _training_charts() -> dict[str, LiveChart]:
     }
 
 
+class _ElapsedAxis(TypedDict):
+    """The options of a chart over time since the job started."""
+
+    x_axis: XAxis
+    empty_text: str
+
+
 def _gpu_charts() -> dict[str, LiveChart]:
-    elapsed = {"x_axis": XAxis.ELAPSED, "empty_text": WAITING_SAMPLE}
+    elapsed: _ElapsedAxis = {"x_axis": XAxis.ELAPSED, "empty_text": WAITING_SAMPLE}
     return {
         "gpu_util": LiveChart("GPU utilisation", unit=PERCENT, y_range=(0, 100), **elapsed),
         "gpu_mem": LiveChart("GPU memory", unit=GIBIBYTES, **elapsed),
@@ -68,7 +76,7 @@ def _gpu_charts() -> dict[str, LiveChart]:
 
 
 def _host_charts() -> dict[str, LiveChart]:
-    elapsed = {"x_axis": XAxis.ELAPSED, "empty_text": WAITING_SAMPLE}
+    elapsed: _ElapsedAxis = {"x_axis": XAxis.ELAPSED, "empty_text": WAITING_SAMPLE}
     return {
         "cpu": LiveChart("CPU", [Series("cpu", "CPU use")], unit=PERCENT, y_range=(0, 100), **elapsed),
         "ram": LiveChart(
@@ -284,10 +292,10 @@ class MonitorPage(QWidget):
         if batch.gpus:
             self._add_gpus(batch.gpus)
         for chart_key, series in batch.points.items():
-            chart = self.charts.get(chart_key)
-            if chart is not None:
+            target = self.charts.get(chart_key)
+            if target is not None:
                 for key, (xs, ys) in series.items():
-                    chart.extend(key, xs, ys)
+                    target.extend(key, xs, ys)
         if batch.recent or batch.reset:
             self._recent = batch.recent
         if batch.last_telemetry is not None:
@@ -316,7 +324,9 @@ class MonitorPage(QWidget):
     def _replace_gpu_grid(self) -> None:
         old = self.gpu_grid
         self.gpu_grid = self._new_gpu_grid()
-        self.system_tab.layout().replaceWidget(old, self.gpu_grid)
+        layout = self.system_tab.layout()
+        assert layout is not None  # the tab is built with its layout
+        layout.replaceWidget(old, self.gpu_grid)
         old.hide()
         old.deleteLater()
         self._gpus = {}

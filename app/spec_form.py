@@ -353,7 +353,9 @@ class SpecForm(QWidget):
             if kind == "targets":
                 combo.setEditable(True)
                 combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-                combo.lineEdit().setPlaceholderText("or layer names, separated by commas")
+                editor = combo.lineEdit()
+                assert editor is not None  # setEditable(True) gave the combo box one
+                editor.setPlaceholderText("or layer names, separated by commas")
                 combo.editTextChanged.connect(self._edited)
             combo.currentIndexChanged.connect(self._edited)
             return combo

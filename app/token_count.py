@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import cast
 
 from PySide6.QtCore import QObject, QSettings, QTimer, Signal
 
@@ -52,7 +53,8 @@ class TokenCount(QObject):
     def restore_max_length(self) -> None:
         """Show the maximum length chosen last time."""
         with contextlib.suppress(TypeError, ValueError):  # a hand-edited setting is ignored
-            self._panel.set_max_length(int(self._settings.value(_MAX_LENGTH_KEY, 1024)))
+            saved = cast("int | str", self._settings.value(_MAX_LENGTH_KEY, 1024))  # an int, or text from a file
+            self._panel.set_max_length(int(saved))
 
     def refresh_models(self) -> None:
         """Offer the models there are now, keeping the one chosen (the remembered one at first)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import cast
 
 from PySide6.QtCore import QSettings, QSignalBlocker, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QShowEvent
@@ -434,7 +435,8 @@ class TrainingPage(QWidget):
         if isinstance(model, str) and model:
             with QSignalBlocker(self.picker):
                 self.picker.set_ref(model)
-        self.form.advanced.set_expanded(self._settings.value(SETTINGS_ADVANCED, False, type=bool))
+        expanded = cast(bool, self._settings.value(SETTINGS_ADVANCED, False, type=bool))  # type=bool: a bool
+        self.form.advanced.set_expanded(expanded)
         self.form.advanced.toggled.connect(self._advanced_toggled)
         splitter = self._settings.value(SETTINGS_SPLITTER)
         if splitter is None or not self.splitter.restoreState(splitter):

@@ -302,8 +302,11 @@ class LiveChart(QWidget):
             "Smoothing averages each point with the ones before it, so that the trend shows\n"
             "through step-to-step noise. The raw values stay visible, faintly. 0 turns it off."
         )
-        label = QLabel("Smoothing", toolTip=tip)
-        self._slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=99, toolTip=tip)
+        label = QLabel("Smoothing")
+        label.setToolTip(tip)
+        self._slider = QSlider(Qt.Orientation.Horizontal)
+        self._slider.setRange(0, 99)
+        self._slider.setToolTip(tip)
         self._slider.setAccessibleName("Smoothing")
         self._slider.setValue(round(self._smoothing * 100))
         self._slider.setFixedWidth(self.fontMetrics().horizontalAdvance("M") * 8)

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal, TextIO
+from typing import Annotated, Any, Literal, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -139,7 +139,7 @@ def parse_event(line: str | bytes) -> Event:
         raise ValueError(f"not a job event: {exc.errors(include_url=False)[0]['msg']}") from None
 
 
-def event_json_schema() -> dict:
+def event_json_schema() -> dict[str, Any]:
     return _EVENT.json_schema()
 
 

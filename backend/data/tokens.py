@@ -260,7 +260,7 @@ def _histogram(lengths: Any, max_length: int) -> tuple[list[int], list[int]]:
 
 def _round_width(raw: float) -> int:
     """The nearest width above ``raw`` of the form 1, 2 or 5 times a power of ten."""
-    power = 10 ** max(0, math.floor(math.log10(max(raw, 1))))
+    power: int = 10 ** max(0, math.floor(math.log10(max(raw, 1))))  # a non-negative power: an int
     for step in (1, 2, 5, 10):
         if step * power >= raw:
             return step * power

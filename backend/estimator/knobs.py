@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from backend.core.precision import resolve_precision
+from backend.core.precision import Device, resolve_precision
 from backend.core.spec import JobSpec
 from backend.estimator.result import DataStats, GpuMemory
 from backend.models.shapes import ModelShapes
@@ -53,7 +53,8 @@ def resolve(
 ) -> Knobs:
     """Resolve ``auto`` as backend.models.runtime.Runtime.detect does on that device (a bf16 GPU when unknown)."""
     q, t, lora = spec.quantization, spec.training, spec.lora
-    device, bf16 = ("cuda", True) if gpu is None else (gpu.kind, gpu.supports_bf16)
+    device: Device = "cuda" if gpu is None else gpu.kind
+    bf16 = True if gpu is None else gpu.supports_bf16
     compute, precision = resolve_precision(device, bf16, q.compute_dtype, t.precision)
     targets = lora.target_modules if isinstance(lora.target_modules, str) else tuple(lora.target_modules)
     return Knobs(

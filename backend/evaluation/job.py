@@ -198,8 +198,8 @@ def _base_path(spec: EvaluateSpec, main: _Adapter, sink: EventSink) -> tuple[Pat
     from backend.models.store import resolve_model_path
 
     recorded = main.info.recorded_base
-    candidates = [spec.base_model] if spec.base_model else [recorded.get("ref"), recorded.get("path")]
-    candidates = [c for c in candidates if c]
+    named = [spec.base_model] if spec.base_model else [recorded.get("ref"), recorded.get("path")]
+    candidates = [c for c in named if c]
     if not candidates:
         raise EvaluationError(
             f"{main.info.path} does not say which base model it was trained on.",

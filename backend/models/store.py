@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from backend.core.folders import replace_folder
 from backend.core.paths import models_dir
@@ -47,7 +48,7 @@ from backend.models.record import (
 DEFAULT_ALIAS = "default"
 DEFAULT_SLUG = "smollm2-135m-instruct"
 DEFAULT_NAME = "SmolLM2 135M Instruct"
-DEFAULT_CONFIG = {
+DEFAULT_CONFIG: dict[str, Any] = {
     "architectures": ["LlamaForCausalLM"],
     "model_type": "llama",
     "hidden_size": 576,
