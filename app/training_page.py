@@ -11,8 +11,10 @@ arithmetic over safetensors headers, and queueing a job writes a row and a folde
 
 The spec is built in one place, ``app.training_job.build_spec``, for validation, the estimate
 and the queue alike; model shapes and Hub reads are in ``app.hub_shapes``, the dataset box in
-``app.dataset_summary``. What stays here (about 450 lines) is where the form, the picker, the
-dataset, the gauge and the queue meet: building the columns and wiring each change to the rest.
+``app.dataset_summary``, the gauge column, the queue bar and the estimate with its notes in
+``app.training_columns``. What stays here (a little over 400 lines) is where the form, the picker,
+the dataset, the gauge and the queue meet: each change wired to the rest, and the values
+remembered between sessions.
 """
 
 from __future__ import annotations
@@ -23,31 +25,28 @@ from typing import cast
 
 from PySide6.QtCore import QSettings, QSignalBlocker, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QShowEvent
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QPushButton, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QSplitter, QVBoxLayout, QWidget
 
 from app.dataset_summary import DatasetSummary
 from app.hub_shapes import ModelShapesCache
 from app.model_picker import ModelInfo, ModelPicker
 from app.session import DatasetChoice, Session
 from app.spec_form import SpecForm, errors_by_field
+from app.training_columns import EstimateColumn, QueueBar, estimate_with_notes
 from app.training_job import build_spec, queue_spec
 from app.vram import gauge_data, gpu_info
 from backend.core.presets import DEFAULT_PRESET, PRESETS, flatten, matching_preset
 from backend.core.spec import JobSpec, SpecError
-from backend.estimator import DataStats, Estimate, GpuMemory, estimate
+from backend.estimator import Estimate, GpuMemory
 from backend.estimator.calibration import CalibrationStore
 from backend.estimator.gpus import machine_gpus
 from backend.jobs.job import Job
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import ensure_runner
-from backend.models.errors import ModelError
 from backend.models.hub_facts import HubFacts
 from widgets.boxes import group, vertical_scroll
 from widgets.form_field import FormField
-from widgets.labels import wrapping_label
-from widgets.message_list import MessageList
 from widgets.preset_bar import PresetBar
-from widgets.vram_gauge import VramGauge
 
 ESTIMATE_DELAY_MS = 100
 SETTINGS_VALUES = "training/last_values"
@@ -158,53 +157,21 @@ class TrainingPage(QWidget):
 
     def _build_gauge_column(self) -> QWidget:
         """The right column: the gauge for the chosen GPU, Measure, and the estimate's notes."""
-        line = self.fontMetrics().height()
-        self.gauge = VramGauge()
+        column = EstimateColumn()
+        self.gauge, self.notes, self.measure_button = column.gauge, column.notes, column.measure_button
         self.gauge.suggestionChosen.connect(self._apply_suggestion)
         self.gauge.gpuChanged.connect(self._gpu_changed)
-        self.notes = MessageList()
-        self.notes.setObjectName("estimateNotes")
-        self.measure_button = QPushButton("Measure on this GPU")
-        self.measure_button.setToolTip(
-            "Queue a short measure job: a few real steps of this configuration at its longest sequence "
-            "length, to record the true peak memory. Later estimates on this GPU use it."
-        )
         self.measure_button.clicked.connect(self.measure)
-        right = QWidget()
-        right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(line, line, line, line)
-        right_layout.setSpacing(line)
-        right_layout.addWidget(self.gauge)
-        right_layout.addWidget(self.measure_button, 0, Qt.AlignmentFlag.AlignLeft)
-        right_layout.addWidget(self.notes)
-        right_layout.addStretch(1)
-        self.gauge_scroll = vertical_scroll(right)
+        self.gauge_scroll = vertical_scroll(column)
         return self.gauge_scroll
 
     def _build_bar(self) -> QWidget:
         """The bottom bar: the pre-flight checks, what blocks the job, Add to queue and Start now."""
-        line = self.fontMetrics().height()
-        self.checks = MessageList()
-        self.checks.setObjectName("checks")
-        self.status = wrapping_label(name="actionStatus")
-        self.add_button = QPushButton("Add to queue")
-        self.add_button.setToolTip("Check the job and put it at the end of the queue; it runs when its turn comes.")
+        bar = QueueBar()
+        self.checks, self.status = bar.checks, bar.status
+        self.add_button, self.start_button = bar.add_button, bar.start_button
         self.add_button.clicked.connect(self.add_to_queue)
-        self.start_button = QPushButton("Start now")
-        self.start_button.setDefault(True)
-        self.start_button.setToolTip("Queue the job and make sure the queue is running, then show the Jobs page.")
         self.start_button.clicked.connect(self.start_now)
-        buttons = QHBoxLayout()
-        buttons.setSpacing(line // 2)
-        buttons.addWidget(self.status, 1)
-        buttons.addWidget(self.add_button)
-        buttons.addWidget(self.start_button)
-        bar = QWidget()
-        bar_layout = QVBoxLayout(bar)
-        bar_layout.setContentsMargins(line, line // 2, line, line)
-        bar_layout.setSpacing(line // 2)
-        bar_layout.addWidget(self.checks)
-        bar_layout.addLayout(buttons)
         return bar
 
     # -- GPUs -------------------------------------------------------------------------------------
@@ -345,27 +312,16 @@ class TrainingPage(QWidget):
         self._timer.stop()
         info = self.picker.current()
         shapes, reason = self.shapes.shapes_for(info)
-        notes: list[tuple[str, str]] = []
+        notes: list[tuple[str, str]] = [("info", reason)]
         result: Estimate | None = None
-        if shapes is None:
-            notes.append(("info", reason))
-        else:
+        if shapes is not None:
             try:
                 spec = self.job_spec(placeholder_data=True, absolute=False)
-            except SpecError:
-                spec = None  # the form shows why; the gauge keeps the last valid estimate
-            if spec is None:
+            except SpecError:  # the form shows why; the gauge keeps the last valid estimate
                 if self.estimate is not None:
                     self.notes.set_messages([("warning", STALE_ESTIMATE)])
                 return
-            choice = self.session.dataset
-            data = DataStats(p99_tokens=choice.p99_tokens) if choice is not None and choice.p99_tokens else None
-            try:
-                result = estimate(spec, shapes, self.gpu(), data, calibration=self._calibration)
-            except (ModelError, KeyError, ValueError, TypeError, ZeroDivisionError) as exc:
-                notes.append(("warning", f"This model's memory could not be estimated: {exc}"))
-            else:
-                notes += [("info", note) for note in result.notes]
+            result, notes = estimate_with_notes(spec, shapes, self.gpu(), self.session.dataset, self._calibration)
         self.estimate = result
         self.gauge.set_data(gauge_data(result) if result is not None else None)
         self.notes.set_messages(notes)  # type: ignore[arg-type]
