@@ -18,6 +18,10 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PySide6.QtCore import QCoreApplication
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = (1280, 800)
@@ -53,14 +57,14 @@ def prepare(steps: int) -> None:
             queue.add(waiting)
 
 
-def wait_until(app: object, condition: Callable[[], bool], timeout_s: float) -> None:
+def wait_until(app: QCoreApplication, condition: Callable[[], bool], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition() and time.monotonic() < deadline:
-        app.processEvents()  # type: ignore[attr-defined]
+        app.processEvents()
         time.sleep(0.02)
 
 
-def settle(app: object, seconds: float = 1.0) -> None:
+def settle(app: QCoreApplication, seconds: float = 1.0) -> None:
     wait_until(app, lambda: False, seconds)
 
 

@@ -29,6 +29,7 @@ from backend.core.spec_errors import explain
 SCHEMA_VERSION = 1
 
 TargetPreset = Literal["attention", "attention_mlp", "all_linear"]
+LossOn = Literal["assistant", "all"]
 QuantMode = Literal["nf4", "fp4", "int8", "none"]
 Optimizer = Literal[
     "adamw_torch",
@@ -218,7 +219,7 @@ class Data(_Section):
         0.1, ge=0.0, le=0.5, description="Share of the training file held out to measure progress."
     )
     split_seed: int = Field(42, ge=0, description="Fixes which examples are held out, so runs compare fairly.")
-    loss_on: Literal["assistant", "all"] = Field(
+    loss_on: LossOn = Field(
         "assistant",
         description="Learn from the assistant's replies only (the usual choice), or from every token "
         "including the prompts.",

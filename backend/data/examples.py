@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from backend.data.formats import Normalized
+from backend.data.turns import Normalized
 
 
 @dataclass

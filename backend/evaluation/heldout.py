@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backend.core.spec import Data, JobSpec, Training
+from backend.core.spec import Data, JobSpec, LossOn, Training
 from backend.core.task_specs import EvaluateSpec
 from backend.data.chat_tokens import IGNORE, TemplateError
 from backend.data.examples import Example
@@ -33,7 +33,7 @@ class HeldOut:
     source: str
     content_hash: str | None
     max_length: int
-    loss_on: str
+    loss_on: LossOn
     available: int  # examples before max_examples cut the list
     warnings: list[str] = field(default_factory=list)
 
@@ -66,7 +66,7 @@ def held_out(spec: EvaluateSpec, train_spec: JobSpec | None, recorded_hash: str 
 
 
 def _named_data(
-    path: Path, train_spec: JobSpec | None, recorded_hash: str | None, max_length: int, loss_on: str
+    path: Path, train_spec: JobSpec | None, recorded_hash: str | None, max_length: int, loss_on: LossOn
 ) -> HeldOut:
     from backend.data.load import read_dataset
     from backend.data.scan import ImportOptions
@@ -88,7 +88,7 @@ def _named_data(
 
 
 def _training_split(
-    train_spec: JobSpec | None, recorded_hash: str | None, adapter_name: str, max_length: int, loss_on: str
+    train_spec: JobSpec | None, recorded_hash: str | None, adapter_name: str, max_length: int, loss_on: LossOn
 ) -> HeldOut:
     from backend.core.events import EventSink
 
@@ -136,7 +136,7 @@ def tokenize_held_out(tokenizer: Any, held: HeldOut) -> tuple[list[TokenizedExam
     lost: list[str] = []
     for index, example in enumerate(held.examples):
         try:
-            tokens = tokenize_example(tokenizer, example, held.loss_on)  # type: ignore[arg-type]
+            tokens = tokenize_example(tokenizer, example, held.loss_on)
         except TemplateError as exc:
             raise EvaluationError(str(exc), error_type="data") from None
         except jinja2.TemplateError as exc:  # the template refuses this conversation (e.g. a role it lacks)
