@@ -9,7 +9,8 @@
 4. Answers to the prompts (the held-out data's, or the user's) from every model with
    the same decoding settings.
 5. ``report.json``, ``report.md`` and ``report.html`` in the job folder, and a summary
-   in each adapter's record (``record.py``). docs/evaluation.md has the details.
+   in each adapter's record (``record.py``), both assembled in ``assemble.py``.
+   docs/evaluation.md has the details.
 """
 
 from __future__ import annotations
@@ -26,17 +27,14 @@ from backend.core.progress import time_left
 from backend.core.spec import JobSpec, SpecError
 from backend.core.stop import StopRequest
 from backend.core.task_specs import EvaluateSpec
+from backend.evaluation.assemble import ADAPTER, COMPARE, EvaluatedAdapter, PromptItem, build_report, update_records
 from backend.evaluation.errors import EvaluationError
 from backend.evaluation.heldout import HeldOut, TokenizedExample, batch_losses, held_out, tokenize_held_out
-from backend.evaluation.record import record_evaluation
-from backend.evaluation.report import perplexity, prompt_text, word_diff, write_report
-from backend.evaluation.report_schema import EvaluationReport
+from backend.evaluation.report import perplexity, write_report
 from backend.evaluation.side_by_side import BASE, Comparison, Decoding, Precision, load_comparison
 from backend.export.adapter import ADAPTER_CONFIG, AdapterInfo, read_adapter
 from backend.models.errors import ModelError
 
-ADAPTER, COMPARE = "adapter", "compare"
-_LISTED_EXAMPLES = 10
 _QUANT_NAMES = {"nf4": "4-bit NF4", "fp4": "4-bit FP4", "int8": "8-bit"}
 _FIT_MARGIN = 1.25  # 16-bit weights plus activations and the CUDA context must fit in free GPU memory
 
@@ -45,24 +43,6 @@ _FIT_MARGIN = 1.25  # 16-bit weights plus activations and the CUDA context must 
 class EvaluationOutcome:
     metrics: dict[str, float]
     report_path: Path  # report.json; report.md and report.html lie next to it
-
-
-@dataclass(frozen=True)
-class PromptItem:
-    messages: list[dict[str, str]]
-    reference: str | None = None
-    where: str | None = None
-
-
-@dataclass(frozen=True)
-class _Adapter:
-    key: str
-    info: AdapterInfo
-    label: str
-
-    @property
-    def record(self) -> dict[str, Any]:
-        return self.info.record or {}
 
 
 class _Steps:
@@ -136,7 +116,7 @@ def run_evaluation(spec: EvaluateSpec, layout: JobLayout, sink: EventSink, stop:
     decoding = Decoding(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, seed=spec.seed)
     outputs = _generations(comparison, prompts, keys, decoding, batch, steps)
 
-    report = _report(
+    report = build_report(
         spec=spec,
         layout=layout,
         adapters=adapters,
@@ -154,17 +134,17 @@ def run_evaluation(spec: EvaluateSpec, layout: JobLayout, sink: EventSink, stop:
     files = write_report(layout.root, report)
     for path in (files.json, files.markdown, files.html):
         sink.emit(Artifact(kind="report", path=str(path)))
-    _update_records(report, adapters, files.json, warn)
+    update_records(report, adapters, files.json, warn)
     return EvaluationOutcome(metrics=_metrics(losses, len(items), len(prompts)), report_path=files.json)
 
 
 # -- what is evaluated --------------------------------------------------------------------------
 
 
-def _adapters(spec: EvaluateSpec) -> list[_Adapter]:
+def _adapters(spec: EvaluateSpec) -> list[EvaluatedAdapter]:
     main = _read_adapter(spec.adapter)
     if not spec.compare_adapter:
-        return [_Adapter(ADAPTER, main, _label(main))]
+        return [EvaluatedAdapter(ADAPTER, main, _label(main))]
     other = _read_adapter(spec.compare_adapter)
     if other.path == main.path:
         raise EvaluationError(
@@ -174,7 +154,7 @@ def _adapters(spec: EvaluateSpec) -> list[_Adapter]:
     a, b = _label(main), _label(other)
     if a == b:
         a, b = f"{a} (A)", f"{b} (B)"
-    return [_Adapter(ADAPTER, main, a), _Adapter(COMPARE, other, b)]
+    return [EvaluatedAdapter(ADAPTER, main, a), EvaluatedAdapter(COMPARE, other, b)]
 
 
 def _read_adapter(folder: str) -> AdapterInfo:
@@ -192,7 +172,7 @@ def _label(info: AdapterInfo) -> str:
     return info.path.parent.name if info.path.name == "adapter" else info.path.name
 
 
-def _base_path(spec: EvaluateSpec, main: _Adapter, sink: EventSink) -> tuple[Path, str]:
+def _base_path(spec: EvaluateSpec, main: EvaluatedAdapter, sink: EventSink) -> tuple[Path, str]:
     """The base folder and the name it goes by: the spec's, else the one the adapter's record names."""
     from backend.core.progress import each_stage_once
     from backend.models.store import resolve_model_path
@@ -219,7 +199,7 @@ def _base_path(spec: EvaluateSpec, main: _Adapter, sink: EventSink) -> tuple[Pat
     )
 
 
-def _check_base(base_path: Path, adapters: list[_Adapter], warn: Any) -> str:
+def _check_base(base_path: Path, adapters: list[EvaluatedAdapter], warn: Any) -> str:
     """The base's fingerprint; refuse it when an adapter was trained on other weights."""
     from backend.models.fingerprint import fingerprint
 
@@ -244,7 +224,7 @@ def _check_base(base_path: Path, adapters: list[_Adapter], warn: Any) -> str:
     return actual
 
 
-def _training_spec(adapter: _Adapter) -> JobSpec | None:
+def _training_spec(adapter: EvaluatedAdapter) -> JobSpec | None:
     """The training job's spec from the adapter's record; None for an adapter trained elsewhere."""
     data = adapter.record.get("spec")
     if not isinstance(data, dict):
@@ -387,183 +367,3 @@ def _generations(
         outputs += [{key: answers[key][i] for key in keys} for i in range(len(chunk))]
         steps.advance("answers")
     return outputs
-
-
-# -- the report and the records ---------------------------------------------------------------
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def _report(
-    *,
-    spec: EvaluateSpec,
-    layout: JobLayout,
-    adapters: list[_Adapter],
-    base: tuple[Path, str, str],
-    comparison: Comparison,
-    held: HeldOut,
-    items: list[TokenizedExample],
-    sums: dict[str, list[float]],
-    losses: dict[str, dict[str, float]],
-    prompts: tuple[list[PromptItem], str, list[dict[str, str]]],
-    decoding: Decoding,
-    warnings: list[str],
-    duration: float,
-) -> EvaluationReport:
-    from backend.models.runtime import library_versions
-
-    base_path, base_label, base_fingerprint = base
-    prompt_items, prompts_source, outputs = prompts
-    keys = [BASE, *(a.key for a in adapters)]
-    per_example = [
-        {
-            "index": item.index,
-            "where": item.example.where(),
-            "prompt": _example_prompt(item),
-            "tokens": item.loss_tokens,
-            "truncated": item.truncated,
-            "losses": {key: sums[key][row] / item.loss_tokens for key in keys},
-        }
-        for row, item in enumerate(items)
-    ]
-    deltas = {}
-    for adapter in adapters:
-        if losses:
-            loss, base_loss = losses[adapter.key]["loss"], losses[BASE]["loss"]
-            deltas[adapter.key] = {
-                "loss": loss - base_loss,
-                "perplexity": _finite(losses[adapter.key]["perplexity"] - losses[BASE]["perplexity"]),
-                "perplexity_relative": _finite(math.exp(loss - base_loss) - 1) if loss - base_loss < 700 else None,
-            }
-    if losses and COMPARE in losses:
-        deltas["compare_vs_adapter"] = {"loss": losses[COMPARE]["loss"] - losses[ADAPTER]["loss"]}
-    generations = [
-        {
-            "index": i,
-            "prompt": item.messages,
-            "reference": item.reference,
-            "where": item.where,
-            "outputs": answers,
-            "diff": {key: [list(op) for op in word_diff(answers[BASE], answers[key])] for key in keys[1:]},
-        }
-        for i, (item, answers) in enumerate(zip(prompt_items, outputs, strict=True))
-    ]
-    return EvaluationReport.model_validate(
-        {
-            "name": spec.name,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "job": str(layout.root),
-            "spec": spec.to_dict(),
-            "versions": library_versions(),
-            "precision": comparison.precision.describe(),
-            "device": comparison.precision.device,
-            "base": {"label": base_label, "path": str(base_path), "fingerprint": base_fingerprint},
-            "models": [
-                {"key": BASE, "label": "base", "path": str(base_path)},
-                *(
-                    {
-                        "key": a.key,
-                        "label": a.label,
-                        "path": str(a.info.path),
-                        "trained_steps": a.record.get("steps"),
-                        "training_metrics": a.record.get("metrics"),
-                    }
-                    for a in adapters
-                ),
-            ],
-            "data": {
-                "source": held.source,
-                "content_hash": held.content_hash,
-                "available": held.available,
-                "examples": len(items),
-                "skipped": len(held.examples) - len(items),
-                "tokens": sum(item.loss_tokens for item in items),
-                "max_length": held.max_length,
-                "loss_on": held.loss_on,
-            },
-            "losses": {key: {"loss": m["loss"], "perplexity": _finite(m["perplexity"])} for key, m in losses.items()},
-            "deltas": deltas,
-            "examples": per_example,
-            "worse": {a.key: _ranked(per_example, a.key, worse=True) for a in adapters},
-            "better": {a.key: _ranked(per_example, a.key, worse=False) for a in adapters},
-            "prompts_source": prompts_source,
-            "decoding": decoding.settings(),
-            "generations": generations,
-            "warnings": warnings,
-            "duration_s": round(duration, 3),
-        }
-    )
-
-
-def _example_prompt(item: TokenizedExample) -> str:
-    example = item.example
-    if example.text is not None:
-        return example.text[:100] + ("…" if len(example.text) > 100 else "")
-    return prompt_text(example.messages, 100)
-
-
-def _ranked(per_example: list[dict[str, Any]], key: str, *, worse: bool) -> list[dict[str, Any]]:
-    """The examples whose loss rose (or fell) most against the base, at most ten."""
-    rows = [
-        {
-            "index": e["index"],
-            "where": e["where"],
-            "prompt": e["prompt"],
-            "tokens": e["tokens"],
-            "base": e["losses"][BASE],
-            "loss": e["losses"][key],
-            "delta": e["losses"][key] - e["losses"][BASE],
-        }
-        for e in per_example
-    ]
-    rows = [r for r in rows if (r["delta"] > 0 if worse else r["delta"] < 0)]
-    rows.sort(key=lambda r: r["delta"], reverse=worse)
-    return rows[:_LISTED_EXAMPLES]
-
-
-def _update_records(report: EvaluationReport, adapters: list[_Adapter], report_json: Path, warn: Any) -> None:
-    """A summary of this evaluation in each adapter's record; a warning where that cannot be written."""
-    losses = report.losses
-    for adapter in adapters:
-        if adapter.info.record is None:
-            warn(
-                "no_adapter_record",
-                f"{adapter.label} has no LoRA Studio record ({adapter.info.path}); its results are in this "
-                "job's report only",
-            )
-            continue
-        others = [a for a in adapters if a is not adapter]
-        own, base = losses.get(adapter.key), losses.get(BASE)
-        summary = {
-            "created_at": report.created_at,
-            "job_id": Path(report.job).name,
-            "job": report.job,
-            "report": str(report_json),
-            "name": report.name,
-            "base": {"label": report.base.label, "fingerprint": report.base.fingerprint},
-            "data": report.data.model_dump(include={"source", "content_hash", "examples", "tokens"}),
-            "loss": own.loss if own else None,
-            "perplexity": own.perplexity if own else None,
-            "base_loss": base.loss if base else None,
-            "base_perplexity": base.perplexity if base else None,
-            "loss_delta": own.loss - base.loss if own and base else None,
-            "compared_with": [
-                {
-                    "label": other.label,
-                    "path": str(other.info.path),
-                    "loss": measured.loss if (measured := losses.get(other.key)) else None,
-                    "perplexity": measured.perplexity if measured else None,
-                }
-                for other in others
-            ],
-            "prompts": len(report.generations),
-            "answers_changed": sum(g.changed(adapter.key) for g in report.generations),
-            "decoding": report.decoding,
-            "precision": report.precision,
-        }
-        try:
-            record_evaluation(adapter.info.path, summary)
-        except (OSError, ValueError) as exc:
-            warn("record_not_updated", f"could not add the results to {adapter.label}'s record: {exc}")
