@@ -31,7 +31,8 @@ from app.dataset_summary import DatasetSummary
 from app.hub_shapes import ModelShapesCache
 from app.model_picker import ModelInfo, ModelPicker
 from app.session import DatasetChoice, Session
-from app.spec_form import SpecForm, errors_by_field
+from app.spec_fields import errors_by_field
+from app.spec_form import SpecForm
 from app.training_columns import EstimateColumn, QueueBar, estimate_with_notes
 from app.training_job import build_spec, queue_spec
 from app.vram import gauge_data, gpu_info

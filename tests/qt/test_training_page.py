@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QLabel, QLineEdit, QSpinBox
 from pytestqt.qtbot import QtBot
 
 from app.session import DatasetChoice, Session
-from app.spec_form import ALL_FIELDS, default_values, description, errors_by_field
+from app.spec_fields import ALL_FIELDS, default_values, description, errors_by_field
 from app.training_page import NO_DATASET, TrainingPage
 from backend.core.presets import PRESETS, flatten, nest
 from backend.core.spec import JobSpec
