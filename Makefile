@@ -1,7 +1,7 @@
 # LoRA Studio: set-up and everyday commands. Every target installs what it needs first.
 #
 #   make demo    fine-tune the built-in model on the sample data and show the result
-#   make test    lint, layering contracts and the default test suite
+#   make test    lint, layering contracts, type checks and the default test suite
 #
 # torch is installed before the project so the right build is chosen per machine:
 # TORCH defaults to the 2.13.0 release (a CPU wheel where one is provided locally, the
@@ -50,6 +50,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest -m "not slow"
@@ -65,4 +66,4 @@ screenshots: $(STAMP)
 	$(BIN)/python -m app.screenshots --out docs/screenshots
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

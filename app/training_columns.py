@@ -17,7 +17,7 @@ from backend.estimator import DataStats, Estimate, GpuMemory, ModelShapes, estim
 from backend.estimator.calibration import CalibrationStore
 from backend.models.errors import ModelError
 from widgets.labels import wrapping_label
-from widgets.message_list import MessageList
+from widgets.message_list import Level, MessageList
 from widgets.vram_gauge import VramGauge
 
 
@@ -76,7 +76,7 @@ def estimate_with_notes(
     gpu: GpuMemory | None,
     choice: DatasetChoice | None,
     calibration: CalibrationStore,
-) -> tuple[Estimate | None, list[tuple[str, str]]]:
+) -> tuple[Estimate | None, list[tuple[Level, str]]]:
     """The estimate of ``spec`` for a model of ``shapes`` on ``gpu`` (with the dataset's length when it was
     measured), and the notes to show: the estimator's, or why this model's memory could not be estimated."""
     data = DataStats(p99_tokens=choice.p99_tokens) if choice is not None and choice.p99_tokens else None

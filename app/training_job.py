@@ -15,12 +15,13 @@ from backend.core.presets import nest
 from backend.core.spec import DataFormat, JobSpec
 from backend.jobs.job import Job
 from backend.jobs.queue import JobQueue
+from widgets.message_list import Level
 
 PLACEHOLDER_DATA = "(no dataset chosen yet)"
 _FORMATS = set(get_args(DataFormat))
 _CHECK_ORDER = {"error": 0, "warning": 1, "info": 2}
 
-Message = tuple[str, str]
+Message = tuple[Level, str]
 """A (level, text) line for a ``MessageList``."""
 
 

@@ -47,6 +47,7 @@ from backend.jobs.runner import ensure_runner
 from backend.models.hub_facts import HubFacts
 from widgets.boxes import group, vertical_scroll
 from widgets.form_field import FormField
+from widgets.message_list import Level
 from widgets.preset_bar import PresetBar
 
 ESTIMATE_DELAY_MS = 100
@@ -313,7 +314,7 @@ class TrainingPage(QWidget):
         self._timer.stop()
         info = self.picker.current()
         shapes, reason = self.shapes.shapes_for(info)
-        notes: list[tuple[str, str]] = [("info", reason)]
+        notes: list[tuple[Level, str]] = [("info", reason)]
         result: Estimate | None = None
         if shapes is not None:
             try:
@@ -325,7 +326,7 @@ class TrainingPage(QWidget):
             result, notes = estimate_with_notes(spec, shapes, self.gpu(), self.session.dataset, self._calibration)
         self.estimate = result
         self.gauge.set_data(gauge_data(result) if result is not None else None)
-        self.notes.set_messages(notes)  # type: ignore[arg-type]
+        self.notes.set_messages(notes)
         self.estimated.emit(result)
 
     def _apply_suggestion(self, index: int) -> None:
@@ -362,7 +363,7 @@ class TrainingPage(QWidget):
             spec.kind, spec.name = "measure", f"{spec.name}-measure"
         with JobQueue(self.session.queue_path, self.session.jobs_dir) as queue:
             job, messages = queue_spec(queue, spec, start=start, start_runner=self.start_runner)
-        self.checks.set_messages(messages)  # type: ignore[arg-type]
+        self.checks.set_messages(messages)
         if job is not None:
             self._save()
             self.session.job_queued.emit(job.id)
