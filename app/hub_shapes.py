@@ -12,7 +12,7 @@ import time
 
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 
-from app.model_picker import ModelInfo
+from app.model_info import ModelInfo
 from backend.estimator import ModelShapes
 from backend.models.errors import ModelError
 from backend.models.hub_facts import HubFacts, read_hub_facts
