@@ -6,7 +6,7 @@ visible draws nothing until it is shown. pyqtgraph clips each curve to the visib
 and downsamples it to one minimum and one maximum per pixel column, so a redraw costs about
 the same at 1,000 or 100,000 points.
 Lines are one pixel wide: Qt's stroker took 1.4-7 s to paint a 1.5 px antialiased line through
-6,000 points (see bench/results/chart_points.md).
+6,000 points (see bench/results/chart_points.md). The legend is ``widgets.chart_legend``.
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ from enum import Enum
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QHideEvent, QPainter, QPaintEvent, QPalette, QPen, QShowEvent
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import QColor, QHideEvent, QPalette, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
     QLabel,
-    QSizePolicy,
     QSlider,
     QStackedLayout,
     QVBoxLayout,
@@ -32,20 +31,13 @@ from PySide6.QtWidgets import (
 
 from widgets.chart_axes import ElapsedAxis, StepAxis, ValueAxis, duration_text
 from widgets.chart_colors import series_color
+from widgets.chart_legend import LegendEntry, SeriesStyle
 from widgets.redraw_pacer import pacer
 from widgets.series_buffer import SeriesBuffer
 from widgets.units import PLAIN, Unit
 
 DEFAULT_SMOOTHING = 0.6  # TensorBoard's default
 _RAW_ALPHA_WHEN_SMOOTHED = 0.25
-
-
-class SeriesStyle(Enum):
-    """How a series is drawn, which also says what kind of values it holds."""
-
-    LINE = "line"  # a value every step or sample (train loss, GPU use): smoothed when the chart smooths
-    POINTS = "points"  # occasional values (eval loss): dots joined by a line, never smoothed
-    LIMIT = "limit"  # a ceiling to compare against (GPU memory total): dashed, never smoothed
 
 
 class XAxis(Enum):
@@ -68,7 +60,7 @@ class _Plotted:
     color_index: int
     raw: pg.PlotDataItem
     smoothed: pg.PlotDataItem | None  # only LINE series of a chart with a smoothing control
-    entry: _LegendEntry
+    entry: LegendEntry
     buffer: SeriesBuffer = field(default_factory=SeriesBuffer)
     dirty: bool = False
 
@@ -195,7 +187,7 @@ class LiveChart(QWidget):
         for curve in (raw, smoothed):
             if curve is not None:
                 item.addItem(curve)
-        entry = _LegendEntry(series)
+        entry = LegendEntry(series.label, series.style)
         self._legend.insertWidget(self._legend.count() - 1, entry)
         plotted = _Plotted(series, len(self._series), raw, smoothed, entry)
         self._series[series.key] = plotted
@@ -405,57 +397,3 @@ class LiveChart(QWidget):
     def hideEvent(self, event: QHideEvent) -> None:
         super().hideEvent(event)
         pacer().cancel(self)  # drawn when shown again
-
-
-class _LegendEntry(QWidget):
-    """A series' line sample, name and latest value; the tooltip says where that value was taken."""
-
-    def __init__(self, series: Series) -> None:
-        super().__init__()
-        self._series = series
-        self._swatch = _Swatch(series.style)
-        self._text = QLabel(series.label, textFormat=Qt.TextFormat.PlainText)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, self.fontMetrics().height(), 0)
-        layout.setSpacing(self.fontMetrics().height() // 3)
-        layout.addWidget(self._swatch)
-        layout.addWidget(self._text)
-
-    def set_color(self, color: QColor) -> None:
-        self._swatch.set_color(color)
-
-    def set_text(self, text: str, tooltip: str) -> None:
-        self._text.setText(text)
-        self.setToolTip(tooltip)
-
-
-class _Swatch(QWidget):
-    """A short sample of a series' line: solid, dashed (a limit) or with a dot (occasional values)."""
-
-    def __init__(self, style: SeriesStyle) -> None:
-        super().__init__()
-        self._style = style
-        self._color = QColor()
-        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-
-    def set_color(self, color: QColor) -> None:
-        self._color = color
-        self.update()
-
-    def sizeHint(self) -> QSize:
-        height = self.fontMetrics().height()
-        return QSize(round(height * 1.6), height)
-
-    def paintEvent(self, event: QPaintEvent) -> None:
-        painter = QPainter(self)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        pen = QPen(self._color, 2)
-        if self._style is SeriesStyle.LIMIT:
-            pen.setStyle(Qt.PenStyle.DashLine)
-        painter.setPen(pen)
-        middle = self.height() / 2
-        painter.drawLine(1, round(middle), self.width() - 1, round(middle))
-        if self._style is SeriesStyle.POINTS:
-            painter.setBrush(self._color)
-            radius = self.height() / 6
-            painter.drawEllipse(self.rect().center().toPointF(), radius, radius)
