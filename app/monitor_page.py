@@ -7,12 +7,12 @@ milliseconds (``app.event_feed.FeedFollower``), so a run of 100,000 steps fills 
 while the window keeps answering; the charts draw at most every 100 ms each, one per turn.
 
 The page reads only while it is shown; when it is shown again it catches up from where it was.
+The charts it shows, and the line of the last system sample, are made in ``app.monitor_charts``.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TypedDict
 
 from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtGui import QHideEvent, QPalette, QShowEvent
@@ -28,85 +28,19 @@ from PySide6.QtWidgets import (
 )
 
 from app.event_feed import Batch, FeedFollower
+from app.monitor_charts import WAITING_SAMPLE, gpu_charts, host_charts, system_line, training_charts
 from app.session import Session
 from backend.core.events import Progress, Telemetry
 from backend.core.progress import duration_words, eta_seconds
 from backend.jobs.job import FINISHED, Job
 from backend.jobs.queue import JobQueue
 from widgets.chart_grid import ChartGrid
-from widgets.live_chart import LiveChart, Series, SeriesStyle, XAxis
+from widgets.live_chart import LiveChart, Series, SeriesStyle
 from widgets.palette import negative_color
-from widgets.units import CELSIUS, GIB, GIBIBYTES, LEARNING_RATE, PERCENT, TOKENS_PER_SECOND, WATTS
 
 FOLLOW_MS = 250
 WAITING_STEP = "Waiting for the first step…"
-WAITING_SAMPLE = "Waiting for the first measurement (every 2 s)…"
 NOTHING_RECORDED = "This job recorded no values for this chart."
-
-
-def _training_charts() -> dict[str, LiveChart]:
-    return {
-        "loss": LiveChart(
-            "Loss",
-            [Series("train", "Training loss"), Series("eval", "Eval loss", SeriesStyle.POINTS)],
-            smoothing=True,
-            log_scale_toggle=True,
-        ),
-        "lr": LiveChart("Learning rate", [Series("lr", "Learning rate")], unit=LEARNING_RATE),
-        "grad_norm": LiveChart("Gradient norm", [Series("grad_norm", "Gradient norm")]),
-        "tokens": LiveChart("Speed", [Series("tps", "Tokens per second")], unit=TOKENS_PER_SECOND),
-    }
-
-
-class _ElapsedAxis(TypedDict):
-    """The options of a chart over time since the job started."""
-
-    x_axis: XAxis
-    empty_text: str
-
-
-def _gpu_charts() -> dict[str, LiveChart]:
-    elapsed: _ElapsedAxis = {"x_axis": XAxis.ELAPSED, "empty_text": WAITING_SAMPLE}
-    return {
-        "gpu_util": LiveChart("GPU utilisation", unit=PERCENT, y_range=(0, 100), **elapsed),
-        "gpu_mem": LiveChart("GPU memory", unit=GIBIBYTES, **elapsed),
-        "gpu_temp": LiveChart("GPU temperature", unit=CELSIUS, **elapsed),
-        "gpu_power": LiveChart("GPU power", unit=WATTS, **elapsed),
-    }
-
-
-def _host_charts() -> dict[str, LiveChart]:
-    elapsed: _ElapsedAxis = {"x_axis": XAxis.ELAPSED, "empty_text": WAITING_SAMPLE}
-    return {
-        "cpu": LiveChart("CPU", [Series("cpu", "CPU use")], unit=PERCENT, y_range=(0, 100), **elapsed),
-        "ram": LiveChart(
-            "Memory (RAM)",
-            [
-                Series("used", "Used"),
-                Series("rss", "This job"),
-                Series("total", "Total", SeriesStyle.LIMIT),
-            ],
-            unit=GIBIBYTES,
-            **elapsed,
-        ),
-    }
-
-
-def _gpu_line(telemetry: Telemetry) -> str:
-    parts = []
-    for gpu in telemetry.gpus:
-        facts = [f"GPU {gpu.index} ({gpu.name})"]
-        if gpu.utilization_percent is not None:
-            facts.append(f"{gpu.utilization_percent:.0f}\u00a0%")
-        facts.append(f"{gpu.memory_used_bytes / GIB:.1f} of {gpu.memory_total_bytes / GIB:.1f}\u00a0GiB")
-        if gpu.temperature_c is not None:
-            facts.append(f"{gpu.temperature_c:.0f}\u00a0°C")
-        if gpu.power_w is not None:
-            facts.append(f"{gpu.power_w:.0f}\u00a0W")
-        parts.append(" · ".join(facts))
-    ram = f"RAM {telemetry.ram_used_bytes / GIB:.1f} of {telemetry.ram_total_bytes / GIB:.1f}\u00a0GiB"
-    parts.append(f"CPU {telemetry.cpu_percent:.0f}\u00a0% · {ram}")
-    return "    ".join(parts)
 
 
 class MonitorPage(QWidget):
@@ -189,7 +123,7 @@ class MonitorPage(QWidget):
 
         self.charts: dict[str, LiveChart] = {}
         self.training = ChartGrid(columns=2)
-        for key, chart in _training_charts().items():
+        for key, chart in training_charts().items():
             self.charts[key] = self.training.add(chart)
 
         self.system_tab = QWidget()
@@ -199,7 +133,7 @@ class MonitorPage(QWidget):
         self.no_gpu.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.gpu_grid = self._new_gpu_grid()
         self.host = ChartGrid(columns=2)
-        for key, chart in _host_charts().items():
+        for key, chart in host_charts().items():
             self.charts[key] = self.host.add(chart)
         system.addWidget(self.no_gpu)
         system.addWidget(self.gpu_grid, 2)
@@ -225,7 +159,7 @@ class MonitorPage(QWidget):
 
     def _new_gpu_grid(self) -> ChartGrid:
         grid = ChartGrid(columns=2)
-        for key, chart in _gpu_charts().items():
+        for key, chart in gpu_charts().items():
             self.charts[key] = grid.add(chart)
         return grid
 
@@ -375,7 +309,7 @@ class MonitorPage(QWidget):
         self.message.setText(text)
         self.message.setVisible(bool(text))
         last_seen = "Last measured: " if job.state in FINISHED else ""
-        self.system.setText(last_seen + _gpu_line(self._telemetry) if self._telemetry else "")
+        self.system.setText(last_seen + system_line(self._telemetry) if self._telemetry else "")
         self.system.setVisible(self._telemetry is not None)
         finished = job.state in FINISHED
         for key, chart in self.charts.items():
