@@ -202,25 +202,7 @@ def test_plain_text_rows(tmp_path: Path) -> None:
     assert loaded.examples[0].text == "### Human: hi ### Assistant: hello" and loaded.examples[0].messages == []
 
 
-# -- not supported for SFT, explained ------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("row", "fmt", "words"),
-    [
-        ({"prompt": "q", "chosen": "good", "rejected": "bad"}, "preference", "DPO or ORPO"),
-        ({"chosen": [user("q"), assistant("a")], "rejected": [user("q"), assistant("b")]}, "preference", "DPO"),
-        ({"prompt": "q", "completion": "a", "label": True}, "kto", "KTO"),
-    ],
-    ids=["preference", "implicit-prompt-preference", "kto"],
-)
-def test_preference_and_kto_data_are_explained_and_not_imported(
-    tmp_path: Path, row: dict, fmt: str, words: str
-) -> None:
-    report = check_dataset(write(tmp_path, [row, row]))
-    assert report.files[0].format == fmt and report.rows == 2 and not report.usable
-    problem = report.problems.kept[0]
-    assert problem.code == "unsupported_format" and words in problem.message and "map the columns" in problem.message
+# Preference and labelled layouts (refused for SFT, with checked advice) are in test_data_preference.py.
 
 
 def test_multimodal_rows_are_recognised(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from backend.data.preference import CONVERSATION_KEYS, LAYOUTS, recognise
 from backend.data.rules import Reject, check_turns
 from backend.data.turns import (
     MEDIA_KEYS,
@@ -47,27 +48,14 @@ LABELS = {
     "text": "plain text for continued pre-training",
     "columns": "columns mapped by you",
     "stored": "a dataset imported into LoRA Studio",
-    "preference": "preference pairs (chosen/rejected)",
-    "kto": "KTO data (completions labelled good or bad)",
+    **{fmt: layout.label for fmt, layout in LAYOUTS.items()},
     "unknown": "not recognised",
 }
-UNSUPPORTED = {
-    "preference": (
-        "This file holds preference pairs (a chosen and a rejected answer), which train with DPO or ORPO. "
-        "LoRA Studio runs supervised fine-tuning, which learns from one answer per prompt, so nothing was "
-        "imported. To fine-tune on the preferred answers only, map the columns: instruction = prompt, "
-        "response = chosen."
-    ),
-    "kto": (
-        "This file holds KTO data (completions labelled good or bad), which trains with KTO. LoRA Studio runs "
-        "supervised fine-tuning, which would learn the bad completions too, so nothing was imported. Keep the "
-        "rows labelled true and map the columns: instruction = prompt, response = completion."
-    ),
-}
+UNSUPPORTED = {fmt: layout.refusal for fmt, layout in LAYOUTS.items()}
+"""Layouts recognised and refused for SFT, with the reason; ``backend.data.refusal`` adds checked advice."""
 MAPPING_ROLES = ("instruction", "input", "response", "system")
 """What a column can be mapped to; instruction and response are required."""
 
-_CONVERSATION_KEYS = ("messages", "conversations", "conversation")
 _SAMPLE = 200
 
 
@@ -76,7 +64,7 @@ Normalizer = Callable[[Any], Normalized]
 
 @dataclass(frozen=True)
 class Detection:
-    format: str  # one of FORMATS, "stored", "preference", "kto" or "unknown"
+    format: str  # one of FORMATS, "stored", a key of preference.LAYOUTS or "unknown"
     key: str | None  # the field holding the conversation, for messages and sharegpt
     reason: str  # why, in words
     columns: list[str]  # field names seen in the rows looked at
@@ -84,6 +72,14 @@ class Detection:
     @property
     def label(self) -> str:
         return LABELS[self.format]
+
+    @property
+    def objective(self) -> str | None:
+        """What trains on this layout: "sft", "dpo/orpo", "kto" or "prm"; None when it is not recognised."""
+        layout = LAYOUTS.get(self.format)
+        if layout is not None:
+            return layout.objective
+        return None if self.format == "unknown" else "sft"
 
 
 # -- detection ------------------------------------------------------------------------
@@ -93,13 +89,17 @@ def detect(values: list[Any], chosen: str = "auto", mapping: Mapping[str, str] |
     """The format of a file from its first rows, or the one a person chose."""
     rows = [v for v in values[:_SAMPLE] if isinstance(v, dict)]
     columns = sorted({key for row in rows for key in row})
+    guesses = Counter(guess for guess in map(_guess, rows) if guess is not None)
+    if mapping or chosen != "auto":
+        labelled = _labelled(guesses, len(rows), columns)
+        if labelled is not None:
+            return labelled
     if mapping:
         return Detection("columns", None, "you mapped the columns", columns)
-    guesses = Counter(guess for guess in map(_guess, rows) if guess is not None)
     if chosen != "auto":
         key = next((k for fmt, k in guesses if fmt == chosen and k), None)
         if chosen in ("messages", "sharegpt") and key is None:
-            key = next((k for k in _CONVERSATION_KEYS if any(k in row for row in rows)), "messages")
+            key = next((k for k in CONVERSATION_KEYS if any(k in row for row in rows)), "messages")
         return Detection(chosen, key, "you chose it", columns)
     if not guesses:
         seen = ", ".join(columns[:12]) or "none"
@@ -108,8 +108,24 @@ def detect(values: list[Any], chosen: str = "auto", mapping: Mapping[str, str] |
     return Detection(fmt, key, f"{count} of the first {len(rows)} rows have its fields", columns)
 
 
+def _labelled(guesses: Counter[tuple[str, str | None]], rows: int, columns: list[str]) -> Detection | None:
+    """Unpaired preference data stays refused whatever format or mapping is chosen: either reads it without
+    its label, so the rows marked undesirable would be learned as good answers."""
+    if not guesses:
+        return None
+    (fmt, key), count = guesses.most_common(1)[0]
+    field = LAYOUTS[fmt].label_field if fmt in LAYOUTS else None
+    if field is None:
+        return None
+    reason = f"{count} of the first {rows} rows carry '{field}', which a chosen format or mapping would ignore"
+    return Detection(fmt, key, reason, columns)
+
+
 def _guess(row: dict[str, Any]) -> tuple[str, str | None] | None:
-    for key in _CONVERSATION_KEYS:
+    labelled = recognise(row)
+    if labelled is not None:
+        return labelled
+    for key in CONVERSATION_KEYS:
         turns = row.get(key)
         if isinstance(turns, str) and turns.startswith("["):
             turns = json_list(turns)
@@ -118,10 +134,6 @@ def _guess(row: dict[str, Any]) -> tuple[str, str | None] | None:
                 return "sharegpt", key
             if "role" in turns[0]:
                 return "messages", key
-    if "chosen" in row and "rejected" in row:
-        return "preference", None
-    if "completion" in row and isinstance(row.get("label"), bool):
-        return "kto", None
     if "instruction" in row and ("output" in row or "response" in row):
         return "alpaca", None
     if "question" in row and ("answer" in row or "response" in row):

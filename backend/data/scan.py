@@ -23,6 +23,7 @@ from backend.data.files import TEXT_KINDS, SourceFile, find_sources
 from backend.data.formats import LABELS, UNSUPPORTED, Detection, detect, normalizer
 from backend.data.problems import DataError, ImportCancelled, RowProblem
 from backend.data.readers import read_file
+from backend.data.refusal import Refusal
 from backend.data.report import DataReport, FileSummary
 from backend.data.rules import Reject, find_placeholder
 
@@ -200,8 +201,11 @@ class _State:
 
     def _refuse(self, source: SourceFile, summary: FileSummary, detection: Detection, chunks: Any) -> None:
         """A file in no usable format: count its rows and say why none is imported."""
+        refusal = Refusal(detection) if detection.format in UNSUPPORTED else None
         for chunk in chunks:
             summary.rows += len(chunk.records)
+            if refusal is not None:
+                refusal.add([value for _, value in chunk.records])
             self._between_chunks(source, chunk.position)
         self.report.rows += summary.rows
         if detection.format == "unknown":
@@ -210,8 +214,8 @@ class _State:
                 "to instruction, input, response and system"
             )
             self.report.problems.add(RowProblem("unknown_format", message, source.name))
-        else:
-            self.report.problems.add(RowProblem("unsupported_format", UNSUPPORTED[detection.format], source.name))
+        elif refusal is not None:
+            self.report.problems.add(RowProblem("unsupported_format", refusal.message, source.name))
 
     def _between_chunks(self, source: SourceFile, position: float) -> None:
         if self.progress:
