@@ -366,14 +366,14 @@ def test_every_suggestion_imports_the_rows_it_promises_when_followed(tmp_path: P
     edited, options = follow(rows, message)
     report = check_dataset(write(tmp_path, edited), options)
     assert report.accepted == promised and not report.problems.kept, report.problems.kept
-    if case == "llamafactory-alpaca-ranking-history":
-        loaded = read_dataset(write(tmp_path, edited), options)
-        assert [m["content"] for m in loaded.examples[0].messages] == [
-            "Translate Hallo to English",
-            "Hello",
-            "And in French?",
-            "Bonjour",
-        ], "the earlier turns are kept"
+
+
+def test_pairs_with_history_are_not_offered_a_mapping_that_would_drop_the_earlier_turns(tmp_path: Path) -> None:
+    rows, _, message = CASES["llamafactory-alpaca-ranking-history"]
+    assert "--map" not in message
+    loaded = read_dataset(write(tmp_path, follow(rows, message)[0]))
+    contents = [m["content"] for m in loaded.examples[0].messages]
+    assert contents == ["Translate Hallo to English", "Hello", "And in French?", "Bonjour"]
 
 
 def test_a_suggestion_counts_every_row_of_a_long_file_and_skips_rows_it_cannot_import(tmp_path: Path) -> None:
