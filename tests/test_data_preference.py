@@ -339,7 +339,8 @@ def follow(rows: list[dict[str, Any]], message: str) -> tuple[list[dict[str, Any
         return rows, ImportOptions(columns=dict(flags))
     if field := re.search(r"keep only the rows whose '(\w+)' is true and delete", message):
         name = field[1]
-        return [{k: v for k, v in r.items() if k != name} for r in rows if r[name] is True], ImportOptions()
+        desirable = [r for r in rows if r[name] in (True, "TRUE", "true")]
+        return [{k: v for k, v in r.items() if k != name} for r in desirable], ImportOptions()
     if renamed := re.search(r"rename 'chosen' to '(\w+)' and delete 'rejected'", message):
         edited = []
         for r in rows:
@@ -385,6 +386,21 @@ def test_a_suggestion_counts_every_row_of_a_long_file_and_skips_rows_it_cannot_i
     )
     edited, options = follow(rows, message)
     assert check_dataset(write(tmp_path, edited), options).accepted == 199
+
+
+def test_kto_labels_in_a_spreadsheet_are_recognised_too(tmp_path: Path) -> None:
+    # the same unpaired rows exported from Excel: TRUE/FALSE are text in a CSV
+    path = tmp_path / "kto.csv"
+    path.write_text("prompt,completion,label\nThe sky is, blue.,TRUE\nThe sky is, green.,FALSE\n")
+    report = check_dataset(path)
+    assert report.files[0].format == "kto" and report.accepted == 0
+    message = report.problems.kept[0].message
+    assert message.endswith(
+        "that imports 1 of 2 rows as prompt/completion pairs and leaves out 1 row labelled undesirable."
+    )
+    edited = tmp_path / "edited.csv"
+    edited.write_text("prompt,completion\nThe sky is, blue.\n")
+    assert check_dataset(edited).accepted == 1
 
 
 def test_no_suggestion_is_made_when_none_imports_a_row(tmp_path: Path) -> None:

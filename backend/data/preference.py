@@ -116,7 +116,7 @@ def recognise(row: dict[str, Any]) -> tuple[str, str | None] | None:
     if isinstance(segments, list) and segments and isinstance(segments[0], dict) and "text" in segments[0]:
         return "segments", "segments"
     conversation = next((key for key in CONVERSATION_KEYS if _is_conversation(row.get(key))), None)
-    if isinstance(row.get("kto_tag"), bool):
+    if flag(row.get("kto_tag")) is not None:
         return "kto_tag", conversation
     if "chosen" in row and "rejected" in row:
         if conversation is None:
@@ -125,11 +125,20 @@ def recognise(row: dict[str, Any]) -> tuple[str, str | None] | None:
         if isinstance(row["chosen"], dict) and isinstance(row["rejected"], dict):
             return "preference_sharegpt", conversation
         return None
-    if isinstance(row.get("label"), bool):
+    if flag(row.get("label")) is not None:
         if conversation is not None:
             return "kto_messages", conversation
         if "completion" in row:
             return "kto", None
+    return None
+
+
+def flag(value: Any) -> bool | None:
+    """A desirable/undesirable label: a JSON true/false, or the text a CSV or Excel cell holds (TRUE, false)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return {"true": True, "false": False}.get(value.strip().lower())
     return None
 
 

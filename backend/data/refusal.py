@@ -16,7 +16,7 @@ from typing import Any
 
 from backend.data.examples import canonical
 from backend.data.formats import FORMATS, LABELS, UNSUPPORTED, Detection, Normalizer, detect, normalizer
-from backend.data.preference import LAYOUTS, PROMPT_KEYS
+from backend.data.preference import LAYOUTS, PROMPT_KEYS, flag
 from backend.data.report import count
 from backend.data.rules import Reject
 
@@ -147,7 +147,7 @@ class _Trial:
 
 def _desirable(field: str) -> Rewrite:
     def edit(row: dict[str, Any]) -> dict[str, Any] | None:
-        if row.get(field) is not True:
+        if flag(row.get(field)) is not True:
             return None
         return {key: value for key, value in row.items() if key != field}
 
