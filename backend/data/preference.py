@@ -42,58 +42,58 @@ class Layout:
 
 LAYOUTS = {
     "preference": Layout(
-        "preference pairs (prompt, chosen, rejected)",
+        "prompt/chosen/rejected preference pairs",
         "dpo/orpo",
         "This file holds preference pairs (a prompt with a chosen and a rejected answer)" + _PAIRED,
     ),
     "preference_implicit": Layout(
-        "preference pairs without a separate prompt (chosen, rejected)",
+        "chosen/rejected preference pairs without a separate prompt",
         "dpo/orpo",
         "This file holds preference pairs without a separate prompt ('chosen' and 'rejected' each hold the whole "
         "conversation)" + _PAIRED,
     ),
     "preference_openai": Layout(
-        "OpenAI preference fine-tuning data (input, preferred_output, non_preferred_output)",
+        "OpenAI preference fine-tuning data",
         "dpo/orpo",
         "This file holds OpenAI preference fine-tuning data (input messages with a preferred and a non-preferred "
         "output)" + _PAIRED,
     ),
     "preference_sharegpt": Layout(
-        "ShareGPT preference pairs (conversations, chosen, rejected)",
+        "ShareGPT chosen/rejected preference pairs",
         "dpo/orpo",
         "This file holds ShareGPT preference pairs (a conversation with a chosen and a rejected reply, as in "
         "LLaMA-Factory's ranking data)" + _PAIRED,
     ),
     "kto": Layout(
-        "unpaired preference (KTO) data (prompt, completion, label)",
+        "prompt/completion/label KTO data",
         "kto",
         "This file holds unpaired preference (KTO) data: completions labelled desirable (true) or undesirable "
         "(false) in 'label'" + _UNPAIRED,
         "label",
     ),
     "kto_messages": Layout(
-        "conversations labelled desirable or not (KTO data)",
+        "conversations labelled desirable or not, for KTO",
         "kto",
         "This file holds conversations labelled desirable (true) or undesirable (false) in 'label', unpaired "
         "preference (KTO) data" + _UNPAIRED,
         "label",
     ),
     "kto_tag": Layout(
-        "LLaMA-Factory KTO data (kto_tag)",
+        "LLaMA-Factory kto_tag data",
         "kto",
         "This file holds LLaMA-Factory KTO data: each row's reply is labelled desirable (true) or undesirable "
         "(false) in 'kto_tag'" + _UNPAIRED,
         "kto_tag",
     ),
     "stepwise": Layout(
-        "stepwise supervision (prompt, completions, labels)",
+        "stepwise supervision with a label per step",
         "prm",
         "This file holds stepwise supervision (a prompt, its solution steps in 'completions' and a label per step "
         "in 'labels'), which trains a process reward model (PRM). LoRA Studio runs supervised fine-tuning, which "
         "would learn the steps labelled wrong as good ones, so nothing was imported.",
     ),
     "segments": Layout(
-        "Axolotl template-free segments (segments of text and label)",
+        "Axolotl template-free segments",
         "sft",
         "This file holds Axolotl template-free segments (a list of texts, each with a 'label' saying whether it is "
         "trained on). LoRA Studio does not honour per-segment labels yet, and training on every segment would "
