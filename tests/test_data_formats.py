@@ -66,10 +66,11 @@ def test_openai_fine_tuning_rows_with_tools_tool_calls_and_weights(tmp_path: Pat
     fmt, messages, saved_tools = only(tmp_path, row)
     assert fmt == "messages"
     assert messages[0] == system("Be brief.")
-    assert messages[2] == assistant(json.dumps([call["function"]]))
-    assert messages[3] == {"role": "tool", "content": "5 C"}
+    structured = {**call, "function": {"name": "weather", "arguments": {"city": "Oslo"}}}
+    assert messages[2] == assistant("", tool_calls=[structured])  # the call as structure, arguments parsed
+    assert messages[3] == {"role": "tool", "content": "5 C", "tool_call_id": "c1"}
     assert messages[4] == assistant("5 C and clear.")
-    assert messages[6] == assistant("Any time.", weight=0)
+    assert messages[6] == assistant("Any time.", trained=False)
     assert json.loads(saved_tools or "") == tools
 
 

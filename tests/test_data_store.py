@@ -47,8 +47,13 @@ def test_import_stores_normalized_arrow_with_record_and_report(tmp_path: Path) -
         table = pa.ipc.open_file(data).read_all()
     assert table.schema.equals(SCHEMA) and table.num_rows == 2
     second = table.to_pylist()[1]
-    assert second["messages"][1] == {"role": "assistant", "content": "skip", "weight": 0}
-    assert second["messages"][0]["weight"] is None and json.loads(second["tools"]) == [{"name": "f"}]
+    # weight 0 is stored in the message model: trained false; fields a message does not use are null
+    assert {k: v for k, v in second["messages"][1].items() if v is not None} == {
+        "role": "assistant",
+        "content": "skip",
+        "trained": False,
+    }
+    assert second["messages"][0]["trained"] is None and json.loads(second["tools"]) == [{"name": "f"}]
     assert (second["file"], second["line"], second["row"]) == ("Support Chats.jsonl", 2, 2)
 
 

@@ -94,7 +94,7 @@ def test_loss_share_sample_is_seeded_and_bounded(tmp_path: Path, tokenizer) -> N
 
 
 def test_preview_marks_what_carries_loss_and_where_max_length_cuts(tokenizer) -> None:
-    example = Example([u("What colour is the sky?"), a("Blue.", weight=0), u("And grass?"), a("Green.")])
+    example = Example([u("What colour is the sky?"), a("Blue.", trained=False), u("And grass?"), a("Green.")])
     shown = preview(tokenizer, example, max_length=12)
     assert shown.text.startswith(tokenizer.bos_token)
     [(start, end)] = shown.loss_spans  # the reply with weight 0 carries no loss

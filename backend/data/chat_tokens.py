@@ -1,10 +1,13 @@
 """Turn a conversation into token ids and loss labels with the model's own chat template.
 
-Loss on assistant tokens only needs to know where each reply sits in the rendered
-text. trl's ``assistant_only_loss`` asks the template for ``{% generation %}``
-markers, which almost no published template has; instead each reply's span is
-found by rendering the conversation up to that reply with and without it, which
-works with any template that renders earlier turns the same way (nearly all do).
+What is learned comes from the message model (``backend.data.message``): each turn's role default,
+the layout's ``trained`` flag, or its ``train_spans``. Loss needs to know where each learned turn
+sits in the rendered text. trl's ``assistant_only_loss`` asks the template for ``{% generation %}``
+markers, which almost no published template has; instead each turn's span is found by rendering the
+conversation up to that turn with and without it, which works with any template that renders earlier
+turns the same way (nearly all do). A reply's span runs to its end-of-turn, so the model learns to
+stop; a learned prompt or tool result is its content alone. Tools, tool calls and tool results go to
+the template as structure, so every model writes them in its own format.
 """
 
 from __future__ import annotations
@@ -12,11 +15,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from backend.data.message import learned
+
 IGNORE = -100
+_TEMPLATE_KEYS = ("role", "content", "tool_calls", "tool_call_id", "name")
+_MARK = "LoRAStudioContentMark"
+_PROBE_TOOL = "lora_studio_probe_tool"
+_PROBE_CALL = "lora_studio_probe_call"
 
 
 class TemplateError(ValueError):
     """The tokenizer cannot render conversations the way training needs."""
+
+
+class RowRefused(TemplateError):
+    """This conversation cannot be trained as its data says with this template: the row is left out, not changed."""
 
 
 @dataclass(frozen=True)
@@ -31,72 +44,173 @@ class TokenizedChat:
         return sum(1 for label in self.labels if label != IGNORE)
 
 
+@dataclass(frozen=True)
+class ToolSupport:
+    """What a chat template renders, found by trying it: the tool list, and an assistant's tool calls."""
+
+    tools: bool
+    tool_calls: bool
+
+
+_SUPPORT: dict[str, ToolSupport] = {}
+
+
 def render_chat(
     tokenizer: Any,
-    messages: list[dict[str, Any]],
+    messages: list[Any],
     tools: list[dict[str, Any]] | None = None,
     generation_prompt: bool = False,
 ) -> str:
-    """The conversation as the model reads it: only role and content go to the template."""
-    plain = [{"role": m["role"], "content": m["content"]} for m in messages]
+    """The conversation as the model reads it: roles, content, tool calls and results go to the template."""
+    shown = [{k: m[k] for k in _TEMPLATE_KEYS if k in m} for m in messages]
     text: str = tokenizer.apply_chat_template(
-        plain, tools=tools, tokenize=False, add_generation_prompt=generation_prompt
+        shown, tools=tools, tokenize=False, add_generation_prompt=generation_prompt
     )
     return text
 
 
-def assistant_spans(
-    tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
-) -> tuple[str, list[tuple[int, int]]]:
-    """The rendered conversation and the character span of each assistant reply (with its end-of-turn)."""
-    if not getattr(tokenizer, "chat_template", None):
-        raise TemplateError(
-            "this model's tokenizer has no chat template, so conversations cannot be formatted; "
-            "use an instruct/chat model or a base model folder that ships chat_template.jinja"
+def tool_support(tokenizer: Any) -> ToolSupport:
+    """Whether the template shows a tool list and tool calls: a trial render looks for a dummy's name."""
+    template = getattr(tokenizer, "chat_template", None)
+    key = template if isinstance(template, str) else repr(template)
+    if key not in _SUPPORT:
+        schema = {"type": "function", "function": {"name": _PROBE_TOOL, "description": "probe", "parameters": {}}}
+        call = {"id": "call_probe1", "type": "function", "function": {"name": _PROBE_CALL, "arguments": {"a": 1}}}
+        hello = {"role": "user", "content": "hello"}
+        _SUPPORT[key] = ToolSupport(
+            tools=_shows(tokenizer, [hello], [schema], _PROBE_TOOL),
+            tool_calls=_shows(
+                tokenizer, [hello, {"role": "assistant", "content": "", "tool_calls": [call]}], None, _PROBE_CALL
+            ),
         )
+    return _SUPPORT[key]
+
+
+def _shows(tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, name: str) -> bool:
+    try:
+        return name in render_chat(tokenizer, messages, tools)
+    except Exception:  # noqa: BLE001 - a template that raises on tools does not render them
+        return False
+
+
+def learned_spans(
+    tokenizer: Any, messages: list[Any], tools: list[dict[str, Any]] | None = None
+) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered conversation and the character spans that carry loss, turn by turn."""
+    _require_template(tokenizer)
     full = render_chat(tokenizer, messages, tools)
     spans: list[tuple[int, int]] = []
-    consistent = True
     for i, message in enumerate(messages):
-        if message["role"] != "assistant":
+        if not learned(message):
             continue
-        prompt = render_chat(tokenizer, messages[:i], tools, generation_prompt=True)
-        upto = render_chat(tokenizer, messages[: i + 1], tools)
-        if not (full.startswith(upto) and upto.startswith(prompt)):
-            consistent = False
+        region = _region(tokenizer, messages, i, tools, full)
+        if region is None:
             break
-        spans.append((len(prompt), len(upto)))
-    if consistent:
+        spans += _spans_in(tokenizer, messages, i, tools, full, region)
+    else:
         return full, spans
-    # Templates that rewrite earlier turns (e.g. dropping past reasoning) still render the last reply in place.
+    # Templates that rewrite earlier turns (e.g. dropping past reasoning) still render the last turn in place.
     prompt = render_chat(tokenizer, messages[:-1], tools, generation_prompt=True)
     if not full.startswith(prompt):
         raise TemplateError(
             "the chat template renders the prompt differently from the whole conversation, "
             "so the assistant's reply cannot be located; choose 'loss_on: all' for this model"
         )
-    return full, [(len(prompt), len(full))]
+    last = len(messages) - 1
+    if not learned(messages[last]):
+        return full, []
+    return full, _spans_in(tokenizer, messages, last, tools, full, (len(prompt), len(full)))
+
+
+def _region(
+    tokenizer: Any, messages: list[Any], i: int, tools: list[dict[str, Any]] | None, full: str
+) -> tuple[int, int] | None:
+    """Where turn ``i`` sits in ``full``: from after the text before it (a reply: after its generation prompt)
+    to the end of its own render; None when the template renders the earlier turns differently."""
+    if messages[i]["role"] == "assistant":
+        before = render_chat(tokenizer, messages[:i], tools, generation_prompt=True)
+    else:
+        before = render_chat(tokenizer, messages[:i], tools) if i else ""
+    upto = render_chat(tokenizer, messages[: i + 1], tools)
+    if not (full.startswith(upto) and upto.startswith(before)):
+        return None
+    return len(before), len(upto)
+
+
+def _spans_in(
+    tokenizer: Any,
+    messages: list[Any],
+    i: int,
+    tools: list[dict[str, Any]] | None,
+    full: str,
+    region: tuple[int, int],
+) -> list[tuple[int, int]]:
+    """The learned spans of turn ``i`` inside its region: a whole reply with its end-of-turn, or content."""
+    message = messages[i]
+    low, high = region
+    for call in message.get("tool_calls") or []:
+        if call["function"]["name"] not in full[low:high]:
+            raise RowRefused(
+                f"message {i + 1} is a learned reply with a call to {call['function']['name']}, but this model's "
+                "chat template does not show tool calls, so the reply would be learned without its call; "
+                "choose a model whose template renders tool calls"
+            )
+    parts = message.get("train_spans")
+    if message["role"] == "assistant" and not parts:
+        return [(low, high)]
+    content = message["content"]
+    at = _content_at(tokenizer, messages, i, tools, full, region)
+    ranges = [(at + start, at + end) for start, end in parts] if parts else [(at, at + len(content))]
+    if message["role"] == "assistant":  # the end-of-turn (and any call rendered after the text) is learned too
+        ranges.append((at + len(content), high))
+    return ranges
+
+
+def _content_at(
+    tokenizer: Any,
+    messages: list[Any],
+    i: int,
+    tools: list[dict[str, Any]] | None,
+    full: str,
+    region: tuple[int, int],
+) -> int:
+    """Where turn ``i``'s content starts in ``full``, found by rendering a marker in its place."""
+    content = messages[i]["content"]
+    marked = render_chat(tokenizer, [*messages[:i], {**messages[i], "content": _MARK}], tools)
+    at = marked.find(_MARK)
+    if at < region[0] or not full.startswith(marked[:at]) or full[at : at + len(content)] != content:
+        raise RowRefused(
+            f"this model's chat template changes the text of message {i + 1} ({messages[i]['role']}), e.g. trims "
+            "it, so the part its data marks as learned cannot be located; remove the marks or the extra spaces"
+        )
+    return at
+
+
+def _require_template(tokenizer: Any) -> None:
+    if not getattr(tokenizer, "chat_template", None):
+        raise TemplateError(
+            "this model's tokenizer has no chat template, so conversations cannot be formatted; "
+            "use an instruct/chat model or a base model folder that ships chat_template.jinja"
+        )
 
 
 def tokenize_chat(
     tokenizer: Any,
-    messages: list[dict[str, Any]],
+    messages: list[Any],
     loss_on: Literal["assistant", "all"] = "assistant",
     tools: list[dict[str, Any]] | None = None,
 ) -> TokenizedChat:
-    """Token ids of the rendered conversation, with labels masked outside the loss-bearing spans.
+    """Token ids of the rendered conversation, with labels masked outside the learned spans.
 
-    A reply with ``"weight": 0`` (OpenAI's fine-tuning format) is shown to the model but carries no loss.
+    ``loss_on="assistant"`` learns what the data says (replies by default; see ``learned_spans``);
+    ``"all"`` learns every token.
     """
-    text, spans = assistant_spans(tokenizer, messages, tools)
     if loss_on == "all":
+        _require_template(tokenizer)
+        text = render_chat(tokenizer, messages, tools)
         spans = [(0, len(text))]
     else:
-        trained = [m.get("weight") != 0 for m in messages if m["role"] == "assistant"]
-        if len(spans) == len(trained):
-            spans = [span for span, keep in zip(spans, trained, strict=True) if keep]
-        elif not trained[-1]:  # the fallback span is the last reply alone
-            spans = []
+        text, spans = learned_spans(tokenizer, messages, tools)
     # The template already holds BOS and other specials where the model expects them.
     encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids: list[int] = encoding["input_ids"]

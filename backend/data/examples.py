@@ -8,15 +8,18 @@ and duplicate detection do not depend on the file format or unused fields.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import Any
 
+from backend.data.message import Message
 from backend.data.turns import Normalized
+
+_PLAIN = frozenset({"role", "content"})
 
 
 @dataclass
 class Example:
-    messages: list[dict[str, Any]]  # {"role", "content"}, plus "weight": 0 on a reply not trained on
+    messages: list[Message]  # the message model: role, content, what is learned, tool calls and results
     text: str | None = None  # plain text for continued pre-training (then messages is empty)
     tools: str | None = None  # tool definitions, JSON text
     file: str = ""
@@ -36,15 +39,25 @@ class Example:
 def canonical(example: Normalized) -> str:
     """Exactly what is trained on as one string, unambiguous: content lengths first, then roles, then contents.
 
-    Its sha256 is the example's digest; the dataset's content hash is the sha256 of its digests in order.
+    A role carries the rest of its message when there is any (what is learned, tool calls, ids) as sorted
+    JSON, so two rows that differ only in what is learned differ here; a plain conversation keeps the
+    key it always had. Its sha256 is the example's digest; the dataset's content hash is the sha256 of
+    its digests in order.
     """
     if example.text is not None:
         return f"text|{example.text}"
-    roles = example.roles
-    if example.weights is not None:
-        roles = [r if w is None else f"{r}#{w}" for r, w in zip(roles, example.weights, strict=True)]
-    key = f"{','.join(map(str, map(len, example.contents)))}|{chr(0).join(roles)}|{''.join(example.contents)}"
+    messages = example.messages
+    roles = [m["role"] if m.keys() <= _PLAIN else f"{m['role']}#{_extra(m)}" for m in messages]
+    contents = [m["content"] for m in messages]
+    key = f"{','.join(map(str, map(len, contents)))}|{chr(0).join(roles)}|{''.join(contents)}"
     return key if example.tools is None else f"{key}|tools:{example.tools}"
+
+
+def _extra(message: Message) -> str:
+    rest = {k: v for k, v in message.items() if k not in _PLAIN}
+    if rest == {"trained": False}:
+        return "0"  # as "weight": 0 was keyed before the message model, so those hashes stay
+    return json.dumps(rest, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass
@@ -61,13 +74,8 @@ class Batch:
     def __len__(self) -> int:
         return len(self.items)
 
-    def messages(self, index: int) -> list[dict[str, Any]]:
-        example = self.items[index][0]
-        weights = example.weights or [None] * len(example.roles)
-        return [
-            {"role": r, "content": c} if w is None else {"role": r, "content": c, "weight": w}
-            for r, c, w in zip(example.roles, example.contents, weights, strict=True)
-        ]
+    def messages(self, index: int) -> list[Message]:
+        return self.items[index][0].messages
 
     def example(self, index: int) -> Example:
         normalized, line, row = self.items[index]

@@ -1,9 +1,9 @@
 """The row layouts LoRA Studio reads, how each is recognised, and how each becomes messages.
 
-Every layout normalizes to one representation: role/content messages (roles
-system, user, assistant, tool) with an optional weight 0 on replies not to
-train on, plus the tool definitions as JSON text; or plain ``text`` for
-continued pre-training. Detection looks at the field names of the first rows;
+Every layout normalizes to one representation: the message model of
+``backend.data.message`` (roles system, user, assistant, tool; what the layout
+says is learned; structured tool calls and results), plus the tool definitions
+as JSON text; or plain ``text`` for continued pre-training. Detection looks at the field names of the first rows;
 a person can always override it, or map arbitrary columns. The pieces each layout
 is read from (turns, their roles and content, tools, plain fields) are in
 ``backend.data.turns``.
@@ -21,12 +21,14 @@ from backend.data.rules import Reject, check_turns
 from backend.data.turns import (
     MEDIA_KEYS,
     MESSAGE_ROLES,
+    Message,
     Normalized,
     as_turns,
     json_list,
     kind_of,
     message_turn,
     optional,
+    plain,
     read_conversation,
     reject_media,
     required,
@@ -185,10 +187,10 @@ def _messages_of(key: str) -> Normalizer:
 
     def messages(row: dict[str, Any]) -> Normalized:
         turns = turns_of(row, key)
-        # The common case, plain {role, content} text, without a function call per message.
+        # The common case, plain {role, content} text: no flag, call or id on any message.
         roles, contents = [], []
         for turn in turns:
-            if type(turn) is not dict or "weight" in turn:
+            if type(turn) is not dict or len(turn) != 2:
                 break
             role, content = roles_of(turn.get("role")), turn.get("content")
             if role is None or type(content) is not str or not content or content.isspace():
@@ -197,7 +199,7 @@ def _messages_of(key: str) -> Normalizer:
             contents.append(content)
         else:
             check_turns(roles, range(1, len(roles) + 1), None, key)
-            return Normalized(roles, contents, None, None, tools_of(row))
+            return plain(roles, contents, tools_of(row))
         return read_conversation(turns, key, message_turn, tools_of(row))
 
     return messages
@@ -208,12 +210,7 @@ def _sharegpt_of(key: str) -> Normalizer:
         conversation = read_conversation(turns_of(row, key), key, sharegpt_turn, tools_of(row))
         system = row.get("system")
         if isinstance(system, str) and system.strip() and conversation.roles[0] != "system":
-            weights = conversation.weights
-            return conversation._replace(
-                roles=["system", *conversation.roles],
-                contents=[system, *conversation.contents],
-                weights=[None, *weights] if weights else None,
-            )
+            return conversation._replace(messages=[{"role": "system", "content": system}, *conversation.messages])
         return conversation
 
     return sharegpt
@@ -223,7 +220,7 @@ def _alpaca(row: dict[str, Any]) -> Normalized:
     instruction = required(row, ("instruction",))
     extra = optional(row, ("input", "context"))
     output = required(row, ("output", "response"))
-    roles, contents = system_turns(row, ("system", "system_prompt"))
+    messages = system_turns(row, ("system", "system_prompt"))
     history = row.get("history")
     if history:
         if not isinstance(history, list):
@@ -233,24 +230,23 @@ def _alpaca(row: dict[str, Any]) -> Normalized:
                 raise Reject("non_text", f"history entry {i} is not a [prompt, reply] pair of texts", "history")
             if not pair[0].strip() or not pair[1].strip():
                 raise Reject("empty_field", f"history entry {i} has an empty prompt or reply", "history")
-            roles += ["user", "assistant"]
-            contents += [pair[0], pair[1]]
-    roles += ["user", "assistant"]
-    contents += [f"{instruction}\n\n{extra}" if extra else instruction, output]
-    return Normalized(roles, contents, None, None, None)
+            messages += [{"role": "user", "content": pair[0]}, {"role": "assistant", "content": pair[1]}]
+    return _exchange(messages, f"{instruction}\n\n{extra}" if extra else instruction, output)
+
+
+def _exchange(before: list[Message], prompt: str, reply: str) -> Normalized:
+    """Earlier turns (a system prompt, history), then one prompt and its reply."""
+    return Normalized(
+        [*before, {"role": "user", "content": prompt}, {"role": "assistant", "content": reply}], None, None
+    )
 
 
 def _question_answer(row: dict[str, Any]) -> Normalized:
     question = required(row, ("question",))
     context = optional(row, ("context",))
     answer = required(row, ("answer", "response"))
-    roles, contents = system_turns(row, ("system", "system_prompt"))
-    return Normalized(
-        [*roles, "user", "assistant"],
-        [*contents, f"{context}\n\n{question}" if context else question, answer],
-        None,
-        None,
-        None,
+    return _exchange(
+        system_turns(row, ("system", "system_prompt")), f"{context}\n\n{question}" if context else question, answer
     )
 
 
@@ -261,12 +257,11 @@ def _prompt_completion(row: dict[str, Any]) -> Normalized:
         return read_conversation(turns, "prompt", message_turn, tools_of(row))
     text = required(row, ("prompt",))
     reply = required(row, ("completion",))
-    roles, contents = system_turns(row, ("system",))
-    return Normalized([*roles, "user", "assistant"], [*contents, text, reply], None, None, None)
+    return _exchange(system_turns(row, ("system",)), text, reply)
 
 
 def _text(row: dict[str, Any]) -> Normalized:
-    return Normalized([], [], None, required(row, ("text",)), None)
+    return Normalized([], required(row, ("text",)), None)
 
 
 def _columns_of(mapping: dict[str, str]) -> Normalizer:
@@ -277,10 +272,8 @@ def _columns_of(mapping: dict[str, str]) -> Normalizer:
         prompt = required(row, (instruction,))
         extra_text = optional(row, (extra,)) if extra else None
         reply = required(row, (response,))
-        roles, contents = system_turns(row, (system,)) if system else ([], [])
-        roles += ["user", "assistant"]
-        contents += [f"{prompt}\n\n{extra_text}" if extra_text else prompt, reply]
-        return Normalized(roles, contents, None, None, None)
+        before = system_turns(row, (system,)) if system else []
+        return _exchange(before, f"{prompt}\n\n{extra_text}" if extra_text else prompt, reply)
 
     return columns
 

@@ -83,6 +83,14 @@ ADVICE: dict[str, tuple[str, str]] = {
     "nothing_to_learn": ("no reply to learn from", "give at least one assistant reply weight 1 (or remove weight)"),
     "bad_weight": ("weight not 0 or 1", "use weight 0 (do not train on this reply) or 1 (train on it)"),
     "bad_tools": ("tools not valid", "give tools as a JSON list of function definitions"),
+    "bad_tool_call": (
+        "tool call not valid",
+        "give each call a function name and its arguments as a JSON object (or JSON text of one)",
+    ),
+    "bad_train_span": (
+        "learned span not valid",
+        "give each span as character offsets inside its message's content (train_detail: end_offset inclusive)",
+    ),
     "extra_fields": ("more fields than the header", "quote values that contain the delimiter, or fix the header"),
     "template_error": (
         "chat template cannot render it",

@@ -20,9 +20,9 @@ class Reject(Exception):
         self.code, self.message, self.field = code, message, field
 
 
-def check_turns(roles: list[str], numbers: Sequence[int], weights: list[int | None] | None, field: str) -> None:
+def check_turns(roles: list[str], numbers: Sequence[int], learned: Sequence[bool] | None, field: str) -> None:
     """System first if at all, then user and assistant taking turns (tool results after the assistant), ending
-    with an assistant reply that carries loss."""
+    with an assistant reply, and some turn learned (``learned`` per turn; None when every role has its default)."""
     previous = None
     for role, number in zip(roles, numbers, strict=True):
         if role == "system":
@@ -62,8 +62,12 @@ def check_turns(roles: list[str], numbers: Sequence[int], weights: list[int | No
         raise Reject(
             "no_reply", f"the conversation ends with {_a(previous)} message, so there is no reply to learn from", field
         )
-    if weights and all(w == 0 for r, w in zip(roles, weights, strict=True) if r == "assistant"):
-        raise Reject("nothing_to_learn", "every assistant reply has weight 0, so nothing is learned from it", field)
+    if learned is not None and not any(learned):
+        raise Reject(
+            "nothing_to_learn",
+            "every assistant reply has weight 0 (or train false) and no other turn is marked learned, so nothing is",
+            field,
+        )
 
 
 def find_placeholder(texts: list[str]) -> str | None:

@@ -1,7 +1,8 @@
 """Datasets imported into the data folder: the normalized examples as Arrow, their record and report.
 
 ``datasets_dir()/<name>-<hash>/`` holds ``data.arrow`` (an Arrow IPC file, one
-row per example: messages, text, tools and where it came from),
+row per example: messages in the message model of ``backend.data.message``, text,
+tools and where it came from; tool calls as JSON text),
 ``lora_studio_dataset.json`` (source, options including a column mapping,
 counts, content hash) and the report as JSON and Markdown. An import is written
 to a hidden folder and renamed into place, so a cancelled or failed import
@@ -16,9 +17,9 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass
-from itertools import accumulate, chain, repeat
+from itertools import accumulate, chain
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 
@@ -26,6 +27,7 @@ from backend.core import paths
 from backend.data.examples import Batch, Example
 from backend.data.files import STORED_RECORD
 from backend.data.load import check_dataset, no_usable_examples
+from backend.data.message import Message
 from backend.data.problems import DataError
 from backend.data.report import DataReport
 from backend.data.scan import Cancel, ImportOptions, Progress
@@ -33,9 +35,19 @@ from backend.data.tokens import TokenCounter
 
 RECORD_VERSION = 1
 DATA_FILE = "data.arrow"
+MESSAGE_FIELDS = [
+    ("role", pa.string()),
+    ("content", pa.string()),
+    ("trained", pa.bool_()),  # null: the role's default
+    ("train_spans", pa.list_(pa.list_(pa.int32()))),
+    ("tool_calls", pa.string()),  # JSON text: argument objects vary too much for one Arrow type
+    ("tool_call_id", pa.string()),
+    ("name", pa.string()),
+]
+"""Datasets stored before these had ``weight`` (int8, 0 = not trained) instead; they still read."""
 SCHEMA = pa.schema(
     [
-        ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string()), ("weight", pa.int8())]))),
+        ("messages", pa.list_(pa.struct(MESSAGE_FIELDS))),
         ("text", pa.string()),
         ("tools", pa.string()),
         ("file", pa.string()),
@@ -82,15 +94,21 @@ def record_batch(batch: Batch) -> pa.RecordBatch:
     """One Batch as Arrow columns, flattening the messages without a Python object per message."""
     examples = [example for example, _, _ in batch.items]
     message_type = SCHEMA.field("messages").type
+    messages = list(chain.from_iterable(e.messages for e in examples))
+    calls = [json.dumps(m["tool_calls"], ensure_ascii=False) if "tool_calls" in m else None for m in messages]
     message = pa.StructArray.from_arrays(
         [
-            pa.array(list(chain.from_iterable(e.roles for e in examples)), pa.string()),
-            pa.array(list(chain.from_iterable(e.contents for e in examples)), pa.string()),
-            pa.array(list(chain.from_iterable(e.weights or repeat(None, len(e.roles)) for e in examples)), pa.int8()),
+            pa.array([m["role"] for m in messages], pa.string()),
+            pa.array([m["content"] for m in messages], pa.string()),
+            pa.array([m.get("trained") for m in messages], pa.bool_()),
+            pa.array([m.get("train_spans") for m in messages], message_type.value_type.field("train_spans").type),
+            pa.array(calls, pa.string()),
+            pa.array([m.get("tool_call_id") for m in messages], pa.string()),
+            pa.array([m.get("name") for m in messages], pa.string()),
         ],
         fields=list(message_type.value_type),
     )
-    offsets = pa.array([0, *accumulate(len(e.roles) for e in examples)], pa.int32())
+    offsets = pa.array([0, *accumulate(len(e.messages) for e in examples)], pa.int32())
     columns = [
         pa.ListArray.from_arrays(offsets, message, type=message_type),
         pa.array([e.text for e in examples], pa.string()),
@@ -208,7 +226,7 @@ def read_examples(path: Path, start: int = 0, count: int = 100) -> list[Example]
             first += size
     return [
         Example(
-            [{k: v for k, v in m.items() if k != "weight" or v is not None} for m in row["messages"]],
+            [_message(m) for m in row["messages"]],
             row["text"],
             row["tools"],
             row["file"],
@@ -218,6 +236,16 @@ def read_examples(path: Path, start: int = 0, count: int = 100) -> list[Example]
         )
         for row in rows
     ]
+
+
+def _message(stored: dict[str, Any]) -> Message:
+    """A stored message back in the message model: nulls dropped, tool calls parsed, an old weight 0 read."""
+    message = cast(Message, {k: v for k, v in stored.items() if v is not None and k not in ("weight", "tool_calls")})
+    if stored.get("tool_calls"):
+        message["tool_calls"] = json.loads(stored["tool_calls"])
+    if stored.get("weight") == 0 and message["role"] == "assistant":
+        message["trained"] = False
+    return message
 
 
 def _slug(name: str) -> str:

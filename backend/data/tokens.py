@@ -19,8 +19,17 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from backend.core.progress import ProgressFn
-from backend.data.chat_tokens import IGNORE, TemplateError, TokenizedChat, render_chat, tokenize_chat, tokenize_text
+from backend.data.chat_tokens import (
+    IGNORE,
+    TemplateError,
+    TokenizedChat,
+    render_chat,
+    tokenize_chat,
+    tokenize_text,
+    tool_support,
+)
 from backend.data.examples import Batch, Example
+from backend.data.message import learned
 from backend.data.problems import ProblemLog, RowProblem
 from backend.data.report import DataReport, TokenStats
 from backend.data.split import split_indices
@@ -107,9 +116,10 @@ class TokenCounter:
         self.seen = 0
         self.rng = random.Random(seed)  # noqa: S311 - a reproducible sample, not a secret
         self.failed = self.tools_ignored = 0
-        template = getattr(tokenizer, "chat_template", None)
-        self.has_template = bool(template)
-        self.template_shows_tools = isinstance(template, str) and "tools" in template
+        self.has_template = bool(getattr(tokenizer, "chat_template", None))
+        support = tool_support(tokenizer) if self.has_template else None
+        self.template_shows_tools = bool(support and support.tools)
+        self.template_shows_calls = bool(support and support.tool_calls)
 
     def add(self, batch: Batch) -> None:
         texts = [example.text for example, _, _ in batch.items]
@@ -148,21 +158,23 @@ class TokenCounter:
         tools = json.loads(example.tools) if example.tools else None
         if tools and not self.template_shows_tools:
             self.tools_ignored += 1
-        try:
-            return render_chat(self.tokenizer, batch.messages(index), tools)
-        except Exception as exc:  # noqa: BLE001 - jinja raises whatever a template's raise_exception says
-            self.failed += 1
-            self.problems.add(
-                RowProblem(
-                    "template_error",
-                    f"the chat template says: {exc}",
-                    batch.file,
-                    line,
-                    row,
-                    unit=batch.unit,
-                )
+        messages = batch.messages(index)
+        if not self.template_shows_calls and any(m.get("tool_calls") and learned(m) for m in messages):
+            why = (
+                "a learned reply holds a tool call, but this model's chat template does not show tool calls, so it "
+                "would be learned without its call; the row is left out of training with this model"
             )
+            self._refused(why, line, row, batch)
             return None
+        try:
+            return render_chat(self.tokenizer, messages, tools)
+        except Exception as exc:  # noqa: BLE001 - jinja raises whatever a template's raise_exception says
+            self._refused(f"the chat template says: {exc}", line, row, batch)
+            return None
+
+    def _refused(self, why: str, line: int | None, row: int, batch: Batch) -> None:
+        self.failed += 1
+        self.problems.add(RowProblem("template_error", why, batch.file, line, row, unit=batch.unit))
 
     def _maybe_sample(self, batch: Batch, index: int) -> None:
         """Reservoir sampling: every example seen so far is in the sample with the same chance."""

@@ -1,10 +1,10 @@
-"""The pieces of a row every layout is read from: turns, their roles and content, tools and plain fields.
+"""The pieces of a row every layout is read from: turns, their roles and content, flags, tools and plain fields.
 
 ``backend.data.formats`` recognises a layout and says which field holds what; the functions here
-read those fields into the one normalized form (``Normalized``), and raise ``Reject`` with the
-field and the words for a person when a piece cannot be used: a turn without a known role,
-content that is not text (typed parts are joined, a tool call becomes the JSON the model must
-write), a weight other than 0 or 1, tool definitions that are not JSON, media.
+read those fields into the one message model (``backend.data.message``), and raise ``Reject`` with
+the field and the words for a person when a piece cannot be used or a flag cannot be honoured: a
+turn without a known role, content that is not text, a weight other than 0 or 1, a span outside
+its content, a tool call whose arguments are not JSON, tool definitions that are not JSON, media.
 """
 
 from __future__ import annotations
@@ -13,43 +13,53 @@ import json
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from backend.data.message import Message as Message  # re-exported: the readers' result type
+from backend.data.message import ToolCall, default_trained, learned
 from backend.data.rules import Reject, check_turns
 
 MEDIA_KEYS = frozenset({"image", "images", "audio", "audios", "video", "videos"})
-MESSAGE_ROLES: dict[object, str] = {  # looked up with raw JSON values
+MESSAGE_ROLES: dict[object, str] = {  # looked up with raw JSON values, then lower-cased (Cohere's USER, CHATBOT)
     "system": "system",
-    "developer": "system",
+    "developer": "system",  # OpenAI
     "user": "user",
+    "human": "user",  # ShareGPT, LangChain
     "assistant": "assistant",
-    "tool": "tool",
-    "function": "tool",
-    "ipython": "tool",
-}
-_SHAREGPT_ROLES: dict[object, str] = {  # looked up with raw JSON values
-    "system": "system",
-    "human": "user",
-    "user": "user",
-    "gpt": "assistant",
-    "assistant": "assistant",
+    "gpt": "assistant",  # ShareGPT
+    "model": "assistant",  # Gemini, Gemma
+    "bot": "assistant",
+    "ai": "assistant",  # LangChain
+    "chatbot": "assistant",  # Cohere
     "chatgpt": "assistant",
     "bard": "assistant",
     "bing": "assistant",
-    "model": "assistant",
-    "function_call": "assistant",
-    "observation": "tool",
     "tool": "tool",
-    "function": "tool",
+    "function": "tool",  # OpenAI's legacy function result
+    "ipython": "tool",  # Llama 3.1
+    "observation": "tool",  # LLaMA-Factory
 }
+CALL_ROLES = frozenset({"function_call"})  # LLaMA-Factory: an assistant turn whose value is the call as JSON text
+_KNOWN = "system, user, assistant or tool (or human, gpt, model, function_call, observation)"
 _TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
 _MEDIA_PART_MARKERS = ("image", "audio", "video")
 
 
 class Normalized(NamedTuple):
-    roles: list[str]
-    contents: list[str]
-    weights: list[int | None] | None  # per message; 0 = reply not trained on; None when every reply is
+    messages: list[Message]
     text: str | None  # plain text for continued pre-training (then there are no messages)
-    tools: str | None  # tool definitions as JSON text
+    tools: str | None  # tool definitions as JSON text: a list of {"type": "function", "function": {...}}
+
+    @property
+    def roles(self) -> list[str]:
+        return [m["role"] for m in self.messages]
+
+    @property
+    def contents(self) -> list[str]:
+        return [m["content"] for m in self.messages]
+
+
+def plain(roles: list[str], contents: list[str], tools: str | None = None) -> Normalized:
+    """A conversation of role/content turns with every role's default training."""
+    return Normalized([{"role": r, "content": c} for r, c in zip(roles, contents, strict=True)], None, tools)
 
 
 def json_list(text: str) -> list[Any] | None:
@@ -60,81 +70,256 @@ def json_list(text: str) -> list[Any] | None:
     return value if isinstance(value, list) else None
 
 
+class _UnknownRole(Exception):
+    def __init__(self, value: Any) -> None:
+        super().__init__(value)
+        self.value = value
+
+
 def read_conversation(
-    turns: list[Any], field: str, read_turn: Callable[[Any, int, str], tuple[str, str, int | None]], tools: str | None
+    turns: list[Any], field: str, read_turn: Callable[[Any, int, str], Message], tools: str | None
 ) -> Normalized:
-    roles: list[str] = []
-    contents: list[str] = []
-    weights: list[int | None] = []
+    """The turns as messages, checked; every unknown role of the row is named at once."""
+    messages: list[Message] = []
     numbers: list[int] = []
+    unknown: list[tuple[Any, int]] = []
     for number, turn in enumerate(turns, start=1):
-        role, content, weight = read_turn(turn, number, field)
-        if not content or content.isspace():
-            if role == "system":
+        try:
+            message = read_turn(turn, number, field)
+        except _UnknownRole as exc:
+            unknown.append((exc.value, number))
+            continue
+        content = message["content"]
+        if (not content or content.isspace()) and not message.get("tool_calls"):
+            if message["role"] == "system":
                 continue  # an empty system prompt is the same as none
-            raise Reject("empty_field", f"message {number} ({role}) is empty", field)
-        roles.append(role)
-        contents.append(content)
-        weights.append(weight)
+            raise Reject("empty_field", f"message {number} ({message['role']}) is empty", field)
+        messages.append(message)
         numbers.append(number)
-    trained = None if all(w is None for w in weights) else weights
-    check_turns(roles, numbers, trained, field)
-    return Normalized(roles, contents, trained, None, tools)
+    if len(unknown) == 1:
+        raise Reject("unknown_role", f"message {unknown[0][1]} has role {unknown[0][0]!r}; use {_KNOWN}", field)
+    if unknown:
+        names = ", ".join(f"{value!r} (message {number})" for value, number in unknown)
+        raise Reject("unknown_role", f"messages have unknown roles {names}; use {_KNOWN}", field)
+    check_turns([m["role"] for m in messages], numbers, [learned(m) for m in messages], field)
+    return Normalized(messages, None, tools)
 
 
-def message_turn(turn: Any, number: int, field: str) -> tuple[str, str, int | None]:
+def role_of(value: Any) -> str | None:
+    role = MESSAGE_ROLES.get(value)
+    if role is None and isinstance(value, str):
+        role = MESSAGE_ROLES.get(value.strip().lower())
+    return role
+
+
+def message_turn(turn: Any, number: int, field: str) -> Message:
+    """An OpenAI-style message ({role, content, ...}) in the message model."""
     if type(turn) is not dict:
         raise Reject("non_text", f"message {number} is {kind_of(turn)}, not an object with role and content", field)
-    role = MESSAGE_ROLES.get(turn.get("role"))
-    if role is None:
-        raise Reject(
-            "unknown_role",
-            f"message {number} has role {turn.get('role')!r}; use system, user, assistant or tool",
-            field,
-        )
-    content = turn.get("content")
-    if type(content) is not str:
-        content = _content_text(content, turn, number, role, field)
-    return role, content, _weight(turn, role, number, field)
+    return _turn(turn, turn.get("role"), turn.get("content"), number, field)
 
 
-def sharegpt_turn(turn: Any, number: int, field: str) -> tuple[str, str, int | None]:
+def sharegpt_turn(turn: Any, number: int, field: str) -> Message:
+    """A ShareGPT turn ({from, value, ...}) in the message model."""
     if type(turn) is not dict:
         raise Reject("non_text", f"message {number} is {kind_of(turn)}, not an object with from and value", field)
-    role = _SHAREGPT_ROLES.get(turn.get("from"))
+    return _turn(turn, turn.get("from"), turn.get("value"), number, field)
+
+
+def _turn(turn: dict[str, Any], raw_role: Any, content: Any, number: int, field: str) -> Message:
+    if isinstance(raw_role, str) and raw_role.strip().lower() in CALL_ROLES:
+        call_turn: Message = {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": _calls_from_text(content, number, field),
+        }
+        _apply_flags(call_turn, turn, None, number, field)
+        return call_turn
+    role = role_of(raw_role)
     if role is None:
-        known = "human, gpt, system, function_call or observation"
-        raise Reject("unknown_role", f"message {number} is from {turn.get('from')!r}; use {known}", field)
-    value = turn.get("value")
-    if type(value) is not str:
-        value = _content_text(value, turn, number, role, field)
-    return role, value, _weight(turn, role, number, field)
-
-
-def _content_text(content: Any, turn: dict[str, Any], number: int, role: str, field: str) -> str:
-    """Text from content that is not a plain string: typed parts, a tool call, or a number."""
-    if content is None:
-        calls = turn.get("tool_calls") or turn.get("function_call")
-        if calls and role == "assistant":  # a tool call is trained on as the JSON the model must write
-            calls = (
-                [c.get("function", c) if isinstance(c, dict) else c for c in calls]
-                if isinstance(calls, list)
-                else calls
+        raise _UnknownRole(raw_role)
+    parts: list[tuple[str, bool | None]] | None = None
+    if type(content) is not str:
+        content, parts = _content_text(content, role, number, field)
+    message: Message = {"role": role, "content": content}
+    calls = turn.get("tool_calls")
+    legacy = turn.get("function_call")
+    if calls not in (None, "", []) or legacy not in (None, "", {}):
+        if role != "assistant":
+            raise Reject(
+                "bad_tool_call", f"message {number} ({role}) carries tool calls; only assistant turns may", field
             )
-            return json.dumps(calls, ensure_ascii=False)
-        return ""
+        message["tool_calls"] = _tool_calls(calls, legacy, number, field)
+    if role == "tool":
+        call_id, name = turn.get("tool_call_id"), turn.get("name")
+        if isinstance(call_id, str) and call_id:
+            message["tool_call_id"] = call_id
+        if isinstance(name, str) and name:
+            message["name"] = name
+    _apply_flags(message, turn, parts, number, field)
+    return message
+
+
+def _apply_flags(
+    message: Message, turn: dict[str, Any], parts: list[tuple[str, bool | None]] | None, number: int, field: str
+) -> None:
+    """What the layout says is learned of this turn: Axolotl's train/train_detail, weight, flagged content parts."""
+    role, content = message["role"], message["content"]
+    trained: bool | None = None
+    train = turn.get("train", turn.get("trained"))  # Axolotl's message_field_training, or this model's own
+    if train is not None:
+        if not isinstance(train, bool):
+            raise Reject("bad_weight", f"message {number} has train {train!r}; use true or false", field)
+        trained = train
+    weight = turn.get("weight")
+    if weight is not None and trained is None:
+        if isinstance(weight, bool | str) or weight not in (0, 1):
+            raise Reject("bad_weight", f"message {number} has weight {weight!r}; use 0 or 1", field)
+        trained = bool(weight)
+    spans: list[list[int]] | None = None
+    detail = turn.get("train_detail")
+    if detail not in (None, []) and train is None:
+        spans = _detail_spans(detail, content, number, field)
+        trained = bool(spans)
+    elif turn.get("train_spans") not in (None, []):  # this model's own ranges (a stored dataset)
+        spans = _given_spans(turn["train_spans"], content, number, field)
+    elif parts is not None and any(flag is not None for _, flag in parts):
+        whole = default_trained(role) if trained is None else trained
+        spans, start = [], 0
+        for text, flag in parts:
+            if (whole if flag is None else flag) and text:
+                spans.append([start, start + len(text)])
+            start += len(text)
+        trained = bool(spans)
+    if spans is not None:
+        spans = _merged(spans)
+        if spans and spans != [[0, len(content)]]:
+            message["train_spans"] = spans
+    if trained is not None and trained != default_trained(role):
+        message["trained"] = trained
+
+
+def _detail_spans(detail: Any, content: str, number: int, field: str) -> list[list[int]]:
+    """Axolotl's train_detail: [{begin_offset, end_offset (inclusive), train}] → learned [start, end) ranges."""
+    if not isinstance(detail, list):
+        raise Reject("bad_train_span", f"message {number}: train_detail is {kind_of(detail)}, not a list", field)
+    spans = []
+    for item in detail:
+        begin = item.get("begin_offset") if isinstance(item, dict) else None
+        end = item.get("end_offset") if isinstance(item, dict) else None
+        train = item.get("train") if isinstance(item, dict) else None
+        if not (
+            type(begin) is int and type(end) is int and isinstance(train, bool) and 0 <= begin <= end < len(content)
+        ):
+            raise Reject(
+                "bad_train_span",
+                f"message {number}: train_detail entry {item!r} is not begin_offset <= end_offset inside the "
+                f"{len(content)} characters of its content with train true/false",
+                field,
+            )
+        if train:
+            spans.append([begin, end + 1])
+    return spans
+
+
+def _given_spans(given: Any, content: str, number: int, field: str) -> list[list[int]]:
+    ok = isinstance(given, list) and all(
+        isinstance(s, list | tuple)
+        and len(s) == 2
+        and all(type(v) is int for v in s)
+        and 0 <= s[0] < s[1] <= len(content)
+        for s in given
+    )
+    if not ok:
+        raise Reject(
+            "bad_train_span", f"message {number}: train_spans {given!r} are not [start, end) inside its content", field
+        )
+    return [[int(s[0]), int(s[1])] for s in given]
+
+
+def _merged(spans: list[list[int]]) -> list[list[int]]:
+    out: list[list[int]] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], end)
+        else:
+            out.append([start, end])
+    return out
+
+
+def _tool_calls(calls: Any, legacy: Any, number: int, field: str) -> list[ToolCall]:
+    """OpenAI's tool_calls (or the legacy function_call) as structured calls with dict arguments."""
+    if isinstance(calls, str):
+        parsed = json_list(calls)
+        if parsed is None:
+            raise Reject("bad_tool_call", f"message {number}: tool_calls is not a JSON list", field)
+        calls = parsed
+    items = list(calls) if isinstance(calls, list) else [] if calls in (None, "") else [calls]
+    if legacy not in (None, "", {}):
+        items.append(legacy)
+    return [_call(item, number, field) for item in items]
+
+
+def _calls_from_text(content: Any, number: int, field: str) -> list[ToolCall]:
+    """LLaMA-Factory's function_call turn: its value is JSON text of {"name", "arguments"} (or a list of them)."""
+    value = content
+    if isinstance(content, str):
+        try:
+            value = json.loads(content)
+        except json.JSONDecodeError:
+            raise Reject("bad_tool_call", f"message {number} (function_call) is not JSON of a call", field) from None
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise Reject("bad_tool_call", f"message {number} (function_call) holds no call", field)
+    return [_call(item, number, field) for item in items]
+
+
+def _call(item: Any, number: int, field: str) -> ToolCall:
+    if not isinstance(item, dict):
+        raise Reject("bad_tool_call", f"message {number}: a tool call is {kind_of(item)}, not an object", field)
+    function = item.get("function", item)
+    name = function.get("name") if isinstance(function, dict) else None
+    if not isinstance(name, str) or not name:
+        raise Reject("bad_tool_call", f"message {number}: a tool call has no function name", field)
+    arguments = function.get("arguments", function.get("parameters"))
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except json.JSONDecodeError:
+            raise Reject(
+                "bad_tool_call", f"message {number}: the arguments of {name} are not valid JSON", field
+            ) from None
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, dict):
+        raise Reject(
+            "bad_tool_call", f"message {number}: the arguments of {name} are {kind_of(arguments)}, not an object", field
+        )
+    call: ToolCall = {"type": "function", "function": {"name": name, "arguments": arguments}}
+    if isinstance(item.get("id"), str) and item["id"]:
+        call["id"] = item["id"]
+    return call
+
+
+def _content_text(content: Any, role: str, number: int, field: str) -> tuple[str, list[tuple[str, bool | None]] | None]:
+    """Text from content that is not a plain string: typed parts (with their train/weight flags), or a number.
+
+    Parts are joined with a newline; parts that carry a flag (Axolotl) are joined as they are, as Axolotl does.
+    """
+    if content is None:
+        return "", None
     if isinstance(content, list):
-        texts = []
+        parts: list[tuple[str, bool | None]] = []
         for part in content:
             if isinstance(part, str):
-                texts.append(part)
+                parts.append((part, None))
                 continue
             kind = str(part.get("type", "")) if isinstance(part, dict) else ""
             if isinstance(part, dict) and (kind in _TEXT_PART_TYPES or (not kind and "text" in part)):
                 text = part.get("text")
                 if not isinstance(text, str):
                     raise Reject("non_text", f"message {number} ({role}) has a text part without text", field)
-                texts.append(text)
+                parts.append((text, _part_flag(part, number, field)))
             elif any(marker in kind for marker in _MEDIA_PART_MARKERS):
                 raise Reject("multimodal", f"message {number} ({role}) holds {kind.replace('_', ' ')} content", field)
             else:
@@ -142,19 +327,23 @@ def _content_text(content: Any, turn: dict[str, Any], number: int, role: str, fi
                 raise Reject(
                     "non_text", f"message {number} ({role}) holds {what}; only text parts can be trained on", field
                 )
-        return "\n".join(texts)
+        if any(flag is not None for _, flag in parts):
+            return "".join(text for text, _ in parts), parts
+        return "\n".join(text for text, _ in parts), None
     if isinstance(content, int | float) and not isinstance(content, bool):
-        return str(content)
+        return str(content), None
     raise Reject("non_text", f"message {number} ({role}) content is {kind_of(content)}, not text", field)
 
 
-def _weight(turn: dict[str, Any], role: str, number: int, field: str) -> int | None:
-    weight = turn.get("weight")
-    if weight is None or role != "assistant":
+def _part_flag(part: dict[str, Any], number: int, field: str) -> bool | None:
+    flag = part.get("train", part.get("weight"))
+    if flag is None:
         return None
-    if weight in (0, 1) and not isinstance(weight, str):
-        return None if weight else 0
-    raise Reject("bad_weight", f"message {number} has weight {weight!r}; use 0 or 1", field)
+    if isinstance(flag, bool):
+        return flag
+    if isinstance(flag, str) or flag not in (0, 1):
+        raise Reject("bad_weight", f"message {number} has a text part with train/weight {flag!r}; use 0 or 1", field)
+    return bool(flag)
 
 
 def turns_of(row: dict[str, Any], key: str) -> list[Any]:
@@ -179,14 +368,34 @@ def as_turns(value: Any, role: str) -> list[Any]:
 
 
 def tools_of(row: dict[str, Any]) -> str | None:
+    """The row's tool definitions as JSON text: ``tools``, plus OpenAI's legacy ``functions`` as function tools."""
     tools = row.get("tools")
+    functions = row.get("functions")
+    if functions in (None, "", []):
+        return _tools_text(tools)
+    listed = _parsed(functions, "functions")
+    if not isinstance(listed, list) or not all(isinstance(f, dict) for f in listed):
+        raise Reject("bad_tools", "'functions' is not a list of function definitions", "functions")
+    wrapped = [{"type": "function", "function": f} for f in listed]
+    given = _parsed(tools, "tools") if tools not in (None, "", []) else []
+    given = given if isinstance(given, list) else [given]
+    return json.dumps([*given, *wrapped], ensure_ascii=False)
+
+
+def _parsed(value: Any, key: str) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            raise Reject("bad_tools", f"'{key}' is not valid JSON", key) from None
+    return value
+
+
+def _tools_text(tools: Any) -> str | None:
     if tools is None or tools == "" or tools == []:
         return None
     if isinstance(tools, str):
-        try:
-            parsed = json.loads(tools)
-        except json.JSONDecodeError:
-            raise Reject("bad_tools", "'tools' is not valid JSON", "tools") from None
+        parsed = _parsed(tools, "tools")
         if not isinstance(parsed, list | dict):
             raise Reject("bad_tools", f"'tools' holds {kind_of(parsed)}, not a list of functions", "tools")
         return tools
@@ -214,9 +423,9 @@ def optional(row: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     return None
 
 
-def system_turns(row: dict[str, Any], keys: tuple[str, ...]) -> tuple[list[str], list[str]]:
+def system_turns(row: dict[str, Any], keys: tuple[str, ...]) -> list[Message]:
     system = optional(row, keys)
-    return (["system"], [system]) if system else ([], [])
+    return [{"role": "system", "content": system}] if system else []
 
 
 def _field_text(value: Any, key: str) -> str:

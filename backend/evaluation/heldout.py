@@ -17,7 +17,7 @@ from typing import Any
 
 from backend.core.spec import Data, JobSpec, LossOn, Training
 from backend.core.task_specs import EvaluateSpec
-from backend.data.chat_tokens import IGNORE, TemplateError
+from backend.data.chat_tokens import IGNORE, RowRefused, TemplateError
 from backend.data.examples import Example
 from backend.data.load import load_training_data
 from backend.evaluation.errors import EvaluationError
@@ -137,6 +137,9 @@ def tokenize_held_out(tokenizer: Any, held: HeldOut) -> tuple[list[TokenizedExam
     for index, example in enumerate(held.examples):
         try:
             tokens = tokenize_example(tokenizer, example, held.loss_on)
+        except RowRefused as exc:  # left out of training too
+            refused.append(f"{example.where()}: {exc}")
+            continue
         except TemplateError as exc:
             raise EvaluationError(str(exc), error_type="data") from None
         except jinja2.TemplateError as exc:  # the template refuses this conversation (e.g. a role it lacks)

@@ -13,7 +13,7 @@ import difflib
 import html
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,7 +86,7 @@ def _percent(value: float | None) -> str:
     return "–" if value is None else f"{value:+.1%}"
 
 
-def prompt_text(messages: list[dict[str, Any]], limit: int | None = None) -> str:
+def prompt_text(messages: Sequence[Mapping[str, Any]], limit: int | None = None) -> str:
     """The last user turn of a prompt (what a person recognises it by), optionally shortened."""
     users = [m["content"] for m in messages if m.get("role") == "user"]
     text = users[-1] if users else (messages[-1]["content"] if messages else "")

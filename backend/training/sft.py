@@ -23,7 +23,7 @@ from backend.core.progress import each_stage_once
 from backend.core.result import JobResult
 from backend.core.spec import JobSpec
 from backend.core.stop import StopRequest
-from backend.data.chat_tokens import IGNORE, TemplateError
+from backend.data.chat_tokens import IGNORE, RowRefused, TemplateError
 from backend.data.examples import Example
 from backend.data.load import MAX_LISTED_PROBLEMS, load_training_data
 from backend.data.problems import DataError
@@ -61,6 +61,11 @@ def _tokenize(tokenizer: Any, examples: list[Example], spec: JobSpec, split: str
     for example in examples:
         try:
             tokens = tokenize_example(tokenizer, example, spec.data.loss_on)
+        except RowRefused as exc:  # what the row says is learned cannot be honoured with this template
+            refused += 1
+            if refused <= MAX_LISTED_PROBLEMS:
+                sink.emit(Warn(code="row_rejected", message=f"{example.where()}: {exc}"))
+            continue
         except TemplateError as exc:
             raise DataError(str(exc)) from None
         except jinja2.TemplateError as exc:  # the template refuses this conversation (e.g. a role it lacks)
