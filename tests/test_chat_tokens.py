@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from backend.data.chat_tokens import IGNORE, TemplateError, tokenize_chat
+from backend.data.chat_tokens import IGNORE, RowRefused, TemplateError, tokenize_chat
 
 CONVERSATION = [
     {"role": "system", "content": "Be brief."},
@@ -75,3 +75,7 @@ def test_template_that_rewrites_history_still_masks_the_last_reply(tiny_llama: P
     tokens = tokenize_chat(tokenizer, CONVERSATION)
     assert len(tokens.spans) == 1
     assert _loss_text(tokenizer, tokens).startswith("Green.")
+    # A flag on an earlier turn cannot be honoured there: the row is refused, not trained without it.
+    flagged = [*CONVERSATION[:3], {**CONVERSATION[3], "trained": True}, CONVERSATION[4]]
+    with pytest.raises(RowRefused, match="message 4 is marked as learned"):
+        tokenize_chat(tokenizer, flagged)

@@ -117,6 +117,12 @@ def learned_spans(
             "so the assistant's reply cannot be located; choose 'loss_on: all' for this model"
         )
     last = len(messages) - 1
+    for number, message in enumerate(messages[:last], start=1):
+        if message.get("trained") or message.get("train_spans"):
+            raise RowRefused(
+                f"message {number} is marked as learned, but this model's chat template renders earlier turns "
+                "differently from the whole conversation, so only the last turn can be located"
+            )
     if not learned(messages[last]):
         return full, []
     return full, _spans_in(tokenizer, messages, last, tools, full, (len(prompt), len(full)))
