@@ -33,10 +33,13 @@ class ColumnMappingAsk(QObject):
     def ask(
         self, path: Path, report: DataReport, sheet: str | None, mapping: Mapping[str, str] | None
     ) -> ColumnMappingDialog | None:
-        """Open the dialog for the dataset at ``path`` as ``report`` found it, read from ``sheet`` with ``mapping``."""
+        """Open the dialog for the dataset at ``path`` as ``report`` found it, read from ``sheet`` with ``mapping``
+        (else the mapping the check suggested, which it tried on the file's rows)."""
         summary = mappable_file(report)
         if summary is None:
             return None
+        if not mapping and summary.suggested is not None:
+            mapping = summary.suggested.columns
         file_path = path / summary.name if path.is_dir() else path
         rows = first_rows(file_path, sheet)
         self.close()

@@ -97,12 +97,14 @@ class DatasetCheck(QRunnable):
 
 
 def issues_from(report: DataReport, examples: list[Example]) -> list[Issue]:
-    """Excluded rows are errors, kept-but-suspect rows warnings, dataset advice information."""
+    """Excluded rows are errors, kept-but-suspect rows warnings, dataset advice and unused fields information
+    (a warning where the field could change what is learned). A whole file's problem says the rows it keeps
+    out, as the summary counts them."""
     index = {(e.file, e.line, e.row): i for i, e in enumerate(examples)}
     issues = [
         Issue(
             "error" if p.excluded else "warning",
-            p.message,
+            f"{p.message} ({p.covers})" if p.covers else p.message,
             file=p.file,
             line=p.line,
             row=p.row,
@@ -114,6 +116,11 @@ def issues_from(report: DataReport, examples: list[Example]) -> list[Issue]:
         for p in report.problems.kept
     ]
     issues += [Issue("info", advice.message) for advice in report.advice]
+    issues += [
+        Issue("warning" if u.learned and not u.refused else "info", u.describe(), file=f.name, field=u.key)
+        for f in report.files
+        for u in f.unused
+    ]
     return issues
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from backend.cli.common import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, stage_printer
 from backend.core.progress import ProgressFn, each_stage_once
 from backend.data.formats import FORMATS, MAPPING_ROLES
-from backend.data.report import DataReport, count
+from backend.data.report import DataReport
 from backend.data.scan import ImportOptions
 
 if TYPE_CHECKING:
@@ -80,16 +80,21 @@ def _print_report(report: DataReport, shown: int) -> None:
         print("\nwarnings:")
         for advice in report.advice:
             print(f"  - {advice.message}")
+    unused = report.unused_lines()
+    if unused:
+        print("\nfields not used:")
+        for line in unused:
+            print(f"  - {line}")
     groups = report.problem_groups()
     if groups:
         print("\nproblems:")
     for group in groups:
         status = "excluded" if group.excluded else "kept"
-        print(f"  {group.title}: {count(group.count, 'row')} {status}. What to do: {group.hint}.")
+        print(f"  {group.title}: {group.size} {status}. What to do: {group.hint}.")
         for line in group.listed[:shown]:
             print(f"    {line}")
-        if group.count > shown:
-            print(f"    … and {group.count - shown:,} more (--report FILE lists them)")
+        if group.entries > shown:
+            print(f"    … and {group.entries - shown:,} more (--report FILE lists them)")
     if report.tokens:
         print()
         for line in [*report.token_lines(), *report.histogram_lines()]:

@@ -13,6 +13,30 @@ HEAVY_DUPLICATION = 0.05
 MANY_EXCLUDED = 0.10
 
 
+# Column names that usually hold each part of an example, most telling first; matched ignoring case.
+_MAPPING_NAMES = {
+    "instruction": ("instruction", "prompt", "question", "query", "request", "input", "user", "human", "source", "src"),
+    "response": ("response", "output", "answer", "completion", "reply", "assistant", "gpt", "target", "tgt"),
+    "input": ("context", "input"),
+    "system": ("system", "system_prompt"),
+}
+
+
+def guess_mapping(columns: list[str]) -> dict[str, str] | None:
+    """A column mapping from the names of a file's columns, or None without an instruction and a response.
+
+    Only a guess: it is offered once an import of the file's rows with it has accepted some
+    (``backend.data.scan.Trial``), with how many.
+    """
+    by_name = {column.casefold(): column for column in reversed(columns)}
+    mapping: dict[str, str] = {}
+    for role, names in _MAPPING_NAMES.items():
+        found = next((by_name[n] for n in names if n in by_name and by_name[n] not in mapping.values()), None)
+        if found is not None:
+            mapping[role] = found
+    return mapping if "instruction" in mapping and "response" in mapping else None
+
+
 def advise(report: DataReport) -> list[Advice]:
     """The warnings that apply to ``report`` (counts, split and tokens filled in)."""
     advice = _sheet_advice(report)

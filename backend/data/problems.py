@@ -56,6 +56,11 @@ ADVICE: dict[str, tuple[str, str]] = {
         "choose the format, or map your columns to instruction, input, response and system",
     ),
     "unsupported_format": ("data type not supported for fine-tuning", "see the explanation; nothing was imported"),
+    "unsupported_field": (
+        "field with training meaning not supported",
+        "the row is left out rather than trained without the field; remove the field where its meaning may be "
+        "ignored, or train these rows with a tool that honours it",
+    ),
     # rows that cannot be used
     "invalid_json": ("not valid JSON", "fix the line (often a missing comma or quote) or delete it"),
     "invalid_text": (
@@ -124,18 +129,33 @@ class RowProblem:
     field: str | None = None
     excluded: bool = True
     unit: str = "line"  # what ``line`` counts: line, page, paragraph, or "<sheet> row" in a workbook
+    rows: int = 1  # rows it covers: 1 for a row; for a whole file (``row`` None) the rows read from it
+
+    @property
+    def whole_file(self) -> bool:
+        return self.line is None and self.row is None
+
+    @property
+    def covers(self) -> str:
+        """For a whole file that was read, the rows it keeps out in words, as the summary counts them."""
+        if not self.whole_file or not self.rows:
+            return ""
+        return "its 1 row excluded" if self.rows == 1 else f"all {self.rows:,} rows excluded"
 
     @property
     def hint(self) -> str:
         return ADVICE[self.code][1]
 
     def where(self) -> str:
-        """'train.jsonl line 12, field messages' (a line, page or Excel row where the file has them, else a row)."""
+        """'train.jsonl line 12, field messages' (a line, page or Excel row where the file has them, else a row);
+        for a whole file, the rows it covers: 'train.jsonl (all 5 rows excluded)'."""
         parts = [self.file] if self.file else []
         if self.line is not None:
             parts.append(f"{self.unit} {self.line}")
         elif self.row is not None:
             parts.append(f"row {self.row}")
+        elif self.covers:
+            parts.append(f"({self.covers})")
         place = " ".join(parts)
         return f"{place}, field {self.field}" if self.field else place
 
@@ -152,26 +172,32 @@ class ProblemLog:
 
     A million-row file with one systematic fault would otherwise hold a million
     problems in memory; the counts still say how many rows each rule hit.
+    ``counts`` counts rows (a whole-file problem counts the file's rows read; see
+    ``DataReport``), ``entries`` counts the problems themselves.
     """
 
     keep: int = 1000
     counts: Counter[str] = field(default_factory=Counter)
+    entries: Counter[str] = field(default_factory=Counter)
     kept: list[RowProblem] = field(default_factory=list)
 
     def add(self, problem: RowProblem) -> None:
-        self.counts[problem.code] += 1
-        if self.counts[problem.code] <= self.keep:
+        self.counts[problem.code] += problem.rows
+        self.entries[problem.code] += 1
+        if self.entries[problem.code] <= self.keep:
             self.kept.append(problem)
 
     def omitted(self, code: str) -> int:
         """How many problems of this code were counted but not kept."""
-        return max(0, self.counts[code] - self.keep)
+        return max(0, self.entries[code] - self.keep)
 
     def extend(self, other: ProblemLog) -> None:
         for problem in other.kept:
             self.add(problem)
-        for code, count in other.counts.items():
-            self.counts[code] += count - min(count, other.keep)
+        for code, entries in other.entries.items():
+            kept = [p for p in other.kept if p.code == code]
+            self.entries[code] += entries - len(kept)
+            self.counts[code] += other.counts[code] - sum(p.rows for p in kept)
 
     def __len__(self) -> int:
-        return sum(self.counts.values())
+        return sum(self.entries.values())

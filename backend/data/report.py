@@ -17,6 +17,40 @@ _LISTED_PER_CODE = 20  # problems of one kind shown in the Markdown report and t
 
 
 @dataclass
+class UnusedField:
+    """A field of a file's rows that the import does not use (``backend.data.fields`` finds them)."""
+
+    key: str  # "notes" on the row, "messages[].train" inside each message of the list "messages"
+    rows: int  # rows that carry it with a value
+    learned: bool  # public layouts give it training meaning: dropping it could change what is learned
+    refused: bool  # so rows that carry it are refused, not imported without it
+    meaning: str  # that meaning, in words; "" for a field without one
+
+    def describe(self) -> str:
+        """'messages[].train' in 3 rows, and what that means for training."""
+        if self.refused:
+            what = f"{self.meaning}: could change what is learned, so these rows are refused"
+        elif self.learned:
+            what = f"{self.meaning}: could change what is learned; left out as you mapped the columns"
+        else:
+            what = "not used; no training meaning known"
+        return f"'{self.key}' in {count(self.rows, 'row')} ({what})"
+
+
+@dataclass
+class Suggested:
+    """A column mapping offered for a file, tried on all its rows first (``backend.data.scan.Trial``)."""
+
+    columns: dict[str, str]  # mapping role -> column, as ImportOptions.columns
+    imports: int  # rows an import with it accepts
+
+    def words(self) -> str:
+        shown = ", ".join(f"{role} = {column}" for role, column in self.columns.items())
+        flags = " ".join(f"--map {role}={column}" for role, column in self.columns.items())
+        return f"map the columns {shown} ({flags}; on the Data page, Map columns…)"
+
+
+@dataclass
 class FileSummary:
     name: str
     kind: str  # jsonl, json, csv, tsv, parquet, arrow, xlsx, text, docx, pdf, stored
@@ -26,16 +60,25 @@ class FileSummary:
     columns: list[str]  # field names seen in the first rows, for a column mapping
     rows: int = 0
     accepted: int = 0
+    unused: list[UnusedField] = field(default_factory=list)  # fields the import leaves out, most carried first
+    suggested: Suggested | None = None  # for a file not recognised: a mapping that imports rows, and how many
 
 
 @dataclass
 class ProblemGroup:
     code: str
-    count: int
+    count: int  # rows it covers (see DataReport)
+    entries: int  # problems: one per row, one per whole file
+    files: int  # whole-file problems among them
     title: str
     hint: str
     excluded: bool  # whether these rows are left out of training
     listed: list[str]  # the first few, with where they are
+
+    @property
+    def size(self) -> str:
+        """What it covers in words: its rows, or its files where whole files failed before any row was read."""
+        return count(self.files, "file") if self.files and not self.count else count(self.count, "row")
 
 
 @dataclass
@@ -78,6 +121,16 @@ class TokenStats:
 
 @dataclass
 class DataReport:
+    """What one check found. The counts, defined once here, count rows the same way everywhere:
+
+    - ``rows``: rows read, from every file (a whole file that is refused counts all its rows);
+    - ``accepted``: rows imported as examples; ``excluded`` (= rows - accepted): rows read and not imported;
+    - ``problems.counts`` (``problem_counts`` in JSON, each group's ``count``): rows each rule hit, a
+      whole-file problem counting the rows it kept out of the import (none where no row was read).
+      Every excluded row is counted under exactly one rule that excludes, so those counts add up to
+      ``excluded``; rules that keep their rows (duplicates without dedupe, placeholders) count them too.
+    """
+
     source: str
     options: dict[str, Any]
     files: list[FileSummary] = field(default_factory=list)
@@ -144,6 +197,10 @@ class DataReport:
             lines.append(f"content hash: {self.content_hash}")
         return lines
 
+    def unused_lines(self) -> list[str]:
+        """Each field the import leaves out, per file: how many rows carry it, and whether that matters."""
+        return [f"{f.name}: {u.describe()}" for f in self.files for u in f.unused]
+
     def problem_groups(self) -> list[ProblemGroup]:
         """The rules that fired, most frequent first, each with its advice and first problems."""
         groups = []
@@ -151,7 +208,10 @@ class DataReport:
             kept = [p for p in self.problems.kept if p.code == code]
             title, hint = ADVICE[code]
             excluded = kept[0].excluded if kept else True
-            groups.append(ProblemGroup(code, n, title, hint, excluded, [str(p) for p in kept[:_LISTED_PER_CODE]]))
+            files = sum(p.whole_file for p in kept)
+            listed = [str(p) for p in kept[:_LISTED_PER_CODE]]
+            entries = self.problems.entries[code]
+            groups.append(ProblemGroup(code, n, entries, files, title, hint, excluded, listed))
         return groups
 
     def token_lines(self) -> list[str]:
@@ -191,16 +251,18 @@ class DataReport:
         out += [f"- {line}" for line in self.summary_lines()]
         if self.advice:
             out += ["", "## Warnings", ""] + [f"- {a.message}" for a in self.advice]
+        if self.unused_lines():
+            out += ["", "## Fields not used", ""] + [f"- {line}" for line in self.unused_lines()]
         groups = self.problem_groups()
         if groups:
             out += ["", "## Problems", ""]
             for group in groups:
                 status = "excluded" if group.excluded else "kept"
-                heading = f"### {group.title}: {count(group.count, 'row')}, {status}"
+                heading = f"### {group.title}: {group.size}, {status}"
                 out += [heading, "", f"What to do: {group.hint}.", ""]
                 out += [f"- {line}" for line in group.listed]
-                if group.count > len(group.listed):
-                    more = group.count - len(group.listed)
+                if group.entries > len(group.listed):
+                    more = group.entries - len(group.listed)
                     out.append(f"- … and {more:,} more (the JSON report lists up to {self.problems.keep:,} of each)")
                 out.append("")
         if self.tokens:

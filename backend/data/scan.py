@@ -12,19 +12,21 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from backend.data.chunk import Unreadable
+from backend.data.advice import guess_mapping
+from backend.data.chunk import Chunk, Unreadable
 from backend.data.examples import Batch, canonical
+from backend.data.fields import FieldAudit
 from backend.data.files import TEXT_KINDS, SourceFile, find_sources
-from backend.data.formats import LABELS, UNSUPPORTED, Detection, detect, normalizer
+from backend.data.formats import LABELS, UNSUPPORTED, Detection, Normalizer, detect, normalizer
 from backend.data.problems import DataError, ImportCancelled, RowProblem
 from backend.data.readers import read_file
 from backend.data.refusal import Refusal
-from backend.data.report import DataReport, FileSummary
+from backend.data.report import DataReport, FileSummary, Suggested, count
 from backend.data.rules import Reject, find_placeholder
 
 if TYPE_CHECKING:
@@ -88,6 +90,34 @@ def scan(
     return report
 
 
+class Trial:
+    """Rows imported in memory exactly as ``scan`` imports a file under ``options``: detection from the first
+    rows added, the field audit, the normalizer, duplicates. Advice is checked with it before it is given, so a
+    suggestion promises the rows that following it imports, and only where it imports some."""
+
+    def __init__(self, options: ImportOptions, name: str = "rows") -> None:
+        self.report = DataReport(source=name, options=options.to_dict())
+        self._state = _State(self.report, options, (), None, None, total=1)
+        self._source = SourceFile(Path(name), "jsonl", name, 0)
+        self._state.names.append(name)
+        self._state.units.append("row")
+        self._summary = FileSummary(name, "jsonl", "unknown", LABELS["unknown"], "", [])
+        self.report.files.append(self._summary)
+        self._detection: Detection | None = None
+
+    @property
+    def imported(self) -> int:
+        return self.report.accepted
+
+    def add(self, values: Sequence[Any]) -> Trial:
+        """Import one chunk of rows (as a reader parses them); a file's chunks are added in order."""
+        if self._detection is None:
+            self._detection = self._state.detected(self._source, self._summary, list(values))
+        chunk = Chunk([(None, value) for value in values], 1.0, unit="row")
+        self._state.rows(0, self._source, self._summary, self._detection, [chunk])
+        return self
+
+
 class _State:
     """What one scan carries from file to file: the hash, the digests seen, the counts."""
 
@@ -107,6 +137,7 @@ class _State:
         self.seen: dict[bytes, int] = {}  # digest prefix -> packed location of the first copy
         self.names: list[str] = []
         self.units: list[str] = []  # what each file's lines count
+        self.audits: dict[int, FieldAudit] = {}  # file index -> the fields its rows carry that are not used
 
     def scan_file(self, index: int, source: SourceFile) -> None:
         self.names.append(source.name)
@@ -120,13 +151,18 @@ class _State:
                 if first is not None:
                     self.units[index] = first.unit
                     self.report.notes += first.notes
-                    detection = self._detect(source, [value for _, value in first.records])
-                    summary.format, summary.format_label = detection.format, detection.label
-                    summary.reason, summary.columns = detection.reason, detection.columns
-                    self._rows(index, source, summary, detection, chain([first], chunks))
-            except DataError as exc:
-                self.report.problems.add(RowProblem(exc.code, str(exc), source.name))
+                    detection = self.detected(source, summary, [value for _, value in first.records])
+                    self.rows(index, source, summary, detection, chain([first], chunks))
+            except DataError as exc:  # the rows read before it were counted one by one
+                self.report.problems.add(RowProblem(exc.code, str(exc), source.name, rows=0))
         self.done += source.size
+
+    def detected(self, source: SourceFile, summary: FileSummary, values: list[Any]) -> Detection:
+        """The file's layout from its first rows, noted in its summary."""
+        detection = self._detect(source, values)
+        summary.format, summary.format_label = detection.format, detection.label
+        summary.reason, summary.columns = detection.reason, detection.columns
+        return detection
 
     def _detect(self, source: SourceFile, values: list[Any]) -> Detection:
         if source.kind == "stored":
@@ -135,16 +171,19 @@ class _State:
             return Detection("text", None, _TEXT_REASONS[source.kind], [])
         return detect(values, self.options.format, self.options.columns)
 
-    def _rows(self, index: int, source: SourceFile, summary: FileSummary, detection: Detection, chunks: Any) -> None:
+    def rows(self, index: int, source: SourceFile, summary: FileSummary, detection: Detection, chunks: Any) -> None:
+        """Read a file's rows a chunk at a time: import those that can be, note the problems of the rest."""
         report, name, unit = self.report, source.name, self.units[index]
         if detection.format in UNSUPPORTED or detection.format == "unknown":
             self._refuse(source, summary, detection, chunks)
             return
         normalize = normalizer(detection, self.options.columns)
+        audit = self._audit(index, source, detection, normalize)
         add_problem = report.problems.add
         seen, hasher, dedupe, sinks = self.seen, self.hasher, self.options.dedupe, self.sinks
         sha256 = hashlib.sha256
-        row = accepted = duplicates = placeholders = texts = 0
+        start = row = summary.rows  # rows of this file read before (a Trial adds a file a chunk at a time)
+        accepted = duplicates = placeholders = texts = 0
         try:
             for chunk in chunks:
                 batch = Batch(name, unit)
@@ -153,6 +192,9 @@ class _State:
                     try:
                         if type(value) is Unreadable:
                             raise Reject(value.code, value.message)
+                        refusal = audit.check(value) if audit else None
+                        if refusal is not None:
+                            raise Reject("unsupported_field", *refusal)
                         example = normalize(value)
                         key = canonical(example)
                         digest = sha256(key.encode()).digest()
@@ -191,31 +233,52 @@ class _State:
                         sink.add(batch)
                 self._between_chunks(source, chunk.position)
         finally:  # a file that fails part-way keeps the rows read before
-            summary.rows, summary.accepted = row, accepted
-            report.rows += row
+            summary.rows = row
+            summary.accepted += accepted
+            summary.unused = audit.unused_fields() if audit else []
+            report.rows += row - start
             report.accepted += accepted
             report.duplicates += duplicates
             report.placeholders += placeholders
             report.text_examples += texts
             report.chat_examples += accepted - texts
 
+    def _audit(self, index: int, source: SourceFile, detection: Detection, normalize: Normalizer) -> FieldAudit | None:
+        """The file's field audit (one per file, also when its rows come in several calls); none for stored rows,
+        which are LoRA Studio's own, or text pieces, which have one field."""
+        if source.kind == "stored" or detection.format == "text":
+            return None
+        if index not in self.audits:
+            self.audits[index] = FieldAudit(normalize, mapped=detection.format == "columns")
+        return self.audits[index]
+
     def _refuse(self, source: SourceFile, summary: FileSummary, detection: Detection, chunks: Any) -> None:
         """A file in no usable format: count its rows and say why none is imported."""
         refusal = Refusal(detection) if detection.format in UNSUPPORTED else None
+        mapping = guess_mapping(detection.columns) if detection.format == "unknown" else None
+        trial = Trial(replace(self.options, format="auto", columns=mapping), source.name) if mapping else None
+        read = 0
         for chunk in chunks:
-            summary.rows += len(chunk.records)
+            read += len(chunk.records)
+            values = [value for _, value in chunk.records]
             if refusal is not None:
-                refusal.add([value for _, value in chunk.records])
+                refusal.add(values)
+            if trial is not None:
+                trial.add(values)
             self._between_chunks(source, chunk.position)
-        self.report.rows += summary.rows
+        summary.rows += read
+        self.report.rows += read
         if detection.format == "unknown":
-            message = (
-                f"the format was not recognised ({detection.reason}); choose a format, or map the columns "
-                "to instruction, input, response and system"
-            )
-            self.report.problems.add(RowProblem("unknown_format", message, source.name))
+            message = f"the format was not recognised ({detection.reason}); "
+            if trial is not None and mapping and trial.imported:
+                summary.suggested = Suggested(mapping, trial.imported)
+                message += f"{summary.suggested.words()}, which imports {trial.imported:,} of {count(read, 'row')}"
+            else:
+                message += "choose a format, or map the columns to instruction, input, response and system"
+            self.report.problems.add(RowProblem("unknown_format", message, source.name, rows=read))
         elif refusal is not None:
-            self.report.problems.add(RowProblem("unsupported_format", refusal.message, source.name))
+            problem = RowProblem("unsupported_format", refusal.message, source.name, rows=summary.rows)
+            self.report.problems.add(problem)
 
     def _between_chunks(self, source: SourceFile, position: float) -> None:
         if self.progress:

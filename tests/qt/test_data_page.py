@@ -8,6 +8,7 @@ GUI process itself never loads the ML stack.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import textwrap
 import threading
@@ -407,6 +408,48 @@ def test_a_drop_anywhere_on_the_page_is_judged_and_a_refusal_says_why(
         drop(page, mime)
     assert page.notice.isHidden()
     page.close()
+
+
+def test_the_mapping_dialog_starts_from_the_mapping_the_check_tried_and_offered(
+    qtbot, session: Session, settings: QSettings, tmp_path: Path
+) -> None:
+    path = tmp_path / "chat.csv"
+    path.write_text("query,reply,agent\nPrinter jams,Open tray B,Ana\nNo wifi,,Bo\n")
+    page = page_for(qtbot, session, settings)
+    with qtbot.waitSignal(page.checked, timeout=30_000):
+        page.open(path)
+    [error] = [i for i in page.issues.issues() if i.severity == "error"]
+    assert "map the columns instruction = query, response = reply" in error.message
+    assert "which imports 1 of 2 rows" in error.message
+    dialog = page.mapping_dialog
+    assert dialog is not None and dialog.isVisible()
+    for column, role in (("query", "instruction"), ("reply", "response")):
+        assert dialog.findChild(QComboBox, f"role:{column}").currentData() == role
+    with qtbot.waitSignal(page.checked, timeout=30_000) as rechecked:
+        dialog.accept()
+    assert rechecked.args[0].accepted == 1, "the import promised"
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["wholly refused", "partly refused"])
+def test_the_issues_and_the_summary_count_the_excluded_rows_alike(
+    qtbot, session: Session, settings: QSettings, tmp_path: Path, whole: bool
+) -> None:
+    """The same files as the CLI's and JSON's count test (tests/test_data_fields.py), on the page."""
+    from tests.test_data_fields import write_refused
+
+    page = page_for(qtbot, session, settings)
+    with qtbot.waitSignal(page.checked, timeout=30_000) as finished:
+        page.open(write_refused(tmp_path, whole))
+    report = finished.args[0]
+    assert report.excluded == (5 if whole else 2)
+    assert f"{report.excluded:,} excluded" in page.summary.text()
+    errors = [i for i in page.issues.issues() if i.severity == "error"]
+    covered = [re.search(r"\((?:its (1) row|all ([\d,]+) rows) excluded\)$", i.message) for i in errors]
+    rows = [int((m.group(1) or m.group(2)).replace(",", "")) if m else 1 for m in covered]
+    assert sum(rows) == report.excluded
+    assert rows == ([5] if whole else [1, 1])
+    if not whole:  # the field that refuses a row is also in the report of fields not used
+        assert any(i.field == "labels" and "could change what is learned" in i.message for i in page.issues.issues())
 
 
 def test_a_failed_command_is_explained_by_its_own_error_line_or_its_last_words() -> None:
