@@ -283,6 +283,7 @@ def test_provider_role_aliases_and_all_unknown_roles_at_once() -> None:
     odd = {"messages": [{"role": "robot", "content": "q"}, {"role": "oracle", "content": "a"}]}
     message = refusal(odd).message
     assert "'robot' (message 1)" in message and "'oracle' (message 2)" in message
+    assert refusal({"messages": [{"role": ["user"], "content": "q"}, a("x")]}).code == "unknown_role"
 
 
 def test_flags_and_calls_survive_storage_and_change_the_hash(tmp_path: Path) -> None:

@@ -20,7 +20,6 @@ from backend.data.preference import CONVERSATION_KEYS, LAYOUTS, recognise
 from backend.data.rules import Reject, check_turns
 from backend.data.turns import (
     MEDIA_KEYS,
-    MESSAGE_ROLES,
     Message,
     Normalized,
     as_turns,
@@ -32,6 +31,7 @@ from backend.data.turns import (
     read_conversation,
     reject_media,
     required,
+    role_of,
     sharegpt_turn,
     system_turns,
     tools_of,
@@ -183,8 +183,6 @@ def normalizer(detection: Detection, mapping: Mapping[str, str] | None = None) -
 
 
 def _messages_of(key: str) -> Normalizer:
-    roles_of = MESSAGE_ROLES.get
-
     def messages(row: dict[str, Any]) -> Normalized:
         turns = turns_of(row, key)
         # The common case, plain {role, content} text: no flag, call or id on any message.
@@ -192,7 +190,7 @@ def _messages_of(key: str) -> Normalizer:
         for turn in turns:
             if type(turn) is not dict or len(turn) != 2:
                 break
-            role, content = roles_of(turn.get("role")), turn.get("content")
+            role, content = role_of(turn.get("role")), turn.get("content")
             if role is None or type(content) is not str or not content or content.isspace():
                 break
             roles.append(role)

@@ -18,7 +18,7 @@ from backend.data.message import ToolCall, default_trained, learned
 from backend.data.rules import Reject, check_turns
 
 MEDIA_KEYS = frozenset({"image", "images", "audio", "audios", "video", "videos"})
-MESSAGE_ROLES: dict[object, str] = {  # looked up with raw JSON values, then lower-cased (Cohere's USER, CHATBOT)
+MESSAGE_ROLES: dict[str, str] = {  # see role_of
     "system": "system",
     "developer": "system",  # OpenAI
     "user": "user",
@@ -106,10 +106,10 @@ def read_conversation(
 
 
 def role_of(value: Any) -> str | None:
-    role = MESSAGE_ROLES.get(value)
-    if role is None and isinstance(value, str):
-        role = MESSAGE_ROLES.get(value.strip().lower())
-    return role
+    """The role a raw value names, or None; any case, as providers write them (Cohere's USER, CHATBOT)."""
+    if not isinstance(value, str):
+        return None  # a list or object as a role is unknown, not a crash
+    return MESSAGE_ROLES.get(value) or MESSAGE_ROLES.get(value.strip().lower())
 
 
 def message_turn(turn: Any, number: int, field: str) -> Message:
