@@ -213,8 +213,8 @@ def _detail_spans(detail: Any, content: str, number: int, field: str) -> list[li
         ):
             raise Reject(
                 "bad_train_span",
-                f"message {number}: train_detail entry {item!r} is not begin_offset <= end_offset inside the "
-                f"{len(content)} characters of its content with train true/false",
+                f"message {number}: train_detail entry {item!r} needs whole-number begin_offset <= end_offset "
+                f"(inclusive) within its content, offsets 0 to {len(content) - 1}, and train true or false",
                 field,
             )
         if train:
