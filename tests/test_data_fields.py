@@ -221,3 +221,12 @@ def write_refused(folder: Path, whole: bool) -> Path:
         folder / "part.jsonl",
         [*good, {"instruction": "q"}, {"instruction": "q5", "output": "a5", "labels": [1, 0]}],
     )
+
+
+def test_a_file_that_fails_part_way_counts_as_a_file_and_its_rows_read_one_by_one(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('[{"instruction": "a", "output": "b"}, {"instruction": "c"}, {"instruction": x}]')
+    report = check_dataset(path, eval_fraction=0)
+    assert (report.rows, report.accepted, report.excluded) == (2, 1, 1)
+    assert dict(report.problems.counts) == {"missing_field": 1, "invalid_json_file": 0}
+    assert [g.tally for g in report.problem_groups()] == ["1 row excluded", "1 file"]

@@ -165,7 +165,7 @@ def test_report_saves_as_json_and_markdown(tmp_path: Path) -> None:
     assert {p["line"] for p in data["problems"]} == {2, 3}
     assert all(p["hint"] for p in data["problems"])
     markdown = (tmp_path / "r.md").read_text()
-    assert "## Problems" in markdown and "### not valid JSON: 1 row, excluded" in markdown
+    assert "## Problems" in markdown and "### not valid JSON: 1 row excluded" in markdown
     assert "- d.jsonl line 2: not valid JSON" in markdown and "What to do: fix the line" in markdown
 
 

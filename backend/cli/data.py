@@ -89,8 +89,7 @@ def _print_report(report: DataReport, shown: int) -> None:
     if groups:
         print("\nproblems:")
     for group in groups:
-        status = "excluded" if group.excluded else "kept"
-        print(f"  {group.title}: {group.size} {status}. What to do: {group.hint}.")
+        print(f"  {group.title}: {group.tally}. What to do: {group.hint}.")
         for line in group.listed[:shown]:
             print(f"    {line}")
         if group.entries > shown:

@@ -76,9 +76,11 @@ class ProblemGroup:
     listed: list[str]  # the first few, with where they are
 
     @property
-    def size(self) -> str:
-        """What it covers in words: its rows, or its files where whole files failed before any row was read."""
-        return count(self.files, "file") if self.files and not self.count else count(self.count, "row")
+    def tally(self) -> str:
+        """'5 rows excluded', '3 rows kept', or '1 file' where whole files failed before any row was read."""
+        if self.files and not self.count:
+            return count(self.files, "file")
+        return f"{count(self.count, 'row')} {'excluded' if self.excluded else 'kept'}"
 
 
 @dataclass
@@ -257,8 +259,7 @@ class DataReport:
         if groups:
             out += ["", "## Problems", ""]
             for group in groups:
-                status = "excluded" if group.excluded else "kept"
-                heading = f"### {group.title}: {group.size}, {status}"
+                heading = f"### {group.title}: {group.tally}"
                 out += [heading, "", f"What to do: {group.hint}.", ""]
                 out += [f"- {line}" for line in group.listed]
                 if group.entries > len(group.listed):
