@@ -78,6 +78,20 @@ def test_extra_row_and_message_keys_are_listed_with_their_rows_and_a_training_ke
     assert "## Fields not used\n\n- chat.jsonl: 'id' in 5 rows" in report.to_markdown()
 
 
+def test_messages_held_as_json_text_in_a_csv_cell_are_looked_into_too(tmp_path: Path) -> None:
+    rows = [
+        {"messages": json.dumps([u("Hi", name="ann"), a("Hello")]), "team": "a"},
+        {"messages": json.dumps([u("Hi"), a("Let me think.", thinking="what do they want?")]), "team": ""},
+    ]
+    report = check_dataset(write_csv(tmp_path / "export.csv", rows))
+    assert unused(report) == {
+        "team": (1, False, False),
+        "messages[].name": (1, False, False),
+        "messages[].thinking": (1, True, True),
+    }
+    assert report.accepted == 1 and report.problems.kept[0].message.startswith("message 2 has 'thinking'")
+
+
 def test_keys_the_layout_reads_are_not_listed(tmp_path: Path) -> None:
     path = write_jsonl(
         tmp_path / "alpaca.jsonl",

@@ -6,7 +6,8 @@ a copy whose keys note when they are looked up (a dict that finds a key by its h
 ``==``, so a ``str`` subclass sees every lookup, even by code that checks ``type(row) is dict``);
 a key that is never looked up is then removed, and if the row still normalizes to the same result
 it is unused. Keys are watched on the row and inside each object of a list the normalizer looks
-into (the messages); a list it only passes on whole, such as ``tools``, is used whole.
+into (the messages, also when a CSV or workbook cell holds them as JSON text); a list it only
+passes on whole, such as ``tools``, is used whole.
 
 A key that public layouts give training meaning (see ``MEANINGS``) and that the import does not
 use would change what is learned if dropped, so a row that carries one is refused with the reason
@@ -21,6 +22,7 @@ from typing import Any
 
 from backend.data.report import UnusedField
 from backend.data.rules import Reject
+from backend.data.turns import json_list
 
 PROBES = 20  # rows that carry a key without training meaning, watched before it is taken as unused
 
@@ -127,8 +129,8 @@ class FieldAudit:
             [] if used.issuperset(row) else [(None, k) for k in row if k not in used and not _empty(row[k])]
         )
         for container, known in self.used_in.items():
-            items = row.get(container)
-            if type(items) is list:
+            items = _objects(row.get(container))
+            if items is not None:
                 covers = known.issuperset
                 keys = {
                     k
@@ -142,6 +144,7 @@ class FieldAudit:
 
     def _probe(self, row: dict[str, Any]) -> list[Place]:
         """Normalize a watched copy of ``row``, note what it uses, and return the keys of ``row`` left unused."""
+        row = {k: _as_list(v) for k, v in row.items()}  # JSON text of a list is probed as the list
         watched = {_Key(k): _watched_items(v) for k, v in row.items()}
         outcome = self._outcome(watched)
         for key, value in watched.items():
@@ -182,6 +185,20 @@ def _empty(value: Any) -> bool:
     return value is None or (type(value) in (str, list, dict) and not value)
 
 
+def _objects(value: Any) -> Any:
+    """``value`` as a list when it is one or JSON text of one (a CSV cell), else None."""
+    if type(value) is list:
+        return value
+    if type(value) is str and value.lstrip().startswith("["):
+        return json_list(value)
+    return None
+
+
+def _as_list(value: Any) -> Any:
+    listed = _objects(value) if type(value) is str else None
+    return value if listed is None else listed
+
+
 def _watched_items(value: Any) -> Any:
     if type(value) is not list:
         return value
@@ -202,7 +219,7 @@ def _refusal(row: dict[str, Any], place: Place) -> tuple[str, str | None]:
     if container is None:
         where, field = f"the row has '{key}'", key
     else:
-        items = row[container]
+        items = _objects(row[container]) or []
         number = next(i for i, item in enumerate(items, 1) if type(item) is dict and not _empty(item.get(key)))
         where, field = f"message {number} has '{key}'", container
     return (
