@@ -149,3 +149,24 @@ def test_a_tokenizer_without_chat_template_is_refused(tokenizer, tmp_path: Path)
             check_dataset(write(tmp_path / "d.jsonl", varied_rows(2)), counter=TokenCounter(tokenizer, "tiny", 64))
     finally:
         tokenizer.chat_template = original
+
+
+def test_a_count_that_measured_no_example_says_so_in_one_line(tokenizer, tmp_path: Path) -> None:
+    """Every row refused by the template (a tool call it cannot show): no empty percentiles, no zero mean."""
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [{"type": "function", "function": {"name": "ping", "arguments": {}}}],
+                },
+            ]
+        },
+    ]
+    path = tmp_path / "calls.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = check_dataset(path, counter=TokenCounter(tokenizer, "tiny", 64))
+    assert report.tokens is not None and report.tokens.examples == 0
+    assert report.token_lines() == ["tokens (tiny, max length 64): no example could be measured"]

@@ -220,6 +220,8 @@ class DataReport:
         t = self.tokens
         if t is None:
             return []
+        if not t.examples:
+            return [f"tokens ({t.model}, max length {t.max_length:,}): no example could be measured"]
         pct = ", ".join(f"{name} {value:,}" for name, value in t.percentiles.items())
         lines = [
             f"tokens ({t.model}, max length {t.max_length:,}): {t.total:,} in {count(t.examples, 'example')}; "
