@@ -47,7 +47,7 @@ def canonical(example: Normalized) -> str:
     if example.text is not None:
         return f"text|{example.text}"
     messages = example.messages
-    roles = [m["role"] if m.keys() <= _PLAIN else f"{m['role']}#{_extra(m)}" for m in messages]
+    roles = [m["role"] if len(m) == 2 else f"{m['role']}#{_extra(m)}" for m in messages]  # 2: role and content
     contents = [m["content"] for m in messages]
     key = f"{','.join(map(str, map(len, contents)))}|{chr(0).join(roles)}|{''.join(contents)}"
     return key if example.tools is None else f"{key}|tools:{example.tools}"

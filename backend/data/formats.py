@@ -20,6 +20,7 @@ from backend.data.preference import CONVERSATION_KEYS, LAYOUTS, recognise
 from backend.data.rules import Reject, check_turns
 from backend.data.turns import (
     MEDIA_KEYS,
+    MESSAGE_ROLES,
     Message,
     Normalized,
     as_turns,
@@ -27,11 +28,9 @@ from backend.data.turns import (
     kind_of,
     message_turn,
     optional,
-    plain,
     read_conversation,
     reject_media,
     required,
-    role_of,
     sharegpt_turn,
     system_turns,
     tools_of,
@@ -185,19 +184,20 @@ def normalizer(detection: Detection, mapping: Mapping[str, str] | None = None) -
 def _messages_of(key: str) -> Normalizer:
     def messages(row: dict[str, Any]) -> Normalized:
         turns = turns_of(row, key)
-        # The common case, plain {role, content} text: no flag, call or id on any message.
-        roles, contents = [], []
+        # The common case, plain {role, content} text: no flag, call or id on any message, and a role spelled
+        # as the table spells it (any other spelling, an alias's case say, takes the full path below).
+        plain_messages: list[Message] = []
         for turn in turns:
             if type(turn) is not dict or len(turn) != 2:
                 break
-            role, content = role_of(turn.get("role")), turn.get("content")
+            raw, content = turn.get("role"), turn.get("content")
+            role = MESSAGE_ROLES.get(raw) if type(raw) is str else None
             if role is None or type(content) is not str or not content or content.isspace():
                 break
-            roles.append(role)
-            contents.append(content)
+            plain_messages.append({"role": role, "content": content})
         else:
-            check_turns(roles, range(1, len(roles) + 1), None, key)
-            return plain(roles, contents, tools_of(row))
+            check_turns([m["role"] for m in plain_messages], range(1, len(plain_messages) + 1), None, key)
+            return Normalized(plain_messages, None, tools_of(row))
         return read_conversation(turns, key, message_turn, tools_of(row))
 
     return messages
