@@ -95,19 +95,23 @@ def record_batch(batch: Batch) -> pa.RecordBatch:
     examples = [example for example, _, _ in batch.items]
     message_type = SCHEMA.field("messages").type
     messages = list(chain.from_iterable(e.messages for e in examples))
-    calls = [json.dumps(m["tool_calls"], ensure_ascii=False) if "tool_calls" in m else None for m in messages]
-    message = pa.StructArray.from_arrays(
-        [
-            pa.array([m["role"] for m in messages], pa.string()),
-            pa.array([m["content"] for m in messages], pa.string()),
+    fields = list(message_type.value_type)
+    texts = [
+        pa.array([m["role"] for m in messages], pa.string()),
+        pa.array([m["content"] for m in messages], pa.string()),
+    ]
+    if all(len(m) == 2 for m in messages):  # role and content only, as most datasets: the rest is null
+        rest = [pa.nulls(len(messages), field.type) for field in fields[2:]]
+    else:
+        calls = [json.dumps(m["tool_calls"], ensure_ascii=False) if "tool_calls" in m else None for m in messages]
+        rest = [
             pa.array([m.get("trained") for m in messages], pa.bool_()),
             pa.array([m.get("train_spans") for m in messages], message_type.value_type.field("train_spans").type),
             pa.array(calls, pa.string()),
             pa.array([m.get("tool_call_id") for m in messages], pa.string()),
             pa.array([m.get("name") for m in messages], pa.string()),
-        ],
-        fields=list(message_type.value_type),
-    )
+        ]
+    message = pa.StructArray.from_arrays([*texts, *rest], fields=fields)
     offsets = pa.array([0, *accumulate(len(e.messages) for e in examples)], pa.int32())
     columns = [
         pa.ListArray.from_arrays(offsets, message, type=message_type),
