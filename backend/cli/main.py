@@ -33,6 +33,7 @@ from backend.core.layout import JobLayout
 from backend.core.openmp import prefer_passive_waits
 from backend.core.presets import DEFAULT_PRESET, PRESETS
 from backend.core.spec import JobSpec
+from backend.core.task_specs import AnySpec
 
 
 def _print_versions(args: argparse.Namespace) -> int:
@@ -96,11 +97,36 @@ def _spec_new(args: argparse.Namespace) -> int:
 
 
 def _spec_check(args: argparse.Namespace) -> int:
+    """The spec's schema, then the queue's pre-flight: data readable, model known, disk space; every problem listed."""
+    from backend.jobs.preflight import blocking, preflight
+
     spec = load_spec_file(args.spec)
     if spec is None:
         return EXIT_USAGE
+    folder = args.spec.resolve().parent
+    relative = _relative_paths(spec)
+    checks = preflight(anchor_paths(spec, folder), paths.jobs_dir())
+    for check in checks:
+        message = check.message
+        setting = message.split(":", 1)[0]
+        if check.topic == "data" and setting in relative:
+            message += f" ({setting} is {relative[setting]!r}, relative to the spec file's folder {folder})"
+        print(f"  {check.level}: {message}", file=sys.stderr if check.level == "error" else sys.stdout)
+    if blocking(checks):
+        errors = sum(check.level == "error" for check in checks)
+        schema = f"schema {spec.schema_version}"
+        print(f"{args.spec}: the settings are valid ({schema}), but {errors} check(s) failed", file=sys.stderr)
+        return EXIT_FAILED
     print(f"{args.spec} is valid (schema {spec.schema_version})")
     return EXIT_OK
+
+
+def _relative_paths(spec: AnySpec) -> dict[str, str]:
+    """The data settings given as relative paths, which ``anchor_paths`` reads next to the spec file."""
+    if not isinstance(spec, JobSpec):
+        return {}
+    given = {"data.path": spec.data.path, "data.eval_path": spec.data.eval_path}
+    return {name: value for name, value in given.items() if value and not Path(value).is_absolute()}
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -179,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--name", default="adapter")
     new.add_argument("-o", "--output", default="-", help="file to write (.yaml or .json); - for stdout")
     new.set_defaults(func=_spec_new)
-    check = spec.add_parser("check", help="validate a spec of any kind and list every problem")
+    check = spec.add_parser("check", help="validate a spec and run the queue's pre-flight checks; list every problem")
     check.add_argument("spec", type=Path)
     check.set_defaults(func=_spec_check)
 
