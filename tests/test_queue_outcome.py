@@ -71,7 +71,7 @@ def test_out_of_memory_names_the_estimators_suggested_change(layout: JobLayout) 
         (-signal.SIGSEGV, None, "signal:SIGSEGV", "fault in native code"),
         (-signal.SIGABRT, None, "signal:SIGABRT", "crashed (SIGABRT)"),
         (7, None, "exit:7", "status 7"),
-        (None, None, "lost", "no runner watched"),
+        (None, None, "lost", "after the runner that watched it had died too"),
     ],
 )
 def test_a_worker_that_died_is_interrupted_with_a_typed_cause(
@@ -81,6 +81,16 @@ def test_a_worker_that_died_is_interrupted_with_a_typed_cause(
     assert (outcome.state, outcome.cause, outcome.step) == ("interrupted", cause, 7)
     assert words in outcome.message, outcome.message
     assert "continues from step 5" in outcome.hint and outcome.log_tail == "last words"
+
+
+def test_a_worker_that_died_under_a_reattached_runner_is_lost_with_the_reason(layout: JobLayout) -> None:
+    outcome = decide(
+        layout, seen(), ExitInfo(None, reattached=True), request=None, forced=None, checkpoint=5, log_tail=""
+    )
+    assert (outcome.state, outcome.cause) == ("interrupted", "lost")
+    assert "while a re-attached runner watched it" in outcome.message
+    assert "only to the process that started the worker" in outcome.message
+    assert "died too" not in outcome.message
 
 
 def test_a_worker_that_never_started_and_one_without_checkpoint(layout: JobLayout) -> None:

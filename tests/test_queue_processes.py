@@ -86,7 +86,30 @@ def test_a_worker_that_dies_unwatched_is_recorded_by_whoever_looks_next(
     )
     (listed,) = json.loads(listing.stdout)["jobs"]
     assert (listed["state"], listed["cause"]) == ("interrupted", "lost")
-    assert "no runner watched" in listed["message"]
+    assert "after the runner that watched it had died too" in listed["message"]
+
+
+def test_a_worker_killed_while_a_reattached_runner_watches_it_is_lost_under_that_runner(
+    queue: JobQueue, processes: Processes, tmp_path: Path
+) -> None:
+    job = add(queue, tmp_path, steps=10_000)
+    first = processes.runner("--device", "cpu")
+    running = wait_for(running_at(queue, job.id, 2), what="step 2")
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    second = processes.runner("--device", "cpu", "--once")
+    wait_for(lambda: any(r.alive and r.device == "cpu" for r in queue.runners()), what="the second runner")
+    attempt = queue.get(job.id)
+    assert attempt is not None
+    wait_for(lambda: (queue.get(job.id).step or 0) > (attempt.step or 0), what="progress under the second runner")
+    os.killpg(running.pid, signal.SIGKILL)
+    assert second.wait(60) == 0
+    output = second.stdout.read().decode()
+    assert f"job {job.id}: reattached to its worker (pid {running.pid})" in output
+    lost = queue.get(job.id)
+    assert (lost.state, lost.cause, lost.exit_code) == ("interrupted", "lost", None)
+    assert "while a re-attached runner watched it" in lost.message
+    assert "only to the process that started the worker" in lost.message
 
 
 def test_two_runners_racing_for_one_queue_start_each_job_once(

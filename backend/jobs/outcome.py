@@ -137,10 +137,17 @@ def _interrupted(seen: AttemptEvents, exit_info: ExitInfo, resumes: str, common:
             cause, message = "not_started", "The worker never reported starting; its runner may have stopped first."
         else:
             cause = "lost"
-            message = (
-                "The worker ended without reporting how the job went, while no runner watched it "
-                "(its exit status is unknown)."
-            )
+            if exit_info.reattached:
+                message = (
+                    "The worker ended without reporting how the job went, while a re-attached runner watched it; "
+                    "its exit status is unknown (the operating system gives it only to the process that started "
+                    "the worker)."
+                )
+            else:
+                message = (
+                    "The worker ended without reporting how the job went, after the runner that watched it had "
+                    "died too; no runner saw it end, so its exit status is unknown."
+                )
     elif code == -signal.SIGKILL:
         if exit_info.oom_killed:
             cause = "oom_killer"

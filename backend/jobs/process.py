@@ -113,6 +113,8 @@ class ExitInfo:
     """The exit status (negative: killed by that signal); None when the watcher was not its parent."""
     oom_killed: bool | None = None
     """Whether the cgroup's OOM-kill count rose while it ran; None when unknown."""
+    reattached: bool = False
+    """A runner that re-attached to the worker (not its parent) saw it end; False when no runner saw it."""
 
     @property
     def signal_name(self) -> str | None:

@@ -230,7 +230,7 @@ class Runner:
         outcome = conclude(
             job,
             watch.seen,
-            ExitInfo(code, oom_killed),
+            ExitInfo(code, oom_killed, reattached=watch.process is None),
             forced=watch.forced,
             oom_advice=self.settings.oom_advice,
         )
