@@ -34,6 +34,7 @@ from backend.core.task_specs import load_spec
 from backend.core.telemetry import Sampler
 from backend.jobs.failures import classify
 from backend.jobs.job_kinds import run_kind, started_event
+from backend.jobs.offline import close_hub_kernels
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 3
 _CANCEL_POLL_S = 0.5
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
     args = parser.parse_args(argv)
     prefer_passive_waits()  # before torch is first imported, which happens only after this point
+    close_hub_kernels()  # before transformers or bitsandbytes is imported
     logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_OptionalHubKernelNotice())
     layout = JobLayout(args.job_dir.resolve())
     if not layout.spec.is_file():
