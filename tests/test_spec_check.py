@@ -75,3 +75,21 @@ def test_a_data_file_removed_after_queueing_fails_the_job_when_it_starts(home: P
         job = queue.get(added.job.id)
     assert job is not None and job.state == "failed"
     assert str(tmp_path / "colours.jsonl") in (job.message or "") and "does not exist" in (job.message or "")
+
+
+def test_spec_check_refuses_a_job_the_disk_cannot_hold_by_the_estimators_need(
+    home: Path, tmp_path: Path, tiny_llama: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from backend.core.spec import JobSpec
+    from backend.estimator.estimate import estimate
+    from backend.jobs import preflight
+    from backend.models.store import get_model
+
+    path = _spec_file(tmp_path / "project", "colours.jsonl", model=str(tiny_llama))
+    spec = JobSpec.load(path)
+    checkpoints = estimate(spec, tiny_llama, with_suggestions=False).host.disk_checkpoints_bytes
+    keep = spec.schedule.keep_checkpoints
+    assert preflight.estimate_disk_bytes(spec, get_model(str(tiny_llama))) == checkpoints + checkpoints // (keep + 1)
+    monkeypatch.setattr(preflight, "free_bytes", lambda _path: 1 << 20)
+    assert main(["spec", "check", str(path)]) == EXIT_FAILED
+    assert "error: Not enough disk space" in capsys.readouterr().err

@@ -12,6 +12,7 @@ from pathlib import Path
 from backend.core.spec import JobSpec
 from backend.core.task_specs import AnySpec, EvaluateSpec, MergeSpec
 from backend.core.telemetry import Nvml
+from backend.estimator.estimate import estimate
 from backend.jobs.adapter_preflight import evaluate_checks, export_checks, merge_checks, output_disk_checks
 from backend.jobs.checks import HEADROOM, Check, free_bytes, size_text
 from backend.models.errors import ModelError
@@ -56,11 +57,20 @@ def launch_checks(spec: AnySpec, jobs_dir: Path) -> list[Check]:
 
 
 def estimate_disk_bytes(spec: JobSpec, record: ModelRecord) -> int | None:
-    """Bytes the job writes: kept checkpoints (adapter + Adam state) and the final adapter.
+    """Bytes the job writes: kept checkpoints (adapter + optimizer state) and the final adapter.
 
-    A rough upper bound from the model's size: LoRA on every linear layer of a
-    transformer adds about ``2 * r / hidden_size`` of its parameters.
+    The memory estimator's ``disk_checkpoints_bytes`` (one more checkpoint than kept, since the
+    trainer writes the newest before deleting the oldest) plus the final adapter, which is no
+    bigger than one checkpoint. Where the model's shapes cannot be read, a rough upper bound
+    from its size: LoRA on every linear layer of a transformer adds about ``2 * r / hidden_size``
+    of its parameters.
     """
+    try:
+        checkpoints = estimate(spec, record.path, with_suggestions=False).host.disk_checkpoints_bytes
+    except (ModelError, ValueError, KeyError, OSError):
+        checkpoints = 0
+    if checkpoints > 0:
+        return checkpoints + checkpoints // (spec.schedule.keep_checkpoints + 1)
     if not record.parameter_count:
         return None
     try:
