@@ -8,6 +8,9 @@ changes meaning; readers accept new optional fields. See docs/job-protocol.md.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +21,18 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 PROTOCOL_VERSION = 2  # 2: progress.epoch is null for a job without epochs (was 0.0)
 
-ErrorType = Literal["out_of_memory", "data", "config", "dependency", "internal"]
+ErrorType = Literal[
+    "out_of_memory",
+    "disk_full",
+    "permission",
+    "damaged_input",
+    "data",
+    "config",
+    "dependency",
+    "cancelled",
+    "internal",
+]
+"""New types may appear within a protocol version (a reader shows ``message`` and ``hint`` of any type)."""
 JobStatus = Literal["succeeded", "cancelled", "failed"]
 
 
@@ -183,36 +197,70 @@ class LineSplitter:
         return [rest.decode("utf-8", errors="replace")] if rest else []
 
 
+def append_line(fd: int, data: bytes, path: Path | str | None = None) -> None:
+    """Append ``data`` to the file open on ``fd`` (``O_APPEND``) whole or not at all.
+
+    One ``os.write``: a buffered file object would flush a long line in 8 KiB blocks, and a disk that
+    fills between two blocks leaves a line cut at 8,192 bytes. On a short write or an error the file is
+    cut back to its previous size, which needs no free space, and ``OSError`` (ENOSPC for a short
+    write) is raised naming ``path``.
+    """
+    size = os.fstat(fd).st_size
+    try:
+        written = os.write(fd, data)
+    except OSError as exc:
+        _cut_back(fd, size)
+        if exc.filename is None and path is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
+    if written != len(data):
+        _cut_back(fd, size)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path) if path is not None else None)
+
+
+def _cut_back(fd: int, size: int) -> None:
+    with contextlib.suppress(OSError):  # nothing more can be done; readers skip a torn line
+        os.ftruncate(fd, size)
+
+
 class EventSink:
     """Writes events to a job's ``events.jsonl`` and to a stream, one whole line per write.
 
-    Thread-safe: the telemetry sampler and the training loop emit concurrently.
+    Each line reaches the file whole or not at all (``append_line``), also when the disk fills while
+    it is written: a failed write raises ``OSError`` after leaving the file as it was. Thread-safe:
+    the telemetry sampler and the training loop emit concurrently.
     """
 
     def __init__(self, events_path: Path | None, stream: TextIO | None) -> None:
         self._lock = threading.Lock()
-        self._file = events_path.open("a", encoding="utf-8") if events_path else None
+        self._path = events_path
+        self._fd = os.open(events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if events_path else None
         self._stream = stream
 
     def emit(self, event: _Event) -> None:
         line = event.model_dump_json() + "\n"
         with self._lock:
-            if self._file is not None:
-                self._file.write(line)
-                self._file.flush()
+            failed: OSError | None = None
+            if self._fd is not None:
+                try:
+                    append_line(self._fd, line.encode("utf-8"), self._path)
+                except OSError as exc:
+                    failed = exc  # the pipe's reader still learns what happened, then the caller does
             if self._stream is not None:
                 try:
                     self._stream.write(line)
                     self._stream.flush()
-                except (BrokenPipeError, ValueError):
-                    # The reader went away (GUI closed); the file copy is what counts.
+                except (OSError, ValueError):
+                    # The reader went away (GUI closed), or the stream's disk is full: the file copy counts.
                     self._stream = None
+            if failed is not None:
+                raise failed
 
     def log(self, message: str, level: Literal["debug", "info", "warning", "error"] = "info") -> None:
         self.emit(Log(level=level, message=message))
 
     def close(self) -> None:
         with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None

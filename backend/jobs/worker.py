@@ -17,6 +17,8 @@ invocation, 3 cancelled.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import logging
 import os
 import signal
@@ -26,7 +28,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from backend.core.events import Done, EventSink
+from backend.core.events import Done, Error, EventSink, Telemetry
 from backend.core.layout import JobLayout
 from backend.core.openmp import prefer_passive_waits
 from backend.core.stop import Cancelled, StopRequest
@@ -38,6 +40,59 @@ from backend.jobs.offline import close_hub_kernels
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 3
 _CANCEL_POLL_S = 0.5
+RESERVE_NAME = "space.reserve"
+"""In the job folder while the worker runs: room it gives back to report that the disk is full."""
+RESERVE_BYTES = 256 * 1024
+
+
+def _hold_reserve(layout: JobLayout) -> Path | None:
+    """Claim a few hundred KiB of real disk blocks; None when even that does not fit (the job will say why)."""
+    path = layout.root / RESERVE_NAME
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except OSError:
+        return None
+    try:
+        block = b"\0" * 65536
+        for _ in range(RESERVE_BYTES // len(block)):
+            if os.write(fd, block) != len(block):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        os.fsync(fd)
+    except OSError:
+        os.close(fd)
+        _release_reserve(path)
+        return None
+    os.close(fd)
+    return path
+
+
+def _release_reserve(path: Path | None) -> None:
+    if path is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _last_words(text: str) -> None:
+    """To stderr, which the launcher sends to worker.log: read when events.jsonl could not take the error."""
+    with contextlib.suppress(OSError, ValueError):
+        print(text, file=sys.stderr, flush=True)
+
+
+def _telemetry(sink: EventSink, reading: Telemetry) -> None:
+    """A reading the file cannot take is dropped: the training loop's next event meets the same fault and
+    fails the job with its type."""
+    try:
+        sink.emit(reading)
+    except OSError as exc:
+        _last_words(f"telemetry not written: {exc}")
+
+
+def _report(sink: EventSink, *events: Error | Done) -> None:
+    for event in events:
+        try:
+            sink.emit(event)
+        except OSError as exc:
+            _last_words(f"could not write the {event.type} event to events.jsonl: {exc}")
 
 
 def _claim_stdout() -> TextIO:
@@ -60,7 +115,14 @@ def _watch_cancel(layout: JobLayout, stop: StopRequest, done: threading.Event) -
 
 
 def run_job(layout: JobLayout, resume: bool, stream: TextIO | None) -> int:
-    sink = EventSink(layout.events, stream)
+    try:
+        sink = EventSink(layout.events, stream)
+    except OSError as exc:  # the folder cannot be written: the error still reaches stdout and worker.log
+        error = classify(exc, layout)
+        _last_words(f"job failed ({error.error_type}): {error.message}\nwhat to do: {error.hint}")
+        _report(EventSink(None, stream), error, Done(status="failed", duration_s=0.0))
+        return EXIT_FAILED
+    reserve = _hold_reserve(layout)
     stop = StopRequest()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda num, _frame: stop.set(signal.Signals(num).name))
@@ -71,7 +133,7 @@ def run_job(layout: JobLayout, resume: bool, stream: TextIO | None) -> int:
     try:
         spec = load_spec(layout.spec)
         sink.emit(started_event(spec, layout, resume))
-        sampler = Sampler(sink.emit)
+        sampler = Sampler(lambda reading: _telemetry(sink, reading))
         sampler.start()
         try:
             result = run_kind(spec, layout, sink, stop, resume)
@@ -93,14 +155,21 @@ def run_job(layout: JobLayout, resume: bool, stream: TextIO | None) -> int:
         if isinstance(exc, KeyboardInterrupt | SystemExit) and stop.is_set():
             sink.emit(Done(status="cancelled", duration_s=time.monotonic() - started))
             return EXIT_CANCELLED
-        sink.emit(classify(exc))
-        sink.emit(Done(status="failed", duration_s=time.monotonic() - started))
-        print(f"job failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        _release_reserve(reserve)  # room to report the failure, if the disk is full
+        reserve = None
+        if sampler is not None:
+            sampler.stop()  # no telemetry line may take the room the error needs
+            sampler = None
+        error = classify(exc, layout)
+        hint = f"\nwhat to do: {error.hint}" if error.hint else ""
+        _last_words(f"job failed ({error.error_type}): {error.message}{hint}\n{type(exc).__name__}: {exc}")
+        _report(sink, error, Done(status="failed", duration_s=time.monotonic() - started))
         return EXIT_FAILED
     finally:
         finished.set()
         if sampler is not None:
             sampler.stop()
+        _release_reserve(reserve)
         sink.close()
 
 
