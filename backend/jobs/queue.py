@@ -308,6 +308,8 @@ class JobQueue:
             "request": None,
             "request_at": None,
         }
+        if outcome.step is None:  # an attempt that reported no step (a resume that failed at once) keeps the last
+            del fields["step"]
         with self._write() as db:
             if outcome.state == "queued":  # a pause took effect: wait, first in line, to continue
                 done = self._update_attempt(db, job, state="queued", held=1, resume=1, position=_front(db), **fields)

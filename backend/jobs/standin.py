@@ -8,7 +8,8 @@ when unset) of ``--step-s`` seconds each, saves checkpoints laid out like the
 trainer's (weights first, ``trainer_state.json`` last) every
 ``schedule.save_every_steps``, stops after the current step with a checkpoint
 and exit status 3 on ``cancel.request`` or SIGTERM, resumes from the newest
-complete checkpoint, and writes a placeholder adapter marked ``"stand_in": true``.
+valid checkpoint (setting damaged ones aside, failing when none is whole), and
+writes a placeholder adapter marked ``"stand_in": true``.
 
 A ``standin.json`` in the job folder scripts a failure, on a fresh run only (so a
 resumed run finishes): ``{"fail_at": N, "error_type": "out_of_memory"}`` (error and
@@ -32,7 +33,7 @@ from typing import Any
 from backend.core.events import Artifact, DeviceInfo, Done, Error, EventSink, Metric, Progress, Started
 from backend.core.layout import ADAPTER_RECORD, JobLayout
 from backend.core.spec import JobSpec
-from backend.training.checkpoints import checkpoint_step, latest_checkpoint
+from backend.training.checkpoints import NoValidCheckpoint, checkpoint_step, pick_checkpoint, write_marker
 
 SCRIPT_FILE = "standin.json"
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 3
@@ -54,8 +55,10 @@ class _Stop:
 def _save_checkpoint(layout: JobLayout, step: int, keep: int, sink: EventSink) -> None:
     folder = layout.checkpoints / f"checkpoint-{step}"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "adapter_model.safetensors").write_bytes(b"stand-in weights")
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+    (folder / "adapter_model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + bytes(4))
     (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    write_marker(folder, step)
     saved = sorted((checkpoint_step(p) or 0, p) for p in layout.checkpoints.iterdir() if checkpoint_step(p))
     for _, old in saved[:-keep]:
         for file in old.iterdir():
@@ -101,7 +104,11 @@ def run(layout: JobLayout, resume: bool, step_s: float) -> int:
     script_file = layout.root / SCRIPT_FILE
     script = json.loads(script_file.read_text()) if script_file.is_file() else {}
     stop = _Stop(layout, ignore=bool(script.get("ignore_stop")))
-    checkpoint = latest_checkpoint(layout.checkpoints) if resume else None
+    refused: NoValidCheckpoint | None = None
+    try:  # like the worker: damaged checkpoints are set aside, and none whole is a typed failure
+        checkpoint = pick_checkpoint(layout.checkpoints).path if resume else None
+    except NoValidCheckpoint as exc:
+        checkpoint, refused = None, exc
     if resume:
         script = {key: value for key, value in script.items() if key in ("ignore_stop", "step_s")}
     sink = EventSink(layout.events, sys.stdout)
@@ -115,6 +122,10 @@ def run(layout: JobLayout, resume: bool, step_s: float) -> int:
                 device=DeviceInfo(kind="cpu", name="stand-in"),
             )
         )
+        if refused is not None:
+            sink.emit(Error(error_type="data", message=str(refused), hint=refused.hint))
+            sink.emit(Done(status="failed", duration_s=0.0))
+            return EXIT_FAILED
         start = (checkpoint_step(checkpoint) or 0) if checkpoint else 0
         return _steps(spec, layout, sink, stop, script, start, float(script.get("step_s", step_s)))
     finally:

@@ -17,6 +17,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from backend.core.events import Artifact, EventSink, Metric, Progress
 from backend.core.progress import time_left
 from backend.core.stop import StopRequest
+from backend.training.checkpoints import write_marker
 
 _TRAIN_KEYS = ("loss", "learning_rate", "grad_norm", "mean_token_accuracy", "entropy")
 
@@ -80,4 +81,6 @@ class EventCallback(TrainerCallback):
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
         assert args.output_dir is not None  # the Trainer fills in its default before training
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if path.is_dir():  # every file is written: record their sizes, last, so a cut-short one is found
+            write_marker(path, state.global_step)
         self._sink.emit(Artifact(kind="checkpoint", path=str(path), step=state.global_step))

@@ -31,7 +31,7 @@ from backend.data.tokens import tokenize_example
 from backend.models.fingerprint import fingerprint
 from backend.models.runtime import Runtime
 from backend.models.store import resolve_model_path
-from backend.training.checkpoints import latest_checkpoint
+from backend.training.checkpoints import NoValidCheckpoint, Skipped, pick_checkpoint
 from backend.training.progress import EventCallback
 from backend.training.targets import resolve_targets
 
@@ -233,10 +233,10 @@ def run_sft(
     spec: JobSpec, layout: JobLayout, sink: EventSink, stop: StopRequest, resume: bool, runtime: Runtime
 ) -> JobResult:
     """Train the adapter the spec describes; returns how it ended."""
+    resume_from = _resume_checkpoint(layout, sink) if resume else None  # before loading: a refusal comes at once
     prepared = prepare(spec, base_model_path(spec, sink), sink, stop, runtime)
     callback = EventCallback(sink, stop)
     trainer = build_trainer(spec, layout, runtime, prepared, [callback])
-    resume_from = latest_checkpoint(layout.checkpoints) if resume else None
     if resume and resume_from is None:
         sink.emit(Warn(code="no_checkpoint", message="no complete checkpoint to resume from; starting over"))
     if resume_from is not None:
@@ -255,6 +255,27 @@ def run_sft(
     adapter = _save_adapter(trainer, spec, layout, prepared, metrics, runtime)
     sink.emit(Artifact(kind="adapter", path=str(adapter), step=step))
     return JobResult(status="succeeded", step=step, metrics=metrics, adapter_path=adapter)
+
+
+def _resume_checkpoint(layout: JobLayout, sink: EventSink) -> Path | None:
+    """The newest valid checkpoint; each damaged newer one is set aside with a warning (NoValidCheckpoint: none)."""
+    try:
+        picked = pick_checkpoint(layout.checkpoints)
+    except NoValidCheckpoint as exc:
+        _warn_skipped(exc.skipped, sink)
+        raise
+    _warn_skipped(picked.skipped, sink)
+    return picked.path
+
+
+def _warn_skipped(skipped: list[Skipped], sink: EventSink) -> None:
+    for item in skipped:
+        sink.emit(
+            Warn(
+                code="damaged_checkpoint",
+                message=f"skipped the damaged checkpoint {item.path}: {item.reason}; it is kept as {item.kept_at}",
+            )
+        )
 
 
 def _save_adapter(
