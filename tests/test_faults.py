@@ -23,7 +23,7 @@ from backend.jobs.failures import classify
 from backend.jobs.queue import JobQueue
 from backend.training.checkpoints import checkpoint_step, latest_checkpoint
 from tests.datasets import write_colour_task
-from tests.queue_support import REPO, Processes
+from tests.queue_support import REPO, Processes, wait_for
 
 STEPS = 24
 HOOK = Path(__file__).resolve().parent / "faults"
@@ -198,14 +198,14 @@ def processes(tmp_path: Path, queue: JobQueue) -> Iterator[Processes]:
     started.cleanup(queue)
 
 
-def _spec(tmp_path: Path, model: Path, name: str) -> JobSpec:
+def _spec(tmp_path: Path, model: Path, name: str, steps: int = STEPS) -> JobSpec:
     return JobSpec.from_dict(
         {
             "name": name,
             "base_model": str(model),
             "lora": {"r": 8},
             "training": {
-                "max_steps": STEPS,
+                "max_steps": steps,
                 "micro_batch_size": 4,
                 "gradient_accumulation_steps": 1,
                 "max_seq_length": 64,
@@ -282,3 +282,52 @@ def test_a_job_folder_that_cannot_be_written_is_a_permission_error(tmp_path: Pat
     assert error.error_type == "permission" and str(layout.root) in error.message, error
     assert isinstance(events[-1], Done) and events[-1].status == "failed"
     assert "job failed (permission)" in result.stderr.decode()
+
+
+def _fill(disk: Path) -> Path:
+    """Fill ``disk`` to the last block; the file is the space a user would free."""
+    filler = disk / "filler.bin"
+    with filler.open("wb", buffering=0) as handle:
+        for size in (2**20, 2**12, 1):
+            try:
+                while True:
+                    handle.write(b"\0" * size)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+    return filler
+
+
+def test_a_real_disk_filled_after_the_first_checkpoint(
+    queue: JobQueue, processes: Processes, tmp_path: Path, tiny_llama: Path
+) -> None:
+    jobs = tmp_path / "home" / "jobs"
+    if not _mount(jobs, "-t", "tmpfs", "-o", "size=320m", "tmpfs"):
+        pytest.skip("this machine refuses to mount a tmpfs")
+    try:
+        added = queue.add(_spec(tmp_path, tiny_llama, "real-full", steps=200))
+        assert added.job is not None, added.checks
+        job = added.job
+        runner = processes.runner("--device", "cpu", "--once", standin=False)
+        wait_for(lambda: latest_checkpoint(job.layout.checkpoints), timeout=600, what="the first checkpoint")
+        filler = _fill(jobs)
+        assert runner.wait(600) == 0, runner.stdout.read().decode()[-3000:]
+
+        failed = queue.get(job.id)
+        log = job.layout.log.read_text()
+        assert (failed.state, failed.error_type) == ("failed", "disk_full"), (failed, log[-3000:])
+        assert "free now" in failed.message and str(jobs) in failed.message, failed.message
+        assert "This is a bug" not in (failed.hint or "")
+        assert "job failed (disk_full)" in log
+        _lines_parse(job.layout.events)
+        with sqlite3.connect(queue.path) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+        filler.unlink()  # the user frees space
+        assert queue.resume(job.id).ok
+        runner = processes.runner("--device", "cpu", "--once", standin=False)
+        assert runner.wait(600) == 0, runner.stdout.read().decode()[-3000:]
+        finished = queue.get(job.id)
+        assert (finished.state, finished.step) == ("succeeded", 200), job.layout.log.read_text()[-3000:]
+        _lines_parse(job.layout.events)
+    finally:
+        _umount(jobs)
