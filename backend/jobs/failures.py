@@ -143,7 +143,7 @@ def _disk_full(exc: BaseException, layout: JobLayout | None, details: str) -> Er
     os_error = _os_error(exc, (errno.ENOSPC, errno.EDQUOT))
     named = os_error.filename if os_error is not None and os_error.filename else None
     path = Path(str(named)) if named else (layout.root if layout is not None else None)
-    where = f" while writing {path}" if path is not None else ""
+    where = f" while writing {path}" if named else f" while writing into {path}" if path is not None else ""
     free = _free_bytes(path) if path is not None else None
     free_text = f" That disk has {_bytes(free)} free now." if free is not None else ""
     need = _checkpoint_size(layout) if layout is not None else None

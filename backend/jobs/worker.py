@@ -155,12 +155,12 @@ def run_job(layout: JobLayout, resume: bool, stream: TextIO | None) -> int:
         if isinstance(exc, KeyboardInterrupt | SystemExit) and stop.is_set():
             sink.emit(Done(status="cancelled", duration_s=time.monotonic() - started))
             return EXIT_CANCELLED
+        error = classify(exc, layout)  # before the reserve is freed: the free space it reports is the user's
         _release_reserve(reserve)  # room to report the failure, if the disk is full
         reserve = None
         if sampler is not None:
             sampler.stop()  # no telemetry line may take the room the error needs
             sampler = None
-        error = classify(exc, layout)
         hint = f"\nwhat to do: {error.hint}" if error.hint else ""
         _last_words(f"job failed ({error.error_type}): {error.message}{hint}\n{type(exc).__name__}: {exc}")
         _report(sink, error, Done(status="failed", duration_s=time.monotonic() - started))
