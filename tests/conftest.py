@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from backend.core.progress import no_progress
+from backend.jobs.queue import JobQueue
 from backend.models import gguf_import
 from backend.models.store import import_default
 from tests.hub_server import LocalHub, serve_hub
+from tests.queue_support import Processes
 from tests.tiny_models import ARCHS, build_tiny_model
 
 # huggingface_hub reads these once, on import, so they are set before any test imports it
@@ -159,3 +161,19 @@ def report_ram(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
         monkeypatch.setattr(psutil, "virtual_memory", lambda: real._replace(available=available))
 
     return report
+
+
+@pytest.fixture
+def queue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[JobQueue]:
+    """A queue in a data folder of the test's own (modules that need more of it define their own)."""
+    monkeypatch.setenv("LORA_STUDIO_HOME", str(tmp_path / "home"))
+    with JobQueue() as opened:
+        yield opened
+
+
+@pytest.fixture
+def processes(tmp_path: Path, queue: JobQueue) -> Iterator[Processes]:
+    """Runners and workers started by a test, stopped and checked for leftovers at its end."""
+    started = Processes(tmp_path / "home")
+    yield started
+    started.cleanup(queue)

@@ -184,20 +184,6 @@ def test_a_real_full_disk_keeps_every_line_whole(small_disk: Path) -> None:
 # -- real processes ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def queue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[JobQueue]:
-    monkeypatch.setenv("LORA_STUDIO_HOME", str(tmp_path / "home"))
-    with JobQueue() as opened:
-        yield opened
-
-
-@pytest.fixture
-def processes(tmp_path: Path, queue: JobQueue) -> Iterator[Processes]:
-    started = Processes(tmp_path / "home")
-    yield started
-    started.cleanup(queue)
-
-
 def _spec(tmp_path: Path, model: Path, name: str, steps: int = STEPS) -> JobSpec:
     return JobSpec.from_dict(
         {

@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from backend.core.events import Done, Progress, Started, read_events
 from backend.core.layout import ADAPTER_RECORD
@@ -19,20 +16,6 @@ from tests.datasets import write_colour_task
 from tests.queue_support import Processes, wait_for
 
 STEPS = 200  # enough that the kill lands mid-run even at 40 ms a step on an idle machine
-
-
-@pytest.fixture
-def queue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[JobQueue]:
-    monkeypatch.setenv("LORA_STUDIO_HOME", str(tmp_path / "home"))
-    with JobQueue() as opened:
-        yield opened
-
-
-@pytest.fixture
-def processes(tmp_path: Path, queue: JobQueue) -> Iterator[Processes]:
-    started = Processes(tmp_path / "home")
-    yield started
-    started.cleanup(queue)
 
 
 def test_a_worker_killed_mid_training_resumes_to_the_same_final_step_and_a_loadable_adapter(
