@@ -57,11 +57,6 @@ class Normalized(NamedTuple):
         return [m["content"] for m in self.messages]
 
 
-def plain(roles: list[str], contents: list[str], tools: str | None = None) -> Normalized:
-    """A conversation of role/content turns with every role's default training."""
-    return Normalized([{"role": r, "content": c} for r, c in zip(roles, contents, strict=True)], None, tools)
-
-
 def json_list(text: str) -> list[Any] | None:
     try:
         value = json.loads(text)
