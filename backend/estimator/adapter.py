@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from backend.models.shapes import TORCH_DTYPE_BYTES, Linear, ModelShapes
+from backend.models.shapes import Linear, ModelShapes
 
 _PRESET_GROUPS = {
     "attention": ("attention",),
@@ -32,10 +32,6 @@ class AdapterSize:
 def trainable_dtype(quant: str, quantized_trainable_dtype: str) -> str:
     """dtype of LoRA weights: trl casts them to bf16 on a quantized base; peft upcasts them to fp32 otherwise."""
     return quantized_trainable_dtype if quant != "none" else "float32"
-
-
-def trainable_bytes(quant: str, quantized_trainable_dtype: str) -> int:
-    return TORCH_DTYPE_BYTES[trainable_dtype(quant, quantized_trainable_dtype)]
 
 
 def targeted_leaves(shapes: ModelShapes, targets: str | tuple[str, ...]) -> frozenset[str]:
