@@ -85,6 +85,24 @@ def test_actions_answer_with_a_sentence_and_an_exit_status(
     assert code == EXIT_FAILED and "no job 99" in err
 
 
+def test_pause_all_keeps_a_runner_from_starting_jobs_until_resume_all(
+    home: Path, spec_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli(capsys, "add", str(spec_file))
+    code, out, _ = cli(capsys, "pause-all")
+    assert code == EXIT_OK and "no job starts until you resume it" in out
+    code, out, _ = cli(capsys, "list")
+    assert "the queue is paused" in out and "queue resume-all" in out and "no runner is running" not in out
+    assert json.loads(cli(capsys, "list", "--json")[1])["paused"] is True
+    assert main(["queue", "run", "--once", "--device", "cpu"]) == EXIT_OK  # finds nothing it may start
+    with JobQueue() as queue:
+        assert [job.state for job in queue.jobs()] == ["queued"]
+    code, out, _ = cli(capsys, "resume-all", "--json")
+    assert code == EXIT_OK and json.loads(out)["ok"]
+    with JobQueue() as queue:
+        assert not queue.paused()
+
+
 def test_rm_asks_unless_told_yes(home: Path, spec_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cli(capsys, "add", str(spec_file))
     folder = JobQueue().get(1).folder

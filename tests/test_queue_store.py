@@ -88,6 +88,23 @@ def test_jobs_list_running_then_queued_in_order_and_every_change_moves_the_count
     assert queue.move(first.id, 99).message.endswith("number 2 in the queue.")
 
 
+def test_a_paused_queue_starts_nothing_until_resumed_and_an_empty_claim_changes_nothing(
+    queue: JobQueue, tmp_path: Path
+) -> None:
+    first = add(queue, tmp_path, "first")
+    assert not queue.paused()
+    assert queue.set_paused(True).ok and queue.paused()
+    assert JobQueue(queue.path, queue.jobs_dir).paused(), "the flag is in the database, for every process"
+    before = queue.changes()
+    assert queue.claim("cpu") is None
+    assert queue.set_paused(False).message.startswith("The queue is running")
+    claimed = queue.claim("cpu")
+    assert claimed is not None and claimed.id == first.id
+    settled = queue.changes()
+    assert queue.claim("cpu") is None and queue.changes() == settled, "nothing claimed, nothing to re-read"
+    assert settled > before
+
+
 def test_pause_holds_a_queued_job_and_resume_releases_it(queue: JobQueue, tmp_path: Path) -> None:
     held, other = add(queue, tmp_path, "held"), add(queue, tmp_path, "other")
     assert queue.pause(held.id).ok

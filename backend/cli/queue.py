@@ -59,6 +59,8 @@ def add_queue_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     move = action("move", _act, "change a queued job's place in line")
     move.add_argument("id", type=int)
     move.add_argument("--to", type=int, required=True, metavar="N", help="its new place; 1 runs next")
+    action("pause-all", _pause_all, "pause the whole queue: no job starts until resume-all (a running job goes on)")
+    action("resume-all", _pause_all, "resume the queue after pause-all: queued jobs start in their turn")
     run = queue.add_parser("run", help="run queued jobs on one device; reattaches to a job left running")
     run.add_argument("--once", action="store_true", help="exit when no job is left to start, instead of waiting")
     run.add_argument("--detach", action="store_true", help="run in the background; it keeps going after you log out")
@@ -98,9 +100,11 @@ def _list(args: argparse.Namespace) -> int:
 
     with JobQueue() as queue:
         settle_orphans(queue)
-        jobs, runners = queue.jobs(), queue.runners()
+        jobs, runners, paused = queue.jobs(), queue.runners(), queue.paused()
     if args.json:
-        _print_json({"jobs": [job.to_dict() for job in jobs], "runners": [vars(runner) for runner in runners]})
+        _print_json(
+            {"jobs": [job.to_dict() for job in jobs], "runners": [vars(runner) for runner in runners], "paused": paused}
+        )
         return EXIT_OK
     if not jobs:
         print("the queue is empty; add a job with: lora-studio queue add SPEC")
@@ -112,7 +116,9 @@ def _list(args: argparse.Namespace) -> int:
     alive = [runner for runner in runners if runner.alive]
     for runner in alive:
         print(f"runner on {runner.device}: pid {runner.pid}")
-    if not alive and any(job.state == "queued" and not job.held for job in jobs):
+    if paused:
+        print("the queue is paused: no job starts; resume it with: lora-studio queue resume-all")
+    elif not alive and any(job.state == "queued" and not job.held for job in jobs):
         print("no runner is running; start one with: lora-studio queue run --detach")
     return EXIT_OK
 
@@ -220,6 +226,16 @@ def _act(args: argparse.Namespace) -> int:
     else:
         print(result.message, file=sys.stdout if result.ok else sys.stderr)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _pause_all(args: argparse.Namespace) -> int:
+    with JobQueue() as queue:
+        result = queue.set_paused(args.queue_command == "pause-all")
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(result.message)
+    return EXIT_OK
 
 
 # -- running --------------------------------------------------------------------

@@ -98,6 +98,11 @@ class JobQueue:
         changes: int = self._db.execute("SELECT value FROM meta WHERE key = 'changes'").fetchone()[0]
         return changes
 
+    def paused(self) -> bool:
+        """Whether the whole queue is paused: runners start no job (one already running goes on)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'paused'").fetchone()
+        return bool(row and row[0])
+
     def get(self, job_id: int) -> Job | None:
         row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return _job(row) if row else None
@@ -262,16 +267,36 @@ class JobQueue:
                 db.execute("UPDATE jobs SET position = ? WHERE id = ?", (position, queued_id))
         return ActionResult(True, f"Job {job_id} is number {place} in the queue.", self.get(job_id))
 
+    def set_paused(self, paused: bool) -> ActionResult:
+        """Pause the whole queue (no job starts until it is resumed) or resume it; kept in the database,
+        so the GUI, the CLI and every runner see the same answer."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('paused', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (int(paused),),
+            )
+        if paused:
+            return ActionResult(True, "The queue is paused: no job starts until you resume it; a running job goes on.")
+        return ActionResult(True, "The queue is running: queued jobs start in their turn.")
+
     # -- the runner's side ---------------------------------------------------------
 
     def claim(self, device: str) -> Job | None:
-        """Atomically take the first queued job that is not held, for ``device``."""
-        with self._write() as db:
+        """Atomically take the first queued job that is not held, for ``device``; none while the queue is paused.
+
+        Finding nothing leaves the change counter alone: an idle runner asks several times a second, and a
+        counter it moved would make every window re-read the queue as often.
+        """
+        with transaction(self._db) as db:
+            if self.paused():
+                return None
             row = db.execute(
                 "SELECT id, resume FROM jobs WHERE state = 'queued' AND held = 0 ORDER BY position, id LIMIT 1"
             ).fetchone()
             if row is None:
                 return None
+            _count_change(db)
             self._update(
                 db,
                 row["id"],
@@ -347,7 +372,7 @@ class JobQueue:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that also moves the change counter."""
         with transaction(self._db) as db:
-            db.execute("UPDATE meta SET value = value + 1 WHERE key = 'changes'")
+            _count_change(db)
             yield db
 
     def _load(self, db: sqlite3.Connection, job_id: int) -> Job | None:
@@ -423,6 +448,10 @@ _CLEARED = {
     "log_tail": None,
     "adapter_path": None,
 }
+
+
+def _count_change(db: sqlite3.Connection) -> None:
+    db.execute("UPDATE meta SET value = value + 1 WHERE key = 'changes'")
 
 
 def _front(db: sqlite3.Connection) -> int:
