@@ -253,6 +253,12 @@ class Data(_Section):
         description="The sheet to read in an Excel workbook, as its tab names it; when empty, the first visible "
         "sheet that has rows.",
     )
+    system_prompt: str | None = Field(
+        None,
+        description="The system prompt of examples that have none. Empty (null): what the model's chat template "
+        'does, which for some models (Qwen, SmolLM2) is to add its own default system prompt; "": no system '
+        "prompt, where the template allows; text: this system prompt. An example's own system message is kept.",
+    )
 
     @model_validator(mode="after")
     def _mapping_matches_format(self) -> Data:
