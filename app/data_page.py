@@ -96,6 +96,7 @@ class DataPage(QWidget):
         self._base: DataReport | None = None  # the check made here, without tokens
         self._examples: list[Example] = []
         self._choice: DatasetChoice | None = None
+        self._ask_mapping = True  # whether the check about to finish may open the mapping dialog by itself
         self.report: DataReport | None = None  # the last finished check, with tokens once counted
         self.mapping = ColumnMappingAsk(self)
         self.mapping.mapped.connect(self._mapped)
@@ -140,7 +141,7 @@ class DataPage(QWidget):
         self.tokens = TokenPanel()
         self.issues = IssueList()
         self.issues.issueActivated.connect(self.preview.select_example)
-        self.issues.saveReportRequested.connect(self._save_report)
+        self.issues.saveReportRequested.connect(self.save_report)
 
         below = QSplitter(Qt.Orientation.Horizontal)
         below.addWidget(_section("Token lengths", self.tokens))
@@ -178,9 +179,14 @@ class DataPage(QWidget):
 
     # -- public ------------------------------------------------------------------------------
 
-    def open(self, path: Path, options: ImportOptions | None = None) -> None:
-        """Check ``path`` in the background, read as ``options`` (default: its remembered column mapping and sheet)."""
+    def open(self, path: Path, options: ImportOptions | None = None, *, ask_mapping: bool = True) -> None:
+        """Check ``path`` in the background, read as ``options`` (default: its remembered column mapping and sheet).
+
+        ``ask_mapping``: open the column mapping dialog when nothing in the file is recognised; not when
+        the user asked to read it again without their mapping ("Detect format"), who can still choose "Map columns…".
+        """
         self.cancel()
+        self._ask_mapping = ask_mapping
         path = Path(path)
         if options is None:
             known = self._recent.get(path) or RecentDataset(str(path))
@@ -217,6 +223,10 @@ class DataPage(QWidget):
         self.detect_button.hide()
         self.tokens.show_idle("Token lengths are measured once the check is done.")
         self._pool.start(check)
+
+    def browse(self) -> None:
+        """Ask for a dataset file with the same dialog as the drop zone's button (File ▸ Open dataset…)."""
+        self.landing.drop_zone.browse_files()
 
     def cancel(self) -> None:
         """Stop the check (the token count has its own Cancel)."""
@@ -310,7 +320,7 @@ class DataPage(QWidget):
             self.counting.measure()
         else:
             self.tokens.show_idle("Nothing to measure: no row of this dataset can be used yet. See the issues.")
-        if needs_mapping(report) and not options.columns:
+        if needs_mapping(report) and not options.columns and self._ask_mapping:
             self.ask_mapping()
 
     @Slot(str)
@@ -366,7 +376,7 @@ class DataPage(QWidget):
 
     def _detect_format(self) -> None:
         if self._path is not None:
-            self.open(self._path, ImportOptions(sheet=self._options.sheet))
+            self.open(self._path, ImportOptions(sheet=self._options.sheet), ask_mapping=False)
 
     def _sheet_chosen(self, sheet: str) -> None:
         """Read the dataset again from ``sheet``, with the same column mapping (the check says if it doesn't fit)."""
@@ -383,7 +393,8 @@ class DataPage(QWidget):
             palette.setColor(QPalette.ColorRole.WindowText, negative_color(self.palette()))
             self.notice.setPalette(palette)
 
-    def _save_report(self) -> None:
+    def save_report(self) -> None:
+        """Ask where, and save the report of the dataset shown as Markdown or JSON."""
         if self.report is None:
             return
         name = Path(self.report.source).stem + "-report.md"

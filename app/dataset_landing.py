@@ -18,7 +18,7 @@ from app.recent import RecentDatasets
 from backend.core.paths import assets_dir
 from backend.data.files import KINDS_BY_SUFFIX, OLD_FORMATS
 from widgets.drop_zone import DropZone
-from widgets.recent_list import RecentItem, RecentList
+from widgets.recent_list import HINT, RecentItem, RecentList
 
 SAMPLE = assets_dir() / "datasets" / "support_triage" / "train.jsonl"
 _RECENT_ROWS = 6  # the recent list grows to this many rows, then scrolls
@@ -49,6 +49,9 @@ class DatasetLanding(QWidget):
         self.recent_list.openRequested.connect(lambda path: self.openRequested.emit(Path(path)))
         self.recent_list.forgetRequested.connect(self._forget)
         self._recent_heading = bold_label("Recent datasets")
+        self._recent_hint = QLabel(HINT, wordWrap=True)
+        self._recent_hint.setObjectName("recentHint")
+        self._recent_hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self._no_recent = QLabel(
             "Datasets you open are listed here, with what their last check found. "
             f'New to this? <a href="{SAMPLE}">Open the sample dataset</a> (360 support tickets, triaged).'
@@ -61,6 +64,7 @@ class DatasetLanding(QWidget):
         column.addWidget(self.drop_zone, 3)
         column.addSpacing(line)
         column.addWidget(self._recent_heading)
+        column.addWidget(self._recent_hint)
         column.addWidget(self.recent_list, 2)
         column.addWidget(self._no_recent)
         column.addStretch(1)
@@ -74,6 +78,7 @@ class DatasetLanding(QWidget):
         entries = self._recent.entries()
         self.recent_list.set_items([RecentItem(e.path, e.name, e.detail(), missing=not e.exists()) for e in entries])
         self.recent_list.setVisible(bool(entries))
+        self._recent_hint.setVisible(bool(entries))
         # As tall as its entries (it scrolls past the most it shows), so the empty page stays centred.
         rows = self.recent_list.sizeHintForRow(0) * max(1, min(len(entries), _RECENT_ROWS)) if entries else 0
         self.recent_list.setMaximumHeight(rows + 2 * self.recent_list.frameWidth())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication, QWidget
@@ -13,9 +15,13 @@ from app.icons import studio_icon
 from app.jobs_page import JobsPage
 from app.main_window import MainWindow
 from app.notifications import hook_up
+from app.recent import RecentDatasets
 from app.session import Session
 from backend.core import paths
 from widgets.lazy_page import LazyPage
+
+if TYPE_CHECKING:
+    from app.data_page import DataPage
 
 PAGES = (
     (
@@ -96,9 +102,58 @@ def build_window(settings: QSettings, session: Session | None = None) -> MainWin
         window.add_page(title, pages[title], studio_icon(icon), tip)
     titles = window.page_titles()
     session.show_page.connect(lambda title: window.show_page(titles.index(title)))
+    _wire_file_menu(window, cast(LazyPage, pages["Data"]), titles.index("Data"), settings)
+    job_menu = window.add_menu("&Job")
+    actions = jobs.job_actions
+    for group in (
+        (actions.charts,),
+        (actions.cancel, actions.pause, actions.resume),
+        (actions.retry, actions.retry_checkpoint, actions.duplicate, actions.edit_copy),
+        (actions.move_up, actions.move_down),
+        (actions.open_folder, actions.delete),
+    ):
+        if not job_menu.isEmpty():
+            job_menu.addSeparator()
+        job_menu.addActions(list(group))
     hook_up(window, jobs)
     window.restore_state()
     return window
+
+
+def _wire_file_menu(window: MainWindow, data: LazyPage, index: int, settings: QSettings) -> None:
+    """File ▸ Open dataset…, Open recent and Save report… act on the Data page, built when first needed."""
+
+    def data_page() -> DataPage:
+        window.show_page(index)
+        return cast("DataPage", data.page())
+
+    def open_recent(path: str) -> None:
+        data_page().open(Path(path))
+
+    def fill_recent() -> None:
+        menu = window.recent_menu
+        menu.clear()
+        entries = RecentDatasets(settings).entries()
+        for entry in entries:
+            action = menu.addAction(entry.name.replace("&", "&&"))
+            action.setToolTip(f"{entry.path}\n{entry.detail()}")
+            action.setEnabled(entry.exists())
+            action.triggered.connect(lambda _=False, path=entry.path: open_recent(path))
+        if not entries:
+            menu.addAction("No datasets opened yet").setEnabled(False)
+        menu.setToolTipsVisible(True)
+
+    def report_shown() -> None:
+        page = cast("DataPage", data.page()) if data.is_built() else None
+        shown = window.current_page() == index and page is not None and page.report is not None
+        window.save_report_action.setEnabled(shown)
+
+    window.open_action.triggered.connect(lambda: data_page().browse())
+    window.recent_menu.aboutToShow.connect(fill_recent)
+    window.save_report_action.triggered.connect(lambda: cast("DataPage", data.page()).save_report())
+    window.page_changed.connect(report_shown)
+    data.built.connect(lambda page: page.checked.connect(report_shown))
+    fill_recent()
 
 
 def start(argv: list[str]) -> tuple[QApplication, MainWindow, ErrorReporter]:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import cast
 
-from PySide6.QtCore import QSettings, QSize, Qt, QTimer
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMenu,
     QSplitter,
     QStackedWidget,
     QWidget,
@@ -27,7 +28,21 @@ from app.status import gpu_status_text
 _GPU_POLL_MS = 5000
 
 
+def with_mnemonic(title: str, taken: set[str]) -> str:
+    """``title`` as a menu entry's text: a literal ``&`` doubled (a single one marks the mnemonic, and
+    "Model & training" would underline the space), and ``&`` before the first letter no other entry
+    in ``taken`` uses, which is added to it."""
+    for i, char in enumerate(title):
+        if char.isalnum() and char.lower() not in taken:
+            taken.add(char.lower())
+            return title[:i].replace("&", "&&") + "&" + title[i:].replace("&", "&&")
+    return title.replace("&", "&&")
+
+
 class MainWindow(QMainWindow):
+    page_changed = Signal(int)
+    """The index of the page now shown."""
+
     def __init__(self, settings: QSettings) -> None:
         super().__init__()
         self.setWindowTitle("LoRA Studio")
@@ -38,6 +53,8 @@ class MainWindow(QMainWindow):
         self._nav.setUniformItemSizes(True)
         self._stack = QStackedWidget()
         self._nav.currentRowChanged.connect(self._stack.setCurrentIndex)
+        self._nav.currentRowChanged.connect(self.page_changed)
+        self._page_mnemonics: set[str] = set()
 
         self._splitter = QSplitter(Qt.Orientation.Horizontal)
         self._splitter.addWidget(self._nav)
@@ -67,7 +84,8 @@ class MainWindow(QMainWindow):
         item.setToolTip(tip)
         item.setSizeHint(QSize(0, 36))
         self._nav.addItem(item)
-        action = QAction(title, self, shortcut=QKeySequence(f"Ctrl+{index + 1}"))
+        text = with_mnemonic(title, self._page_mnemonics)
+        action = QAction(text, self, shortcut=QKeySequence(f"Ctrl+{index + 1}"))
         action.triggered.connect(lambda: self.show_page(index))
         self._page_menu.addAction(action)
         self.addAction(action)  # the shortcut works even where the menu bar is hidden or native
@@ -89,18 +107,44 @@ class MainWindow(QMainWindow):
     # -- window --------------------------------------------------------------------
 
     def _build_menus(self) -> None:
+        """File, View, Go and Help with the platform's standard keys; what File's entries do is wired in
+        ``app.main.build_window``, which knows the pages."""
+        standard = QKeySequence.StandardKey
         file_menu = self.menuBar().addMenu("&File")
-        quit_action = QAction("&Quit", self, shortcut=QKeySequence(QKeySequence.StandardKey.Quit))
+        self.open_action = self._standard_action("&Open dataset…", standard.Open)
+        self.open_action.setToolTip("Open a dataset file on the Data page")
+        file_menu.addAction(self.open_action)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        file_menu.addSeparator()
+        self.save_report_action = self._standard_action("&Save report…", standard.Save)
+        self.save_report_action.setToolTip("Save the report the page shows (the Data page's dataset report)")
+        self.save_report_action.setEnabled(False)
+        file_menu.addAction(self.save_report_action)
+        file_menu.addSeparator()
+        quit_action = self._standard_action("&Quit", standard.Quit)
+        quit_action.setMenuRole(QAction.MenuRole.QuitRole)
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
         view_menu = self.menuBar().addMenu("&View")
         appearance.add_menu(view_menu, self._settings)
         self._page_menu = self.menuBar().addMenu("&Go")
-        help_menu = self.menuBar().addMenu("&Help")
+        self._help_menu = self.menuBar().addMenu("&Help")
         about = QAction("&About LoRA Studio", self)
         about.setMenuRole(QAction.MenuRole.AboutRole)
         about.triggered.connect(lambda: AboutBox(self).open())
-        help_menu.addAction(about)
+        self._help_menu.addAction(about)
+
+    def _standard_action(self, text: str, key: QKeySequence.StandardKey) -> QAction:
+        """An action with the platform's key for ``key``, also on the window so it works with the menu bar hidden."""
+        action = QAction(text, self, shortcut=QKeySequence(key))
+        self.addAction(action)
+        return action
+
+    def add_menu(self, title: str) -> QMenu:
+        """A menu of its own before Help, e.g. the Jobs page's actions."""
+        menu = QMenu(title, self)
+        self.menuBar().insertMenu(self._help_menu.menuAction(), menu)
+        return menu
 
     def set_queue_status(self, text: str) -> None:
         """The queue's state in the status bar, e.g. "1 running · 2 queued" (``app.notifications.hook_up``)."""

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 
 class LazyPage(QWidget):
+    built = Signal(object)
+    """The real page, once it has been built."""
+
     def __init__(self, factory: Callable[[], QWidget], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._factory: Callable[[], QWidget] | None = factory
@@ -26,6 +30,7 @@ class LazyPage(QWidget):
             factory, self._factory = self._factory, None
             self._page = factory()
             self._layout.addWidget(self._page)
+            self.built.emit(self._page)
         assert self._page is not None
         return self._page
 

@@ -1,6 +1,7 @@
 """Datasets opened before, newest first: a name, what the last check found, and where it is.
 
-Double-click or Enter opens one; the context menu (or Delete) forgets it. An entry whose file
+One click, or Enter on the current row, opens one (``HINT`` says so where the list is shown; a
+double-click opens it once); the context menu (or Delete) forgets it. An entry whose file
 is gone stays listed, greyed, so the user sees it moved rather than wondering where it went.
 """
 
@@ -24,6 +25,8 @@ from PySide6.QtWidgets import (
 _DETAIL = Qt.ItemDataRole.UserRole + 1
 _KEY = Qt.ItemDataRole.UserRole + 2
 _MISSING = Qt.ItemDataRole.UserRole + 3
+
+HINT = "Click one to open it again, or select it and press Enter; Delete forgets it."
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,8 @@ class RecentList(QListWidget):
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._menu)
-        self.itemActivated.connect(self._activated)
+        # A single click opens, whatever the style's activation (double-click on most desktops) says.
+        self.itemClicked.connect(self._activated)
 
     def set_items(self, items: Sequence[RecentItem]) -> None:
         self.clear()
@@ -59,7 +63,7 @@ class RecentList(QListWidget):
             item.setData(_DETAIL, entry.detail + (" · not found: moved or deleted?" if entry.missing else ""))
             item.setData(_KEY, entry.key)
             item.setData(_MISSING, entry.missing)
-            item.setToolTip(f"{entry.key}\nDouble-click to open it again; Delete forgets it.")
+            item.setToolTip(f"{entry.key}\n{HINT}")
             item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{entry.title}, {entry.detail}")
             self.addItem(item)
 
@@ -70,6 +74,10 @@ class RecentList(QListWidget):
         item = self.currentItem()
         if item is not None and event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
             self.forgetRequested.emit(item.data(_KEY))
+            event.accept()
+            return
+        if item is not None and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.openRequested.emit(item.data(_KEY))
             event.accept()
             return
         super().keyPressEvent(event)

@@ -55,3 +55,15 @@ def test_rows_paint_two_lines_with_the_missing_one_muted(qtbot: QtBot) -> None:
         )
 
     assert inked(first) > 20 and inked(second) > 20, "both rows drew their text"
+
+
+def test_one_click_opens_a_row_once_even_when_double_clicked(qtbot: QtBot) -> None:
+    recent = _list(qtbot)
+    row = recent.visualItemRect(recent.item(1)).center()
+    with qtbot.waitSignal(recent.openRequested) as opened:
+        qtbot.mouseClick(recent.viewport(), Qt.MouseButton.LeftButton, pos=row)
+    assert opened.args == ["/data/gone.csv"]
+    seen: list[str] = []
+    recent.openRequested.connect(seen.append)
+    qtbot.mouseDClick(recent.viewport(), Qt.MouseButton.LeftButton, pos=row)
+    assert len(seen) <= 1, "a double-click must not open the dataset twice"

@@ -1,0 +1,166 @@
+"""Desktop habits in the window: File ▸ Open dataset… and its standard key, Open recent, Save report…,
+menu texts whose mnemonics render, and a Job menu with every job action and its shortcut."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QMenu
+
+from app.data_page import DataPage
+from app.dataset_landing import SAMPLE
+from app.main import PAGES, build_window
+from app.main_window import MainWindow, with_mnemonic
+from app.recent import RecentDataset, RecentDatasets
+from app.session import Session
+
+DATA = [title for title, _, _ in PAGES].index("Data")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> QSettings:
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings: QSettings, session: Session) -> MainWindow:
+    window = build_window(settings, session)
+    qtbot.addWidget(window)
+    with qtbot.waitActive(window):
+        window.show()
+        window.activateWindow()
+    window.show_page([title for title, _, _ in PAGES].index("Jobs"))
+    return window
+
+
+def asked_for_a_file(monkeypatch: pytest.MonkeyPatch, answer: Path) -> list[str]:
+    """Answer the platform file dialog the drop zone's Browse button opens with ``answer``; the titles asked."""
+    titles: list[str] = []
+
+    def choose(_parent: object, title: str, *_args: object) -> tuple[str, str]:
+        titles.append(title)
+        return str(answer), ""
+
+    monkeypatch.setattr("widgets.drop_zone.QFileDialog.getOpenFileName", choose)
+    return titles
+
+
+def data_page(window: MainWindow) -> DataPage:
+    page = window.page_widget(DATA).page()  # type: ignore[attr-defined]
+    assert isinstance(page, DataPage)
+    return page
+
+
+def test_ctrl_o_opens_the_data_pages_dataset_dialog_and_the_file_chosen(
+    qtbot, window: MainWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    titles = asked_for_a_file(monkeypatch, SAMPLE)
+    assert window.open_action.shortcut() == QKeySequence(QKeySequence.StandardKey.Open)
+    QTest.keySequence(window, QKeySequence(QKeySequence.StandardKey.Open))
+    assert titles == ["Open a dataset file"], "the same dialog as the Data page's Browse button"
+    assert window.current_page() == DATA
+    page = data_page(window)
+    qtbot.waitUntil(lambda: page.report is not None and not page.is_checking(), timeout=30_000)
+    assert page.title.text() == SAMPLE.name and page.report is not None and page.report.accepted == 360
+
+
+def test_file_open_from_the_menu_and_save_report_only_where_a_report_is_shown(
+    qtbot, window: MainWindow, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    file_menu = menus_of(window)[0]
+    assert file_menu.title() == "&File"
+    texts = [a.text() for a in file_menu.actions() if not a.isSeparator()]
+    assert texts == ["&Open dataset…", "Open &recent", "&Save report…", "&Quit"]
+    assert not window.save_report_action.isEnabled(), "no report is shown on the Jobs page"
+    titles = asked_for_a_file(monkeypatch, SAMPLE)
+    window.open_action.trigger()  # what choosing File ▸ Open dataset… does
+    assert titles == ["Open a dataset file"]
+    page = data_page(window)
+    qtbot.waitUntil(window.save_report_action.isEnabled, timeout=30_000)
+    target = tmp_path / "report.json"
+    monkeypatch.setattr("app.data_page.QFileDialog.getSaveFileName", lambda *a, **k: (str(target), ""))
+    QTest.keySequence(window, QKeySequence(QKeySequence.StandardKey.Save))
+    assert json.loads(target.read_text())["accepted"] == 360
+    window.show_page(DATA + 1)
+    assert not window.save_report_action.isEnabled(), "another page shows no report"
+    assert page.report is not None
+
+
+def test_open_recent_lists_the_datasets_opened_before_and_opens_one(
+    qtbot, window: MainWindow, settings: QSettings, tmp_path: Path
+) -> None:
+    window.recent_menu.aboutToShow.emit()
+    [empty] = window.recent_menu.actions()
+    assert empty.text() == "No datasets opened yet" and not empty.isEnabled()
+    gone = tmp_path / "moved.jsonl"
+    store = RecentDatasets(settings)
+    store.remember(RecentDataset(str(SAMPLE), rows=360, accepted=360))
+    store.remember(RecentDataset(str(gone), rows=3, accepted=3))
+    window.recent_menu.aboutToShow.emit()
+    entries = window.recent_menu.actions()
+    assert [(a.text(), a.isEnabled()) for a in entries] == [(gone.name, False), (SAMPLE.name, True)]
+    entries[1].trigger()
+    assert window.current_page() == DATA
+    page = data_page(window)
+    qtbot.waitUntil(lambda: page.report is not None and not page.is_checking(), timeout=30_000)
+    assert page.title.text() == SAMPLE.name
+
+
+def menus_of(window: MainWindow) -> list[QMenu]:
+    menus = [action.menu() for action in window.menuBar().actions()]
+    assert all(isinstance(menu, QMenu) for menu in menus)
+    return [menu for menu in menus if isinstance(menu, QMenu)]
+
+
+def menu_texts(menu: QMenu) -> list[str]:
+    texts = []
+    for action in menu.actions():
+        if action.isSeparator():
+            continue
+        texts.append(action.text())
+        if isinstance(submenu := action.menu(), QMenu):
+            texts += menu_texts(submenu)
+    return texts
+
+
+def test_every_menu_text_has_a_mnemonic_that_renders_and_no_literal_underscore(window: MainWindow) -> None:
+    menus = menus_of(window)
+    assert [m.title() for m in menus] == ["&File", "&View", "&Go", "&Job", "&Help"]
+    go = menus[2]
+    assert [a.text() for a in go.actions()] == [
+        "&Data",
+        "&Model && training",
+        "&Jobs",
+        "M&onitor",
+        "&Evaluate",
+        "E&xport",
+    ]
+    for menu in menus:
+        for text in menu_texts(menu):
+            single = text.replace("&&", "")
+            # A lone "&" before a space or at the end is what rendered "Model _training".
+            assert not re.search(r"&(\s|$)", single), text
+            assert single.count("&") <= 1, text
+
+
+def test_with_mnemonic_escapes_ampersands_and_skips_letters_taken() -> None:
+    taken: set[str] = set()
+    assert with_mnemonic("Model & training", taken) == "&Model && training"
+    assert with_mnemonic("Monitor", taken) == "M&onitor"
+    assert with_mnemonic("& &", taken) == "&& &&"
+
+
+def test_every_job_action_is_in_the_job_menu_with_its_shortcut(window: MainWindow) -> None:
+    job_menu = menus_of(window)[3]
+    in_menu = {a for a in job_menu.actions() if not a.isSeparator()}
+    jobs = window.page_widget([title for title, _, _ in PAGES].index("Jobs"))
+    page_actions = {a for a in jobs.actions() if isinstance(a, QAction)}
+    assert page_actions and page_actions <= in_menu
+    shortcuts = {a.text(): a.shortcut().toString() for a in in_menu}
+    assert shortcuts["Cancel"] == "Ctrl+." and shortcuts["Open folder"] == "Ctrl+Shift+O"
