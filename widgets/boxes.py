@@ -23,4 +23,7 @@ def vertical_scroll(content: QWidget) -> QScrollArea:
     area.setFrameShape(QFrame.Shape.NoFrame)
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     area.setWidget(content)
+    # A click on the empty space between fields must not take the focus from the field being edited:
+    # Tab would then start over from the first field and scroll back to the top.
+    area.setFocusPolicy(Qt.FocusPolicy.NoFocus)
     return area

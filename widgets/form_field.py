@@ -34,6 +34,11 @@ class FormField(QWidget):
         error_layout.setSpacing(line // 3)
         error_layout.addWidget(self._error_icon, 0, Qt.AlignmentFlag.AlignTop)
         error_layout.addWidget(self._error, 1)
+        # The error's line is kept while there is no error, so one appearing or clearing moves nothing
+        # below it (a click aimed there lands where it was aimed); only an error longer than a line grows it.
+        policy = self._error_row.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self._error_row.setSizePolicy(policy)
         self._error_row.setVisible(False)
 
         layout = QVBoxLayout(self)

@@ -8,17 +8,18 @@ import re
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QPoint, QSettings, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QApplication, QLineEdit, QMenu
 
 from app.data_page import DataPage
 from app.dataset_landing import SAMPLE
 from app.main import PAGES, build_window
 from app.main_window import MainWindow, with_mnemonic
 from app.recent import RecentDataset, RecentDatasets
-from app.session import Session
+from app.session import DatasetChoice, Session
+from app.training_page import TrainingPage
 
 DATA = [title for title, _, _ in PAGES].index("Data")
 
@@ -164,3 +165,63 @@ def test_every_job_action_is_in_the_job_menu_with_its_shortcut(window: MainWindo
     assert page_actions and page_actions <= in_menu
     shortcuts = {a.text(): a.shortcut().toString() for a in in_menu}
     assert shortcuts["Cancel"] == "Ctrl+." and shortcuts["Open folder"] == "Ctrl+Shift+O"
+
+
+@pytest.fixture
+def training(qtbot, session: Session, settings: QSettings, tmp_path: Path) -> TrainingPage:
+    path = tmp_path / "support.jsonl"
+    row = {"messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]}
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    session.dataset_changed.emit(DatasetChoice(str(path), "messages", None, 1))
+    page = TrainingPage(session, settings=settings, read_gpus=list)
+    qtbot.addWidget(page)
+    page.resize(1280, 800)
+    with qtbot.waitActive(page):
+        page.show()
+        page.activateWindow()
+    return page
+
+
+def layout_of(qtbot, page: TrainingPage) -> dict[str, tuple[int, int, int, int]]:
+    """Where every field of the form and its help line are, in the form's coordinates, once laid out."""
+    for _ in range(3):  # wrapped labels take a second pass of the layouts
+        qtbot.wait(1)
+    places = {}
+    for path, field in page.form.fields.items():
+        if field.isVisibleTo(page.form):
+            top = field.mapTo(page.form, field.rect().topLeft())
+            places[path] = (top.y(), field.height(), field.help.y(), field.help.height())
+            assert field.help.height() >= field.help.heightForWidth(field.help.width()), f"{path}'s help is clipped"
+    return places
+
+
+def test_an_error_appearing_or_clearing_moves_nothing_in_the_form(qtbot, training: TrainingPage) -> None:
+    rate = training.form.fields["training.learning_rate"]
+    editor = rate.editor
+    assert isinstance(editor, QLineEdit)
+    training.form_scroll.ensureWidgetVisible(editor)
+    before = layout_of(qtbot, training)
+    editor.setFocus()
+    editor.selectAll()
+    QTest.keyClicks(editor, "abc")
+    qtbot.waitUntil(lambda: bool(rate.error()))
+    assert layout_of(qtbot, training) == before, "the error took space the form did not keep for it"
+    editor.selectAll()
+    QTest.keyClicks(editor, "2e-4")
+    qtbot.waitUntil(lambda: not rate.error())
+    assert layout_of(qtbot, training) == before, "the form moved when the error cleared"
+
+
+def test_a_click_between_fields_keeps_the_focus_and_tab_goes_on_to_the_next(qtbot, training: TrainingPage) -> None:
+    rate = training.form.fields["training.learning_rate"]
+    after = training.form.fields["training.micro_batch_size"]
+    training.form_scroll.ensureWidgetVisible(after.editor)
+    rate.editor.setFocus()
+    scrolled = training.form_scroll.verticalScrollBar().value()
+    content = training.form_scroll.widget()
+    gap = after.mapTo(content, after.rect().topLeft()) - QPoint(0, 2)
+    QTest.mouseClick(content, Qt.MouseButton.LeftButton, pos=QPoint(2, gap.y()))
+    assert QApplication.focusWidget() is rate.editor
+    QTest.keyClick(rate.editor, Qt.Key.Key_Tab)
+    assert QApplication.focusWidget() is after.editor
+    assert training.form_scroll.verticalScrollBar().value() == scrolled, "Tab scrolled the form back to the top"
