@@ -20,10 +20,12 @@ from backend.core.layout import JobLayout
 from backend.core.spec import JobSpec
 from backend.core.stop import Cancelled
 from backend.jobs.failures import classify
+from backend.jobs.outcome import AttemptEvents, decide
+from backend.jobs.process import ExitInfo
 from backend.jobs.queue import JobQueue
 from backend.training.checkpoints import checkpoint_step, latest_checkpoint
 from tests.datasets import write_colour_task
-from tests.queue_support import REPO, Processes, wait_for
+from tests.queue_support import REPO, Processes, add, run_once, wait_for
 
 STEPS = 24
 HOOK = Path(__file__).resolve().parent / "faults"
@@ -70,6 +72,7 @@ FAULTS: dict[str, tuple[str, BaseException]] = {
     ),
     "quota": ("disk_full", OSError(errno.EDQUOT, "Disk quota exceeded", "/jobs/x/adapter")),
     "host memory": ("out_of_memory", MemoryError()),
+    "host memory refused to a fork": ("out_of_memory", OSError(errno.ENOMEM, "Cannot allocate memory")),
     "GPU memory": ("out_of_memory", RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")),
     "permission": ("permission", PermissionError(errno.EACCES, "Permission denied", "/jobs/x")),
     "read-only disk": ("permission", OSError(errno.EROFS, "Read-only file system", "/jobs/x/events.jsonl")),
@@ -317,3 +320,75 @@ def test_a_real_disk_filled_after_the_first_checkpoint(
         _lines_parse(job.layout.events)
     finally:
         _umount(jobs)
+
+
+# -- a worker that cannot be started -----------------------------------------------------------------------
+
+
+def _assert_typed(queue: JobQueue, job_id: int, error_type: str, *named: str) -> None:
+    failed = queue.get(job_id)
+    assert failed is not None and (failed.state, failed.error_type) == ("failed", error_type), failed
+    assert failed.message.startswith("The worker could not be started") and all(n in failed.message for n in named)
+    assert failed.hint and "This is a bug" not in failed.hint and "This is a bug" not in failed.message
+
+
+def _resume_finishes(queue: JobQueue, job_id: int, steps: int) -> None:
+    assert queue.resume(job_id).ok
+    run_once(queue)
+    finished = queue.get(job_id)
+    assert finished is not None and (finished.state, finished.step) == ("succeeded", steps), finished
+
+
+def test_a_missing_worker_program_is_a_missing_dependency(queue: JobQueue, tmp_path: Path) -> None:
+    job = add(queue, tmp_path, steps=4)
+    program = str(tmp_path / "venv" / "bin" / "python")  # a virtual environment deleted under the runner
+    run_once(queue, worker_command=(program, "-m", "backend.jobs.standin"))
+    _assert_typed(queue, job.id, "dependency", program)
+    _resume_finishes(queue, job.id, 4)
+
+
+def test_a_worker_program_that_may_not_run_is_a_permission_error(queue: JobQueue, tmp_path: Path) -> None:
+    job = add(queue, tmp_path, steps=4)
+    program = tmp_path / "worker"
+    program.write_text("#!/bin/sh\nexit 0\n")
+    program.chmod(0o644)  # not executable, for root too
+    run_once(queue, worker_command=(str(program),))
+    _assert_typed(queue, job.id, "permission", str(program))
+    assert "chmod +x" in (queue.get(job.id).hint or "")
+    _resume_finishes(queue, job.id, 4)
+
+
+def test_a_read_only_job_folder_fails_the_start_typed_and_resume_finishes(queue: JobQueue, tmp_path: Path) -> None:
+    job = add(queue, tmp_path, steps=6, save_every=2, script={"exit_at": 3, "code": 7})
+    run_once(queue)
+    assert queue.get(job.id).state == "interrupted"
+    assert queue.resume(job.id).ok  # events.jsonl and worker.log exist: both are opened again
+    root = job.layout.root
+    if not _mount(root, "--bind", str(root)):
+        pytest.skip("this machine refuses a bind mount")
+    try:
+        if subprocess.run(["mount", "-o", "remount,bind,ro", str(root)], capture_output=True).returncode:
+            pytest.skip("this machine refuses a read-only remount")
+        run_once(queue)  # the runner must record the fault and live on, not die on it
+    finally:
+        _umount(root)
+    _assert_typed(queue, job.id, "permission", str(root), "read-only")
+    _resume_finishes(queue, job.id, 6)
+
+
+def test_a_failure_whose_error_event_was_lost_is_typed_from_the_workers_last_words(tmp_path: Path) -> None:
+    layout = JobLayout.new(tmp_path / "jobs", "full")
+    seen = AttemptEvents()
+    seen.add([Done(status="failed", duration_s=1.0)])  # the error line did not fit on the disk; done did
+    tail = (
+        "Traceback (most recent call last):\n"
+        f"job failed (disk_full): The disk ran out of space while writing {layout.events}.\n"
+        "what to do: Free space on that disk, then resume the job.\n"
+        "OSError: [Errno 28] No space left on device"
+    )
+    outcome = decide(layout, seen, ExitInfo(code=1), request=None, forced=None, checkpoint=4, log_tail=tail)
+    assert (outcome.state, outcome.error_type) == ("failed", "disk_full")
+    assert outcome.message == f"The disk ran out of space while writing {layout.events}."
+    assert outcome.hint == "Free space on that disk, then resume the job."
+    silent = decide(layout, seen, ExitInfo(code=1), request=None, forced=None, checkpoint=4, log_tail="no words")
+    assert silent.error_type == "internal" and "This is a bug" not in (silent.hint or "")

@@ -29,10 +29,15 @@ _OOM_HINT = (
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
-    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+    if _is_host_out_of_memory(exc) or type(exc).__name__ == "OutOfMemoryError":
         return True
     text = str(exc).lower()
     return isinstance(exc, RuntimeError) and ("out of memory" in text or "failed to allocate" in text)
+
+
+def _is_host_out_of_memory(exc: BaseException) -> bool:
+    """Python's MemoryError, or the kernel refusing memory to a call (fork, mmap) with ENOMEM."""
+    return isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM)
 
 
 _HOST_OOM_HINT = (
@@ -164,7 +169,7 @@ def classify(exc: BaseException, layout: JobLayout | None = None) -> Error:
     """The typed error for ``exc``; ``layout`` (the job's folder) lets a disk-full message say what to free."""
     details = "".join(traceback.format_exception(exc))
     if _is_out_of_memory(exc):
-        host = isinstance(exc, MemoryError)
+        host = _is_host_out_of_memory(exc)
         where = "system RAM (host memory)" if host else "GPU memory"
         return Error(
             error_type="out_of_memory",
@@ -223,3 +228,26 @@ def classify(exc: BaseException, layout: JobLayout | None = None) -> Error:
         hint="This is a bug. The job's worker.log and events.jsonl help us fix it; please attach them to a report.",
         details=details,
     )
+
+
+def classify_start(exc: OSError, program: str, layout: JobLayout) -> Error:
+    """Why a worker could not be started, in the same taxonomy: the program that runs jobs (``program``) is
+    missing or may not be run, which a broken install does, or the job folder cannot take the worker's log."""
+    details = "".join(traceback.format_exception(exc))
+    if exc.filename == program and exc.errno in (errno.ENOENT, errno.ENOEXEC):
+        return Error(
+            error_type="dependency",
+            message=f"The worker could not be started: the program that runs jobs, {program}, is missing "
+            "or is not a program this machine can run.",
+            hint="Reinstall LoRA Studio (make install), then resume the job.",
+            details=details,
+        )
+    if exc.filename == program and exc.errno in (errno.EACCES, errno.EPERM):
+        return Error(
+            error_type="permission",
+            message=f"The worker could not be started: your user may not run {program}, the program that runs jobs.",
+            hint=f"Make it executable (chmod +x {program}) or reinstall LoRA Studio, then resume the job.",
+            details=details,
+        )
+    error = classify(exc, layout)
+    return error.model_copy(update={"message": f"The worker could not be started: {error.message}"})

@@ -8,12 +8,13 @@ the memory cgroup say how, as precisely as they honestly can.
 
 from __future__ import annotations
 
+import re
 import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import TypedDict, cast, get_args
 
-from backend.core.events import Done, Error, Event, Progress, Started
+from backend.core.events import Done, Error, ErrorType, Event, Progress, Started
 from backend.core.layout import JobLayout
 from backend.jobs.job import JobState, Request
 from backend.jobs.process import ExitInfo
@@ -114,7 +115,26 @@ def decide(
     return _interrupted(seen, exit_info, resumes, common)
 
 
+_LAST_WORDS = re.compile(r"^job failed \((\w+)\): (.+)$")
+_WHAT_TO_DO = "what to do: "
+
+
+def _last_words(log_tail: str | None) -> Error | None:
+    """The typed error the worker wrote to worker.log (``job failed (TYPE): message``, then ``what to do: hint``),
+    for a failure whose ``error`` event events.jsonl could not take (a full disk, a read-only folder)."""
+    lines = (log_tail or "").splitlines()
+    for index in range(len(lines) - 1, -1, -1):
+        match = _LAST_WORDS.match(lines[index])
+        if match is None or match.group(1) not in get_args(ErrorType):
+            continue
+        after = lines[index + 1] if index + 1 < len(lines) else ""
+        hint = after.removeprefix(_WHAT_TO_DO) if after.startswith(_WHAT_TO_DO) else None
+        return Error(error_type=cast(ErrorType, match.group(1)), message=match.group(2), hint=hint)
+    return None
+
+
 def _failed(layout: JobLayout, error: Error | None, oom_advice: OomAdvisor | None, common: _Common) -> Outcome:
+    error = error or _last_words(common["log_tail"])
     if error is None:
         return Outcome(
             "failed",

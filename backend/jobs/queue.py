@@ -20,7 +20,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -340,7 +340,8 @@ class JobQueue:
                 done = self._update_attempt(db, job, state="queued", held=1, resume=1, position=_front(db), **fields)
             else:
                 done = self._update_attempt(db, job, state=outcome.state, resume=0, ended_at=time.time(), **fields)
-        job.layout.cancel_request.unlink(missing_ok=True)
+        with suppress(OSError):  # a folder that may not be written (the outcome says so) has none to remove
+            job.layout.cancel_request.unlink(missing_ok=True)
         return done
 
     def acquire_runner(self, device: str, me: ProcessId) -> RunnerInfo | None:

@@ -30,6 +30,7 @@ from backend.core.spec import SpecError
 from backend.core.tail import EventTail
 from backend.core.task_specs import load_spec
 from backend.core.telemetry import Nvml
+from backend.jobs.failures import classify, classify_start
 from backend.jobs.job import Job
 from backend.jobs.launch import WORKER_COMMAND, start_worker
 from backend.jobs.outcome import AttemptEvents, OomAdvisor, Outcome
@@ -170,10 +171,10 @@ class Runner:
 
     def _launch(self, job: Job) -> _Watch | None:
         layout = job.layout
-        offset = _seal(layout.events)
-        layout.cancel_request.unlink(missing_ok=True)
         oom_before = oom_kill_count()
-        try:
+        try:  # a job folder that may not be written, a full disk, a program that is missing or may not run
+            offset = _seal(layout.events)
+            layout.cancel_request.unlink(missing_ok=True)
             process = start_worker(
                 layout,
                 resume=job.resume,
@@ -182,7 +183,8 @@ class Runner:
                 pipe_events=False,
             )
         except OSError as exc:
-            self._finish(job, Outcome("failed", f"The worker could not be started: {exc}.", error_type="internal"))
+            error = classify_start(exc, self.settings.worker_command[0], layout)
+            self._finish(job, Outcome("failed", error.message, error.hint, error_type=error.error_type))
             return None
         worker = ProcessId.of(process.pid) or ProcessId(process.pid, 0.0)
         self.queue.launched(job, worker, offset)
@@ -199,12 +201,15 @@ class Runner:
             "Delete the job, or queue its spec again.",
             error_type="missing_folder",
         )
-        if not job.layout.spec.is_file():
-            return missing
         try:
+            if not job.layout.spec.is_file():
+                return missing
             spec = load_spec(job.layout.spec)
         except SpecError as exc:
             return Outcome("failed", str(exc), "Fix the spec and queue it again.", error_type="config")
+        except OSError as exc:  # a folder the runner may not read
+            error = classify(exc, job.layout)
+            return Outcome("failed", error.message, error.hint, error_type=error.error_type)
         checks = launch_checks(spec, self.queue.jobs_dir)
         if blocking(checks):
             message = " ".join(check.message for check in checks if check.level == "error")
