@@ -1,9 +1,11 @@
 """The Export page: one click turns an adapter into files other tools run.
 
 Each output is a queued job (merge, export), so a long merge survives the window
-closing and shows on the Jobs page like training does. The page sizes the work
-first (RAM and disk from the base's safetensors headers) and refuses, with the
-reason, an adapter whose base does not match.
+closing and shows on the Jobs page like training does. A merged model and a GGUF
+of the same adapter are one export job whose GGUF is made from the merge it keeps,
+and an export finds a finished merge of the same adapter instead of merging again
+(docs/export.md). The page sizes the work first (RAM and disk from the base's
+safetensors headers) and refuses, with the reason, an adapter whose base does not match.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from backend.export.errors import ExportError
 from backend.export.gguf.llama_cpp_run import installed as llama_cpp_installed
 from backend.export.merge import plan_merge
 from backend.jobs.checks import Check
+from backend.jobs.job import FINISHED
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import ensure_runner
 
@@ -53,7 +56,6 @@ GGUF_TYPES = {
 K_QUANTS = ("q6_k", "q5_k_m", "q4_k_m")
 MERGE_DTYPES = {"auto": "as the base (usually bfloat16)", "bfloat16": "bfloat16", "float16": "float16",
                 "float32": "float32 (twice the size)"}  # fmt: skip
-_POLL_MS = 2000
 _OUTPUT_KINDS = ("model", "gguf", "modelfile", "export")
 """Artifacts worth showing; the last one a job announces is its main output (the export folder)."""
 
@@ -153,7 +155,9 @@ class ExportPage(QWidget):
             box.toggled.connect(self._update)
         self.merge_dtype.currentIndexChanged.connect(self._update)
         self.picker.adapter_changed.connect(self._update)
-        self._watch = QueueWatch(self, self._queue, _POLL_MS)
+        self._queued: list[int] = []
+        """The jobs this page queued last, while its message about them stands."""
+        self._watch = QueueWatch(self, session.queue_state())
         self._watch.changed.connect(self._queue_changed)
         self._update()
         self._watch.check()
@@ -199,7 +203,11 @@ class ExportPage(QWidget):
         self._fill_results()
 
     def _fill_results(self) -> None:
-        jobs = [job for job in self._queue.jobs() if job.kind in ("merge", "export")]
+        state = self._session.queue_state()  # the jobs as every page sees them, the moment they end
+        jobs = [job for job in state.jobs() if job.kind in ("merge", "export")]
+        if self._queued and all(job.state in FINISHED for job in jobs if job.id in self._queued):
+            self._queued = []  # "Queued job N…" goes once they have ended; the table says how
+            self.message.clear()
         self.results.setRowCount(len(jobs))
         for row, job in enumerate(jobs):
             outputs = _outputs(job.layout.events) if job.state == "succeeded" else []
@@ -225,12 +233,16 @@ class ExportPage(QWidget):
         name = info.name
         out = self.output.text().strip() or None
         specs: list[MergeSpec | ExportSpec] = []
-        if self.merged.isChecked():
-            specs.append(MergeSpec(name=f"{name}-merged", adapter=adapter, dtype=self.merge_dtype.currentData(),
-                                   output_dir=str(Path(out) / f"{name}-merged") if out else None))  # fmt: skip
-        if self.gguf.isChecked():
+        merged_dir = str(Path(out) / f"{name}-merged") if out else None
+        dtype = self.merge_dtype.currentData()
+        if self.gguf.isChecked():  # one job that merges (or reuses a finished merge) and converts what it merged
+            keep = self.merged.isChecked()
             specs.append(ExportSpec(name=name, source=adapter, gguf_type=self.gguf_type.currentData(),
-                                    system=self.system.text().strip() or None, output_dir=out))  # fmt: skip
+                                    system=self.system.text().strip() or None, output_dir=out,
+                                    merge_dtype=dtype if keep else "auto",
+                                    merged_dir=merged_dir if keep else None))  # fmt: skip
+        elif self.merged.isChecked():
+            specs.append(MergeSpec(name=f"{name}-merged", adapter=adapter, dtype=dtype, output_dir=merged_dir))
         if self.gguf_lora.isChecked():
             specs.append(ExportSpec(name=name, source=adapter, target="gguf_lora",
                                     system=self.system.text().strip() or None, output_dir=out))  # fmt: skip
@@ -249,6 +261,7 @@ class ExportPage(QWidget):
                 self._session.job_queued.emit(added.job.id)
         if queued:
             ensure_runner(self._queue)
+        self._queued = queued
         self.message.setText(_summary(queued, problems))
         self._watch.check()
 

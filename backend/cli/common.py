@@ -47,7 +47,7 @@ def load_spec_file(path: Path, *, train_only: bool = False) -> AnySpec | None:
 _PATH_SETTINGS = {
     "evaluate": ("adapter", "compare_adapter", "data"),
     "merge": ("adapter", "output_dir"),
-    "export": ("source", "output_dir"),
+    "export": ("source", "output_dir", "merged_dir"),
 }
 """The folder and file settings of each kind but training; a base model is a store name or a folder, never anchored."""
 

@@ -22,7 +22,7 @@ from backend.cli.common import (
     spec_from_options,
     stage_printer,
 )
-from backend.core.task_specs import GgufType, LoraType
+from backend.core.task_specs import GgufType, LoraType, MergeDtype
 from backend.export.errors import ExportError
 
 if TYPE_CHECKING:
@@ -55,6 +55,13 @@ def add_export_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     gguf.add_argument("--publisher", default="lora-studio", help="LM Studio publisher folder")
     gguf.add_argument("--system", help="a SYSTEM prompt for the Ollama Modelfile")
     gguf.add_argument("--no-verify", action="store_true", help="skip reading the file back and the logits check")
+    gguf.add_argument(
+        "--merged-dir",
+        type=Path,
+        help="with --queue and an adapter: keep the merged model the GGUF is made from here (one job, one merge); "
+        "default: a finished merge of the same adapter is used, else the job folder's merged/",
+    )
+    gguf.add_argument("--merge-dtype", default="auto", choices=get_args(MergeDtype), help="with --merged-dir")
     gguf.add_argument("--force", action="store_true", help="replace an existing export of the same name and type")
     _add_queue_options(gguf)
     gguf.set_defaults(func=_export_gguf)
@@ -158,8 +165,12 @@ def _export_gguf(args: argparse.Namespace) -> int:
                 "kind": "export", "name": args.name or args.model.resolve().name, "source": absolute_path(args.model),
                 "target": "gguf", "gguf_type": args.type, "publisher": args.publisher, "system": args.system,
                 "verify": not args.no_verify, "output_dir": absolute_path(args.out),
+                "merged_dir": absolute_path(args.merged_dir), "merge_dtype": args.merge_dtype,
             },
         )  # fmt: skip
+    if args.merged_dir is not None:
+        print("--merged-dir is for a queued export of an adapter (--queue)", file=sys.stderr)
+        return EXIT_USAGE
     if _needs_out(args):
         return EXIT_USAGE
     try:

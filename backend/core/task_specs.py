@@ -111,6 +111,17 @@ class ExportSpec(SpecDocument):
         description="For an adapter source: the base to merge into (or, for gguf_lora, to check and test the "
         "adapter against); empty = the one it was trained on.",
     )
+    merge_dtype: MergeDtype = Field(
+        "auto",
+        description="For a gguf export of an adapter: the number format of the merged model the GGUF is made from; "
+        "auto keeps the base's own 16-bit format.",
+    )
+    merged_dir: str | None = Field(
+        None,
+        description="For a gguf export of an adapter: where the merged model is kept, as a result of its own; "
+        "empty = a finished merge of the same adapter, base and format is used where it is, else the job folder's "
+        "merged/ is made.",
+    )
     system: str | None = Field(None, description="A system prompt written into the Ollama Modelfile.")
     publisher: str = Field(
         "lora-studio", min_length=1, description="The publisher folder LM Studio lists the model under."
@@ -126,6 +137,8 @@ class ExportSpec(SpecDocument):
     def _consistent(self) -> ExportSpec:
         if self.target == "adapter" and self.base_model is not None:
             raise ValueError("base_model is only used when merging; an adapter export copies the adapter alone")
+        if self.target != "gguf" and (self.merged_dir is not None or self.merge_dtype != "auto"):
+            raise ValueError("merged_dir and merge_dtype are only used when a gguf export merges an adapter")
         return self
 
 

@@ -82,11 +82,7 @@ def run_export(spec: ExportSpec, layout: JobLayout, sink: EventSink, stop: StopR
 
     metrics: dict[str, float] = {}
     if (source / ADAPTER_CONFIG).is_file():
-        merged = layout.root / MERGED_DIR
-        sink.log(f"{source} is an adapter: merging it into its base first, into {merged}")
-        # The job owns merged/: an earlier attempt's copy is replaced, never trusted.
-        metrics |= _merge(source, merged, spec.base_model, "auto", spec.verify, sink, progress, overwrite=True)
-        source = merged
+        source, metrics = _merged_source(spec, layout, sink, progress)
     result = export_gguf(
         source, root, spec.gguf_type, model_name=spec.name, publisher=spec.publisher, system=spec.system,
         verify=spec.verify, progress=progress,
@@ -102,6 +98,33 @@ def run_export(spec: ExportSpec, layout: JobLayout, sink: EventSink, stop: StopR
     metrics |= _check_metrics("gguf", result.checks)
     metrics["gguf_bytes"] = float(result.gguf.stat().st_size)
     return JobResult(status="succeeded", metrics=metrics, output_path=result.folder)
+
+
+def _merged_source(
+    spec: ExportSpec, layout: JobLayout, sink: EventSink, progress: StageProgress
+) -> tuple[Path, dict[str, float]]:
+    """The merged model a GGUF export of an adapter reads: a finished merge of the same adapter, base, format
+    and verification when one is complete (``merge_reuse``), else a fresh merge, at ``merged_dir`` or merged/."""
+    from backend.export.merge import merge_key, plan_merge
+    from backend.export.merge_reuse import find_merge
+
+    plan = plan_merge(spec.source, spec.base_model, spec.merge_dtype)
+    key = merge_key(plan, spec.verify)
+    kept = Path(spec.merged_dir) if spec.merged_dir else None
+    # A merged_dir asks for the merged model in that place: only a merge already there stands in for it.
+    candidates = [kept] if kept else sorted(layout.root.parent.glob(f"*/{MERGED_DIR}"))
+    found = find_merge(key, candidates, remembered=kept is None) if key is not None else None
+    if found is not None:
+        sink.log(f"using the finished merge at {found} (same adapter, base and {plan.dtype}): not merging again")
+        sink.emit(Artifact(kind="model", path=str(found)))
+        return found, {"merge_reused": 1.0}
+    merged = kept or layout.root / MERGED_DIR
+    sink.log(f"{spec.source} is an adapter: merging it into its base first, into {merged}")
+    # The job owns merged/: an earlier attempt's copy is replaced, never trusted. A merged_dir is the user's.
+    metrics = _merge(
+        spec.source, merged, spec.base_model, spec.merge_dtype, spec.verify, sink, progress, overwrite=kept is None
+    )
+    return merged, metrics
 
 
 def _export_gguf_lora(spec: ExportSpec, root: Path, sink: EventSink, progress: StageProgress) -> JobResult:

@@ -26,12 +26,12 @@ from backend.export.check_ram import MERGE_CHECK, CheckRam, plan_check, streamin
 from backend.export.errors import ExportError
 from backend.export.logits import LogitCheck
 from backend.export.lora_weights import AdapterTensors
+from backend.export.merge_reuse import MERGE_RECORD, MergeKey, adapter_fingerprint, record_fields, remember_merge
 from backend.export.model_card import model_card
 from backend.export.safetensors_io import DEFAULT_SHARD_BYTES, DTYPE_BYTES, TensorEntry, list_tensors, weight_dtype
 from backend.export.staging import staged_folder
 from backend.models.hf_folder import CONFIG_FILE, read_config
 
-MERGE_RECORD = "lora_studio_merge.json"
 OUTPUT_DTYPES = {"bfloat16": "BF16", "float16": "F16", "float32": "F32"}
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "vocab.json",
@@ -143,6 +143,7 @@ def merge_adapter(
     ``dtype``: ``auto`` (the base's stored 16/32-bit type), ``bfloat16``, ``float16`` or ``float32``.
     """
     plan = plan_merge(adapter_dir, base, dtype, max_shard_bytes=max_shard_bytes)
+    key = merge_key(plan, verify)
     out = Path(out_dir)
     with staged_folder(out, plan.output_bytes, overwrite=overwrite) as staging:
         untied = _write_merged_weights(plan, staging, progress)
@@ -155,8 +156,18 @@ def merge_adapter(
         name = out.name
         base_name = plan.base_path.name
         (staging / "README.md").write_text(model_card(name, plan.adapter, base_name, plan.dtype, checks), "utf-8")
-        _write_record(plan, staging, checks)
-    return MergeResult(path=out.expanduser().absolute(), plan=plan, checks=checks)
+        _write_record(plan, staging, checks, key)
+    path = out.expanduser().absolute()
+    if key is not None:
+        remember_merge(path)
+    return MergeResult(path=path, plan=plan, checks=checks)
+
+
+def merge_key(plan: MergePlan, verify: bool) -> MergeKey | None:
+    """What identifies this merge for reuse (``merge_reuse``); None for an adapter without a record, whose
+    base is unchecked."""
+    base = plan.adapter.recorded_base.get("fingerprint")
+    return MergeKey(adapter_fingerprint(plan.adapter), base, plan.dtype, verify) if base else None
 
 
 def _write_merged_weights(plan: MergePlan, folder: Path, progress: ProgressFn) -> bool:
@@ -230,8 +241,9 @@ def _copy_side_files(plan: MergePlan, folder: Path, untied: bool) -> None:
             shutil.copy2(tokenizer_source / name, folder / name)
 
 
-def _write_record(plan: MergePlan, folder: Path, checks: list[LogitCheck]) -> None:
-    """Provenance of the merged model: adapter, base and its fingerprint, verification results."""
+def _write_record(plan: MergePlan, folder: Path, checks: list[LogitCheck], key: MergeKey | None) -> None:
+    """Provenance of the merged model: adapter, base and its fingerprint, verification results; written last,
+    with every other file's size, so a reuse can tell a complete merge (``merge_reuse``)."""
     record = {
         "format": 1,
         "adapter": str(plan.adapter.path),
@@ -240,7 +252,7 @@ def _write_record(plan: MergePlan, folder: Path, checks: list[LogitCheck]) -> No
         "dtype": plan.dtype,
         "verification": [check.to_dict() for check in checks],
         "warnings": plan.warnings,
-    }
+    } | record_fields(key, folder)
     (folder / MERGE_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 

@@ -120,14 +120,15 @@ def export_checks(spec: ExportSpec, jobs_dir: Path) -> list[Check]:
             missing = f"gguf_type {spec.gguf_type} is made by llama.cpp, which is not installed. {INSTALL_HINT}"
             checks.append(Check("error", "spec", missing))
         if is_adapter:
-            plan = _merge_plan(_adapter(spec.source, "source"), spec.base_model, "auto", checks)
+            plan = _merge_plan(_adapter(spec.source, "source"), spec.base_model, spec.merge_dtype, checks)
             if plan is None:
                 return checks
             _gguf_architecture(get_model(plan.base_path).model_type)
             gguf = _gguf_bytes(plan.parameter_count, spec.gguf_type)
             if spec.verify:
                 checks += _ram_notes(plan.parameter_count, plan.largest_tensor)
-            return checks + _disk([(jobs_dir, plan.output_bytes), (root, gguf)], "the merged model and the GGUF")
+            merged = Path(spec.merged_dir) if spec.merged_dir else jobs_dir
+            return checks + _disk([(merged, plan.output_bytes), (root, gguf)], "the merged model and the GGUF")
         record = _model_folder(source)
         _gguf_architecture(record.model_type)
         if spec.base_model is not None:

@@ -10,8 +10,9 @@ from pytestqt.qtbot import QtBot
 
 from app.export_page import ExportPage
 from app.session import Session
+from backend.core.events import Progress, read_events
 from backend.core.layout import ADAPTER_RECORD
-from backend.core.task_specs import load_spec
+from backend.core.task_specs import ExportSpec, load_spec
 from backend.jobs.queue import JobQueue
 from tests.adapters import make_adapter
 
@@ -64,36 +65,41 @@ def test_refuses_an_adapter_whose_base_changed(qtbot: QtBot, session: Session, a
     assert "fingerprint" in page._needs.text().lower() and not page.export_button.isEnabled()
 
 
-def test_one_click_queues_a_job_per_output(qtbot: QtBot, session: Session, adapter: Path) -> None:
+def test_a_merged_model_and_a_gguf_are_one_job_that_merges_once(
+    qtbot: QtBot, session: Session, adapter: Path, tmp_path: Path
+) -> None:
     page = _page(qtbot, session, adapter)
     page.show()  # the page follows the queue while it is visible
     page.merged.setChecked(True)
+    page.merge_dtype.setCurrentIndex(page.merge_dtype.findData("float32"))
     page.gguf_type.setCurrentIndex(page.gguf_type.findData("f16"))
     page.system.setText("You answer briefly.")
+    page.output.setText(str(tmp_path))
 
-    with qtbot.waitSignals([session.job_queued, session.job_queued]):
+    with qtbot.waitSignal(session.job_queued):
         page.export()
 
     with JobQueue(session.queue_path, session.jobs_dir) as queue:
-        jobs = sorted(queue.jobs(), key=lambda job: job.id)
-    assert [job.kind for job in jobs] == ["merge", "export"]
-    merge, export = (load_spec(job.layout.spec) for job in jobs)
-    assert merge.adapter == export.source == str(adapter)
-    assert export.gguf_type == "f16" and export.system == "You answer briefly."
-    assert "Queued jobs" in page.message.text()
-    qtbot.waitUntil(lambda: page.results.rowCount() == 2)
+        (job,) = queue.jobs()
+    assert job.kind == "export"
+    spec = load_spec(job.layout.spec)
+    assert isinstance(spec, ExportSpec) and spec.source == str(adapter)
+    assert (spec.gguf_type, spec.system, spec.merge_dtype) == ("f16", "You answer briefly.", "float32")
+    assert spec.merged_dir == str(tmp_path / f"{adapter.name}-merged")
+    assert "Queued job" in page.message.text()
+    qtbot.waitUntil(lambda: page.results.rowCount() == 1)
 
     with JobQueue(session.queue_path, session.jobs_dir) as queue:
-        qtbot.waitUntil(
-            lambda: all(queue.get(job.id).state in ("succeeded", "failed") for job in jobs), timeout=300_000
-        )
-        finished = [queue.get(job.id) for job in jobs]
-    assert [job.state for job in finished] == ["succeeded", "succeeded"], [job.message for job in finished]
-    qtbot.waitUntil(lambda: {page.results.item(row, 1).text() for row in range(2)} == {"succeeded"}, timeout=10_000)
-    outputs = {page.results.item(row, 2).toolTip() for row in range(2)}
-    assert any(".gguf" in text for text in outputs), outputs
-    gguf = next(Path(line) for text in outputs for line in text.splitlines() if line.endswith(".gguf"))
+        qtbot.waitUntil(lambda: queue.get(job.id).state in ("succeeded", "failed"), timeout=300_000)
+        finished = queue.get(job.id)
+    assert finished.state == "succeeded", finished.message
+    qtbot.waitUntil(lambda: page.results.item(0, 1).text() == "succeeded", timeout=10_000)
+    outputs = page.results.item(0, 2).toolTip().splitlines()
+    assert outputs[0] == spec.merged_dir and (Path(spec.merged_dir) / "config.json").is_file()
+    gguf = next(Path(line) for line in outputs if line.endswith(".gguf"))
     assert gguf.is_file() and (gguf.parent / "Modelfile").is_file()
+    merges = [e for e in read_events(job.layout.events) if isinstance(e, Progress) and e.stage == "merging"]
+    assert merges and merges[-1].step == merges[-1].total_steps, "one merge, whose output the GGUF was made from"
 
 
 def test_the_gguf_lora_choice_queues_an_adapter_export_and_no_merge(
