@@ -171,9 +171,9 @@ def _data_preview(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         tokenizer = load_tokenizer(args.model, progress=_model_stages(args))
         if args.serve:
-            return _serve_previews(examples, tokenizer, args.max_length)
+            return _serve_previews(examples, tokenizer, args.max_length, args.system_prompt)
         example = examples[number - 1]
-        shown = preview(tokenizer, example, args.max_length)
+        shown = preview(tokenizer, example, args.max_length, system_prompt=args.system_prompt)
     except (DataError, ModelError, TemplateError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -184,6 +184,8 @@ def _data_preview(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"example {number} ({example.where()}): {shown.tokens:,} tokens, {shown.loss_tokens:,} carry loss")
     print("text between [[ and ]] is what the model learns to write" + (", ||| marks the cut" if shown.cut_at else ""))
+    for notice in shown.notices:
+        print(f"note: {notice}")
     print()
     print(shown.marked())
     return EXIT_OK
@@ -210,10 +212,11 @@ def _example_preview(number: int, example: Example, shown: Preview) -> ExamplePr
         tokens=shown.tokens,
         loss_tokens=shown.loss_tokens,
         cut_at=shown.cut_at,
+        notices=shown.notices,
     )
 
 
-def _serve_previews(examples: list[Example], tokenizer: Any, max_length: int) -> int:
+def _serve_previews(examples: list[Example], tokenizer: Any, max_length: int, system_prompt: str | None) -> int:
     """Answer example numbers read from stdin, one JSON line each, until stdin ends.
 
     The dataset is read and the tokenizer loaded once, so each answer takes milliseconds
@@ -225,11 +228,14 @@ def _serve_previews(examples: list[Example], tokenizer: Any, max_length: int) ->
     print(preview_json(PreviewReady(examples=len(examples))), flush=True)
     for line in sys.stdin:
         if line.strip():
-            print(preview_json(_serve_answer(line.strip(), examples, tokenizer, max_length)), flush=True)
+            answer = _serve_answer(line.strip(), examples, tokenizer, max_length, system_prompt)
+            print(preview_json(answer), flush=True)
     return EXIT_OK
 
 
-def _serve_answer(request: str, examples: list[Example], tokenizer: Any, max_length: int) -> PreviewLine:
+def _serve_answer(
+    request: str, examples: list[Example], tokenizer: Any, max_length: int, system_prompt: str | None
+) -> PreviewLine:
     """One example as ``--json`` prints it, or a ``PreviewError`` saying why not; the server goes on either way."""
     from backend.data.chat_tokens import TemplateError
     from backend.data.preview_protocol import PreviewError
@@ -244,7 +250,7 @@ def _serve_answer(request: str, examples: list[Example], tokenizer: Any, max_len
         return PreviewError(example=number, error=problem)
     example = examples[number - 1]
     try:
-        return _example_preview(number, example, preview(tokenizer, example, max_length))
+        return _example_preview(number, example, preview(tokenizer, example, max_length, system_prompt=system_prompt))
     except TemplateError as exc:  # ours: its message says what to do
         return PreviewError(example=number, error=str(exc))
     except Exception as exc:  # noqa: BLE001 - a template's raise_exception, or a tokenizer's, must not end the server
@@ -285,6 +291,12 @@ def add_data_parser(sub: Any) -> None:
     _reading_arguments(data_preview)
     data_preview.add_argument("--model", default="default", help="whose chat template and tokenizer (default: SmolLM2)")
     data_preview.add_argument("--max-length", type=int, default=_DEFAULT_MAX_LENGTH, help="mark where this cuts")
+    data_preview.add_argument(
+        "--system-prompt",
+        metavar="TEXT",
+        help='as data.system_prompt: the system prompt of examples without one ("": none; '
+        "default: what the chat template does)",
+    )
     data_preview.add_argument(
         "--json", action="store_true", help="print the text, its loss spans (character offsets) and the cut as JSON"
     )

@@ -52,7 +52,24 @@ class ToolSupport:
     tool_calls: bool
 
 
+@dataclass(frozen=True)
+class TemplateSystemPrompt:
+    """The system prompt a chat template writes into a conversation that has none (Qwen's, SmolLM2's)."""
+
+    text: str
+    suppressible: bool  # an empty system message removes it
+
+    def notice(self) -> str:
+        """What a person needs to know, and how to change it, in words."""
+        said = f"This model's chat template adds its own system prompt to examples that have none: '{self.text}'."
+        if self.suppressible:
+            return f'{said} Set data.system_prompt to your own text, or to "" for none.'
+        return f"{said} It adds it even when the system prompt is empty; set data.system_prompt to your own text."
+
+
 _SUPPORT: dict[str, ToolSupport] = {}
+_SYSTEM: dict[str, TemplateSystemPrompt | None] = {}
+_SYSTEM_MARK = "LoRAStudioSystemMark"
 
 
 def render_chat(
@@ -84,6 +101,47 @@ def tool_support(tokenizer: Any) -> ToolSupport:
             ),
         )
     return _SUPPORT[key]
+
+
+def template_system_prompt(tokenizer: Any) -> TemplateSystemPrompt | None:
+    """The system prompt the template adds to a conversation without one; None when it adds none.
+
+    Found by rendering, so it works with any template: a user turn alone, and the same turn after a marked
+    system prompt. Whatever the bare render holds where the marked one holds the mark is the template's own.
+    """
+    template = getattr(tokenizer, "chat_template", None)
+    if not template:
+        return None
+    key = template if isinstance(template, str) else repr(template)
+    if key not in _SYSTEM:
+        _SYSTEM[key] = _find_system_prompt(tokenizer)
+    return _SYSTEM[key]
+
+
+def _find_system_prompt(tokenizer: Any) -> TemplateSystemPrompt | None:
+    user = {"role": "user", "content": _MARK}
+    try:
+        bare = render_chat(tokenizer, [user])
+        head, marked, tail = render_chat(tokenizer, [{"role": "system", "content": _SYSTEM_MARK}, user]).partition(
+            _SYSTEM_MARK
+        )
+        empty = render_chat(tokenizer, [{"role": "system", "content": ""}, user])
+    except Exception:  # noqa: BLE001 - a template without a system role (it raises) adds no system prompt
+        return None
+    if not marked or len(bare) <= len(head) + len(tail) or not (bare.startswith(head) and bare.endswith(tail)):
+        return None
+    text = bare[len(head) : len(bare) - len(tail)]
+    if not text.strip():
+        return None
+    return TemplateSystemPrompt(text.strip(), suppressible=text not in empty)
+
+
+def with_system_prompt(messages: list[Any], system_prompt: str | None) -> list[Any]:
+    """``messages`` with ``system_prompt`` first where they have no system message (``data.system_prompt``):
+    None leaves them to the template, "" asks it for none, text sets it."""
+    if system_prompt is None or not messages or messages[0]["role"] == "system":
+        return messages
+    return [{"role": "system", "content": system_prompt}, *messages]
 
 
 def _shows(tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, name: str) -> bool:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from backend.core.events import EventSink, Warn
 from backend.core.spec import Data
 from backend.data.advice import advise
+from backend.data.chat_tokens import with_system_prompt
 from backend.data.examples import Batch, Example
 from backend.data.problems import DataError
 from backend.data.report import DataReport, SplitSummary
@@ -113,7 +114,14 @@ def load_training_data(data: Data, sink: EventSink) -> tuple[list[Example], list
         content_hash = train_set.content_hash
     for advice in advise(train_set.report):
         sink.emit(Warn(code=advice.code, message=advice.message))
+    if data.system_prompt is not None:
+        train, held = _system_prompted(train, data.system_prompt), _system_prompted(held, data.system_prompt)
     return train, held, content_hash
+
+
+def _system_prompted(examples: list[Example], system_prompt: str) -> list[Example]:
+    """The job's ``data.system_prompt`` given to each conversation that has no system message of its own."""
+    return [replace(e, messages=with_system_prompt(e.messages, system_prompt)) for e in examples]
 
 
 def report_rejected(loaded: LoadedDataset, sink: EventSink) -> None:

@@ -46,6 +46,10 @@ class ExamplePreview(_Line):
     tokens: int
     loss_tokens: int
     cut_at: int | None = Field(None, description="Character offset where max_length cuts the text; null if it fits.")
+    notices: list[str] = Field(
+        default_factory=list,
+        description="What the text holds that the data does not, in words: e.g. the chat template's own system prompt.",
+    )
 
 
 class PreviewError(_Line):

@@ -119,6 +119,8 @@ class TokenStats:
     lost_reply: int  # of the sample: examples whose replies are cut off entirely at max_length
     failed: int = 0  # examples the chat template could not render
     tools_ignored: int = 0  # examples with tools whose template does not show tools
+    template_system_prompt: str = ""  # the notice, when the chat template adds its own system prompt to examples
+    without_system: int = 0  # examples without a system message of their own, which it is added to
 
 
 @dataclass
@@ -230,6 +232,8 @@ class DataReport:
             f"longer than {t.max_length:,}: {count(t.truncated, 'example')} ({_share(t.truncated, t.examples)}), "
             f"{t.cut_tokens:,} tokens cut",
         ]
+        if t.template_system_prompt:
+            lines.append(f"{count(t.without_system, 'example')} without a system prompt: {t.template_system_prompt}")
         if t.loss_share is not None:
             lines.append(
                 f"tokens that carry loss (assistant replies): {t.loss_share:.1%} "

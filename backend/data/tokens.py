@@ -15,7 +15,7 @@ import math
 import random
 import sys
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from backend.core.progress import ProgressFn
@@ -24,9 +24,11 @@ from backend.data.chat_tokens import (
     TemplateError,
     TokenizedChat,
     render_chat,
+    template_system_prompt,
     tokenize_chat,
     tokenize_text,
     tool_support,
+    with_system_prompt,
 )
 from backend.data.examples import Batch, Example
 from backend.data.message import learned
@@ -70,6 +72,7 @@ class Preview:
     tokens: int
     loss_tokens: int
     cut_at: int | None  # character offset where max_length truncates the text, if it does
+    notices: list[str]  # what the text holds that the data does not, e.g. the template's own system prompt
 
     def marked(self, start: str = "[[", end: str = "]]", cut: str = "|||") -> str:
         """The text with each loss-bearing span wrapped in markers and the cut marked, for a terminal or a log."""
@@ -84,16 +87,39 @@ class Preview:
 
 
 def preview(
-    tokenizer: Any, example: Example, max_length: int | None = None, loss_on: Literal["assistant", "all"] = "assistant"
+    tokenizer: Any,
+    example: Example,
+    max_length: int | None = None,
+    loss_on: Literal["assistant", "all"] = "assistant",
+    system_prompt: str | None = None,
 ) -> Preview:
-    """``example`` rendered with the model's template and tokenizer, as training will see it."""
+    """``example`` rendered with the model's template and tokenizer, as training will see it with
+    ``data.system_prompt`` set to ``system_prompt``."""
+    if example.text is None:
+        example = replace(example, messages=with_system_prompt(example.messages, system_prompt))
     tokens = tokenize_example(tokenizer, example, loss_on)
     cut = None
     if max_length is not None and len(tokens.input_ids) > max_length:
         special = example.text is not None  # plain text gets the tokenizer's own start tokens, as in training
         offsets = tokenizer(tokens.text, add_special_tokens=special, return_offsets_mapping=True)["offset_mapping"]
         cut = offsets[max_length][0] if max_length < len(offsets) else len(tokens.text)
-    return Preview(tokens.text, list(tokens.spans), len(tokens.input_ids), tokens.loss_tokens, cut)
+    return Preview(
+        tokens.text, list(tokens.spans), len(tokens.input_ids), tokens.loss_tokens, cut, _notices(tokenizer, example)
+    )
+
+
+def _notices(tokenizer: Any, example: Example) -> list[str]:
+    """The template's own system prompt, where it shows in this example: it has no system message, or an empty
+    one the template does not honour."""
+    if example.text is not None:
+        return []
+    found = template_system_prompt(tokenizer)
+    if found is None:
+        return []
+    first = example.messages[0]
+    if first["role"] != "system" or (not first["content"] and not found.suppressible):
+        return [found.notice()]
+    return []
 
 
 class TokenCounter:
@@ -120,6 +146,8 @@ class TokenCounter:
         support = tool_support(tokenizer) if self.has_template else None
         self.template_shows_tools = bool(support and support.tools)
         self.template_shows_calls = bool(support and support.tool_calls)
+        self.template_system = template_system_prompt(tokenizer) if self.has_template else None
+        self.without_system = 0  # conversations the template's own system prompt is added to
 
     def add(self, batch: Batch) -> None:
         texts = [example.text for example, _, _ in batch.items]
@@ -159,6 +187,8 @@ class TokenCounter:
         if tools and not self.template_shows_tools:
             self.tools_ignored += 1
         messages = batch.messages(index)
+        if self.template_system is not None and messages[0]["role"] != "system":
+            self.without_system += 1
         if not self.template_shows_calls and any(m.get("tool_calls") and learned(m) for m in messages):
             why = (
                 "a learned reply holds a tool call, but this model's chat template does not show tool calls, so it "
@@ -214,6 +244,10 @@ class TokenCounter:
             lost_reply=lost,
             failed=self.failed,
             tools_ignored=self.tools_ignored,
+            template_system_prompt=self.template_system.notice()
+            if self.template_system and self.without_system
+            else "",
+            without_system=self.without_system,
         )
         report.tokens = stats
         report.problems.extend(self.problems)
