@@ -18,6 +18,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QRunnable, Signal
 
 from app.recent import RecentDataset, now
+from app.spec_fields import in_words
 from backend.data.examples import Example
 from backend.data.files import KINDS_BY_SUFFIX, find_sources
 from backend.data.formats import FORMATS
@@ -115,7 +116,7 @@ def issues_from(report: DataReport, examples: list[Example]) -> list[Issue]:
         )
         for p in report.problems.kept
     ]
-    issues += [Issue("info", advice.message) for advice in report.advice]
+    issues += [Issue("info", in_words(advice.message)) for advice in report.advice]
     issues += [
         Issue("warning" if u.learned and not u.refused else "info", u.describe(), file=f.name, field=u.key)
         for f in report.files

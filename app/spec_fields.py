@@ -8,6 +8,7 @@ person types them, and ``errors_by_field`` puts each validation problem under th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -145,6 +146,31 @@ ADVANCED_SECTIONS: tuple[tuple[str, tuple[FieldDef, ...]], ...] = (
 ALL_FIELDS: tuple[FieldDef, ...] = tuple(
     field for _, fields in (*MAIN_SECTIONS, *ADVANCED_SECTIONS) for field in fields
 )
+
+
+LABELS: dict[str, str] = {
+    **{field.path: field.label for field in ALL_FIELDS},
+    "base_model": "Base model",
+    "data.path": "Dataset",
+    "data.sheet": "Sheet",
+}
+"""The words the window shows for each spec setting: its messages name these, the command line the dotted keys."""
+
+_KEYS = re.compile(
+    r"(?<![\w.])(" + "|".join(re.escape(path) for path in sorted(LABELS, key=len, reverse=True)) + r")(?![\w])"
+)
+
+
+def in_words(message: str) -> str:
+    """``message`` (a spec error, a check, advice) with each spec key the form shows replaced by its label:
+    "training.learning_rate must be a number" becomes "Learning rate must be a number", and "raise
+    data.eval_split" becomes "raise “Held-out share”"."""
+
+    def label(match: re.Match[str]) -> str:
+        words = LABELS[match.group(1)]
+        return words if match.start() == 0 else f"“{words}”"
+
+    return _KEYS.sub(label, message)
 
 
 def spec_field(path: str) -> Any:

@@ -31,7 +31,7 @@ from app.dataset_summary import DatasetSummary
 from app.hub_shapes import ModelShapesCache
 from app.model_picker import ModelInfo, ModelPicker
 from app.session import DatasetChoice, Session
-from app.spec_fields import errors_by_field
+from app.spec_fields import errors_by_field, in_words
 from app.spec_form import SpecForm
 from app.training_columns import EstimateColumn, QueueBar, estimate_with_notes
 from app.training_job import build_spec, queue_spec
@@ -220,6 +220,8 @@ class TrainingPage(QWidget):
             self.spec = None
             self.problems = list(exc.problems)
         placed, rest = errors_by_field(self.problems, [*self.form.fields, *_DATA_PATHS, "base_model"])
+        placed = {path: in_words(message) for path, message in placed.items()}
+        rest = [in_words(problem) for problem in rest]
         self.form.set_errors(placed)
         data_errors = [placed[path] for path in _DATA_PATHS if path in placed]
         if self.session.dataset is None:
@@ -357,13 +359,13 @@ class TrainingPage(QWidget):
         try:
             spec = self.job_spec()
         except SpecError as exc:
-            self.checks.set_messages([("error", problem) for problem in exc.problems])
+            self.checks.set_messages([("error", in_words(problem)) for problem in exc.problems])
             return None
         if kind == "measure":
             spec.kind, spec.name = "measure", f"{spec.name}-measure"
         with JobQueue(self.session.queue_path, self.session.jobs_dir) as queue:
             job, messages = queue_spec(queue, spec, start=start, start_runner=self.start_runner)
-        self.checks.set_messages(messages)
+        self.checks.set_messages([(level, in_words(text)) for level, text in messages])
         if job is not None:
             self._save()
             self.session.job_queued.emit(job.id)

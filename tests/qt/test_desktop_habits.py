@@ -19,6 +19,7 @@ from app.main import PAGES, build_window
 from app.main_window import MainWindow, with_mnemonic
 from app.recent import RecentDataset, RecentDatasets
 from app.session import DatasetChoice, Session
+from app.spec_fields import LABELS, in_words, spec_field
 from app.training_page import TrainingPage
 
 DATA = [title for title, _, _ in PAGES].index("Data")
@@ -205,6 +206,7 @@ def test_an_error_appearing_or_clearing_moves_nothing_in_the_form(qtbot, trainin
     editor.selectAll()
     QTest.keyClicks(editor, "abc")
     qtbot.waitUntil(lambda: bool(rate.error()))
+    assert rate.error() == "Learning rate must be a number; you wrote 'abc'", "the label shown, not the spec key"
     assert layout_of(qtbot, training) == before, "the error took space the form did not keep for it"
     editor.selectAll()
     QTest.keyClicks(editor, "2e-4")
@@ -219,9 +221,23 @@ def test_a_click_between_fields_keeps_the_focus_and_tab_goes_on_to_the_next(qtbo
     rate.editor.setFocus()
     scrolled = training.form_scroll.verticalScrollBar().value()
     content = training.form_scroll.widget()
+    assert content is not None
     gap = after.mapTo(content, after.rect().topLeft()) - QPoint(0, 2)
     QTest.mouseClick(content, Qt.MouseButton.LeftButton, pos=QPoint(2, gap.y()))
     assert QApplication.focusWidget() is rate.editor
     QTest.keyClick(rate.editor, Qt.Key.Key_Tab)
     assert QApplication.focusWidget() is after.editor
     assert training.form_scroll.verticalScrollBar().value() == scrolled, "Tab scrolled the form back to the top"
+
+
+def test_messages_name_the_settings_by_the_labels_the_form_shows() -> None:
+    assert in_words("training.learning_rate must be a number; you wrote 'abc'") == (
+        "Learning rate must be a number; you wrote 'abc'"
+    )
+    advice = "aim for at least 50 (raise data.eval_split, or give a separate eval file)."
+    assert in_words(advice) == "aim for at least 50 (raise “Held-out share”, or give a separate eval file)."
+    # Longer keys win over their prefixes; keys the form does not show, and words that merely contain one, stay.
+    assert in_words("data.eval_path and data.columns.instruction") == "Evaluation data and data.columns.instruction"
+    assert in_words("metadata.eval_split_x") == "metadata.eval_split_x"
+    for path in LABELS:
+        spec_field(path)  # every key labelled is a setting of the spec (a KeyError says which is not)

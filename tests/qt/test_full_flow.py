@@ -54,7 +54,7 @@ def test_drop_fix_queue_watch_and_cancel(qtbot: QtBot, session: Session, tiny_ll
     qtbot.keyClicks(alpha, "-16")
     error = training.form.fields["lora.alpha"].findChild(QLabel, "fieldError")
     qtbot.waitUntil(lambda: error.isVisibleTo(training))
-    assert error.text() == "lora.alpha must be greater than 0; you wrote -16"
+    assert error.text() == "Alpha must be greater than 0; you wrote -16"
     assert not training.start_button.isEnabled()
     alpha.clear()
     qtbot.keyClicks(alpha, "16")

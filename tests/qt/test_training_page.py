@@ -162,11 +162,11 @@ def test_an_invalid_value_shows_its_message_under_the_field_and_blocks_queueing(
     assert not page.form.advanced.is_expanded()
     qtbot.keyClicks(alpha, "-16")
     error = page.form.fields["lora.alpha"].findChild(QLabel, "fieldError")
-    assert error.text() == "lora.alpha must be greater than 0; you wrote -16"
+    assert error.text() == "Alpha must be greater than 0; you wrote -16"
     assert error.isVisibleTo(page)
     assert page.form.advanced.is_expanded(), "an error in a folded section unfolds it"
     assert not page.add_button.isEnabled() and not page.start_button.isEnabled()
-    assert page.form.errors() == {"lora.alpha": "lora.alpha must be greater than 0; you wrote -16"}
+    assert page.form.errors() == {"lora.alpha": "Alpha must be greater than 0; you wrote -16"}
 
     alpha.clear()
     qtbot.keyClicks(alpha, "32")
@@ -182,7 +182,7 @@ def test_a_number_that_is_not_one_says_so(qtbot: QtBot, page: TrainingPage) -> N
     assert rate.text() == "2e-4"
     rate.clear()
     qtbot.keyClicks(rate, "fast")
-    assert page.form.errors()["training.learning_rate"] == "training.learning_rate must be a number; you wrote 'fast'"
+    assert page.form.errors()["training.learning_rate"] == "Learning rate must be a number; you wrote 'fast'"
     assert not page.add_button.isEnabled()
     rate.clear()
     qtbot.keyClicks(rate, "1e-4")
@@ -265,8 +265,8 @@ def test_a_sheet_the_spec_refuses_is_shown_under_the_dataset(
     session: Session, dataset: DatasetChoice, page: TrainingPage
 ) -> None:
     session.dataset_changed.emit(replace(dataset, sheet=""))  # e.g. from a hand-edited recent list
-    assert page.dataset_field.error().startswith("data.sheet")
-    assert "data.sheet" not in page.status.text(), "said once, where the dataset is"
+    assert page.dataset_field.error().startswith("Sheet ")
+    assert "Sheet" not in page.status.text(), "said once, where the dataset is"
     assert not page.add_button.isEnabled()
 
 
@@ -380,8 +380,11 @@ def test_add_to_queue_creates_a_queued_job_with_the_specs_values(
 ) -> None:
     qtbot.mouseClick(page.presets.button(0), Qt.MouseButton.LeftButton)  # Quick test
     set_spin(qtbot, page, "lora.r", 12)
+    started: list[Path] = []
+    page.start_runner = lambda queue: started.append(queue.path)
     with qtbot.waitSignal(session.job_queued) as queued:
         qtbot.mouseClick(page.add_button, Qt.MouseButton.LeftButton)
+    assert started == [session.queue_path], "a queued job is one that will run: adding it starts the runner"
     with JobQueue(session.queue_path, session.jobs_dir) as queue:
         [job] = queue.jobs("queued")
         assert queued.args == [job.id]
@@ -394,6 +397,7 @@ def test_add_to_queue_creates_a_queued_job_with_the_specs_values(
     levels = [level for level, _ in page.checks.messages()]
     assert levels[0] == "ok" and "error" not in levels
     assert f"Queued as job {job.id}" in page.checks.messages()[0][1]
+    assert "It runs when its turn comes." in page.checks.messages()[0][1]
 
 
 def test_a_blocking_check_is_shown_and_nothing_is_queued(
