@@ -24,11 +24,12 @@ _OVERFLOW_ALPHA = 0.45
 
 @dataclass(frozen=True)
 class Segment:
-    """One part of the bar; the ``index``-th is drawn in ``series_color(index)``."""
+    """One part of the bar, drawn in ``series_color(color)``."""
 
     label: str
     bytes: int
     tooltip: str
+    color: int
 
 
 class MemoryBar(QWidget):
@@ -52,6 +53,9 @@ class MemoryBar(QWidget):
         self._others_tooltip = others_tooltip
         self.setAccessibleDescription("; ".join(segment.tooltip.split("\n", 1)[0] for segment in segments))
         self.update()
+
+    def segments(self) -> Sequence[Segment]:
+        return self._segments
 
     def sizeHint(self) -> QSize:
         return QSize(self.fontMetrics().height() * 16, self._bar_height() + 2 * self._overhang())
@@ -104,8 +108,8 @@ class MemoryBar(QWidget):
         painter.setPen(Qt.PenStyle.NoPen)
         for clip, alpha in passes:
             painter.setClipRect(clip)
-            for index, (left, width, _segment) in enumerate(spans):
-                color = series_color(index, palette)
+            for left, width, segment in spans:
+                color = series_color(segment.color, palette)
                 color.setAlphaF(alpha)
                 painter.setBrush(color)
                 painter.drawRect(QRectF(left, top, width, height))
@@ -158,12 +162,20 @@ class MemoryBar(QWidget):
 
 
 class BarSwatch(QWidget):
-    """A legend square in the colour of segment ``index``, or hatched like memory held by others."""
+    """A legend square in ``series_color(color)``, or hatched like memory held by others (``None``)."""
 
-    def __init__(self, index: int | None, parent: QWidget | None = None) -> None:
+    def __init__(self, color: int | None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._index = index
+        self._color = color
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+
+    def color(self) -> int | None:
+        return self._color
+
+    def set_color(self, color: int) -> None:
+        if color != self._color:
+            self._color = color
+            self.update()
 
     def sizeHint(self) -> QSize:
         side = round(self.fontMetrics().height() * 0.8)
@@ -176,10 +188,10 @@ class BarSwatch(QWidget):
         text = palette.color(QPalette.ColorRole.Text)
         square = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
         painter.setPen(QPen(mix(base, text, 0.35), 1))
-        if self._index is None:
+        if self._color is None:
             painter.setBrush(mix(base, text, 0.06))
             painter.drawRect(square)
             painter.setBrush(QBrush(mix(base, text, 0.55), OTHERS_PATTERN))
         else:
-            painter.setBrush(series_color(self._index, palette))
+            painter.setBrush(series_color(self._color, palette))
         painter.drawRect(square)

@@ -17,11 +17,14 @@ class Verdict(Enum):
 
 @dataclass(frozen=True)
 class MemoryTerm:
-    """One part of the estimated peak, e.g. ("Activations", 3.1 GiB, "What each layer keeps …")."""
+    """One part of the estimated peak, e.g. ("Activations", 3.1 GiB, "What each layer keeps …", 5)."""
 
     label: str
     bytes: int
     explanation: str
+    color: int
+    """Its colour, ``chart_colors.series_color(color)``: fixed per kind of term, so a term keeps its colour
+    while others come and go as the settings change."""
 
 
 @dataclass(frozen=True)

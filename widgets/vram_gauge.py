@@ -249,6 +249,7 @@ class VramGauge(QWidget):
                 term.label,
                 term.bytes,
                 f"{term.label}: {format_bytes(term.bytes)} ({term.bytes / peak:.0%} of the peak)\n{term.explanation}",
+                term.color,
             )
             for term in data.terms
         ]
@@ -270,6 +271,7 @@ class VramGauge(QWidget):
             for widget in (swatch, label, value):
                 widget.setVisible(shown)
             if shown:
+                swatch.set_color(segments[index].color)
                 label.setText(segments[index].label)
                 value.setText(format_bytes(segments[index].bytes))
                 for widget in (swatch, label, value):

@@ -8,16 +8,16 @@ from PySide6.QtGui import QColor, QHelpEvent, QPalette
 from PySide6.QtWidgets import QComboBox, QLabel, QToolTip, QWidget
 from pytestqt.qtbot import QtBot
 
-from widgets.memory_bar import MemoryBar
+from widgets.memory_bar import BarSwatch, MemoryBar
 from widgets.vram_data import GaugeData, GpuInfo, MemoryTerm, Suggestion, Verdict
 from widgets.vram_gauge import NO_GPU_TEXT, VramGauge
 
 GIB = 1024**3
 TERMS = [
-    MemoryTerm("Base weights", 6 * GIB, "The model's own weights, mostly in 4-bit."),
-    MemoryTerm("LoRA + optimizer", 1 * GIB, "The adapter being trained and the optimizer's state."),
-    MemoryTerm("Activations", 3 * GIB, "What each layer keeps for the backward pass."),
-    MemoryTerm("Logits", 2 * GIB, "A score for every word of the vocabulary at every position."),
+    MemoryTerm("Base weights", 6 * GIB, "The model's own weights, mostly in 4-bit.", 0),
+    MemoryTerm("LoRA + optimizer", 1 * GIB, "The adapter being trained and the optimizer's state.", 2),
+    MemoryTerm("Activations", 3 * GIB, "What each layer keeps for the backward pass.", 5),
+    MemoryTerm("Logits", 2 * GIB, "A score for every word of the vocabulary at every position.", 6),
 ]
 GPUS = [GpuInfo("NVIDIA GeForce RTX 4090", 24 * GIB, 20 * GIB), GpuInfo("NVIDIA RTX A2000", 12 * GIB, 11 * GIB)]
 SUGGESTIONS = [
@@ -74,7 +74,7 @@ def test_the_verdict_is_said_in_words_with_the_numbers(gauge: VramGauge, verdict
 def test_a_peak_beyond_the_gpu_says_so(gauge: VramGauge) -> None:
     gauge.set_gpus(GPUS)
     gauge.set_current_gpu(1)
-    gauge.set_data(estimate(Verdict.WILL_NOT_FIT, terms=[*TERMS, MemoryTerm("Overhead", 2 * GIB, "")]))
+    gauge.set_data(estimate(Verdict.WILL_NOT_FIT, terms=[*TERMS, MemoryTerm("Overhead", 2 * GIB, "", 8)]))
     assert label(gauge, "verdict").text() == "Will not fit"
     assert "14.0\u00a0GiB needed, more than this GPU's 12.0\u00a0GiB" in label(gauge, "verdictDetail").text()
 
@@ -179,7 +179,7 @@ def test_updates_reuse_the_same_widgets(gauge: VramGauge) -> None:
     gauge.set_data(estimate(Verdict.WILL_NOT_FIT, suggestions=SUGGESTIONS))
     before = set(map(id, gauge.findChildren(QWidget)))
     for tokens in range(200):  # as if typing in the form
-        terms = [MemoryTerm(t.label, t.bytes + tokens * 1024**2, t.explanation) for t in TERMS]
+        terms = [MemoryTerm(t.label, t.bytes + tokens * 1024**2, t.explanation, t.color) for t in TERMS]
         gauge.set_data(estimate(Verdict.TIGHT, terms=terms[: 2 + tokens % 3], suggestions=SUGGESTIONS[: tokens % 4]))
     gauge.set_gpus([GpuInfo(g.name, g.total_bytes, g.free_bytes - GIB) for g in GPUS])
     assert set(map(id, gauge.findChildren(QWidget))) == before
@@ -203,8 +203,10 @@ def test_refreshing_free_memory_keeps_the_chosen_gpu(qtbot: QtBot, gauge: VramGa
 
 
 @pytest.mark.parametrize("dark", [False, True])
-def test_no_two_terms_of_any_estimate_share_a_colour(dark: bool) -> None:
-    """Every moment of the step, for every kind of job, has at most as many terms as the bar has colours."""
+def test_each_term_keeps_its_colour_and_no_two_terms_of_an_estimate_share_one(dark: bool) -> None:
+    """Every moment of the step, for every kind of job: a term has the same colour in every estimate (the legend
+    does not recolour as terms come and go), and the terms of one estimate all differ."""
+    from app.vram import TERM_COLORS, gauge_data
     from backend.core.spec import JobSpec
     from backend.estimator import GpuMemory, estimate, shapes_from_config
     from tests.model_configs import LLAMA_8B
@@ -212,7 +214,8 @@ def test_no_two_terms_of_any_estimate_share_a_colour(dark: bool) -> None:
 
     palette = QPalette(QColor("#202020") if dark else QColor("#f0f0f0"))
     shapes, gpu = shapes_from_config(LLAMA_8B), GpuMemory("RTX 4090", 24 * GIB, compute_capability=(8, 9))
-    most, phases = 0, set()
+    phases: set[str] = set()
+    colour_of: dict[str, set[str]] = {}
     for quant in ("nf4", "int8", "none"):
         for checkpointing in (True, False):
             for optimizer in ("adamw_torch", "paged_adamw_8bit"):
@@ -227,7 +230,33 @@ def test_no_two_terms_of_any_estimate_share_a_colour(dark: bool) -> None:
                         {"data": {"path": "t.jsonl"}, "quantization": {"mode": quant}, "training": training}
                     )
                     result = estimate(spec, shapes, gpu, with_suggestions=False)
-                    most, phases = max(most, len(result.terms)), phases | {result.peak_phase}
+                    phases.add(result.peak_phase)
+                    assert {term.key for term in result.terms} <= set(TERM_COLORS), "a term without its colour"
+                    colours = [series_color(term.color, palette).name() for term in gauge_data(result).terms]
+                    assert len(set(colours)) == len(colours), [t.key for t in result.terms]
+                    for term, colour in zip(result.terms, colours, strict=True):
+                        colour_of.setdefault(term.key, set()).add(colour)
     assert len(phases) >= 3  # the sweep reaches several peak moments, not one
-    colours = {series_color(index, palette).name() for index in range(most)}
-    assert len(colours) == most
+    assert all(len(colours) == 1 for colours in colour_of.values())
+
+
+def test_the_legend_keeps_a_terms_colour_when_an_earlier_term_goes(gauge: VramGauge) -> None:
+    gauge.set_gpus(GPUS)
+    gauge.set_data(estimate())
+    before = legend(gauge)
+    assert before == {term.label: term.color for term in TERMS}
+    gauge.set_data(estimate(terms=TERMS[1:]))  # e.g. the base weights' term gone
+    after = legend(gauge)
+    assert "Base weights" not in after and after == {k: v for k, v in before.items() if k != "Base weights"}
+    bar = gauge.findChild(MemoryBar)
+    assert bar is not None
+    assert [segment.color for segment in bar.segments()] == [term.color for term in TERMS[1:]]
+
+
+def legend(gauge: VramGauge) -> dict[str, int | None]:
+    """The legend's visible terms: each one's name (its row's tooltip starts with it) and its swatch's colour."""
+    return {
+        swatch.toolTip().split(":")[0]: swatch.color()
+        for swatch in gauge.findChildren(BarSwatch)
+        if swatch.isVisibleTo(gauge) and swatch.color() is not None
+    }
