@@ -9,8 +9,9 @@ thread, waiting for it behind the reader, missed its timers by 250-650 ms on a l
 machine (bench/results/event_loop_lag.md). Sliced, the loop is never blocked for longer than
 one slice, and the charts fill in as the file is read.
 
-``EventFeed`` needs no Qt; ``FeedFollower`` paces an ``EventFeed``. The ETA and the durations shown come from
-``backend.core.progress`` (``eta_seconds``, ``duration_words``), as the terminal's do.
+``EventFeed`` needs no Qt; ``FeedFollower`` paces an ``EventFeed``. The ETA and the words shown come from
+``backend.core.progress`` (``eta_seconds``, ``duration_words``, ``ended_words``) and the run time from
+``backend.core.run_time``, as the terminal's do.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from backend.core.events import (
     Telemetry,
     Warn,
 )
-from backend.core.progress import duration_words
+from backend.core.progress import duration_words, ended_words
 from backend.core.tail import EventTail
 
 _RECENT_PROGRESS = 20
@@ -112,6 +113,10 @@ class EventFeed:
         self.origin: float | None = None
         """Time of the first event: telemetry is charted in seconds since then."""
         self.recent: deque[Progress] = deque(maxlen=_RECENT_PROGRESS)
+        self.boundaries: list[Started | Done] = []
+        """Every attempt's start and end so far: its run time (``backend.core.run_time.run_time``)."""
+        self.kind: str | None = None
+        """The job's kind, from its start: how its end is worded."""
         self.events = 0
         self.metric_events = 0
 
@@ -147,6 +152,7 @@ class EventFeed:
             self._tail = self._new_tail()
             self.origin = None
             self.recent.clear()
+            self.boundaries.clear()
             self.events = self.metric_events = 0
             batch.reset = True
         self._identity = info.st_ino
@@ -188,10 +194,13 @@ class EventFeed:
         else:
             if isinstance(event, Started):
                 batch.started = event
+                self.kind = event.job_kind
                 self.recent.clear()  # a new attempt: its pace, not the last one's
+                self.boundaries.append(event)
             elif isinstance(event, Done):
                 batch.done = event
-            if self._lines and (line := event_line(event)) is not None:
+                self.boundaries.append(event)
+            if self._lines and (line := event_line(event, self.kind)) is not None:
                 batch.lines.append(line)
 
     def _telemetry(self, event: Telemetry, batch: Batch) -> None:
@@ -210,8 +219,10 @@ class EventFeed:
             batch.add("gpu_power", key, x, gpu.power_w)
 
 
-def event_line(event: Event) -> str | None:
-    """One event as a line of the job's log; None for the frequent ones (progress, metrics, telemetry)."""
+def event_line(event: Event, kind: str | None = None) -> str | None:
+    """One event as a line of the job's log; None for the frequent ones (progress, metrics, telemetry).
+
+    ``kind``: the job's, which says whether its end names a step (training) or not (a merge's stages)."""
     stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
     if isinstance(event, Started):
         where = f"{event.device.kind.upper() if event.device.kind != 'cpu' else 'CPU'} ({event.device.name})"
@@ -230,7 +241,8 @@ def event_line(event: Event) -> str | None:
         if event.hint:
             text += f" What to do: {event.hint}"
     elif isinstance(event, Done):
-        text = f"Ended: {event.status} at step {event.step} after {duration_words(event.duration_s)}."
+        ended = ended_words(kind, event.status, event.step)
+        text = f"Ended: {ended}; this attempt ran {duration_words(event.duration_s)}."
     else:
         return None
     return f"{stamp}  {text}"

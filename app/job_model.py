@@ -218,8 +218,8 @@ class JobTableModel(QAbstractTableModel):
         if column == CREATED:
             return f"Queued {full_time(job.created_at)}"
         if column == ENDED and job.ended_at is not None:
-            ran = f", after {duration_words(job.ended_at - job.started_at)}" if job.started_at else ""
-            return f"Ended {full_time(job.ended_at)}{ran}"
+            ran = job.run_time()  # the same labelled run time as the Monitor and the status bar
+            return f"Ended {full_time(job.ended_at)}" + (f"; {ran.words()}" if ran else "")
         if column == MESSAGE:
             return message_tooltip(job) or None
         if column == NAME:

@@ -32,6 +32,7 @@ from app.monitor_charts import WAITING_SAMPLE, gpu_charts, host_charts, system_l
 from app.session import Session
 from backend.core.events import Progress, Telemetry
 from backend.core.progress import duration_words, eta_seconds
+from backend.core.run_time import run_time
 from backend.jobs.job import FINISHED, Job
 from backend.jobs.queue import JobQueue
 from widgets.chart_grid import ChartGrid
@@ -294,8 +295,9 @@ class MonitorPage(QWidget):
         if step is not None and total:
             self.progress.setRange(0, total)
             self.progress.setValue(min(step, total))
-            stage = f"{last.stage}: " if last is not None and last.stage else ""
-            self.progress.setFormat(f"{stage}step {step:,} of {total:,}")
+            # A merge, an export or an evaluation counts within named stages, not steps (backend.core.progress).
+            stage = last.stage if last is not None else None
+            self.progress.setFormat(f"{stage} {step:,} of {total:,}" if stage else f"step {step:,} of {total:,}")
         else:
             self.progress.setRange(0, 1)
             self.progress.setValue(0)
@@ -323,14 +325,14 @@ class MonitorPage(QWidget):
             eta = eta_seconds(self._recent)
             if eta is not None:
                 facts.append(f"about {duration_words(eta)} left")
-        if last is not None:
-            if last.tokens_per_second:
-                facts.append(f"{last.tokens_per_second:,.0f} tokens/s")
-            if job.state == "running":
-                facts.append(f"{duration_words(last.elapsed_s + max(0.0, time.time() - last.time))} elapsed")
-            else:
-                facts.append(f"ran {duration_words(last.elapsed_s)}")
-        elif job.state == "queued":
+        if last is not None and last.tokens_per_second:
+            facts.append(f"{last.tokens_per_second:,.0f} tokens/s")
+        feed, running = self.follower.feed, job.state == "running"
+        # The same run time as the status bar, the Jobs page and the terminal (backend.core.run_time).
+        ran = run_time(feed.boundaries, time.time() if running else job.ended_at, running=running) if feed else None
+        if ran is not None:
+            facts.append(ran.words())
+        if job.state == "queued":
             facts.append("waiting in the queue")
         if job.device:
             facts.append(job.device)

@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, Signal, SignalInstance, Slot
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QStyle, QSystemTrayIcon
 
-from backend.core.progress import duration_words
+from backend.core.progress import ended_words
 from backend.jobs.job import FINISHED, Job
 
 STATUS_MESSAGE_MS = 20_000
@@ -31,15 +31,21 @@ def queue_summary(jobs: Sequence[Job]) -> str:
     return " · ".join(parts) if parts else "Queue empty"
 
 
+_READY = {"train": "The adapter is ready.", "measure": "The measurement is ready.", "evaluate": "The report is ready.",
+          "merge": "The merged model is ready.", "export": "The export is ready."}  # fmt: skip
+
+
 def ended_text(job: Job) -> tuple[str, str]:
-    """The notification's title and text for a job that has just ended."""
+    """The notification's title and text for a job that has just ended, in its kind's words ("finished at step 10"
+    for training, "finished" for a merge) and with its labelled run time (``backend.core.run_time``)."""
     title = f"“{job.name}” {job.state}"
-    ran = f" after {duration_words(job.ended_at - job.started_at)}" if job.ended_at and job.started_at else ""
+    ran = job.run_time()
+    took = f", {ran.words()}" if ran else ""
     if job.state == "succeeded":
-        steps = f"{job.step:,} steps" if job.step else "the run"
-        return title, f"Job {job.id} finished {steps}{ran}. The adapter is ready."
+        ready = _READY.get(job.kind, "")
+        return title, f"Job {job.id} {ended_words(job.kind, 'finished', job.step)}{took}. {ready}".strip()
     reason = job.message.strip().splitlines()[0] if job.message else ""
-    return title, f"Job {job.id} {job.state}{ran}. {reason}".strip()
+    return title, f"Job {job.id} {job.state}{took}. {reason}".strip()
 
 
 class StatusWindow(Protocol):

@@ -118,6 +118,7 @@ def test_pause_lets_the_next_job_run_and_resume_continues_from_the_checkpoint(qu
         wait_for(lambda: job_state(queue, long.id) == "succeeded", what="the resumed job")
     starts = [e for e in events_of(long) if isinstance(e, Started)]
     assert starts[1].resumed_from_step == paused.step
+    assert [e.status for e in events_of(long) if isinstance(e, Done)] == ["paused", "succeeded"], "pause, not cancel"
 
 
 def test_a_worker_that_ignores_a_stop_gets_sigterm_then_sigkill(queue: JobQueue, tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from backend.core.events import Artifact, Done, Error, Event, Log, Metric, Progress, Started, Telemetry, Warn
-from backend.core.progress import duration_words
+from backend.core.progress import duration_words, ended_words
 
 
 def render(event: Event | str, verbose: bool = False) -> str | None:
@@ -42,6 +42,6 @@ def render(event: Event | str, verbose: bool = False) -> str | None:
         return f"error ({event.error_type}): {event.message}{hint}"
     if isinstance(event, Done):
         output = f": {event.output_path}" if event.output_path else ""
-        at = f" at step {event.step}" if event.step else ""
-        return f"{event.status} after {duration_words(event.duration_s)}{at}{output}"
+        ended = ended_words(None, event.status, event.step)
+        return f"{ended}; this attempt ran {duration_words(event.duration_s)}{output}"
     return None

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from backend.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, anchor_paths, load_spec_file
+from backend.core.progress import STEP_KINDS
 from backend.core.task_specs import AnySpec
 from backend.jobs.job import Job
 from backend.jobs.queue import Added, JobQueue
@@ -83,7 +84,7 @@ def _load(path: Path) -> AnySpec | None:
 
 
 def _line(job: Job, place: int | None) -> str:
-    steps = f"{job.step or 0}/{job.total_steps}" if job.total_steps else ""
+    steps = f"{job.step or 0}/{job.total_steps}" if job.total_steps and job.kind in STEP_KINDS else ""
     if job.state == "running":
         note = f"{job.device}, pid {job.pid}" if job.pid else f"{job.device}, starting"
     elif place is not None:
@@ -134,18 +135,22 @@ def _show(args: argparse.Namespace) -> int:
         print(f"there is no job {args.id}", file=sys.stderr)
         return EXIT_FAILED
     checkpoint = latest_checkpoint(job.layout.checkpoints)
+    ran = job.run_time()
     details = {
         "folder_exists": job.folder.is_dir(),
         "checkpoint_step": checkpoint_step(checkpoint) if checkpoint else None,
         "log_tail": log_tail(job.layout.log) if job.state == "running" else job.log_tail,
+        "run_time": {"attempt_s": ran.attempt_s, "job_s": ran.job_s, "attempts": ran.attempts} if ran else None,
     }
     if args.json:
         _print_json({**job.to_dict(), **details})
         return EXIT_OK
     print(f"job {job.id}: {job.name} ({job.kind}), {job.label}")
     print(f"  folder      {job.folder}{'' if details['folder_exists'] else '  (missing)'}")
-    if job.total_steps:
+    if job.total_steps and job.kind in STEP_KINDS:  # a merge's or an export's counts are per stage
         print(f"  step        {job.step or 0}/{job.total_steps}")
+    if ran is not None:
+        print(f"  run time    {ran.words()}")
     if job.kind == "train":
         print(f"  checkpoint  {details['checkpoint_step'] or 'none'}")
     if job.attempt:

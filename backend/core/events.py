@@ -33,7 +33,8 @@ ErrorType = Literal[
     "internal",
 ]
 """New types may appear within a protocol version (a reader shows ``message`` and ``hint`` of any type)."""
-JobStatus = Literal["succeeded", "cancelled", "failed"]
+JobStatus = Literal["succeeded", "cancelled", "paused", "failed"]
+"""``paused``: stopped on a pause request (``cancel.request`` holding ``pause``); the queue holds the job to resume."""
 
 
 class _Event(BaseModel):

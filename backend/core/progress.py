@@ -4,7 +4,8 @@ A long step (model import, merge, export) calls ``progress(stage, done, total)``
 (bytes, files, tensors, checks) of ``total``, or ``total=None`` while the amount is unknown (a
 download pip or the hub library runs). ``time_left`` is the one pace rule behind every ETA: the
 trainer's, the evaluation's and the exports' ``progress`` events, and ``eta_seconds`` that the GUI shows;
-``duration_words`` says how long in the GUI and in the terminal alike.
+``duration_words`` says how long and ``ended_words`` how a job ended, in the GUI and in the terminal alike
+(``backend.core.run_time`` says which duration).
 """
 
 from __future__ import annotations
@@ -72,6 +73,18 @@ def eta_seconds(recent: Iterable[Progress], now: float | None = None) -> float |
         return None
     since = max(0.0, (now if now is not None else time.time()) - last.time)
     return max(0.0, left - since)
+
+
+STEP_KINDS = frozenset({"train", "measure"})
+"""Job kinds whose progress counts optimizer steps; evaluate, merge and export go through named stages
+(``Stage``), whose counts (tensors, checks, prompts) restart with each stage and say nothing once it ended."""
+
+
+def ended_words(kind: str | None, status: str, step: int | None) -> str:
+    """How a job or attempt ended, in its kind's terms: "succeeded at step 10", "paused at step 6", and for a merge
+    plain "succeeded". An unknown kind (an event read alone) names the step only when there was one."""
+    counts_steps = kind in STEP_KINDS or (kind is None and bool(step))
+    return f"{status} at step {step or 0:,}" if counts_steps else status
 
 
 def duration_words(seconds: float | None) -> str:

@@ -7,11 +7,13 @@ show it without a connection, and ``to_dict`` gives the same fields to scripts
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from backend.core.layout import JobLayout
+from backend.core.run_time import RunTime, read_run_time
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 FINISHED: frozenset[JobState] = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
@@ -85,6 +87,13 @@ class Job:
         if self.request is not None and self.state == "running":
             return "pausing" if self.request == "pause" else "cancelling"
         return self.state
+
+    def run_time(self, now: float | None = None) -> RunTime | None:
+        """How long it ran, this attempt and in all (``backend.core.run_time``), from its events file; None before
+        it started. A running job's time runs to ``now``; a worker that died without a word ends at ``ended_at``."""
+        running = self.state == "running"
+        until = (now if now is not None else time.time()) if running else self.ended_at
+        return read_run_time(self.layout.events, until, running=running)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "folder": str(self.folder), "label": self.label, "progress": self.progress}

@@ -28,6 +28,7 @@ from typing import Any
 from backend.core import paths
 from backend.core.layout import JobLayout
 from backend.core.spec import SpecError
+from backend.core.stop import ask_to_stop
 from backend.core.task_specs import AnySpec, load_spec
 from backend.jobs.checks import Check
 from backend.jobs.db import connect, transaction
@@ -400,7 +401,7 @@ class JobQueue:
             self._update(db, job_id, request=request, request_at=job.request_at or time.time())
         # After the commit, so the runner, which re-creates a missing file for a pending request, never races it.
         if job.folder.is_dir():
-            job.layout.cancel_request.touch()
+            ask_to_stop(job.layout.cancel_request, request)
         verb = "pause" if request == "pause" else "stop"
         if job.kind != "train":
             keeps = "it keeps nothing partial, and runs again from the start when resumed"

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from backend.core import paths
 from backend.core.spec import SpecError
+from backend.core.stop import ask_to_stop
 from backend.core.tail import EventTail
 from backend.core.task_specs import load_spec
 from backend.core.telemetry import Nvml
@@ -265,7 +266,7 @@ class Runner:
         if job is None or job.request is None or job.request_at is None:
             return
         if not layout.cancel_request.exists():
-            layout.cancel_request.touch()
+            ask_to_stop(layout.cancel_request, job.request)
         waited = time.time() - job.request_at
         if waited >= self.settings.kill_after_s and watch.forced != "SIGKILL":
             log.warning("job %d: no stop after %.0f s; SIGKILL", job.id, waited)

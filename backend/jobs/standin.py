@@ -28,11 +28,12 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from backend.core.events import Artifact, DeviceInfo, Done, Error, EventSink, Metric, Progress, Started
 from backend.core.layout import ADAPTER_RECORD, JobLayout
 from backend.core.spec import JobSpec
+from backend.core.stop import requested_stop
 from backend.training.checkpoints import NoValidCheckpoint, checkpoint_step, pick_checkpoint, write_marker
 
 SCRIPT_FILE = "standin.json"
@@ -50,6 +51,11 @@ class _Stop:
 
     def requested(self) -> bool:
         return not self._ignore and (self._signalled or self._layout.cancel_request.exists())
+
+    def status(self) -> Literal["cancelled", "paused"]:
+        """As the real worker says it: ``paused`` when the request file asks for a pause."""
+        paused = not self._signalled and requested_stop(self._layout.cancel_request) == "pause"
+        return "paused" if paused else "cancelled"
 
 
 def _save_checkpoint(layout: JobLayout, step: int, keep: int, sink: EventSink) -> None:
@@ -143,7 +149,7 @@ def _steps(
         if stop.requested():
             if step > start:
                 _save_checkpoint(layout, step, keep, sink)
-            sink.emit(Done(status="cancelled", step=step, duration_s=time.monotonic() - began))
+            sink.emit(Done(status=stop.status(), step=step, duration_s=time.monotonic() - began))
             return EXIT_CANCELLED
         time.sleep(step_s)
         step += 1

@@ -31,7 +31,7 @@ from typing import TextIO
 from backend.core.events import Done, Error, EventSink, Telemetry
 from backend.core.layout import JobLayout
 from backend.core.openmp import prefer_passive_waits
-from backend.core.stop import Cancelled, StopRequest
+from backend.core.stop import Cancelled, StopRequest, requested_stop
 from backend.core.task_specs import load_spec
 from backend.core.telemetry import Sampler
 from backend.jobs.failures import classify
@@ -110,7 +110,7 @@ def _claim_stdout() -> TextIO:
 def _watch_cancel(layout: JobLayout, stop: StopRequest, done: threading.Event) -> None:
     while not done.wait(_CANCEL_POLL_S):
         if layout.cancel_request.exists():
-            stop.set("cancel requested")
+            stop.set(requested_stop(layout.cancel_request))
             return
 
 
@@ -138,11 +138,11 @@ def run_job(layout: JobLayout, resume: bool, stream: TextIO | None) -> int:
         try:
             result = run_kind(spec, layout, sink, stop, resume)
         except Cancelled:
-            sink.emit(Done(status="cancelled", duration_s=time.monotonic() - started))
+            sink.emit(Done(status=stop.status, duration_s=time.monotonic() - started))
             return EXIT_CANCELLED
         sink.emit(
             Done(
-                status=result.status,
+                status=stop.status if result.status == "cancelled" else result.status,
                 step=result.step,
                 duration_s=time.monotonic() - started,
                 metrics=result.metrics,
@@ -153,7 +153,7 @@ def run_job(layout: JobLayout, resume: bool, stream: TextIO | None) -> int:
         return EXIT_OK if result.status == "succeeded" else EXIT_CANCELLED
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the event stream typed
         if isinstance(exc, KeyboardInterrupt | SystemExit) and stop.is_set():
-            sink.emit(Done(status="cancelled", duration_s=time.monotonic() - started))
+            sink.emit(Done(status=stop.status, duration_s=time.monotonic() - started))
             return EXIT_CANCELLED
         error = classify(exc, layout)  # before the reserve is freed: the free space it reports is the user's
         _release_reserve(reserve)  # room to report the failure, if the disk is full

@@ -217,7 +217,8 @@ def test_status_bar_and_notification_when_a_job_ends(
     with qtbot.waitSignal(notifier.notified, timeout=5000) as told:
         pass
     title, text = told.args
-    assert title == "“quick” succeeded" and f"Job {job.id} finished 3 steps" in text
+    ran = queue.get(job.id).run_time()  # the one run time (backend.core.run_time), as the Monitor and CLI say it
+    assert title == "“quick” succeeded" and f"Job {job.id} finished at step 3, {ran.words()}." in text
     # No system tray under the offscreen platform: the status bar says it.
     assert "“quick” succeeded" in window.statusBar().currentMessage()
     assert "1 paused" in status_labels(window)
@@ -286,7 +287,12 @@ def test_eta_lines_and_words() -> None:
     line = event_line(Error(error_type="out_of_memory", message="CUDA out of memory.", hint="Smaller batch."))
     assert line.endswith("Error (out_of_memory): CUDA out of memory. What to do: Smaller batch.")
     assert event_line(progress(1, 1)) is None
-    assert "Ended: cancelled at step 7 after 2 min" in event_line(Done(status="cancelled", step=7, duration_s=120))
+    assert "Ended: cancelled at step 7; this attempt ran 2 min." in event_line(
+        Done(status="cancelled", step=7, duration_s=120)
+    )
+    assert "Ended: paused at step 6;" in event_line(Done(status="paused", step=6, duration_s=20), "train")
+    merged = event_line(Done(status="succeeded", step=2, duration_s=13), "merge")
+    assert merged.endswith("Ended: succeeded; this attempt ran 13 s."), "a merge has stages, not steps"
 
 
 def test_a_feed_starts_again_when_a_retry_replaces_the_file(tmp_path: Path) -> None:

@@ -1,0 +1,45 @@
+"""One duration: the Monitor, the Jobs page, the notification and ``lora-studio queue show`` say the same labelled run
+time of a job that a real (stand-in) worker ran, taken from its events by ``backend.core.run_time``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from app.job_model import ENDED, JobTableModel
+from app.monitor_page import MonitorPage
+from app.notifications import ended_text
+from app.session import Session
+from backend.cli.main import main
+from backend.jobs.queue import JobQueue
+from tests.queue_support import add, run_once
+
+
+def test_every_page_and_the_terminal_say_the_same_run_time(
+    qtbot: QtBot, session: Session, queue: JobQueue, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = add(queue, tmp_path, "timed", steps=12, save_every=100)
+    run_once(queue, step_s=0.1)
+    finished = queue.get(job.id)
+    ran = finished.run_time()
+    assert finished.state == "succeeded" and ran is not None and ran.attempts == 1 and ran.job_s >= 1.2
+    words = ran.words()
+    assert words.startswith("ran ")
+
+    monitor = MonitorPage(session, follow_ms=50)
+    qtbot.addWidget(monitor)
+    monitor.show()
+    session.job_selected.emit(job.id)
+    qtbot.waitUntil(lambda: words in monitor.facts.text().lower(), timeout=10_000)  # "Ran 1 s · cpu"
+
+    model = JobTableModel()
+    model.set_jobs([finished])
+    assert words in model.data(model.index(0, ENDED), Qt.ItemDataRole.ToolTipRole)
+
+    assert words in ended_text(finished)[1]
+
+    assert main(["queue", "show", str(job.id)]) == 0
+    assert f"run time    {words}" in capsys.readouterr().out
