@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, QUrl
-from PySide6.QtGui import QCloseEvent, QDesktopServices
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.adapter_picker import AdapterPicker, describe
+from app.open_location import open_location
 from app.queue_watch import QueueWatch
 from app.session import Session
 from backend.core.task_specs import EvaluateSpec
@@ -308,7 +309,7 @@ class EvaluatePage(QWidget):
     def _open_html(self) -> None:
         folder = self.reports.currentData()
         if folder:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(folder) / REPORT_HTML)))
+            open_location(Path(folder) / REPORT_HTML, self)
 
 
 def _first_line(text: str, limit: int = 80) -> str:

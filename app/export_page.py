@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QUrl
-from PySide6.QtGui import QCloseEvent, QDesktopServices, QShowEvent, QStandardItemModel
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QCloseEvent, QShowEvent, QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.adapter_picker import AdapterPicker, describe
+from app.open_location import open_location
 from app.queue_watch import QueueWatch
 from app.session import Session
 from backend.core.events import Artifact, read_events
@@ -219,7 +220,7 @@ class ExportPage(QWidget):
             self.results.setItem(row, 2, item)
             folder = Path(outputs[-1]) if outputs else job.folder
             button = QPushButton("Open folder")
-            button.clicked.connect(lambda _=False, f=folder: _open_folder(f))
+            button.clicked.connect(lambda _=False, f=folder: open_location(f if f.is_dir() else f.parent, self))
             self.results.setCellWidget(row, 3, button)
 
     # -- actions ---------------------------------------------------------------------
@@ -284,7 +285,3 @@ def _summary(queued: list[int], problems: list[Check]) -> str:
                      " on the Jobs page.")  # fmt: skip
     lines += [check.message for check in problems]
     return "<br>".join(lines)
-
-
-def _open_folder(folder: Path) -> None:
-    QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder if folder.is_dir() else folder.parent)))

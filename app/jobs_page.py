@@ -21,9 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QUrl, Signal, Slot
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, Signal, Slot
 from PySide6.QtGui import (
-    QDesktopServices,
     QHideEvent,
     QPalette,
     QShowEvent,
@@ -43,6 +42,7 @@ from app.job_delete import delete_question
 from app.job_details import JobDetails
 from app.job_model import JobTableModel
 from app.job_table import job_table
+from app.open_location import open_location
 from app.runner_watch import RunnerBanner, StartRunner
 from app.session import Session
 from backend.core.progress import eta_seconds
@@ -57,10 +57,6 @@ from widgets.window_timer import WindowTimer
 POLL_MS = 500
 _RUNNER_EVERY = 4  # polls: look at the runners every 2 s
 _SETTLE_EVERY = 10  # polls: settle jobs whose worker died unwatched every 5 s
-
-
-def open_in_file_manager(path: Path) -> None:
-    QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
 
 
 class JobsPage(QWidget):
@@ -84,7 +80,7 @@ class JobsPage(QWidget):
         self._session = session
         self._queue = JobQueue(session.queue_path, session.jobs_dir)
         self._start_runner = start_runner or ensure_runner
-        self._open_folder = open_folder or open_in_file_manager
+        self._open_folder = open_folder or (lambda path: open_location(path, self))
         self._seen_changes: int | None = None
         self._read_once = False
         self._polls = 0
