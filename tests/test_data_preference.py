@@ -38,13 +38,13 @@ def gpt(sender: str, value: str) -> dict[str, str]:
 
 
 PAIRED = (
-    ", which trains with DPO, ORPO or SimPO (preference training). LoRA Studio runs supervised fine-tuning, "
-    "which learns one answer per prompt: training on both answers would teach the rejected ones too, so nothing "
-    "was imported."
+    ", which trains with DPO, ORPO or SimPO (preference training: set training.objective to dpo, orpo or simpo). "
+    "Supervised fine-tuning learns one answer per prompt: training on both answers would teach the rejected ones "
+    "too, so nothing was imported for it."
 )
 UNPAIRED = (
-    ", which trains with KTO. LoRA Studio runs supervised fine-tuning, which would learn the undesirable ones as "
-    "good answers, so nothing was imported."
+    ", which trains with KTO (set training.objective to kto). Supervised fine-tuning would learn the undesirable "
+    "ones as good answers, so nothing was imported for it."
 )
 PREFERRED = " To fine-tune on the preferred answers only, "
 DESIRABLE = " To fine-tune on the desirable ones only, "

@@ -70,7 +70,8 @@ def anchor_paths(spec: AnySpec, base: Path) -> AnySpec:
         data = spec.data.model_copy(
             update={"path": absolute(spec.data.path), "eval_path": absolute(spec.data.eval_path)}
         )
-        return spec.model_copy(update={"data": data, "output_dir": absolute(spec.output_dir)})
+        update = {"data": data, "output_dir": absolute(spec.output_dir), "continue_from": absolute(spec.continue_from)}
+        return spec.model_copy(update=update)
     update = {name: absolute(getattr(spec, name)) for name in _PATH_SETTINGS[spec.kind]}
     if isinstance(spec, EvaluateSpec) and isinstance(spec.prompts, str):
         update["prompts"] = absolute(spec.prompts)

@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import get_args
 
 from backend.cli.common import (
     EXIT_FAILED,
@@ -32,7 +33,7 @@ from backend.core import paths
 from backend.core.layout import JobLayout
 from backend.core.openmp import prefer_passive_waits
 from backend.core.presets import DEFAULT_PRESET, PRESETS
-from backend.core.spec import JobSpec
+from backend.core.spec import PREFERENCE_LEARNING_RATE, JobSpec, Objective, SpecError
 from backend.core.task_specs import AnySpec
 
 
@@ -87,7 +88,20 @@ def _models_list(args: argparse.Namespace) -> int:
 def _spec_new(args: argparse.Namespace) -> int:
     preset = next(p for p in PRESETS.values() if p.key == args.preset)
     values = {"name": args.name, "base_model": args.model, "data": {"path": args.data}, **preset.values}
-    spec = JobSpec.from_dict(values)
+    if args.objective != "sft":  # the presets' learning rate is SFT's; preference training takes smaller steps
+        values["training"] = {
+            **values["training"],
+            "objective": args.objective,
+            "learning_rate": PREFERENCE_LEARNING_RATE,
+        }
+    if args.continue_from:
+        values["continue_from"] = args.continue_from
+    try:
+        spec = JobSpec.from_dict(values)
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     if args.output == "-":
         sys.stdout.write(spec.to_yaml())
     else:
@@ -200,6 +214,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=next(p.key for p in PRESETS.values() if p.name == DEFAULT_PRESET),
         help="; ".join(f"{p.key}: {p.summary[0].lower()}{p.summary[1:].rstrip('.')}" for p in PRESETS.values())
         + " (default: %(default)s, as in the window)",
+    )
+    new.add_argument(
+        "--objective",
+        choices=get_args(Objective),
+        default="sft",
+        help="what the adapter learns: sft from answers, dpo/orpo/simpo from preference pairs, kto from answers "
+        f"labelled desirable or not; a preference objective starts at learning rate {PREFERENCE_LEARNING_RATE:g}",
+    )
+    new.add_argument(
+        "--continue-from", metavar="ADAPTER", help="with a preference objective: the adapter to go on training"
     )
     new.add_argument("--model", default="default", help="base model (default: SmolLM2-135M-Instruct)")
     new.add_argument("--name", default="adapter")

@@ -73,6 +73,20 @@ class Progress(_Event):
     )
 
 
+PREFERENCE_KEYS = (
+    "rewards/chosen",
+    "rewards/rejected",
+    "rewards/margins",
+    "rewards/accuracies",
+    "kl",
+    "nll_loss",
+    "log_odds_ratio",
+)
+"""The preference methods' own training metrics (trl's names), sent with loss in ``Metric.values``: the implied
+rewards of the chosen and rejected answers, their margin, how often chosen wins, KTO's KL estimate, and ORPO's
+likelihood and odds-ratio terms. Held-out values carry the ``eval_`` prefix like eval_loss."""
+
+
 class Metric(_Event):
     type: Literal["metric"] = "metric"
     step: int

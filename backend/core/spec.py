@@ -45,6 +45,15 @@ DataFormat = Literal[
     "auto", "messages", "sharegpt", "alpaca", "prompt_completion", "question_answer", "text", "columns"
 ]
 ComputeDtype = Literal["auto", "bfloat16", "float16", "float32"]
+Objective = Literal["sft", "dpo", "orpo", "simpo", "kto"]
+DpoLoss = Literal[
+    "sigmoid", "ipo", "hinge", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "apo_zero", "apo_down"
+]
+KtoLoss = Literal["kto", "apo_zero_unpaired"]
+PREFERENCE_OBJECTIVES = ("dpo", "orpo", "simpo", "kto")
+"""Objectives that learn from preferences (pairs, or answers labelled desirable) rather than one answer."""
+PREFERENCE_LEARNING_RATE = 5e-5
+"""Where ``spec new`` starts a preference job: LoRA preference training takes smaller steps than SFT's 2e-4."""
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -131,6 +140,13 @@ class Lora(_Section):
 class Training(_Section):
     """The optimisation schedule."""
 
+    objective: Objective = Field(
+        "sft",
+        description="What the adapter learns. sft: the answers in the data (supervised fine-tuning). From "
+        "preference data: dpo (chosen over rejected answers, against the model as it started), orpo (the chosen "
+        "answers plus a preference for them, no reference model), simpo (length-normalised preference, no "
+        "reference model), kto (answers labelled desirable or undesirable, paired or not).",
+    )
     learning_rate: PositiveFloat = Field(
         2e-4,
         le=1.0,
@@ -274,6 +290,47 @@ class Data(_Section):
         return self
 
 
+class Preference(_Section):
+    """The settings of preference training (training.objective dpo, orpo, simpo or kto); sft ignores them."""
+
+    beta: PositiveFloat = Field(
+        0.1,
+        le=100,
+        description="dpo, kto: how far the adapter may move from the reference model; higher = closer to it "
+        "(0.1 is usual; for loss_type ipo it is the regularisation). orpo: the weight of the preference term next "
+        "to learning the chosen answers. simpo: the reward scale, usually 2 to 2.5.",
+    )
+    loss_type: DpoLoss = Field(
+        "sigmoid",
+        description="dpo only: the loss. sigmoid is the original DPO; ipo (IPO) resists overfitting small "
+        "datasets; hinge (SLiC); robust for noisy labels (with label_smoothing); exo_pair, nca_pair, bco_pair, "
+        "sppo_hard, apo_zero and apo_down as trl provides them.",
+    )
+    label_smoothing: float = Field(
+        0.0,
+        ge=0.0,
+        lt=0.5,
+        description="dpo with loss_type robust or exo_pair: the share of preference labels you think are wrong.",
+    )
+    simpo_gamma: float = Field(
+        0.5, ge=0.0, le=10.0, description="simpo only: the reward margin aimed for between chosen and rejected."
+    )
+    kto_loss_type: KtoLoss = Field(
+        "kto",
+        description="kto only: the loss. kto is the original; apo_zero_unpaired needs no reference point from "
+        "other answers in the micro-batch.",
+    )
+    desirable_weight: PositiveFloat = Field(
+        1.0,
+        le=100,
+        description="kto only: weight of the answers labelled desirable. When one kind outnumbers the other, "
+        "weight them so desirable x count is within 1 to 4/3 of undesirable x count.",
+    )
+    undesirable_weight: PositiveFloat = Field(
+        1.0, le=100, description="kto only: weight of the answers labelled undesirable."
+    )
+
+
 class Schedule(_Section):
     """When to evaluate, checkpoint and log."""
 
@@ -376,7 +433,15 @@ class JobSpec(SpecDocument):
     lora: Lora = Field(default_factory=Lora)
     training: Training = Field(default_factory=Training)
     data: Data
+    preference: Preference = Field(default_factory=Preference)
     schedule: Schedule = Field(default_factory=Schedule)
+    continue_from: str | None = Field(
+        None,
+        min_length=1,
+        description="Preference objectives: an adapter folder (a finished job's, usually sft) to go on training "
+        "instead of a fresh adapter; its own LoRA shape is kept and the lora settings are not used. Empty = a "
+        "fresh adapter.",
+    )
     output_dir: str | None = Field(
         None, description="Where the finished adapter is written; empty = the job folder's adapter/."
     )
@@ -390,4 +455,51 @@ class JobSpec(SpecDocument):
                 "training.precision fp16 with quantization.compute_dtype bfloat16 mixes two half formats; "
                 "choose bf16 for both or fp16 for both"
             )
+        self._preference_consistent()
         return self
+
+    def _preference_consistent(self) -> None:
+        objective, t, p = self.training.objective, self.training, self.preference
+        if objective == "sft":
+            if self.continue_from is not None:
+                raise ValueError(
+                    "continue_from goes on training an adapter with a preference objective (dpo, orpo, simpo, kto); "
+                    "set training.objective, or remove continue_from"
+                )
+            return
+        if self.kind == "measure":
+            raise ValueError(
+                f"kind measure records the memory of sft jobs only; training.objective {objective} is priced by "
+                "the estimator. Use kind train, or objective sft"
+            )
+        if self.data.format != "auto":
+            raise ValueError(
+                f"data.format {self.data.format} is a layout for sft; training.objective {objective} recognises its "
+                "preference layouts itself. Set data.format to auto"
+            )
+        if t.packing:
+            raise ValueError(
+                f"training.packing joins examples into one sequence, which training.objective {objective} cannot "
+                "use: it compares whole answers. Set training.packing to false"
+            )
+        if objective == "kto" and p.kto_loss_type == "kto" and t.micro_batch_size < 2:
+            raise ValueError(
+                "training.objective kto needs training.micro_batch_size of 2 or more: KTO takes its reference point "
+                f"from the other answers in each micro-batch; you wrote {t.micro_batch_size}. Raise it (and lower "
+                "gradient_accumulation_steps to keep the effective batch), or set preference.kto_loss_type to "
+                "apo_zero_unpaired"
+            )
+        owners = {"loss_type": "dpo", "label_smoothing": "dpo", "simpo_gamma": "simpo", "kto_loss_type": "kto"}
+        owners |= {"desirable_weight": "kto", "undesirable_weight": "kto"}
+        defaults = Preference()
+        unused = [
+            (name, owner)
+            for name, owner in owners.items()
+            if owner != objective and getattr(p, name) != getattr(defaults, name)
+        ]
+        if unused:
+            name, owner = unused[0]
+            raise ValueError(
+                f"preference.{name} is used by training.objective {owner} only, and this job's objective is "
+                f"{objective}; remove it or change the objective"
+            )

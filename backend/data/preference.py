@@ -2,7 +2,8 @@
 
 Each is declared once here with its name, the objective it trains with and the words that say why
 supervised fine-tuning refuses it, so detection (``backend.data.formats``), the refusal
-(``backend.data.refusal``) and, later, the routing of a file to its trainer read the same table.
+(``backend.data.refusal``) and the routing of a file to its trainer (``backend.data.preference_rows``) read the
+same table.
 The rows are recognised from the public documentation of trl (paired, implicit-prompt, unpaired and
 stepwise types, standard and conversational), OpenAI's preference fine-tuning, LLaMA-Factory
 (``ranking`` pairs, ``kto_tag``) and Axolotl (template-free ``segments``).
@@ -20,13 +21,13 @@ PROMPT_KEYS = ("prompt", "instruction", "question")
 """Where a paired row with an explicit prompt keeps it (trl; LLaMA-Factory's Alpaca ranking rows)."""
 
 _PAIRED = (
-    ", which trains with DPO, ORPO or SimPO (preference training). LoRA Studio runs supervised fine-tuning, "
-    "which learns one answer per prompt: training on both answers would teach the rejected ones too, so nothing "
-    "was imported."
+    ", which trains with DPO, ORPO or SimPO (preference training: set training.objective to dpo, orpo or simpo). "
+    "Supervised fine-tuning learns one answer per prompt: training on both answers would teach the rejected ones "
+    "too, so nothing was imported for it."
 )
 _UNPAIRED = (
-    ", which trains with KTO. LoRA Studio runs supervised fine-tuning, which would learn the undesirable ones as "
-    "good answers, so nothing was imported."
+    ", which trains with KTO (set training.objective to kto). Supervised fine-tuning would learn the undesirable "
+    "ones as good answers, so nothing was imported for it."
 )
 
 

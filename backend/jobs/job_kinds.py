@@ -53,6 +53,10 @@ def run_kind(spec: AnySpec, layout: JobLayout, sink: EventSink, stop: StopReques
             from backend.training.measure import run_measure
 
             return run_measure(spec, layout, sink, stop, runtime)
+        if spec.training.objective != "sft":
+            from backend.training.preference import run_preference
+
+            return run_preference(spec, layout, sink, stop, resume, runtime)
         from backend.training.sft import run_sft
 
         return run_sft(spec, layout, sink, stop, resume, runtime)

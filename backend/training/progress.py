@@ -14,12 +14,12 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from backend.core.events import Artifact, EventSink, Metric, Progress
+from backend.core.events import PREFERENCE_KEYS, Artifact, EventSink, Metric, Progress
 from backend.core.progress import time_left
 from backend.core.stop import StopRequest
 from backend.training.checkpoints import write_marker
 
-_TRAIN_KEYS = ("loss", "learning_rate", "grad_norm", "mean_token_accuracy", "entropy")
+_TRAIN_KEYS = ("loss", "learning_rate", "grad_norm", "mean_token_accuracy", "entropy", *PREFERENCE_KEYS)
 
 
 class EventCallback(TrainerCallback):
