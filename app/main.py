@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, cast
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication, QWidget
 
-from app import appearance
+from app import appearance, display_check
 from app.errors import ErrorReporter, offer_previous_crash
 from app.icons import studio_icon
 from app.jobs_page import JobsPage
@@ -62,7 +62,6 @@ def build_window(settings: QSettings, session: Session | None = None) -> MainWin
     are built (and their modules imported) the first time they are shown.
     """
     session = session or Session()
-    session.keep_in(settings)  # the last session's dataset and job, before the pages that show them are built
     window = MainWindow(settings)
     jobs = JobsPage(session)
 
@@ -159,6 +158,7 @@ def _wire_file_menu(window: MainWindow, data: LazyPage, index: int, settings: QS
 
 def start(argv: list[str]) -> tuple[QApplication, MainWindow, ErrorReporter]:
     """Everything up to a shown window, without entering the event loop (the start-up benchmark uses this)."""
+    display_check.warn_if_missing()  # Qt's xcb plugin aborts without a word on what to install
     app = QApplication(argv)
     app.setOrganizationName("LoRA Studio")
     app.setApplicationName("LoRA Studio")
