@@ -61,6 +61,7 @@ def signature(shapes: ModelShapes, knobs: Knobs, stack: Stack) -> str:
         knobs.optimizer,
         knobs.attention,
         stack.name,
+        *([knobs.objective] if knobs.objective != "sft" else []),  # SFT's signatures predate objectives
     ]
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 

@@ -48,6 +48,8 @@ def estimate(
     if with_suggestions and ruling in ("tight", "wont_fit"):
         advice = suggestions(shapes, sized, gpu, data, stack, calib)
     notes = [f"Library versions differ from the checked ones: {d}." for d in version_drift()]
+    if knobs.objective != "sft":
+        notes.append(objective_note(knobs))
     if shapes.is_moe:
         notes.append("Mixture-of-experts layers are estimated as dense layers; expect an underestimate.")
     return Estimate(
@@ -158,8 +160,16 @@ def _moment_terms(step: StepMemory, knobs: Knobs, phase: str) -> list[Term]:
     if phase == "evaluation batch":
         text = "One held-out batch, forward only: one layer's working memory or the loss."
         return [Term("evaluation", "Evaluation batch", step.eval_working, text, "temporary")]
+    if knobs.sequences_per_example > 1:
+        how += " Each example is two sequences, its chosen and its rejected answer: twice an SFT micro-batch."
     terms = [Term("activations", "Saved activations", saved + step.head_saved, how, "activations")]
-    if phase == "end of the forward pass":
+    if phase == "reference forward":
+        text = (
+            "The reference model's forward pass, without gradients: the same base with the adapter switched off "
+            "(no second copy of the model), run while the training pass's activations are held."
+        )
+        terms.append(Term("reference", "Reference forward", step.reference_forward, text, "temporary"))
+    elif phase == "end of the forward pass":
         terms.append(Term("loss", "Loss computation", step.head_forward, _loss_text(knobs), "temporary"))
     elif phase == "loss backward":
         terms.append(Term("loss", "Loss backward", step.head_backward, _loss_text(knobs), "temporary"))
@@ -171,6 +181,23 @@ def _moment_terms(step: StepMemory, knobs: Knobs, phase: str) -> list[Term]:
         backward = step.recompute + step.layer_backward
         terms.append(Term("backward", "Backward of one layer", backward, text, "temporary"))
     return terms
+
+
+def objective_note(knobs: Knobs) -> str:
+    """Why a preference job needs more memory than SFT at the same settings, in words."""
+    name = knobs.objective.upper() if knobs.objective != "simpo" else "SimPO"
+    if knobs.objective == "kto":
+        return (
+            "KTO: each example is one answer, as in SFT, plus forward passes without gradients for its reference "
+            "point and the reference model (the adapter switched off, no second copy of the model)."
+        )
+    text = f"{name}: each example is a chosen and a rejected answer, so activations are about twice SFT's"
+    if knobs.reference_forward:
+        return text + (
+            ", plus a forward pass of the reference model without gradients (the base with the adapter switched "
+            "off, no second copy of the model)."
+        )
+    return text + f"; {name} needs no reference model."
 
 
 def _loss_text(knobs: Knobs) -> str:

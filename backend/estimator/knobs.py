@@ -39,6 +39,17 @@ class Knobs:
     attention: Attention
     has_eval: bool
     keep_checkpoints: int
+    objective: str = "sft"  # sft, dpo, orpo, simpo, kto: how many sequences an example is, and a reference pass
+
+    @property
+    def sequences_per_example(self) -> int:
+        """DPO, ORPO and SimPO run chosen and rejected through the model together; SFT and KTO one answer."""
+        return 2 if self.objective in ("dpo", "orpo", "simpo") else 1
+
+    @property
+    def reference_forward(self) -> bool:
+        """DPO and KTO score every batch with the reference (the adapter switched off), without gradients."""
+        return self.objective in ("dpo", "kto")
 
     @property
     def effective_batch(self) -> int:
@@ -76,6 +87,7 @@ def resolve(
         attention=attention or default_attention(shapes),
         has_eval=spec.data.eval_path is not None or spec.data.eval_split > 0,
         keep_checkpoints=spec.schedule.keep_checkpoints,
+        objective=t.objective,
     )
 
 

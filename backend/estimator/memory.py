@@ -71,6 +71,7 @@ class StepMemory:
     dequant: int
     optimizer_step: int
     eval_working: int
+    reference_forward: int  # DPO, KTO: the reference's forward without gradients (0 for the others)
     largest_temporary: int
     tokens: int
     phases: dict[str, int]
@@ -157,7 +158,8 @@ def step_memory(shapes: ModelShapes, knobs: Knobs, stack: Stack, gpu: GpuMemory 
     lora_dtype = trainable_dtype(knobs.quant, stack.quantized_trainable_dtype)
     dt = dtypes(knobs, stack, lora_dtype, cuda)
     h, n_layers = shapes.hidden, shapes.layers
-    rows, tokens = knobs.micro_batch, knobs.micro_batch * seq_len
+    rows = knobs.micro_batch * knobs.sequences_per_example
+    tokens = rows * seq_len
     # Padding-free packing flattens the micro-batch into one row, so attention spans all of it.
     mask_rows, kv_len = (1, tokens) if knobs.packing else (rows, seq_len)
 
@@ -202,7 +204,10 @@ def step_memory(shapes: ModelShapes, knobs: Knobs, stack: Stack, gpu: GpuMemory 
     layer_bwd = int(_layer_backward(shapes, dt, knobs, kv_len, widest) * tokens) + dequant
     opt_step = ADAMW_FOREACH_COPIES * trainable if knobs.optimizer == "adamw_torch" else 0
     opt_step += int(stack.logits_copies_step * 4 * tokens * shapes.vocab)
-    eval_working = max(int(largest_layer * tokens) + dequant, head_fwd) + BATCH_BYTES * tokens
+    forward_working = max(int(largest_layer * tokens) + dequant, head_fwd)
+    eval_working = forward_working + BATCH_BYTES * tokens
+    # DPO and KTO run the reference forward after the training forward, while its activations are held.
+    reference = forward_working if knobs.reference_forward else 0
 
     workspaces = cublas_workspaces(gpu) if cuda else 0
     persistent = workspaces + base_q + base_o + trainable + trainable + optimizer
@@ -214,6 +219,8 @@ def step_memory(shapes: ModelShapes, knobs: Knobs, stack: Stack, gpu: GpuMemory 
         "optimizer step": persistent + opt_step,
         "evaluation batch": persistent - trainable + eval_working,
     }
+    if reference:
+        phases["reference forward"] = held + reference
     return StepMemory(
         workspaces=workspaces,
         base_quantized=base_q,
@@ -233,6 +240,7 @@ def step_memory(shapes: ModelShapes, knobs: Knobs, stack: Stack, gpu: GpuMemory 
         dequant=dequant,
         optimizer_step=opt_step,
         eval_working=eval_working,
+        reference_forward=reference,
         largest_temporary=_largest_temporary(shapes, stack, dt, tokens),
         tokens=tokens,
         phases=phases,
