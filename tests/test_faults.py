@@ -372,7 +372,7 @@ def test_a_read_only_job_folder_fails_the_start_typed_and_resume_finishes(queue:
         run_once(queue)  # the runner must record the fault and live on, not die on it
     finally:
         _umount(root)
-    _assert_typed(queue, job.id, "permission", str(root), "read-only")
+    _assert_typed(queue, job.id, "permission", f"write {root} (the disk is mounted read-only)")
     _resume_finishes(queue, job.id, 6)
 
 

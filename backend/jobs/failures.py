@@ -249,5 +249,8 @@ def classify_start(exc: OSError, program: str, layout: JobLayout) -> Error:
             hint=f"Make it executable (chmod +x {program}) or reinstall LoRA Studio, then resume the job.",
             details=details,
         )
+    if exc.filename and Path(str(exc.filename)).parent == layout.root:  # the runner's first write into the folder
+        exc = OSError(exc.errno, exc.strerror, str(layout.root))
     error = classify(exc, layout)
-    return error.model_copy(update={"message": f"The worker could not be started: {error.message}"})
+    message = error.message[:1].lower() + error.message[1:]
+    return error.model_copy(update={"message": f"The worker could not be started: {message}"})
