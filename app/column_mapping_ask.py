@@ -1,7 +1,8 @@
 """The Data page's column mapping question: which column holds the instruction, the response and the rest.
 
 ``ColumnMappingAsk`` opens ``widgets.column_mapping.ColumnMappingDialog`` over the first rows of
-the table a mapping is made from (of the sheet read, in a workbook), one dialog at a time: asking
+the table a mapping is made from (of the sheet read, in a workbook), each mapping tried on them as the
+import reads them (``app.mapping_trial``), one dialog at a time: asking
 again replaces the open one, and a dialog for a file that is no longer open is closed. OK says
 which dataset was mapped and how (``mapped``); the page checks it again with that mapping.
 """
@@ -15,8 +16,12 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QDialog, QWidget
 
 from app.dataset_check import columns_in_order, first_rows, mappable_file
+from app.mapping_trial import MappingTrier
 from backend.data.report import DataReport
-from widgets.column_mapping import ColumnMappingDialog
+from widgets.column_mapping import PREVIEW_ROWS, ColumnMappingDialog
+
+TRIAL_ROWS = 200
+"""The rows a mapping is tried on before OK is offered, as many as format detection looks at."""
 
 
 class ColumnMappingAsk(QObject):
@@ -41,14 +46,19 @@ class ColumnMappingAsk(QObject):
         if not mapping and summary.suggested is not None:
             mapping = summary.suggested.columns
         file_path = path / summary.name if path.is_dir() else path
-        rows = first_rows(file_path, sheet)
+        rows = first_rows(file_path, sheet, TRIAL_ROWS)
+        trier = MappingTrier(rows)
+        columns = columns_in_order(rows[:PREVIEW_ROWS], summary.columns)
         self.close()
         dialog = ColumnMappingDialog(
-            columns_in_order(rows, summary.columns),
-            rows,
+            columns,
+            rows[:PREVIEW_ROWS],
+            trier,
             mapping=mapping,
             parent=self._page,
             file_name=f"{summary.name}, sheet {sheet}" if sheet else summary.name,
+            column_notes=trier.column_notes(columns),
+            advice=trier.layout_advice(),
         )
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.finished.connect(self._finished)

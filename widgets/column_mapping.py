@@ -1,15 +1,20 @@
 """Telling LoRA Studio which column holds what, for tables in no format it recognizes.
 
 The mapping is plain data, ``{role: column}`` with roles from ``ROLES`` (columns not named
-are ignored), so it can be saved with the dataset and given back here to edit.
+are ignored), so it can be saved with the dataset and given back here to edit. The dialog offers only
+what works: the app tries each mapping on the file's first rows as the import reads them (``trial``,
+a ``MappingTrial``), the preview shows what each mapped column yields (or why it can't be read as
+text), and OK stays disabled, with the reason, until the mapping imports rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QPalette
+from PySide6.QtGui import QBrush, QFont, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -27,6 +32,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from widgets.palette import negative_color
+
 # (role, name shown, what it means)
 _CHOICES = (
     ("instruction", "Instruction", "What the user asks, or tells the model to do"),
@@ -41,26 +48,57 @@ _NAMES = {role: name for role, name, _ in _CHOICES}
 PREVIEW_ROWS = 5
 
 
+@dataclass(frozen=True)
+class PreviewCell:
+    text: str
+    """What the column gives the role, as the import reads it; or, with ``problem``, why it can't."""
+    problem: bool = False
+
+
+@dataclass(frozen=True)
+class MappingTrial:
+    """What a mapping makes of the file's first rows, tried the way the import reads them."""
+
+    cells: Sequence[Mapping[str, PreviewCell]]
+    """Per previewed row, per role mapped."""
+    imported: int
+    """How many of the rows tried the import accepts."""
+    tried: int
+    reason: str = ""
+    """Why a row tried is refused (the first such), e.g. "row 1: 'input' is an object, not text"."""
+
+
+Trial = Callable[[dict[str, str]], MappingTrial]
+
+
 def _one_line(value: object, limit: int) -> str:
+    if isinstance(value, dict | list):
+        value = json.dumps(value, ensure_ascii=False)  # as the file has it, not as Python prints it
     text = " ".join(("" if value is None else str(value))[: limit * 2].split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class ColumnMappingDialog(QDialog):
-    """Choose a role for each column; OK is enabled once instruction and response are chosen.
+    """Choose a role for each column; OK is enabled once instruction and response are chosen and the
+    mapping imports rows.
 
-    ``rows`` are the file's first rows as ``{column: value}``; the first few are previewed
-    under the current mapping. ``mapping`` pre-fills the choices, e.g. the one saved before.
+    ``rows`` are the file's first rows as ``{column: value}``, shown beside the columns; ``trial`` says
+    what a mapping makes of them, for the preview and OK. ``mapping`` pre-fills the choices, e.g. the one
+    saved before. ``column_notes`` flags columns that hold no text ("an object, not text"); ``advice``
+    says, for a file in a layout another objective trains (preference pairs), which one and how.
     """
 
     def __init__(
         self,
         columns: Sequence[str],
-        rows: Sequence[Mapping[str, object]] = (),
+        rows: Sequence[Mapping[str, object]],
+        trial: Trial,
         mapping: Mapping[str, str] | None = None,
         parent: QWidget | None = None,
         *,
         file_name: str = "",
+        column_notes: Mapping[str, str] | None = None,
+        advice: str = "",
     ) -> None:
         mapping = dict(mapping or {})
         if unknown := sorted(set(mapping) - set(ROLES)):
@@ -69,6 +107,9 @@ class ColumnMappingDialog(QDialog):
         self.setWindowTitle(f"Columns of {file_name}" if file_name else "Map columns")
         self._columns = list(columns)
         self._rows = list(rows[:PREVIEW_ROWS])
+        self._trial = trial
+        self._result = MappingTrial([], 0, 0)
+        self._notes = dict(column_notes or {})
         self._missing = sorted({c for c in mapping.values() if c not in self._columns})
         role_of = {column: role for role, column in mapping.items()}
 
@@ -77,6 +118,9 @@ class ColumnMappingDialog(QDialog):
             "the preview below shows the first rows as they will be used.",
             wordWrap=True,
         )
+        self._advice = QLabel(advice, wordWrap=True, textFormat=Qt.TextFormat.PlainText)
+        self._advice.setObjectName("advice")
+        self._advice.setVisible(bool(advice))
 
         grid = QGridLayout()
         for i, title in enumerate(("Column", "Holds", "First row")):
@@ -95,9 +139,21 @@ class ColumnMappingDialog(QDialog):
             combo.currentIndexChanged.connect(self._update)
             label = QLabel(column, textFormat=Qt.TextFormat.PlainText)
             label.setBuddy(combo)
-            sample = QLabel(_one_line(first.get(column), 60), textFormat=Qt.TextFormat.PlainText)
+            note = self._notes.get(column)
+            sample = QLabel(
+                f"⚠ {note}" if note else _one_line(first.get(column), 60), textFormat=Qt.TextFormat.PlainText
+            )
+            sample.setObjectName(f"sample:{column}")
             sample.setToolTip(_one_line(first.get(column), 800))
-            sample.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+            if note:
+                red = sample.palette()
+                red.setColor(QPalette.ColorRole.WindowText, negative_color(self.palette()))
+                sample.setPalette(red)
+                combo.setToolTip(
+                    f"{column} holds {note}: it can't be the instruction, input, response or system prompt"
+                )
+            else:
+                sample.setForegroundRole(QPalette.ColorRole.PlaceholderText)
             grid.addWidget(label, row, 0)
             grid.addWidget(combo, row, 1)
             grid.addWidget(sample, row, 2)
@@ -135,6 +191,7 @@ class ColumnMappingDialog(QDialog):
 
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
+        layout.addWidget(self._advice)
         layout.addWidget(scroll, 1)
         shown = f"the first {len(self._rows)} rows" if len(self._rows) > 1 else "the first row"
         layout.addWidget(QLabel(f"<b>Preview</b> ({shown})" if self._rows else "<b>Preview</b> (the file has no rows)"))
@@ -156,6 +213,16 @@ class ColumnMappingDialog(QDialog):
 
     def problems(self) -> list[str]:
         """Why the mapping can't be used yet; empty when it can."""
+        found = self._choice_problems()
+        if not found and not self._result.imported:
+            tried, reason = self._result.tried, self._result.reason
+            rows = f"the first {tried} rows" if tried != 1 else "the first row"
+            found.append(
+                f"With this mapping none of {rows} can be imported: {reason}." if tried else "The file has no rows."
+            )
+        return found
+
+    def _choice_problems(self) -> list[str]:
         taken: dict[str, list[str]] = {}
         for column, combo in self._combos.items():
             taken.setdefault(combo.currentData(), []).append(column)
@@ -171,8 +238,12 @@ class ColumnMappingDialog(QDialog):
             super().accept()
 
     def _update(self) -> None:
+        self._result = self._trial(self.mapping())
         problems = self.problems()
         notes = list(problems)
+        result = self._result
+        if not problems and result.imported < result.tried:
+            notes.append(f"{result.imported} of the first {result.tried} rows can be imported; {result.reason}.")
         if self._missing:
             listed = ", ".join(f"“{c}”" for c in self._missing)
             notes.append(f"The saved mapping named columns this file doesn't have: {listed}.")
@@ -192,8 +263,15 @@ class ColumnMappingDialog(QDialog):
         header = self._preview.horizontalHeader()
         rows = self._preview.verticalHeader().defaultSectionSize() * max(1, len(self._rows))
         self._preview.setFixedHeight(header.sizeHint().height() + rows + 2 * self._preview.frameWidth())
-        for r, row in enumerate(self._rows):
-            for c, column in enumerate(mapping.values()):
-                item = QTableWidgetItem(_one_line(row.get(column), 200))
-                item.setToolTip(_one_line(row.get(column), 800))
+        red = QBrush(negative_color(self.palette()))
+        for r, cells in enumerate(self._result.cells):
+            for c, role in enumerate(mapping):
+                cell = cells.get(role, PreviewCell(""))
+                item = QTableWidgetItem(("⚠ " if cell.problem else "") + _one_line(cell.text, 200))
+                item.setToolTip(_one_line(cell.text, 800))
+                if cell.problem:
+                    item.setForeground(red)
+                    font = QFont(item.font())
+                    font.setItalic(True)
+                    item.setFont(font)
                 self._preview.setItem(r, c, item)

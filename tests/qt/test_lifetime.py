@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
 from PySide6.QtWidgets import QApplication
 app = QApplication([])
+from app.mapping_trial import MappingTrier
 from widgets.column_mapping import ColumnMappingDialog
 from widgets.drop_zone import DropZone
 from widgets.example_preview import ExamplePreview
@@ -41,7 +42,7 @@ for _ in range(8):
     recent.set_items([RecentItem("/data/a.jsonl", "a.jsonl", "3 of 3 rows usable")])
     host = DropZone(extensions=(".jsonl",))
     DropOverlay(host, extensions=(".jsonl",))
-    made = [issues, preview, histogram, host, ColumnMappingDialog(["a", "b"], [{"a": 1, "b": 2}]), panel, recent]
+    made = [issues, preview, histogram, host, ColumnMappingDialog(["a", "b"], [{"a": 1, "b": 2}], MappingTrier([{"a": 1, "b": 2}])), panel, recent]
     for widget in made:
         widget.show()
     app.processEvents()
