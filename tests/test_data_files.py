@@ -56,12 +56,14 @@ def test_json_object_holding_one_list_of_rows(tmp_path: Path) -> None:
     assert messages_of(path) == [EXPECTED, EXPECTED]
 
 
-def test_json_object_without_a_list_is_explained(tmp_path: Path) -> None:
+def test_json_object_without_a_list_of_rows_is_one_row(tmp_path: Path) -> None:
     path = tmp_path / "d.json"
     path.write_text('{"name": "my data"}')
     report = check_dataset(path)
-    assert not report.usable
-    assert "no list of rows" in report.problems.kept[0].message
+    assert (report.rows, report.accepted) == (1, 0)
+    assert "no known layout in the 1 row looked at; fields: name" in report.problems.kept[0].message
+    path.write_text(json.dumps(CHAT, indent=2))  # one conversation: its turns are not rows
+    assert messages_of(path) == [EXPECTED]
 
 
 def test_invalid_json_file_keeps_rows_before_the_error_and_says_where(tmp_path: Path) -> None:
@@ -89,7 +91,8 @@ def test_json_too_deep_or_with_too_long_a_number_is_a_problem_not_a_crash(tmp_pa
         report = check_dataset(tmp_path / name)
         [problem] = report.problems.kept
         assert report.accepted == 1 and problem.code == "invalid_json_file"
-        assert problem.message.startswith(f"{name} line 2 column ") and f"not valid JSON ({why}" in problem.message
+        assert problem.message.startswith(f"not valid JSON at line 2 column 1: {why}")
+        assert str(problem).startswith(f"{name}: not valid JSON")  # the file named once
 
 
 def test_large_json_array_streams_in_chunks_with_right_lines(tmp_path: Path) -> None:

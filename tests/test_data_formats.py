@@ -234,7 +234,7 @@ def test_multimodal_rows_are_recognised(tmp_path: Path) -> None:
 def test_detection_takes_the_layout_most_rows_have(tmp_path: Path) -> None:
     rows = [{"instruction": "i", "output": "o"}] * 3 + [{"question": "q", "answer": "a"}]
     detection = detect(rows)
-    assert detection.format == "alpaca" and "3 of the first 4 rows" in detection.reason
+    assert detection.format == "alpaca" and detection.reason == "its fields are in 3 of the 4 rows looked at"
 
 
 def test_unknown_layout_lists_the_columns_to_map(tmp_path: Path) -> None:

@@ -25,8 +25,8 @@ def a(text: str, **extra) -> dict:
 
 
 BAD_ROWS = [
-    ("{not json", "invalid_json", "not valid JSON (Expecting property name"),
-    ('{"messages": [1, 2]} trailing', "invalid_json", "Extra data"),
+    ("{not json", "invalid_json", "not valid JSON at column 2: expected a field name in double quotes here"),
+    ('{"messages": [1, 2]} trailing', "invalid_json", "column 22: more text after a complete JSON value (two rows"),
     ("[1, 2]", "not_an_object", "the row is a list, not an object"),
     ('{"id": 7, "messages": []}', "empty_field", "'messages' is empty"),
     ('{"messages": "hello"}', "non_text", "'messages' is text; it must be a list of messages"),

@@ -45,6 +45,21 @@ STORED_RECORD = "lora_studio_dataset.json"
 """The metadata file of a dataset imported into the data folder (see store.py)."""
 
 _OLE_HEADER = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # how .xls, .doc and password-protected Office files start
+_HEAD_BYTES = 1024  # what a text file's first bytes are checked on
+_TEXT_CONTROLS = frozenset(b"\t\n\r\f\v\x1b")  # control bytes text files do hold (ESC in terminal colours)
+_BINARY_MAGIC = (  # how files that are not text begin: what they are, as a person knows them, and what to do
+    (b"\x1f\x8b", "a gzip archive", "decompress it (gunzip, or 7-Zip on Windows) and import the file inside"),
+    (b"PK\x03\x04", "a zip archive (or an Office file renamed)", "unzip it and import the file inside"),
+    (b"PAR1", "a Parquet file", "give it the suffix .parquet"),
+    (b"ARROW1", "an Arrow file", "give it the suffix .arrow"),
+    (b"%PDF-", "a PDF document", "give it the suffix .pdf"),
+    (b"\x89PNG", "a PNG image", "choose the data file"),
+    (b"\xff\xd8\xff", "a JPEG image", "choose the data file"),
+    (b"SQLite format 3\x00", "an SQLite database", "export the table as CSV or JSON lines"),
+    (b"\xfd7zXZ\x00", "an xz archive", "decompress it and import the file inside"),
+    (b"(\xb5/\xfd", "a zstd archive", "decompress it and import the file inside"),
+    (_OLE_HEADER, "an Office 97-2003 file (.xls, .doc)", "save it as .xlsx or CSV UTF-8"),
+)
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
     (codecs.BOM_UTF32_BE, "utf-32"),
@@ -68,14 +83,60 @@ class Sources:
     notes: list[str]  # what was skipped or chosen, in words
 
 
-def sniff_encoding(path: Path) -> str:
-    """The text encoding from the byte-order mark: UTF-8 when there is none."""
-    with path.open("rb") as handle:
-        head = handle.read(4)
+def text_encoding(path: Path) -> str:
+    """The encoding to read a text file in (its byte-order mark's, UTF-16 without one, else UTF-8), from its first
+    KiB; a DataError when those bytes say it is not text at all, or hold nothing but blank space."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(_HEAD_BYTES)
+            whole = not handle.read(1)
+    except OSError as exc:
+        raise DataError(f"cannot open {path}: {exc.strerror}") from None
     for bom, encoding in _BOMS:
         if head.startswith(bom):
             return encoding
+    for magic, what, advice in _BINARY_MAGIC:
+        if head.startswith(magic):
+            raise DataError(f"{path.name}: this is not text/JSON but {what}; {advice}", code="not_text")
+    utf16 = _utf16_without_bom(head)
+    if utf16 is not None:
+        return utf16
+    controls = [i for i, byte in enumerate(head) if byte < 0x20 and byte not in _TEXT_CONTROLS]
+    if b"\0" in head or len(controls) > len(head) // 20:
+        at = head.find(b"\0") if b"\0" in head else controls[0]
+        raise DataError(
+            f"{path.name}: this is not text/JSON: it holds binary data (byte {at + 1:,} is 0x{head[at]:02X}, which "
+            f"text never holds); check that this is the data file and not a compressed, image or other file renamed "
+            f"{path.suffix or 'without a suffix'}",
+            code="not_text",
+        )
+    if whole and head.isspace():
+        raise DataError(
+            f"{path.name}: the file is empty: it holds only blank space ({len(head):,} bytes of spaces and line "
+            "breaks)",
+            code="empty_file",
+        )
     return "utf-8"
+
+
+def check_not_empty(source: SourceFile) -> None:
+    """A DataError saying plainly that a file of 0 bytes is empty, whatever its kind."""
+    if source.size == 0:
+        raise DataError(f"{source.path.name}: the file is empty (0 bytes)", code="empty_file")
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """UTF-16 without a byte-order mark (as some Windows tools write it): ASCII characters (JSON's punctuation,
+    line breaks) put a zero in every second byte, at odd offsets in little-endian, even ones in big-endian. Binary
+    data has zeros at both."""
+    pairs = len(head) // 2
+    even, odd = head[0 : pairs * 2 : 2].count(0), head[1 : pairs * 2 : 2].count(0)
+    enough = max(2, pairs // 50)
+    if odd >= enough and not even:
+        return "utf-16-le"
+    if even >= enough and not odd:
+        return "utf-16-be"
+    return None
 
 
 def check_office_zip(path: Path, older: str) -> None:

@@ -16,7 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from backend.data.chunk import Unreadable
 from backend.data.preference import CONVERSATION_KEYS, LAYOUTS, recognise
+from backend.data.report import count
 from backend.data.rules import Reject, check_turns
 from backend.data.turns import (
     MEDIA_KEYS,
@@ -51,6 +53,7 @@ LABELS = {
     "stored": "a dataset imported into LoRA Studio",
     **{fmt: layout.label for fmt, layout in LAYOUTS.items()},
     "unknown": "not recognised",
+    "unread": "not read",
 }
 UNSUPPORTED = {fmt: layout.refusal for fmt, layout in LAYOUTS.items()}
 """Layouts recognised and refused for SFT, with the reason; ``backend.data.refusal`` adds checked advice."""
@@ -103,10 +106,25 @@ def detect(values: list[Any], chosen: str = "auto", mapping: Mapping[str, str] |
             key = next((k for k in CONVERSATION_KEYS if any(k in row for row in rows)), "messages")
         return Detection(chosen, key, "you chose it", columns)
     if not guesses:
-        seen = ", ".join(columns[:12]) or "none"
-        return Detection("unknown", None, f"no known layout in the first {len(rows)} rows (fields: {seen})", columns)
+        return Detection("unknown", None, _unknown_reason(values[:_SAMPLE], rows, columns), columns)
     (fmt, key), count = guesses.most_common(1)[0]
-    return Detection(fmt, key, f"{count} of the first {len(rows)} rows have its fields", columns)
+    return Detection(fmt, key, f"its fields are in {_share(count, len(rows))} looked at", columns)
+
+
+def _share(part: int, rows: int) -> str:
+    """'the one row', 'all 3 rows', '150 of the 200 rows'."""
+    if rows == 1:
+        return "the one row"
+    return f"all {rows:,} rows" if part == rows else f"{part:,} of the {rows:,} rows"
+
+
+def _unknown_reason(values: list[Any], rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """Why no layout was recognised: the fields of the rows looked at, or what the rows are instead of objects."""
+    if rows:
+        shown = ", ".join(columns[:12]) + (f" and {len(columns) - 12:,} more" if len(columns) > 12 else "")
+        return f"no known layout in the {count(len(rows), 'row')} looked at; fields: {shown or 'none'}"
+    kinds = ", ".join(dict.fromkeys(kind_of(v) for v in values if type(v) is not Unreadable))
+    return f"the rows are {kinds}, not objects with named fields" if kinds else "no row could be read"
 
 
 def _labelled(guesses: Counter[tuple[str, str | None]], rows: int, columns: list[str]) -> Detection | None:

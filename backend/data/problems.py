@@ -41,6 +41,12 @@ ADVICE: dict[str, tuple[str, str]] = {
         "file is not valid CSV",
         "fix the quoting at the place shown (a quote opened and never closed is typical); rows after it were not read",
     ),
+    "empty_file": ("file is empty", "choose the file that holds the rows, or export the data again"),
+    "not_text": (
+        "file is not text",
+        "choose the data file itself; a compressed, image or other binary file renamed .jsonl cannot be read",
+    ),
+    "no_rows": ("file holds no rows", "write the rows as a JSON list of objects, or one object per line in .jsonl"),
     "encrypted": (
         "file is protected by a password",
         "save a copy without the password (for a PDF, printing it to a new PDF also works) and import that",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from backend.data.chunk import CHUNK_ROWS, Chunk, Unreadable
-from backend.data.files import SourceFile, sniff_encoding
+from backend.data.files import SourceFile, check_not_empty, text_encoding
 from backend.data.problems import DataError
 from backend.data.text_chunks import chunk_paragraphs, paragraphs
 
@@ -27,20 +27,22 @@ _MAX_JSON_ITEM = 64 << 20  # an item of a .json array larger than this is treate
 
 def read_file(source: SourceFile, chunk_chars: int, sheet: str | None = None) -> Generator[Chunk, None, None]:
     """The records of ``source`` by its kind; ``sheet`` names the sheet of a workbook (default: the first with
-    rows). A generator: a caller that stops reading early closes it, which closes the file."""
+    rows). A generator: a caller that stops reading early closes it, which closes the file. A file that is
+    empty, or that should be text and is not, is a DataError here, before any reading."""
+    check_not_empty(source)
     kind = source.kind
     if kind == "jsonl":
-        return _jsonl(source.path)
+        return _jsonl(source.path, text_encoding(source.path))
     if kind == "json":
-        return _json(source.path)
+        return _json(source.path, text_encoding(source.path))
     if kind in ("csv", "tsv"):
-        return _delimited(source.path, "\t" if kind == "tsv" else None)
+        return _delimited(source.path, text_encoding(source.path), "\t" if kind == "tsv" else None)
     if kind == "parquet":
         return _parquet(source.path)
     if kind in ("arrow", "stored"):
         return _arrow(source.path)
     if kind == "text":
-        return _text(source.path, chunk_chars)
+        return _text(source.path, text_encoding(source.path), chunk_chars)
     if kind == "xlsx":
         from backend.data.workbook import read_workbook  # openpyxl, only for workbooks
 
@@ -52,11 +54,11 @@ def read_file(source: SourceFile, chunk_chars: int, sheet: str | None = None) ->
     raise ValueError(f"no reader for {kind!r}")
 
 
-def _open_text(path: Path, newline: str | None = None) -> io.TextIOWrapper:
-    """Text with the encoding from its byte-order mark; bytes that are not valid in it become lone surrogates,
+def _open_text(path: Path, encoding: str, newline: str | None = None) -> io.TextIOWrapper:
+    """Text in ``encoding`` (``files.text_encoding``); bytes that are not valid in it become lone surrogates,
     which the scan reports on the row that holds them instead of failing the whole file."""
     try:
-        return path.open(encoding=sniff_encoding(path), errors="surrogateescape", newline=newline)
+        return path.open(encoding=encoding, errors="surrogateescape", newline=newline)
     except OSError as exc:
         raise DataError(f"cannot open {path}: {exc.strerror}") from None
 
@@ -69,11 +71,11 @@ def _position(handle: io.TextIOWrapper, size: int) -> float:
 # -- JSON lines -------------------------------------------------------------------
 
 
-def _jsonl(path: Path) -> Generator[Chunk, None, None]:
+def _jsonl(path: Path, encoding: str) -> Generator[Chunk, None, None]:
     size = max(1, path.stat().st_size)
     loads, decode = json.loads, json.JSONDecoder().raw_decode
     line_no = 0
-    with _open_text(path) as handle:
+    with _open_text(path, encoding) as handle:
         while True:
             lines = handle.readlines(CHUNK_BYTES)
             if not lines:
@@ -90,13 +92,34 @@ def _jsonl(path: Path) -> Generator[Chunk, None, None]:
                         value = loads(line)
                 except json.JSONDecodeError:
                     try:
-                        value = loads(line)
+                        value = loads(line.rstrip("\r\n"))  # the line's end is not part of an unclosed text
                     except json.JSONDecodeError as exc:
-                        value = Unreadable("invalid_json", f"not valid JSON ({exc.msg} at column {exc.colno})")
+                        value = Unreadable(
+                            "invalid_json", f"not valid JSON at column {exc.colno}: {json_words(exc.msg)}"
+                        )
                 except (RecursionError, ValueError) as exc:
                     value = Unreadable("invalid_json", _beyond_limits(exc))
                 records.append((line_no, value))
             yield Chunk(records, _position(handle, size))
+
+
+_JSON_WORDS = {  # what Python's json module says, as a person who is not a programmer would say it
+    "Expecting value": "expected a value here (text in double quotes, a number, true, false, null, [ or {)",
+    "Expecting ',' delimiter": "expected a comma here, between two items",
+    "Expecting ':' delimiter": "expected a colon here, after a field name",
+    "Expecting property name enclosed in double quotes": "expected a field name in double quotes here",
+    "Unterminated string starting at": "a text in double quotes starts here and is never closed",
+    "Invalid control character at": "a line break inside a text in double quotes (is its closing quote missing?); "
+    "write a line break in a text as \\n",
+    "Invalid \\escape": "a backslash that starts no JSON escape; write a backslash itself as \\\\",
+    "Invalid \\uXXXX escape": "a \\u escape without four hexadecimal digits",
+    "Extra data": "more text after a complete JSON value (two rows on one line?)",
+}
+
+
+def json_words(message: str) -> str:
+    """Python's JSON error in plain words; one it has no words for, without a dangling 'at'."""
+    return _JSON_WORDS.get(message, message.removesuffix(" at"))
 
 
 def _beyond_limits(exc: Exception) -> str:
@@ -169,7 +192,7 @@ class _JsonStream:
             except json.JSONDecodeError as exc:
                 if len(self.buf) - self.pos < _MAX_JSON_ITEM and self._more():
                     continue
-                raise self.error(exc.msg, exc.pos) from None
+                raise self.error(json_words(exc.msg), exc.pos) from None
             except (RecursionError, ValueError) as exc:
                 raise self.error(_beyond_limits(exc)) from None
             start, self.pos = self.pos, end
@@ -179,40 +202,70 @@ class _JsonStream:
         index = self.pos if at is None else at
         column = index - (self.buf.rfind("\n", 0, index) + 1) + 1
         return DataError(
-            f"{self.path.name} line {self.line_at(index)} column {column}: not valid JSON ({message})",
+            f"{self.path.name}: not valid JSON at line {self.line_at(index)} column {column}: {message}",
             code="invalid_json_file",
         )
 
 
-def _json(path: Path) -> Generator[Chunk, None, None]:
-    """Stream a top-level array, or the first array of objects inside a top-level object."""
+def _json(path: Path, encoding: str) -> Generator[Chunk, None, None]:
+    """Stream a top-level array, or the first array of objects inside a top-level object; an object that is one
+    row (it holds no list of objects but turns of a conversation) is that one row."""
     size = max(1, path.stat().st_size)
-    with _open_text(path) as handle:
+    with _open_text(path, encoding) as handle:
         stream = _JsonStream(handle, path)
 
         def position() -> float:
             return _position(handle, size)
 
+        first = stream.peek()
+        if first == "":
+            raise DataError(f"{path.name}: the file is empty: it holds only blank space", code="empty_file")
+        if first not in "[{":
+            value, _ = stream.value()
+            raise DataError(
+                f"{path.name}: the file holds {kind_words(value)} rather than rows; write the rows as a JSON list of "
+                'objects, [{"messages": [...]}, ...], or one object per line in a .jsonl file',
+                code="no_rows",
+            )
         if stream.expect("[{") == "[":
             yield from _json_items(stream, position)
             return
+        start, line = stream.pos - 1, stream.line_at(stream.pos - 1)
         while stream.peek() != "}":
             stream.value()  # the key
             stream.expect(":")
             if stream.peek() == "[":
-                start = stream.pos
+                items = stream.pos
                 stream.expect("[")
-                if stream.peek() in "{]":
+                if stream.peek() == "]" or (stream.peek() == "{" and not _is_turn(stream)):
                     yield from _json_items(stream, position)
                     return
-                stream.pos = start  # a list of something else, e.g. "tags": [...]
+                stream.pos = items  # a list of something else, e.g. "tags": [...], or of a conversation's turns
             stream.value()  # a value beside the rows, e.g. "version": 2
             if stream.peek() == ",":
                 stream.expect(",")
-        raise DataError(
-            f"{path.name} holds a JSON object but no list of rows in it; put the rows in a list",
-            code="invalid_json_file",
-        )
+        stream.pos = start  # no list of rows: the object is one row
+        row, _ = stream.value()
+        yield Chunk([(line, row)], 1.0)
+
+
+def _is_turn(stream: _JsonStream) -> bool:
+    """Whether the object at the stream's position is a turn of a conversation (role or from), left unread."""
+    at = stream.pos
+    item, _ = stream.value()
+    stream.pos = at
+    return isinstance(item, dict) and ("role" in item or "from" in item)
+
+
+def kind_words(value: Any) -> str:
+    """A JSON value that is not rows, as a person would name it."""
+    if value is None:
+        return "only null"
+    if isinstance(value, bool):
+        return f"only {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"a single number ({value})"
+    return "a single text" if isinstance(value, str) else "one value"
 
 
 def _json_items(stream: _JsonStream, position: Callable[[], float]) -> Iterator[Chunk]:
@@ -237,10 +290,10 @@ def _json_items(stream: _JsonStream, position: Callable[[], float]) -> Iterator[
 # -- CSV / TSV ------------------------------------------------------------------------
 
 
-def _delimited(path: Path, delimiter: str | None) -> Generator[Chunk, None, None]:
+def _delimited(path: Path, encoding: str, delimiter: str | None) -> Generator[Chunk, None, None]:
     size = max(1, path.stat().st_size)
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # texts longer than csv's default 128 KiB
-    with _open_text(path, newline="") as handle:
+    with _open_text(path, encoding, newline="") as handle:
         try:
             header_line = handle.readline()
             if delimiter is None:  # Excel in many locales writes ';'
@@ -263,7 +316,7 @@ def _delimited(path: Path, delimiter: str | None) -> Generator[Chunk, None, None
                     records = []
         except csv.Error as exc:
             raise DataError(
-                f"{path.name} line {consumed + 2}: not valid CSV ({exc})", code="invalid_csv_file"
+                f"{path.name}: not valid CSV at line {consumed + 2} ({exc})", code="invalid_csv_file"
             ) from None
         yield Chunk(records, 1.0)
 
@@ -317,9 +370,9 @@ def _arrow(path: Path) -> Generator[Chunk, None, None]:
 # -- plain text -----------------------------------------------------------------------
 
 
-def _text(path: Path, chunk_chars: int) -> Generator[Chunk, None, None]:
+def _text(path: Path, encoding: str, chunk_chars: int) -> Generator[Chunk, None, None]:
     size = max(1, path.stat().st_size)
-    with _open_text(path) as handle:
+    with _open_text(path, encoding) as handle:
         records: list[tuple[int | None, Any]] = []
         for line, text in chunk_paragraphs(paragraphs(handle), chunk_chars):
             records.append((line, {"text": text}))

@@ -181,7 +181,12 @@ class DataReport:
     def summary_lines(self) -> list[str]:
         lines = []
         for f in self.files:
-            lines.append(f"{f.name}: {f.format_label} ({f.reason}); {f.accepted:,} of {f.rows:,} rows usable")
+            if f.format == "unread":
+                lines.append(f"{f.name}: {f.format_label}: {f.reason}")
+            else:
+                lines.append(
+                    f"{f.name}: {f.format_label} ({f.reason}); {f.accepted:,} of {count(f.rows, 'row')} usable"
+                )
         lines.extend(self.notes)
         kinds = []
         if self.chat_examples:

@@ -10,7 +10,7 @@ reported between chunks, where a cancel request is also honoured.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, replace
 from itertools import chain
@@ -28,6 +28,7 @@ from backend.data.readers import read_file
 from backend.data.refusal import Refusal
 from backend.data.report import DataReport, FileSummary, Suggested, count
 from backend.data.rules import Reject, find_placeholder
+from backend.data.turns import kind_of
 
 if TYPE_CHECKING:
     from backend.core.spec import Data
@@ -36,7 +37,14 @@ Progress = Callable[[float], None]
 Cancel = Callable[[], bool]
 _LINE_FLAG = 1 << 40
 _TEXT_REASONS = {"text": "a plain-text file", "docx": "a Word document", "pdf": "a PDF document"}
-_NOT_UTF8 = "the row holds bytes that are not UTF-8 text (or a lone surrogate escape such as \\ud800)"
+_NO_ROWS = {  # a file that holds no record, by kind, in words
+    "jsonl": "the file is empty: it holds only blank lines",
+    "json": "the file holds an empty list, no rows",
+    "csv": "the file has a header line but no rows below it",
+    "tsv": "the file has a header line but no rows below it",
+    "text": "the file is empty: it holds only blank lines",
+}
+_NO_ROWS_ELSE = "the file holds no rows"
 
 
 @dataclass(frozen=True)
@@ -144,18 +152,29 @@ class _State:
         self.units.append("line")
         summary = FileSummary(source.name, source.kind, "unknown", LABELS["unknown"], "", [])
         self.report.files.append(summary)
-        # Closed on the spot when reading stops early (a cancel, a sink that fails), not when collected.
-        with closing(read_file(source, self.options.chunk_chars, self.options.sheet)) as chunks:
-            try:
-                first = next(chunks, None)
-                if first is not None:
-                    self.units[index] = first.unit
-                    self.report.notes += first.notes
-                    detection = self.detected(source, summary, [value for _, value in first.records])
-                    self.rows(index, source, summary, detection, chain([first], chunks))
-            except DataError as exc:  # the rows read before it were counted one by one
-                self.report.problems.add(RowProblem(exc.code, str(exc), source.name, rows=0))
+        try:
+            # Closed on the spot when reading stops early (a cancel, a sink that fails), not when collected.
+            with closing(read_file(source, self.options.chunk_chars, self.options.sheet)) as chunks:
+                first = self._first_records(chunks)
+                if first is None:
+                    raise DataError(f"{source.path.name}: {_NO_ROWS.get(source.kind, _NO_ROWS_ELSE)}", "empty_file")
+                self.units[index] = first.unit
+                detection = self.detected(source, summary, [value for _, value in first.records])
+                self.rows(index, source, summary, detection, chain([first], chunks))
+        except DataError as exc:  # the rows read before it were counted one by one
+            message = str(exc).removeprefix(f"{source.path.name}: ")
+            self.report.problems.add(RowProblem(exc.code, message, source.name, rows=0))
+            if not summary.rows:
+                summary.format, summary.format_label, summary.reason = "unread", LABELS["unread"], message
         self.done += source.size
+
+    def _first_records(self, chunks: Iterator[Chunk]) -> Chunk | None:
+        """The first chunk that holds records (blank lines and headers yield chunks without), its notes taken."""
+        for chunk in chunks:
+            self.report.notes += chunk.notes
+            if chunk.records:
+                return chunk
+        return None
 
     def detected(self, source: SourceFile, summary: FileSummary, values: list[Any]) -> Detection:
         """The file's layout from its first rows, noted in its summary."""
@@ -189,6 +208,7 @@ class _State:
                 batch = Batch(name, unit)
                 for line, value in chunk.records:
                     row += 1
+                    key = ""
                     try:
                         if type(value) is Unreadable:
                             raise Reject(value.code, value.message)
@@ -202,7 +222,7 @@ class _State:
                         add_problem(RowProblem(reject.code, reject.message, name, line, row, reject.field, unit=unit))
                         continue
                     except UnicodeEncodeError:
-                        add_problem(RowProblem("invalid_text", _NOT_UTF8, name, line, row, unit=unit))
+                        add_problem(RowProblem("invalid_text", _not_utf8(key), name, line, row, unit=unit))
                         continue
                     short = digest[:16]
                     first = seen.get(short)
@@ -253,21 +273,50 @@ class _State:
         return self.audits[index]
 
     def _refuse(self, source: SourceFile, summary: FileSummary, detection: Detection, chunks: Any) -> None:
-        """A file in no usable format: count its rows and say why none is imported."""
+        """A file in no usable format: count its rows and say why none is imported. A row that cannot be read, or
+        that is not an object, is a problem of its own; with no object at all, those problems are the whole story."""
         refusal = Refusal(detection) if detection.format in UNSUPPORTED else None
         mapping = guess_mapping(detection.columns) if detection.format == "unknown" else None
         trial = Trial(replace(self.options, format="auto", columns=mapping), source.name) if mapping else None
-        read = 0
-        for chunk in chunks:
-            read += len(chunk.records)
-            values = [value for _, value in chunk.records]
-            if refusal is not None:
-                refusal.add(values)
-            if trial is not None:
-                trial.add(values)
-            self._between_chunks(source, chunk.position)
-        summary.rows += read
-        self.report.rows += read
+        objects = not (detection.format == "unknown" and not detection.columns)
+        read = own = 0  # rows read; rows with a problem of their own
+        try:
+            for chunk in chunks:
+                for line, value in chunk.records:
+                    read += 1
+                    if type(value) is Unreadable or not objects:
+                        own += 1
+                        self.report.problems.add(self._not_a_row(value, source.name, line, summary.rows + read))
+                values = [value for _, value in chunk.records]
+                if refusal is not None:
+                    refusal.add(values)
+                if trial is not None:
+                    trial.add(values)
+                self._between_chunks(source, chunk.position)
+        finally:  # a file that fails part-way still counts the rows read before, each under one rule
+            summary.rows += read
+            self.report.rows += read
+            if objects:
+                self._refused(source, summary, detection, refusal, trial, mapping, read - own)
+
+    def _not_a_row(self, value: Any, name: str, line: int | None, row: int) -> RowProblem:
+        unit = self.units[-1]
+        if type(value) is Unreadable:
+            return RowProblem(value.code, value.message, name, line, row, unit=unit)
+        message = f"the row is {kind_of(value)}, not an object with named fields"
+        return RowProblem("not_an_object", message, name, line, row, unit=unit)
+
+    def _refused(
+        self,
+        source: SourceFile,
+        summary: FileSummary,
+        detection: Detection,
+        refusal: Refusal | None,
+        trial: Trial | None,
+        mapping: dict[str, str] | None,
+        read: int,
+    ) -> None:
+        """The file-level problem for ``read`` rows of a layout that is not recognised or not supported."""
         if detection.format == "unknown":
             message = f"the format was not recognised ({detection.reason}); "
             if trial is not None and mapping and trial.imported:
@@ -277,7 +326,7 @@ class _State:
                 message += "choose a format, or map the columns to instruction, input, response and system"
             self.report.problems.add(RowProblem("unknown_format", message, source.name, rows=read))
         elif refusal is not None:
-            problem = RowProblem("unsupported_format", refusal.message, source.name, rows=summary.rows)
+            problem = RowProblem("unsupported_format", refusal.message, source.name, rows=read)
             self.report.problems.add(problem)
 
     def _between_chunks(self, source: SourceFile, position: float) -> None:
@@ -290,3 +339,19 @@ class _State:
         index = packed >> 41
         place = packed & (_LINE_FLAG - 1)
         return f"{self.names[index]} {self.units[index] if packed & _LINE_FLAG else 'row'} {place}"
+
+
+def _not_utf8(text: str) -> str:
+    """Which character of a row is not UTF-8, in words: a byte the file's encoding did not decode (read as a lone
+    surrogate, see ``readers._open_text``), named with what it is in Windows-1252, or a lone surrogate escape."""
+    code = next((ord(char) for char in text if "\ud800" <= char <= "\udfff"), 0)
+    if 0xDC80 <= code <= 0xDCFF:
+        byte = code - 0xDC00
+        seen = bytes([byte]).decode("cp1252", errors="replace")
+        return (
+            f"the row holds byte 0x{byte:02X}, which is not UTF-8 text; in Windows-1252 (Latin-1) it is '{seen}', so "
+            "the file was probably saved in that encoding"
+        )
+    if code:
+        return f"the row holds a lone surrogate escape (\\u{code:04x}), half of a character that text cannot hold"
+    return "the row holds text that is not UTF-8"

@@ -40,6 +40,7 @@ MESSAGE_ROLES: dict[str, str] = {  # see role_of
 CALL_ROLES = frozenset({"function_call"})  # LLaMA-Factory: an assistant turn whose value is the call as JSON text
 _KNOWN = "system, user, assistant or tool (or human, gpt, model, function_call, observation)"
 _TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
+_PART_TEXT_KEYS = ("text", "value", "content")  # where a text part's text is found, in this order
 _MEDIA_PART_MARKERS = ("image", "audio", "video")
 
 
@@ -311,10 +312,7 @@ def _content_text(content: Any, role: str, number: int, field: str) -> tuple[str
                 continue
             kind = str(part.get("type", "")) if isinstance(part, dict) else ""
             if isinstance(part, dict) and (kind in _TEXT_PART_TYPES or (not kind and "text" in part)):
-                text = part.get("text")
-                if not isinstance(text, str):
-                    raise Reject("non_text", f"message {number} ({role}) has a text part without text", field)
-                parts.append((text, _part_flag(part, number, field)))
+                parts.append((_part_text(part, role, number, field), _part_flag(part, number, field)))
             elif any(marker in kind for marker in _MEDIA_PART_MARKERS):
                 raise Reject("multimodal", f"message {number} ({role}) holds {kind.replace('_', ' ')} content", field)
             else:
@@ -328,6 +326,18 @@ def _content_text(content: Any, role: str, number: int, field: str) -> tuple[str
     if isinstance(content, int | float) and not isinstance(content, bool):
         return str(content), None
     raise Reject("non_text", f"message {number} ({role}) content is {kind_of(content)}, not text", field)
+
+
+def _part_text(part: dict[str, Any], role: str, number: int, field: str) -> str:
+    """A text part's text: under 'text', or 'value' or 'content' as some exports write it; else the keys found."""
+    for key in _PART_TEXT_KEYS:
+        if isinstance(part.get(key), str):
+            return str(part[key])
+    said = f"message {number} ({role}) has a text part"
+    if "text" in part:
+        raise Reject("non_text", f"{said} whose 'text' is {kind_of(part['text'])}, not text", field)
+    keys = ", ".join(f"'{k}'" for k in part if k != "type") or "none"
+    raise Reject("non_text", f"{said} without 'text' (its other keys: {keys}); put the text under 'text'", field)
 
 
 def _part_flag(part: dict[str, Any], number: int, field: str) -> bool | None:
