@@ -14,6 +14,7 @@ from typing import Any, cast
 from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
 
+from backend.evaluation.loss_note import EVALUATION, IN_TRAINING
 from backend.export.adapter import AdapterInfo, read_adapter
 from backend.export.errors import ExportError
 from backend.jobs.queue import JobQueue
@@ -49,14 +50,14 @@ def describe(info: AdapterInfo) -> str:
         parts.append(f"data {Path(str(dataset['path'])).name} ({str(dataset.get('content_hash', ''))[:8]})")
     metrics = record.get("metrics") or {}
     if "eval_loss" in metrics:
-        parts.append(f"held-out loss {metrics['eval_loss']:.3f}")
+        parts.append(f"{IN_TRAINING} {metrics['eval_loss']:.3f}")
     elif "train_loss" in metrics:
         parts.append(f"training loss {metrics['train_loss']:.3f}")
     evaluation = record.get("evaluation")
     if isinstance(evaluation, dict):
         base_loss, tuned_loss = evaluation.get("base_loss"), evaluation.get("loss")
         if isinstance(base_loss, int | float) and isinstance(tuned_loss, int | float):
-            parts.append(f"evaluated: held-out loss {base_loss:.3f} (base) → {tuned_loss:.3f}")
+            parts.append(f"{EVALUATION} {base_loss:.3f} (base) → {tuned_loss:.3f}")
     return " · ".join(parts)
 
 

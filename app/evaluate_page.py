@@ -42,7 +42,7 @@ from app.open_location import open_location
 from app.queue_watch import QueueWatch
 from app.session import Session
 from backend.core.task_specs import EvaluateSpec
-from backend.evaluation.report import REPORT_HTML, prompt_text, word_diff
+from backend.evaluation.report import REPORT_HTML, loss_explanation, prompt_text, word_diff
 from backend.evaluation.report_schema import REPORT_JSON, EvaluationReport, read_report
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import ensure_runner
@@ -266,10 +266,9 @@ class EvaluatePage(QWidget):
             self.losses.setRowCount(0)
             return
         data = report.data
-        self._data.setText(
-            f"Held-out data: {data.source}, {data.examples} examples, "
-            f"{data.tokens:,} answer tokens. Loaded as {report.precision}."
-        )
+        # Which held-out loss this is, beside the adapter's in-training one and why they differ (loss_note).
+        explained = " ".join(loss_explanation(report))
+        self._data.setText(f"Held-out data: {data.source}. {explained}".strip())
         self.losses.setRowCount(len(report.models))
         for row, model in enumerate(report.models):
             own, delta = report.losses.get(model.key), report.deltas.get(model.key)

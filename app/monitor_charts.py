@@ -20,7 +20,8 @@ def training_charts() -> dict[str, LiveChart]:
     return {
         "loss": LiveChart(
             "Loss",
-            [Series("train", "Training loss"), Series("eval", "Eval loss", SeriesStyle.POINTS)],
+            # Named as everywhere else: the trainer's eval_loss, not the evaluate job's (backend.evaluation.loss_note).
+            [Series("train", "Training loss"), Series("eval", "In-training held-out loss", SeriesStyle.POINTS)],
             smoothing=True,
             log_scale_toggle=True,
         ),

@@ -17,6 +17,7 @@ from backend.core.task_specs import EvaluateSpec
 from backend.data.load import read_dataset
 from backend.evaluation.errors import EvaluationError
 from backend.evaluation.job import EvaluationOutcome, run_evaluation
+from backend.evaluation.loss_note import loss_differences
 from backend.evaluation.record import evaluations
 from backend.evaluation.report import render_html, render_markdown, word_diff, write_report
 from backend.evaluation.report_schema import REPORT_FORMAT, EvaluationReport, UnknownReportFormat, read_report
@@ -123,6 +124,9 @@ def test_one_report_holds_base_adapter_and_second_adapter_on_the_training_split(
     # Training's own eval_loss (batch means, same split) agrees with the token-weighted loss on this even data.
     trained_eval = json.loads((trained / ADAPTER_RECORD).read_text())["metrics"]["eval_loss"]
     assert losses["adapter"]["loss"] == pytest.approx(trained_eval, rel=0.05)
+    # The two are named side by side; here only the batch weighting differs (whole split, 16-bit base both times).
+    (weighting,) = report["training_loss"]["differences"]
+    assert report["training_loss"]["value"] == trained_eval and "batches of 4 examples" in weighting
 
     # Outcome and events: progress over loss batches then prompt batches, the losses, the three files.
     assert outcome.metrics["adapter_loss"] == pytest.approx(losses["adapter"]["loss"])
@@ -152,6 +156,8 @@ def test_one_report_holds_base_adapter_and_second_adapter_on_the_training_split(
     assert "<script" not in page and "http://" not in page and "https://" not in page
     markdown = (root / "report.md").read_text()
     assert "| colours |" in markdown and "## Answers side by side" in markdown
+    for text in (markdown, page):
+        assert "This is the evaluation held-out loss" in text and f"was {trained_eval:.3f}" in text
 
     # Both adapters' records keep their results, and the merged model's card shows them.
     (entry,) = evaluations(trained)
@@ -380,3 +386,20 @@ def test_a_report_in_an_unknown_format_is_refused_with_a_clear_message(tmp_path:
     (tmp_path / "report.json").write_text(json.dumps({"kind": "evaluation", "format": REPORT_FORMAT, "name": "x"}))
     with pytest.raises(ValueError, match="is not a valid evaluation report: created_at"):
         read_report(tmp_path)
+
+
+def test_the_evaluation_names_every_condition_its_loss_does_not_share_with_training() -> None:
+    qlora = {"training": {"micro_batch_size": 8}, "quantization": {"mode": "nf4"}}
+    common = {"source": "the split", "tokens": 12_000, "precision": "bfloat16 weights, bfloat16 compute on cuda"}
+    reasons = loss_differences(training_spec=qlora, named_data=False, examples=200, available=900, **common)
+    assert len(reasons) == 3
+    assert "200 of the 900 held-out examples (max_examples)" in reasons[0]
+    assert "batches of 8 examples" in reasons[1] and "12,000 reply tokens" in reasons[1]
+    assert "quantized (nf4)" in reasons[2] and "bfloat16 weights" in reasons[2]
+
+    quantized_too = {**common, "precision": "4-bit NF4 weights, bfloat16 compute on cuda"}
+    same = loss_differences(training_spec=qlora | {"training": {"micro_batch_size": 1}}, named_data=False,
+                            examples=900, available=900, **quantized_too)  # fmt: skip
+    assert same == [], "the same examples, one example a batch, the base as trained: one number"
+    other = loss_differences(training_spec=None, named_data=True, examples=5, available=5, **common)
+    assert other == ["it is measured on the split, not on the training job's held-out split"]

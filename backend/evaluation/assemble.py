@@ -18,6 +18,7 @@ from typing import Any
 from backend.core.layout import JobLayout
 from backend.core.task_specs import EvaluateSpec
 from backend.evaluation.heldout import HeldOut, TokenizedExample
+from backend.evaluation.loss_note import loss_differences
 from backend.evaluation.record import record_evaluation
 from backend.evaluation.report import prompt_text, word_diff
 from backend.evaluation.report_schema import EvaluationReport
@@ -140,6 +141,18 @@ def build_report(
                 "loss_on": held.loss_on,
             },
             "losses": {key: {"loss": m["loss"], "perplexity": _finite(m["perplexity"])} for key, m in losses.items()},
+            "training_loss": {
+                "value": (adapters[0].record.get("metrics") or {}).get("eval_loss"),
+                "differences": loss_differences(
+                    training_spec=adapters[0].record.get("spec"),
+                    named_data=spec.data is not None,
+                    source=held.source,
+                    examples=len(held.examples),
+                    available=held.available,
+                    tokens=sum(item.loss_tokens for item in items),
+                    precision=comparison.precision.describe(),
+                ),
+            },
             "deltas": deltas,
             "examples": per_example,
             "worse": {a.key: _ranked(per_example, a.key, worse=True) for a in adapters},

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.core.atomic import write_text_atomic
+from backend.evaluation.loss_note import EVALUATION, IN_TRAINING
 from backend.evaluation.report_schema import REPORT_JSON, EvaluationReport, Generation, RankedExample, ReportColumn
 
 REPORT_MD, REPORT_HTML = "report.md", "report.html"
@@ -115,6 +116,28 @@ def _loss_rows(report: EvaluationReport) -> list[tuple[str, str, str, str, str]]
     return rows
 
 
+def loss_explanation(report: EvaluationReport) -> list[str]:
+    """What the loss above is, and the adapter's in-training held-out loss beside it with why the two differ
+    (``loss_note``): for the report files and the Evaluate page alike."""
+    if not report.losses:
+        return []
+    data = report.data
+    lines = [
+        f"This is the {EVALUATION}: one mean over the {data.tokens:,} counted tokens (loss_on: {data.loss_on}) of "
+        f"{data.examples} examples cut at {data.max_length} tokens, with the base loaded as {report.precision}."
+    ]
+    training = report.training_loss
+    if training is not None and training.value is not None:
+        why = (
+            f"It differs from this one because {'; '.join(training.differences)}."
+            if training.differences
+            else "It was measured under the same conditions."
+        )
+        lines.append(f"The adapter's {IN_TRAINING}, measured by the trainer at its last step, was "
+                     f"{training.value:.3f}. {why}")  # fmt: skip
+    return lines
+
+
 def _settings_rows(report: EvaluationReport) -> list[tuple[str, str]]:
     data, base = report.data, report.base
     rows = [
@@ -159,6 +182,8 @@ def render_markdown(report: EvaluationReport) -> str:
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in _loss_rows(report)]
     if not report.losses:
         lines.append("| (no held-out examples: no loss measured) | | | | |")
+    explanation = loss_explanation(report)
+    lines += ["", *explanation] if explanation else []
     lines += ["", "## Settings", "", "| setting | value |", "|---|---|"]
     lines += [f"| {_md_cell(k)} | {_md_cell(v)} |" for k, v in _settings_rows(report)]
     lines += [""]
@@ -265,6 +290,7 @@ def render_html(report: EvaluationReport) -> str:
         out.append("</table>")
     else:
         out.append("<p>No held-out examples: no loss was measured.</p>")
+    out += [f"<p>{_e(line)}</p>" for line in loss_explanation(report)]
     for warning in report.warnings:
         out.append(f"<p class='note'>{_e(warning)}</p>")
     out += ["<h2>Settings</h2>", "<table>"]

@@ -55,6 +55,13 @@ class HeldOutData(_Part):
     loss_on: str | None = None
 
 
+class TrainingLoss(_Part):
+    """The adapter's in-training held-out loss beside the evaluation's, and why they differ (``loss_note``)."""
+
+    value: float | None = Field(None, description="The trainer's eval_loss from the adapter's record.")
+    differences: list[str] = Field(default_factory=list, description="Each condition the two do not share.")
+
+
 class Loss(_Part):
     loss: float
     perplexity: float | None = Field(description="exp(loss); null where it overflows.")
@@ -117,6 +124,9 @@ class EvaluationReport(_Part):
     models: list[ReportColumn] = Field(description="The columns in order, the base first.")
     data: HeldOutData
     losses: dict[str, Loss] = Field(default_factory=dict, description="Per model key; empty without held-out data.")
+    training_loss: TrainingLoss | None = Field(
+        None, description="The adapter's in-training held-out loss and how it was measured otherwise (newer reports)."
+    )
     deltas: dict[str, Delta] = Field(default_factory=dict)
     examples: list[ExampleLosses] = Field(default_factory=list)
     worse: dict[str, list[RankedExample]] = Field(default_factory=dict, description="Per adapter key, at most ten.")

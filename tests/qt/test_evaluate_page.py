@@ -42,6 +42,10 @@ def test_queues_an_evaluation_and_shows_its_report(
     qtbot.waitUntil(lambda: page.reports.count() == 1, timeout=10_000)
 
     assert page.losses.item(0, 0).text().startswith("base")
+    # The loss shown is named, beside the adapter's in-training one (2.75 in its record) and why they differ.
+    note = page._data.text()
+    assert "This is the evaluation held-out loss" in note and "in-training held-out loss" in note
+    assert "was 2.750" in note and f"measured on {held_out}" in note
     assert page.losses.rowCount() == 3 and page.losses.item(1, 3).text().endswith(("better)", "worse)", "same)"))
     assert page.prompt_list.count() == 2 and page.prompt_list.item(0).text() == "What colour is the sky?"
     shown = page.diff.toPlainText()
