@@ -103,6 +103,7 @@ class DataPage(QWidget):
 
         self._build()
         self.rendering = ExampleRendering(session.home, self.preview, self)
+        self.rendering.noticed.connect(self._show_template_note)
         self.counting = TokenCount(session.home, self.tokens, self._settings, self)
         self.counting.counted.connect(self._on_counted)
         self.counting.changed.connect(self._render_again)
@@ -160,6 +161,11 @@ class DataPage(QWidget):
         loaded_layout = QVBoxLayout(loaded)
         loaded_layout.setContentsMargins(0, 0, 0, 0)
         loaded_layout.addWidget(self.header)
+        # What the rendered example holds that the data does not, e.g. the chat template's own system prompt.
+        self.template_note = QLabel(textFormat=Qt.TextFormat.PlainText, wordWrap=True)
+        self.template_note.setObjectName("templateNote")
+        self.template_note.hide()
+        loaded_layout.addWidget(self.template_note)
         loaded_layout.addWidget(self._content, 1)
 
         # A refused drop anywhere on the page says why here.
@@ -384,6 +390,10 @@ class DataPage(QWidget):
             self.open(self._path, replace(self._options, sheet=sheet))
 
     # -- small things ------------------------------------------------------------------------
+
+    def _show_template_note(self, text: str) -> None:
+        self.template_note.setText(text)
+        self.template_note.setVisible(bool(text))
 
     def _show_notice(self, text: str) -> None:
         self.notice.setText(text)

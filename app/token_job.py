@@ -224,6 +224,7 @@ class RenderJob(QObject):
     """
 
     rendered = Signal(int, object)
+    noticed = Signal(int, str)  # before ``rendered``: what its text holds that the data does not ("" for nothing)
     failed = Signal(int, str)
 
     def __init__(self, home: Path, parent: QObject | None = None) -> None:
@@ -273,6 +274,7 @@ class RenderJob(QObject):
         if row in self._asked:
             self._asked.remove(row)
         if isinstance(shown, ExamplePreview):
+            self.noticed.emit(row, "\n".join(shown.notices))
             self.rendered.emit(row, rendered_example(shown))
         else:
             said = shown.error or "the rendering gave no text"
