@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from backend.core.events import Artifact, Done, Event, Log, Progress, read_events
-from backend.core.task_specs import ExportSpec, MergeSpec
+from backend.core.task_specs import ExportSpec, MergeSpec, load_spec
 from backend.export.job import MERGED_DIR
 from backend.export.merge import merge_adapter, merge_key, plan_merge
 from backend.export.merge_reuse import MERGE_RECORD, MergeKey, find_merge, why_not_reusable
+from backend.jobs.adapter_preflight import export_checks
+from backend.jobs.checks import Check
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import Runner, RunnerSettings
 from tests.adapters import make_adapter
@@ -113,3 +115,39 @@ def test_a_merge_is_remembered_wherever_it_was_written(
     key = merge_key(plan_merge(adapter, None, "float32"), verify=False)
     assert key is not None and find_merge(key, []) == out.absolute()
     assert find_merge(key, [], remembered=False) is None
+
+
+def test_a_merged_dir_that_exists_is_used_only_when_it_holds_this_merge(adapter: Path, tmp_path: Path) -> None:
+    kept = tmp_path / "kept"
+    merge_adapter(adapter, kept, dtype="float32", verify=False)
+
+    def checked(**spec: object) -> list[Check]:
+        settings = {"source": str(adapter), "gguf_type": "f16", "merge_dtype": "float32", "merged_dir": str(kept)}
+        return [
+            c for c in export_checks(ExportSpec(**settings | spec), tmp_path / "jobs") if c.topic not in ("disk", "ram")
+        ]
+
+    assert [(c.level, c.message) for c in checked(verify=False)] == [
+        ("info", f"merged_dir: {kept} holds this merge already; the GGUF is made from it.")
+    ]
+    (unverified,) = [c for c in checked() if c.level == "error"]
+    assert "is not this merge" in unverified.message and "another adapter, base or precision" in unverified.message
+    (other,) = [c for c in checked(merged_dir=str(tmp_path)) if c.level == "error"]
+    assert f"merged_dir: {tmp_path} already exists and is not this merge" in other.message
+
+
+def test_the_cli_queues_a_merged_model_and_a_gguf_as_one_job(
+    queue: JobQueue, adapter: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from backend.cli.common import EXIT_OK, EXIT_USAGE
+    from backend.cli.main import main
+
+    kept = tmp_path / "colours-merged"
+    argv = ["export", "gguf", str(adapter), "--type", "f16", "--merged-dir", str(kept), "--merge-dtype", "float32"]
+    assert main([*argv, "--queue", "--json"]) == EXIT_OK
+    job = json.loads(capsys.readouterr().out)["job"]
+    spec = load_spec(Path(job["folder"]) / "spec.yaml")
+    assert isinstance(spec, ExportSpec) and (spec.merged_dir, spec.merge_dtype) == (str(kept), "float32")
+    assert [j.kind for j in queue.jobs()] == ["export"], "one job, not a merge and an export"
+    assert main([*argv, "--out", str(tmp_path)]) == EXIT_USAGE
+    assert "--merged-dir is for a queued export" in capsys.readouterr().err

@@ -26,7 +26,8 @@ from backend.export.gguf.arch import arch_for
 from backend.export.gguf.llama_cpp_run import installed as llama_cpp_installed
 from backend.export.gguf.lora import MERGE_INSTEAD, TIED_HEAD, cannot_load, llama_cpp_refusals
 from backend.export.gguf.quantize import INSTALL_HINT, K_QUANTS
-from backend.export.merge import MergePlan, plan_merge
+from backend.export.merge import MergePlan, merge_key, plan_merge
+from backend.export.merge_reuse import why_not_reusable
 from backend.export.safetensors_io import list_tensors
 from backend.jobs.checks import HEADROOM, Check, free_bytes, size_text
 from backend.models.errors import ModelError
@@ -127,6 +128,9 @@ def export_checks(spec: ExportSpec, jobs_dir: Path) -> list[Check]:
             gguf = _gguf_bytes(plan.parameter_count, spec.gguf_type)
             if spec.verify:
                 checks += _ram_notes(plan.parameter_count, plan.largest_tensor)
+            if spec.merged_dir and Path(spec.merged_dir).exists():
+                kept = _kept_merge(Path(spec.merged_dir), plan, spec.verify)
+                return [*checks, kept, *_disk([(root, gguf)], "the GGUF")]
             merged = Path(spec.merged_dir) if spec.merged_dir else jobs_dir
             return checks + _disk([(merged, plan.output_bytes), (root, gguf)], "the merged model and the GGUF")
         record = _model_folder(source)
@@ -272,6 +276,17 @@ def _merge_plan(adapter: AdapterInfo, base: str | None, dtype: str, checks: list
         raise _Refused(Check("error", "adapter", _sentence(exc))) from None
     checks += [Check("warning", "adapter", warning) for warning in plan.warnings]
     return plan
+
+
+def _kept_merge(folder: Path, plan: MergePlan, verify: bool) -> Check:
+    """A merged_dir that exists: used as it is when it is this very merge, complete; otherwise refused, since a
+    merge never writes over a folder."""
+    key = merge_key(plan, verify)
+    why = why_not_reusable(folder, key) if key else "the adapter has no LoRA Studio record to match it against"
+    if why is None:
+        return Check("info", "model", f"merged_dir: {folder} holds this merge already; the GGUF is made from it.")
+    return Check("error", "spec", f"merged_dir: {folder} already exists and is not this merge ({why}); choose "
+                 "another folder, or leave merged_dir empty.")  # fmt: skip
 
 
 def _model_folder(source: Path) -> ModelRecord:
