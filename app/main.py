@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -134,8 +135,11 @@ def _wire_file_menu(window: MainWindow, data: LazyPage, index: int, settings: QS
         menu = window.recent_menu
         menu.clear()
         entries = RecentDatasets(settings).entries()
+        names = Counter(entry.name for entry in entries)
         for entry in entries:
-            action = menu.addAction(entry.name.replace("&", "&&"))
+            # Two train.jsonl files are told apart by their folder.
+            shown = entry.name if names[entry.name] == 1 else f"{entry.name} — {Path(entry.path).parent.name}"
+            action = menu.addAction(shown.replace("&", "&&"))
             action.setToolTip(f"{entry.path}\n{entry.detail()}")
             action.setEnabled(entry.exists())
             action.triggered.connect(lambda _=False, path=entry.path: open_recent(path))

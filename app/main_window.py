@@ -76,6 +76,11 @@ class MainWindow(QMainWindow):
 
         self._build_menus()
 
+    @property
+    def settings(self) -> QSettings:
+        """The window's settings: its state and the recent datasets File ▸ Open recent lists."""
+        return self._settings
+
     # -- pages -----------------------------------------------------------------
 
     def add_page(self, title: str, page: QWidget, icon: QIcon, tip: str = "") -> None:

@@ -1,6 +1,6 @@
 """Screenshots of every page with real data, for the README and docs (``make screenshots``).
 
-    python -m app.screenshots [--out docs/screenshots] [--home DIR] [--steps 24]
+    python -m app.screenshots [--out docs/screenshots] [--home DIR] [--steps 24] [--walk NAME]
 
 It works in its own data folder (``--home``, kept between runs so a second run only takes
 the pictures): imports SmolLM2, trains a real adapter on the sample support-triage data,
@@ -8,6 +8,10 @@ evaluates it against the base and exports it to GGUF, all through the queue and 
 processes as the GUI would. Then it opens the studio at 1280 x 800, shows each page with
 that data, and saves ``QWidget.grab()`` of the whole window. A run from scratch takes a
 few minutes on a 2-core CPU.
+
+Walk-throughs (``WALKS``) are a task done in the window, one picture a step, with the menus and
+dialogs it opens drawn where they stand over the window. ``make screenshots`` takes them after
+the pages; ``--walk NAME`` takes one alone, in a fresh window that needs none of the prepared jobs.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from PySide6.QtCore import QCoreApplication
+    from PySide6.QtGui import QPixmap
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    from app.main_window import MainWindow
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = (1280, 800)
@@ -68,27 +76,111 @@ def settle(app: QCoreApplication, seconds: float = 1.0) -> None:
     wait_until(app, lambda: False, seconds)
 
 
-def shoot(out: Path, home: Path) -> list[Path]:
+def grab_with_popups(window: QWidget) -> QPixmap:
+    """The window as shown, with the menus and dialogs open over it painted where they stand: ``grab`` of the
+    window alone leaves them out, as they are windows of their own."""
+    from PySide6.QtGui import QPainter
+    from PySide6.QtWidgets import QApplication, QDialog, QMenu
+
+    picture = window.grab()
+    origin = window.mapToGlobal(window.rect().topLeft())
+    painter = QPainter(picture)
+    for popup in QApplication.topLevelWidgets():
+        if popup is not window and popup.isVisible() and isinstance(popup, QMenu | QDialog):
+            painter.drawPixmap(popup.pos() - origin, popup.grab())
+    painter.end()
+    return picture
+
+
+def walk_file_open(app: QApplication, window: MainWindow, out: Path) -> list[Path]:
+    """File ▸ Open: the File menu with its keys, Open recent, the dataset dialog Ctrl+O opens, the dataset opened."""
+    from PySide6.QtCore import QPoint, QTimer
+    from PySide6.QtWidgets import QApplication, QFileDialog, QMenu
+
+    from app.data_page import DataPage
+    from app.recent import RecentDataset, RecentDatasets
+    from backend.core import paths
+    from widgets.lazy_page import LazyPage
+
+    datasets = paths.assets_dir() / "datasets"
+    sample = datasets / "support_triage" / "train.jsonl"
+    recent = RecentDatasets(window.settings)
+    for path, rows in ((datasets / "concise_answers" / "train.jsonl", 0), (sample, 360)):
+        if recent.get(path) is None:
+            recent.remember(RecentDataset(str(path), "messages", "OpenAI/ChatML messages", rows=rows, accepted=rows))
+    saved: list[Path] = []
+
+    def save(name: str) -> None:
+        settle(app, 0.5)
+        path = out / f"walk-file-open-{name}.png"
+        grab_with_popups(window).save(str(path))
+        saved.append(path)
+
+    window.show_page(window.page_titles().index("Jobs"))
+    settle(app, 1.0)
+    bar = window.menuBar()
+    file_menu = bar.actions()[0].menu()
+    assert isinstance(file_menu, QMenu)
+    file_menu.popup(bar.mapToGlobal(bar.actionGeometry(file_menu.menuAction()).bottomLeft()))
+    file_menu.setActiveAction(window.open_action)
+    save("1-menu")
+    file_menu.setActiveAction(window.recent_menu.menuAction())
+    anchor = file_menu.actionGeometry(window.recent_menu.menuAction()).topRight()
+    window.recent_menu.popup(file_menu.mapToGlobal(anchor + QPoint(-4, 0)))
+    save("2-recent")
+    window.recent_menu.hide()
+    file_menu.hide()
+
+    def in_the_dialog() -> None:
+        wait_until(app, lambda: isinstance(QApplication.activeModalWidget(), QFileDialog), 10)
+        dialog = QApplication.activeModalWidget()
+        assert isinstance(dialog, QFileDialog), "Ctrl+O opened no file dialog"
+        dialog.setDirectory(str(sample.parent))
+        dialog.selectFile(str(sample))
+        save("3-dialog")
+        dialog.accept()
+
+    QTimer.singleShot(0, in_the_dialog)
+    window.open_action.trigger()  # what Ctrl+O does: the dialog runs until in_the_dialog accepts it
+    data = window.page_widget(window.page_titles().index("Data"))
+    page = data.page() if isinstance(data, LazyPage) else data
+    assert isinstance(page, DataPage)
+    wait_until(app, lambda: page.report is not None and not page.is_checking(), 60)
+    save("4-opened")
+    return saved
+
+
+WALKS: dict[str, Callable[[QApplication, MainWindow, Path], list[Path]]] = {"file-open": walk_file_open}
+"""Each walk-through by name: it drives the window as a person would and returns the pictures it saved."""
+
+
+def open_window(home: Path) -> tuple[QApplication, MainWindow]:
+    """The studio's window at the pictures' size, on the data in ``home``, with settings of its own."""
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from app import appearance
-    from app.data_page import DataPage
-    from app.jobs_page import JobsPage
     from app.main import build_window
     from app.session import Session
-    from backend.core import paths
-    from backend.jobs.queue import JobQueue
-    from widgets.lazy_page import LazyPage
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)  # widgets need a QApplication, not a QCoreApplication
     settings = QSettings(str(home / "screenshots.ini"), QSettings.Format.IniFormat)
     settings.clear()
-    session = Session(home)
-    window = build_window(settings, session)
+    window = build_window(settings, Session(home))
     window.resize(*SIZE)
     window.show()
+    return app, window
+
+
+def shoot(out: Path, home: Path) -> list[Path]:
+    from app import appearance
+    from app.data_page import DataPage
+    from app.jobs_page import JobsPage
+    from backend.core import paths
+    from backend.jobs.queue import JobQueue
+    from widgets.lazy_page import LazyPage
+
+    app, window = open_window(home)
     pages = {title: window.page_widget(i) for i, title in enumerate(window.page_titles())}
 
     def page(title: str) -> object:
@@ -125,6 +217,9 @@ def shoot(out: Path, home: Path) -> list[Path]:
     save("Export", "6-export", settle_s=2.0)
     appearance.apply(app, "dark")
     save("Monitor", "7-monitor-dark", settle_s=2.0)
+    appearance.apply(app, "system")
+    for walk in WALKS.values():
+        saved += walk(app, window, out)
     window.close()
     return saved
 
@@ -134,13 +229,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--home", type=Path, default=ROOT / ".screenshots-home")
     parser.add_argument("--steps", type=int, default=24, help="training steps of the pictured job")
+    parser.add_argument("--walk", choices=sorted(WALKS), help="take this walk-through alone, without the pages")
     args = parser.parse_args()
     os.environ["LORA_STUDIO_HOME"] = str(args.home.resolve())
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     args.home.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    prepare(args.steps)
-    for path in shoot(args.out, args.home.resolve()):
+    if args.walk:
+        app, window = open_window(args.home.resolve())
+        saved = WALKS[args.walk](app, window, args.out)
+        window.close()
+    else:
+        prepare(args.steps)
+        saved = shoot(args.out, args.home.resolve())
+    for path in saved:
         print(path)
 
 

@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QPoint, QSettings, Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QPoint, QRect, QSettings, Qt
+from PySide6.QtGui import QAction, QImage, QKeySequence
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QLineEdit, QMenu
 
@@ -18,9 +18,11 @@ from app.dataset_landing import SAMPLE
 from app.main import PAGES, build_window
 from app.main_window import MainWindow, with_mnemonic
 from app.recent import RecentDataset, RecentDatasets
+from app.screenshots import SIZE, WALKS
 from app.session import DatasetChoice, Session
 from app.spec_fields import LABELS, in_words, spec_field
 from app.training_page import TrainingPage
+from tests.qt.conftest import QT_LOG_IGNORE
 
 DATA = [title for title, _, _ in PAGES].index("Data")
 
@@ -107,6 +109,15 @@ def test_open_recent_lists_the_datasets_opened_before_and_opens_one(
     window.recent_menu.aboutToShow.emit()
     entries = window.recent_menu.actions()
     assert [(a.text(), a.isEnabled()) for a in entries] == [(gone.name, False), (SAMPLE.name, True)]
+    twin = tmp_path / SAMPLE.name  # another train.jsonl: the two are told apart by their folders
+    store.remember(RecentDataset(str(twin), rows=1, accepted=1))
+    window.recent_menu.aboutToShow.emit()
+    assert [a.text() for a in window.recent_menu.actions()] == [
+        f"{SAMPLE.name} — {tmp_path.name}",
+        gone.name,
+        f"{SAMPLE.name} — {SAMPLE.parent.name}",
+    ]
+    entries = window.recent_menu.actions()[1:]
     entries[1].trigger()
     assert window.current_page() == DATA
     page = data_page(window)
@@ -241,3 +252,27 @@ def test_messages_name_the_settings_by_the_labels_the_form_shows() -> None:
     assert in_words("metadata.eval_split_x") == "metadata.eval_split_x"
     for path in LABELS:
         spec_field(path)  # every key labelled is a setting of the spec (a KeyError says which is not)
+
+
+# Popup menus and modal dialogs on the offscreen platform, which has no window manager to ask.
+@pytest.mark.qt_log_ignore(*QT_LOG_IGNORE, r"This plugin does not support (raise\(\)|grabbing the keyboard)")
+def test_the_file_open_walk_through_records_each_step(window: MainWindow, tmp_path: Path) -> None:
+    """``python -m app.screenshots --walk file-open``: the menu and the dialog are in the pictures, and the
+    dataset chosen in the dialog is opened."""
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    window.resize(*SIZE)
+    plain = window.grab().toImage()
+    saved = WALKS["file-open"](app, window, tmp_path)
+    assert [path.name for path in saved] == [
+        "walk-file-open-1-menu.png",
+        "walk-file-open-2-recent.png",
+        "walk-file-open-3-dialog.png",
+        "walk-file-open-4-opened.png",
+    ]
+    menu = QImage(str(saved[0]))
+    assert (menu.width(), menu.height()) == SIZE
+    corner = QRect(0, window.menuBar().height(), 200, 60)  # where the File menu drops down
+    assert menu.copy(corner) != plain.copy(corner), "the open menu is drawn over the window"
+    page = data_page(window)
+    assert page.report is not None and page.title.text() == SAMPLE.name
