@@ -33,6 +33,7 @@ from backend.models.runtime import Runtime
 from backend.models.store import resolve_model_path
 from backend.training.checkpoints import NoValidCheckpoint, Skipped, pick_checkpoint
 from backend.training.progress import EventCallback
+from backend.training.resume import keep_4bit_layout, keeping_dtypes_on_resume
 from backend.training.targets import resolve_targets
 
 _OPTIMIZERS = {"adamw_8bit": "adamw_bnb_8bit"}
@@ -196,6 +197,7 @@ def prepare(spec: JobSpec, model_path: Path, sink: EventSink, stop: StopRequest,
 
     sink.log(f"loading {model_path.name} ({runtime.describe()})")
     model = AutoModelForCausalLM.from_pretrained(model_path, **runtime.model_kwargs())
+    keep_4bit_layout(model)
     targets = resolve_targets(model, spec.lora.target_modules)
     sink.log(f"LoRA targets: {', '.join(targets)}")
     stop.raise_if_set()
@@ -217,7 +219,7 @@ def build_trainer(
 
     has_eval = prepared.eval_ds is not None
     steps_hint = _steps_hint(spec, len(prepared.train_ds))
-    return SFTTrainer(
+    return keeping_dtypes_on_resume(SFTTrainer)(
         model=prepared.model,
         args=_sft_config(spec, layout, runtime, steps_hint, has_eval, save_checkpoints),
         train_dataset=prepared.train_ds,
