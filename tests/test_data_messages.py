@@ -331,3 +331,14 @@ def test_reading_for_training_or_preview_says_why_nothing_is_usable(tmp_path: Pa
     with pytest.raises(DataError) as caught:
         read_dataset(write(tmp_path / "empty.jsonl", b""))
     assert str(caught.value) == f"{tmp_path / 'empty.jsonl'} has no usable examples (empty.jsonl: {EMPTY})"
+
+
+def test_a_copy_on_the_same_line_of_a_one_line_json_list_is_not_said_to_copy_itself(tmp_path: Path) -> None:
+    report = check_dataset(write(tmp_path / "d.json", json.dumps([CHAT, CHAT])))
+    assert only_problem(report) == "d.json line 1: same as an earlier row on the same line"
+
+
+def test_data_preview_of_an_empty_file_says_it_is_empty(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = write(tmp_path / "empty.jsonl", b"")
+    assert main(["data", "preview", str(empty), "--json"]) == EXIT_FAILED
+    assert capsys.readouterr().err == f"error: {empty} has no usable examples (empty.jsonl: {EMPTY})\n"

@@ -18,6 +18,7 @@ from backend.core.events import EventSink
 from backend.core.spec import Data
 from backend.data.chat_tokens import template_system_prompt
 from backend.data.load import load_training_data
+from backend.data.preview_protocol import ExamplePreview, parse_preview_line, preview_json
 from backend.data.tokens import tokenize_example
 from tests.tiny_models import CHATML_TEMPLATE, GEMMA_TEMPLATE
 
@@ -160,3 +161,12 @@ def test_the_preview_server_answers_with_the_notice(qwen_like: Path, chats: Path
 def test_check_with_a_model_counts_the_examples_it_is_added_to(qwen_like: Path, chats: Path, capsys) -> None:
     assert main(["data", "check", str(chats), "--model", str(qwen_like)]) == EXIT_OK
     assert f"2 examples without a system prompt: {NOTICE}" in capsys.readouterr().out
+
+
+def test_a_preview_line_without_notices_reads_as_none() -> None:
+    """notices is an optional field within version 1: lines from before it parse, and it round-trips."""
+    line = {"v": 1, "example": 1, "file": "d.jsonl", "where": "d.jsonl line 1", "text": "x", "loss_spans": []}
+    older = parse_preview_line(json.dumps(line | {"tokens": 1, "loss_tokens": 0}))
+    assert isinstance(older, ExamplePreview) and older.notices == []
+    newer = older.model_copy(update={"notices": [NOTICE]})
+    assert parse_preview_line(preview_json(newer)) == newer

@@ -230,8 +230,11 @@ class _State:
                         seen[short] = (index << 41) | (_LINE_FLAG | line if line is not None else row)
                     else:
                         duplicates += 1
+                        earlier = self._where(first)
+                        if earlier == f"{name} {unit} {line}":  # a JSON list written on one line
+                            earlier = f"an earlier row on the same {unit}"
                         problem = RowProblem(
-                            "duplicate", f"same as {self._where(first)}", name, line, row, excluded=dedupe, unit=unit
+                            "duplicate", f"same as {earlier}", name, line, row, excluded=dedupe, unit=unit
                         )
                         add_problem(problem)
                         if dedupe:
