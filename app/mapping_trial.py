@@ -2,8 +2,9 @@
 
 The dialog (``widgets.column_mapping``) knows nothing of the backend; it asks ``MappingTrier`` what a
 mapping makes of the rows: each mapped cell's text as the importer reads that column (or why it cannot,
-"'input' is an object, not text"), and how many rows the import accepts, through the same detection,
-normalizer and canonical form an import uses. Its OK stays disabled while no row imports. The columns whose
+"'input' is an object, not text"), and how many rows the import accepts, imported in memory exactly as
+an import with the mapping would (``backend.data.scan.Trial``: detection, the field audit, the
+normalizer, duplicates). Its OK stays disabled while no row imports. The columns whose
 values are not text are named up front, and a file in a layout that trains with another objective
 (preference pairs, KTO labels) gets the check's own reason and advice (``backend.data.refusal``).
 """
@@ -13,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from backend.data.examples import canonical
-from backend.data.formats import UNSUPPORTED, detect, normalizer
+from backend.data.formats import UNSUPPORTED, detect
 from backend.data.refusal import Refusal
 from backend.data.rules import Reject
+from backend.data.scan import ImportOptions, Trial
 from backend.data.turns import optional, required
 from widgets.column_mapping import PREVIEW_ROWS, MappingTrial, PreviewCell
 
@@ -32,27 +33,16 @@ class MappingTrier:
         self._detection = detect(self.rows)
 
     def __call__(self, mapping: Mapping[str, str]) -> MappingTrial:
-        cells = [
-            {role: _cell(row, role, column) for role, column in mapping.items()} for row in self.rows[:PREVIEW_ROWS]
-        ]
+        shown = self.rows[:PREVIEW_ROWS]
+        cells = [{role: _cell(row, role, column) for role, column in mapping.items()} for row in shown]
         if not all(role in mapping for role in _REQUIRED):
             return MappingTrial(cells, 0, len(self.rows))
-        detection = detect(self.rows, "columns", mapping)
-        if detection.format in UNSUPPORTED:  # labelled rows stay refused whatever the mapping
-            return MappingTrial(cells, 0, len(self.rows), UNSUPPORTED[detection.format])
-        normalize = normalizer(detection, mapping)
-        accepted, reason = 0, ""
-        for number, row in enumerate(self.rows, start=1):
-            try:
-                canonical(normalize(row)).encode()
-            except Reject as exc:
-                reason = reason or f"row {number}: {exc.message}"
-                continue
-            except UnicodeEncodeError:
-                reason = reason or f"row {number}: the text holds characters that cannot be stored"
-                continue
-            accepted += 1
-        return MappingTrial(cells, accepted, len(self.rows), reason)
+        trial = Trial(ImportOptions(format="columns", columns=dict(mapping))).add(self.rows)
+        refused = next((p for p in trial.report.problems.kept if p.excluded), None)
+        reason = ""
+        if refused is not None:
+            reason = f"row {refused.row}: {refused.message}" if refused.row else refused.message
+        return MappingTrial(cells, trial.imported, len(self.rows), reason)
 
     def column_notes(self, columns: Sequence[str]) -> dict[str, str]:
         """The columns whose values are not text (objects, lists, true/false), each with what they hold."""
