@@ -14,7 +14,7 @@ import pytest
 from backend.cli.common import EXIT_FAILED, EXIT_OK
 from backend.cli.main import main
 from backend.data.load import check_dataset, read_dataset
-from backend.data.problems import DataError
+from backend.data.problems import DataError, said
 from backend.data.report import DataReport
 
 CHAT = {"messages": [{"role": "user", "content": "Où est la gare ?"}, {"role": "assistant", "content": "À gauche."}]}
@@ -297,6 +297,8 @@ def test_every_message_here_reads_plainly(tmp_path: Path) -> None:
         "g.json": b'[{"a": 1}, {oops}]',
         "h.csv": b"instruction,output\n",
         "i.jsonl": json.dumps({"messages": [{"role": "user", "content": [{"type": "text", "x": 1}]}]}).encode(),
+        "j.jsonl": json.dumps({"messages": [CHAT["messages"][0], CHAT["messages"][1] | {"weight": 0}]}).encode(),
+        "k.json": json.dumps([CHAT, CHAT]).encode(),
     }
     for name, data in files.items():
         write(tmp_path / name, data)
@@ -342,3 +344,17 @@ def test_data_preview_of_an_empty_file_says_it_is_empty(tmp_path: Path, capsys: 
     empty = write(tmp_path / "empty.jsonl", b"")
     assert main(["data", "preview", str(empty), "--json"]) == EXIT_FAILED
     assert capsys.readouterr().err == f"error: {empty} has no usable examples (empty.jsonl: {EMPTY})\n"
+
+
+def test_a_conversation_with_nothing_learned_says_so_to_the_end(tmp_path: Path) -> None:
+    row = {"messages": [CHAT["messages"][0], CHAT["messages"][1] | {"weight": 0}]}
+    report = check_dataset(write(tmp_path / "d.jsonl", json.dumps(row) + "\n"))
+    assert only_problem(report) == (
+        "d.jsonl line 1, field messages: every assistant reply has weight 0 (or train false) and no other turn is "
+        "marked learned, so nothing would be learned"
+    )
+
+
+def test_a_library_error_without_words_is_named_by_its_type_not_empty_brackets() -> None:
+    assert said(ValueError("")) == "ValueError"
+    assert said(OSError("disk on fire")) == "OSError: disk on fire"

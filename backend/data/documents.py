@@ -26,7 +26,7 @@ from pypdf import PdfReader
 
 from backend.data.chunk import Chunk, Unreadable
 from backend.data.files import check_office_zip
-from backend.data.problems import DataError
+from backend.data.problems import DataError, said
 from backend.data.report import count
 from backend.data.text_chunks import chunk_paragraphs, paragraphs
 
@@ -107,7 +107,7 @@ def _docx_paragraphs(path: Path, reading: _Reading) -> Iterator[tuple[int, str]]
         body = docx.Document(str(path)).element.body
     except Exception as exc:  # noqa: BLE001 - python-docx raises several types for a damaged file
         raise DataError(
-            f"{path.name} is not a readable Word document ({exc}); open it in Word and save it again"
+            f"{path.name} is not a readable Word document ({said(exc)}); open it in Word and save it again"
         ) from None
     blocks = list(_blocks(body))
     number = 0
@@ -155,7 +155,7 @@ def _pdf_paragraphs(path: Path, reading: _Reading) -> Iterator[tuple[int, str]]:
         locked = pdf.is_encrypted and not pdf.decrypt("")
         pages = 0 if locked else len(pdf.pages)
     except Exception as exc:  # noqa: BLE001 - pypdf raises many types for a damaged file
-        raise DataError(f"{path.name} is not a readable PDF ({exc})") from None
+        raise DataError(f"{path.name} is not a readable PDF ({said(exc)})") from None
     if locked:
         raise DataError(
             f"{path.name} is protected by a password; open it, save a copy without the password "
@@ -170,7 +170,7 @@ def _pdf_paragraphs(path: Path, reading: _Reading) -> Iterator[tuple[int, str]]:
             text = page.extract_text()
             scanned = not text.strip() and len(page.images) > 0
         except Exception as exc:  # noqa: BLE001 - one damaged page must not lose the others
-            why = f"{type(exc).__name__}: {exc}"
+            why = said(exc)
             reading.failures.append(why)
             reading.problems.append((number, Unreadable("no_text", f"its text cannot be extracted ({why})")))
             continue

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backend.data.problems import DataError
+from backend.data.problems import DataError, said
 
 KINDS_BY_SUFFIX = {
     ".jsonl": "jsonl",
@@ -208,7 +208,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path} cannot be read ({exc}); save the dataset again") from None
+        raise DataError(f"{path} cannot be read ({said(exc)}); save the dataset again") from None
     return value if isinstance(value, dict) else {}
 
 

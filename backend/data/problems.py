@@ -25,6 +25,13 @@ class DataError(ValueError):
         self.code = code
 
 
+def said(exc: BaseException) -> str:
+    """What a library's exception says, for a message: its type and text, the type alone where it has no text
+    (never empty brackets)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class ImportCancelled(Exception):
     """Reading a dataset was stopped on request."""
 

@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from backend.data.chunk import CHUNK_ROWS, Chunk, Unreadable
 from backend.data.files import SourceFile, check_not_empty, text_encoding
-from backend.data.problems import DataError
+from backend.data.problems import DataError, said
 from backend.data.text_chunks import chunk_paragraphs, paragraphs
 
 CHUNK_BYTES = 4 << 20
@@ -316,7 +316,7 @@ def _delimited(path: Path, encoding: str, delimiter: str | None) -> Generator[Ch
                     records = []
         except csv.Error as exc:
             raise DataError(
-                f"{path.name}: not valid CSV at line {consumed + 2} ({exc})", code="invalid_csv_file"
+                f"{path.name}: not valid CSV at line {consumed + 2} ({said(exc)})", code="invalid_csv_file"
             ) from None
         yield Chunk(records, 1.0)
 
@@ -336,8 +336,7 @@ def _parquet(path: Path) -> Generator[Chunk, None, None]:
             yield Chunk([(None, row) for row in batch.to_pylist()], done / total)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a damaged file
         raise DataError(
-            f"{path.name} is not a readable Parquet file ({type(exc).__name__}: {exc}); write it again from the "
-            "program that made it"
+            f"{path.name} is not a readable Parquet file ({said(exc)}); write it again from the program that made it"
         ) from None
 
 
@@ -364,7 +363,7 @@ def _arrow(path: Path) -> Generator[Chunk, None, None]:
                     )
                 done = position
     except (OSError, pa.ArrowInvalid) as exc:
-        raise DataError(f"{path.name} is not a readable Arrow file ({exc})") from None
+        raise DataError(f"{path.name} is not a readable Arrow file ({said(exc)})") from None
 
 
 # -- plain text -----------------------------------------------------------------------

@@ -65,7 +65,8 @@ def check_turns(roles: list[str], numbers: Sequence[int], learned: Sequence[bool
     if learned is not None and not any(learned):
         raise Reject(
             "nothing_to_learn",
-            "every assistant reply has weight 0 (or train false) and no other turn is marked learned, so nothing is",
+            "every assistant reply has weight 0 (or train false) and no other turn is marked learned, so nothing "
+            "would be learned",
             field,
         )
 

@@ -28,7 +28,7 @@ from backend.data.examples import Batch, Example
 from backend.data.files import STORED_RECORD
 from backend.data.load import check_dataset, no_usable_examples
 from backend.data.message import Message
-from backend.data.problems import DataError
+from backend.data.problems import DataError, said
 from backend.data.report import DataReport
 from backend.data.scan import Cancel, ImportOptions, Progress
 from backend.data.tokens import TokenCounter
@@ -191,7 +191,7 @@ def open_stored(path: Path) -> StoredDataset:
     try:
         record = json.loads((path / STORED_RECORD).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path} is not a dataset imported by LoRA Studio ({exc})") from None
+        raise DataError(f"{path} is not a dataset imported by LoRA Studio ({said(exc)})") from None
     return StoredDataset(
         path=path,
         name=record["name"],

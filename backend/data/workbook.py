@@ -23,7 +23,7 @@ from openpyxl.utils import get_column_letter
 
 from backend.data.chunk import CHUNK_ROWS, Chunk, Unreadable
 from backend.data.files import check_office_zip
-from backend.data.problems import DataError
+from backend.data.problems import DataError, said
 
 # openpyxl warns about what it would drop when saving a workbook (data validation, a missing style); none is saved.
 warnings.filterwarnings("ignore", category=UserWarning, module="openpyxl")
@@ -75,8 +75,7 @@ def _opened(path: Path) -> Iterator[list[tuple[Any, int | None]]]:
         raise
     except Exception as exc:  # noqa: BLE001 - openpyxl, zipfile and the XML parser raise many types for a damaged file
         raise DataError(
-            f"{path.name} is not a readable Excel workbook ({type(exc).__name__}: {exc}); "
-            "open it in Excel and save it again as .xlsx"
+            f"{path.name} is not a readable Excel workbook ({said(exc)}); open it in Excel and save it again as .xlsx"
         ) from None
 
 
