@@ -65,6 +65,18 @@ MAIN_SECTIONS: tuple[tuple[str, tuple[FieldDef, ...]], ...] = (
     (
         "Training",
         (
+            FieldDef(
+                "training.objective",
+                "Objective",
+                "choice",
+                choices={
+                    "sft": "Learn the answers (SFT)",
+                    "dpo": "Prefer chosen answers (DPO)",
+                    "orpo": "Learn and prefer chosen answers (ORPO)",
+                    "simpo": "Prefer chosen answers, no reference (SimPO)",
+                    "kto": "Desirable vs undesirable answers (KTO)",
+                },
+            ),
             FieldDef("training.epochs", "Epochs", "float"),
             FieldDef("training.max_steps", "Max steps", "optional_int", empty="none: count epochs"),
             FieldDef("training.learning_rate", "Learning rate", "float"),
@@ -129,6 +141,19 @@ ADVANCED_SECTIONS: tuple[tuple[str, tuple[FieldDef, ...]], ...] = (
             ),
             FieldDef("data.dedupe", "Drop exact duplicates", "bool"),
             FieldDef("data.chunk_chars", "Text piece length", "int"),
+        ),
+    ),
+    (
+        "Preference training",
+        (
+            FieldDef("preference.beta", "Beta", "float"),
+            FieldDef("preference.loss_type", "DPO loss", "choice"),
+            FieldDef("preference.label_smoothing", "Label smoothing (DPO)", "float"),
+            FieldDef("preference.simpo_gamma", "Target margin (SimPO)", "float"),
+            FieldDef("preference.kto_loss_type", "KTO loss", "choice"),
+            FieldDef("preference.desirable_weight", "Desirable weight (KTO)", "float"),
+            FieldDef("preference.undesirable_weight", "Undesirable weight (KTO)", "float"),
+            FieldDef("continue_from", "Continue from adapter", "path", empty="a fresh adapter"),
         ),
     ),
     (
