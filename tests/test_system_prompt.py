@@ -170,3 +170,22 @@ def test_a_preview_line_without_notices_reads_as_none() -> None:
     assert isinstance(older, ExamplePreview) and older.notices == []
     newer = older.model_copy(update={"notices": [NOTICE]})
     assert parse_preview_line(preview_json(newer)) == newer
+
+
+def test_the_training_job_tokenizes_the_system_prompt_it_was_given(tiny_llama: Path, chats: Path) -> None:
+    """What SFT feeds the trainer: the spec's data.system_prompt is in the ids, outside the loss."""
+    from backend.core.spec import JobSpec
+    from backend.data.chat_tokens import IGNORE
+    from backend.training.sft import _tokenize
+
+    tokenizer = tokenizer_with(tiny_llama, QWEN_TEMPLATE)
+    spec = JobSpec.from_dict({"data": {"path": str(chats), "eval_split": 0.0, "system_prompt": "Talk like a pirate."}})
+    train, _, _ = load_training_data(spec.data, Collect())
+    dataset = _tokenize(tokenizer, train, spec, "train", Collect())
+    texts = [tokenizer.decode(row["input_ids"]) for row in dataset]
+    assert sum("Talk like a pirate." in t for t in texts) == 2 and not any(QWEN in t for t in texts)
+    for row in dataset:
+        learned = tokenizer.decode(
+            [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != IGNORE]
+        )
+        assert "pirate" not in learned and "Answer in one word" not in learned
