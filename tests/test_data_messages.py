@@ -358,3 +358,15 @@ def test_a_conversation_with_nothing_learned_says_so_to_the_end(tmp_path: Path) 
 def test_a_library_error_without_words_is_named_by_its_type_not_empty_brackets() -> None:
     assert said(ValueError("")) == "ValueError"
     assert said(OSError("disk on fire")) == "OSError: disk on fire"
+
+
+def test_a_file_or_folder_entry_without_a_suffix_is_named_in_words(tmp_path: Path) -> None:
+    bare = write(tmp_path / "README", "hello")
+    with pytest.raises(DataError, match=r"^README: LoRA Studio reads .* files, not files without a suffix$"):
+        check_dataset(bare)
+    write(tmp_path / "d.jsonl", LINES)
+    assert "README: skipped; LoRA Studio does not read files without a suffix" in check_dataset(tmp_path).notes
+    assert (
+        "notes.zip: skipped; LoRA Studio does not read '.zip' files"
+        in check_dataset(write(tmp_path / "notes.zip", b"PK") and tmp_path).notes
+    )

@@ -421,7 +421,7 @@ def test_the_kto_label_is_never_ignored_by_a_chosen_format_or_mapping(tmp_path: 
     report = check_dataset(write(tmp_path, TRL_UNPAIRED), options)
     assert report.files[0].format == "kto" and report.accepted == 0
     assert (
-        report.files[0].reason == "3 of the first 3 rows carry 'label', which a chosen format or mapping would ignore"
+        report.files[0].reason == "'label' is in all 3 rows looked at, and a chosen format or mapping would ignore it"
     )
 
 

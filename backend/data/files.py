@@ -166,10 +166,15 @@ def find_sources(path: Path) -> Sources:
             if old is not None:
                 raise DataError(f"{path.name} is {old}")
             known = ", ".join(sorted(KINDS_BY_SUFFIX))
-            raise DataError(f"{path.name}: LoRA Studio reads {known} files, not '{path.suffix or 'no suffix'}'")
+            raise DataError(f"{path.name}: LoRA Studio reads {known} files, not {_suffixed(path)}")
         return Sources([SourceFile(path, kind, path.name, path.stat().st_size)], [])
     found = _dataset_folder(path, path)
     return found if found is not None else _folder(path)
+
+
+def _suffixed(path: Path) -> str:
+    """'.zip' files, or files without a suffix, in words."""
+    return f"'{path.suffix}' files" if path.suffix else "files without a suffix"
 
 
 def _dataset_folder(root: Path, folder: Path) -> Sources | None:
@@ -233,7 +238,7 @@ def _folder(root: Path) -> Sources:
             kind = KINDS_BY_SUFFIX.get(path.suffix.lower())
             if kind is None:
                 old = OLD_FORMATS.get(path.suffix.lower())
-                why = f"it is {old}" if old else f"LoRA Studio does not read '{path.suffix or 'no suffix'}' files"
+                why = f"it is {old}" if old else f"LoRA Studio does not read {_suffixed(path)}"
                 notes.append(f"{relative}: skipped; {why}")
                 continue
             found.append(SourceFile(path, kind, str(relative), path.stat().st_size))

@@ -136,7 +136,7 @@ def _labelled(guesses: Counter[tuple[str, str | None]], rows: int, columns: list
     field = LAYOUTS[fmt].label_field if fmt in LAYOUTS else None
     if field is None:
         return None
-    reason = f"{count} of the first {rows} rows carry '{field}', which a chosen format or mapping would ignore"
+    reason = f"'{field}' is in {_share(count, rows)} looked at, and a chosen format or mapping would ignore it"
     return Detection(fmt, key, reason, columns)
 
 

@@ -13,7 +13,7 @@ from backend.data.advice import advise
 from backend.data.chat_tokens import with_system_prompt
 from backend.data.examples import Batch, Example
 from backend.data.problems import DataError
-from backend.data.report import DataReport, SplitSummary
+from backend.data.report import DataReport, SplitSummary, count
 from backend.data.scan import Cancel, ImportOptions, Progress, Sink, scan
 from backend.data.split import eval_count, split
 from backend.data.tokens import TokenCounter
@@ -133,7 +133,7 @@ def report_rejected(loaded: LoadedDataset, sink: EventSink) -> None:
         sink.emit(
             Warn(
                 code="rows_rejected",
-                message=f"{loaded.report.source}: {loaded.report.excluded} rows excluded in all; "
+                message=f"{loaded.report.source}: {count(loaded.report.excluded, 'row')} excluded in all; "
                 "run 'lora-studio data check' for the full list",
             )
         )
