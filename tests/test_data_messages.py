@@ -366,7 +366,5 @@ def test_a_file_or_folder_entry_without_a_suffix_is_named_in_words(tmp_path: Pat
         check_dataset(bare)
     write(tmp_path / "d.jsonl", LINES)
     assert "README: skipped; LoRA Studio does not read files without a suffix" in check_dataset(tmp_path).notes
-    assert (
-        "notes.zip: skipped; LoRA Studio does not read '.zip' files"
-        in check_dataset(write(tmp_path / "notes.zip", b"PK") and tmp_path).notes
-    )
+    write(tmp_path / "notes.zip", b"PK")
+    assert "notes.zip: skipped; LoRA Studio does not read '.zip' files" in check_dataset(tmp_path).notes
