@@ -76,6 +76,7 @@ class DataPage(QWidget):
 
     checked = Signal(object)  # DataReport, once a dataset has been read
     measured = Signal(object)  # TokenSummary (or None: nothing measurable), once the tokens are counted
+    report_changed = Signal()  # a report is shown, or none (File ▸ Save report… follows it)
 
     def __init__(
         self,
@@ -203,6 +204,7 @@ class DataPage(QWidget):
             self.sheet_picker.set_sheets([], None)  # until the new file's sheets are listed
         self._path, self._options = path, options
         self._base = self.report = None
+        self.report_changed.emit()
         self._examples = []
         self._choice = None
         self.counting.clear()
@@ -300,6 +302,7 @@ class DataPage(QWidget):
         self.header.show_busy(False)
         self._content.setEnabled(True)
         self._base = self.report = report
+        self.report_changed.emit()
         self._examples = examples
         if report.usable:
             self.counting.set_dataset(path, options)
@@ -402,6 +405,9 @@ class DataPage(QWidget):
             palette = self.notice.palette()
             palette.setColor(QPalette.ColorRole.WindowText, negative_color(self.palette()))
             self.notice.setPalette(palette)
+
+    def has_report(self) -> bool:
+        return self.report is not None
 
     def save_report(self) -> None:
         """Ask where, and save the report of the dataset shown as Markdown or JSON."""

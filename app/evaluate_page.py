@@ -7,11 +7,12 @@ the answers side by side, words the adapter changed marked.
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -42,7 +43,7 @@ from app.open_location import open_location
 from app.queue_watch import QueueWatch
 from app.session import Session
 from backend.core.task_specs import EvaluateSpec
-from backend.evaluation.report import REPORT_HTML, loss_explanation, prompt_text, word_diff
+from backend.evaluation.report import REPORT_HTML, REPORT_MD, loss_explanation, prompt_text, word_diff
 from backend.evaluation.report_schema import REPORT_JSON, EvaluationReport, read_report
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import ensure_runner
@@ -52,6 +53,9 @@ _POLL_MS = 2000
 
 
 class EvaluatePage(QWidget):
+    report_changed = Signal()
+    """The report shown changed (File ▸ Save report… follows it)."""
+
     def __init__(self, session: Session, parent: QWidget | None = None, *, settings: QSettings | None = None) -> None:
         super().__init__(parent)
         self._session = session
@@ -247,6 +251,7 @@ class EvaluatePage(QWidget):
             except (OSError, ValueError) as exc:
                 self._data.setText(f"The report cannot be read: {exc}")
         self.open_html.setEnabled(self._report is not None)
+        self.report_changed.emit()
         keys = [model.key for model in self._report.models] if self._report else []
         self.against.setVisible("compare" in keys)
         self._fill_losses()
@@ -258,6 +263,24 @@ class EvaluatePage(QWidget):
             self.prompt_list.addItem(_first_line(prompt_text(generation.prompt)))
         if self.prompt_list.count():
             self.prompt_list.setCurrentRow(0)
+
+    def has_report(self) -> bool:
+        return self._report is not None
+
+    def save_report(self) -> None:
+        """Save a copy of the report shown as Markdown, HTML or JSON, where the user chooses (File ▸ Save report…)."""
+        folder = self.reports.currentData()
+        if self._report is None or not folder:
+            return
+        target, _ = QFileDialog.getSaveFileName(
+            self,
+            "Save the evaluation report",
+            f"{Path(folder).name}-report.md",
+            "Markdown (*.md);;HTML (*.html);;JSON (*.json)",
+        )
+        if target:
+            kind = {".html": REPORT_HTML, ".json": REPORT_JSON}.get(Path(target).suffix.lower(), REPORT_MD)
+            shutil.copyfile(Path(folder) / kind, target)
 
     def _fill_losses(self) -> None:
         report = self._report

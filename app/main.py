@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, SignalInstance
 from PySide6.QtWidgets import QApplication, QWidget
 
 from app import appearance, display_check
@@ -104,6 +104,7 @@ def build_window(settings: QSettings, session: Session | None = None) -> MainWin
     titles = window.page_titles()
     session.show_page.connect(lambda title: window.show_page(titles.index(title)))
     _wire_file_menu(window, cast(LazyPage, pages["Data"]), titles.index("Data"), settings)
+    _wire_save_report(window, {titles.index(title): cast(LazyPage, pages[title]) for title in ("Data", "Evaluate")})
     job_menu = window.add_menu("&Job")
     actions = jobs.job_actions
     for group in (
@@ -121,8 +122,19 @@ def build_window(settings: QSettings, session: Session | None = None) -> MainWin
     return window
 
 
+class ReportPage(Protocol):
+    """A page that shows a report File ▸ Save report… can save: the Data page's dataset report, the Evaluate
+    page's evaluation report."""
+
+    report_changed: SignalInstance
+
+    def has_report(self) -> bool: ...
+
+    def save_report(self) -> None: ...
+
+
 def _wire_file_menu(window: MainWindow, data: LazyPage, index: int, settings: QSettings) -> None:
-    """File ▸ Open dataset…, Open recent and Save report… act on the Data page, built when first needed."""
+    """File ▸ Open dataset… and Open recent act on the Data page, built when first needed."""
 
     def data_page() -> DataPage:
         window.show_page(index)
@@ -147,17 +159,30 @@ def _wire_file_menu(window: MainWindow, data: LazyPage, index: int, settings: QS
             menu.addAction("No datasets opened yet").setEnabled(False)
         menu.setToolTipsVisible(True)
 
-    def report_shown() -> None:
-        page = cast("DataPage", data.page()) if data.is_built() else None
-        shown = window.current_page() == index and page is not None and page.report is not None
-        window.save_report_action.setEnabled(shown)
-
     window.open_action.triggered.connect(lambda: data_page().browse())
     window.recent_menu.aboutToShow.connect(fill_recent)
-    window.save_report_action.triggered.connect(lambda: cast("DataPage", data.page()).save_report())
-    window.page_changed.connect(report_shown)
-    data.built.connect(lambda page: page.checked.connect(report_shown))
     fill_recent()
+
+
+def _wire_save_report(window: MainWindow, pages: dict[int, LazyPage]) -> None:
+    """File ▸ Save report… is enabled while the page shown shows a report (``ReportPage``), and saves that one."""
+
+    def shown() -> ReportPage | None:
+        lazy = pages.get(window.current_page())
+        page = cast(ReportPage, lazy.page()) if lazy is not None and lazy.is_built() else None
+        return page if page is not None and page.has_report() else None
+
+    def follow() -> None:
+        window.save_report_action.setEnabled(shown() is not None)
+
+    def save() -> None:
+        if (page := shown()) is not None:
+            page.save_report()
+
+    window.save_report_action.triggered.connect(save)
+    window.page_changed.connect(follow)
+    for lazy in pages.values():
+        lazy.built.connect(lambda page: cast(ReportPage, page).report_changed.connect(follow))
 
 
 def start(argv: list[str]) -> tuple[QApplication, MainWindow, ErrorReporter]:

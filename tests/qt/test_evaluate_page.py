@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from pytestqt.qtbot import QtBot
 
 from app.evaluate_page import EvaluatePage
 from app.session import Session
+from backend.evaluation.report import REPORT_HTML
 from backend.jobs.queue import JobQueue
 from tests.adapters import make_adapter
 from tests.datasets import write_colour_task
 
 
 def test_queues_an_evaluation_and_shows_its_report(
-    qtbot: QtBot, session: Session, tiny_llama: Path, tmp_path: Path
+    qtbot: QtBot, session: Session, tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     adapter = make_adapter(tiny_llama, tmp_path / "tuned", seed=3)
     other = make_adapter(tiny_llama, tmp_path / "other", seed=4)
@@ -23,6 +25,7 @@ def test_queues_an_evaluation_and_shows_its_report(
     qtbot.addWidget(page)
     page.show()
     assert page.reports.count() == 0 and page.losses.rowCount() == 0, "an empty state before any evaluation"
+    assert not page.has_report(), "File ▸ Save report… has nothing to save yet"
 
     page.picker.select(str(adapter))
     page.compare.setChecked(True)
@@ -56,3 +59,10 @@ def test_queues_an_evaluation_and_shows_its_report(
     page.against.setCurrentIndex(1)
     shown = page.diff.toPlainText()
     assert "words only tuned wrote" in shown and "words only other wrote" in shown
+
+    # File ▸ Save report… saves a copy of the report shown, in the format chosen by its name.
+    assert page.has_report()
+    target = tmp_path / "saved.html"
+    monkeypatch.setattr("app.evaluate_page.QFileDialog.getSaveFileName", lambda *a, **k: (str(target), ""))
+    page.save_report()
+    assert target.read_bytes() == (Path(page.reports.currentData()) / REPORT_HTML).read_bytes()
