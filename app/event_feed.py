@@ -233,7 +233,8 @@ def event_line(event: Event, kind: str | None = None) -> str | None:
     elif isinstance(event, Warn):
         text = f"Warning ({event.code}): {event.message}"
     elif isinstance(event, Artifact):
-        what = {"gguf": "GGUF file", "modelfile": "Ollama Modelfile"}.get(event.kind, event.kind.capitalize())
+        names = {"gguf": "GGUF file", "modelfile": "Ollama Modelfile", "version": "Registry version"}
+        what = names.get(event.kind, event.kind.capitalize())
         at = f" at step {event.step}" if event.step is not None else ""
         text = f"{what} saved{at}: {event.path}"
     elif isinstance(event, Error):

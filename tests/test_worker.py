@@ -105,6 +105,15 @@ def test_qlora_run_learns_streams_events_and_saves_a_loadable_adapter(tmp_path: 
     assert record["spec"] == spec.to_dict()
     assert record["metrics"]["eval_loss"] == pytest.approx(evals[-1])
 
+    # And it is the first version of the adapter named after the job, in the registry.
+    from backend.registry.registry import Registry
+
+    (registered,) = [a for a in of_type(events, Artifact) if a.kind == "version"]
+    (version,) = Registry().versions("job")
+    assert (version.version, version.stage, version.folder) == (1, "staging", registered.path)
+    assert version.base_fingerprint == record["base_model"]["fingerprint"]
+    assert version.heldout_loss == pytest.approx(evals[-1])
+
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer

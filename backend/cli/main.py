@@ -24,6 +24,7 @@ from backend.cli.common import (
     run_spec,
     stage_printer,
 )
+from backend.cli.adapters import add_adapters_parser
 from backend.cli.data import add_data_parser
 from backend.cli.estimate import add_estimate_parser, add_measure_parser
 from backend.cli.evaluate import add_evaluate_parser
@@ -250,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_parser(sub)
     add_queue_parser(sub)
     add_export_parsers(sub)
+    add_adapters_parser(sub)
     add_evaluate_parser(sub)
     add_estimate_parser(sub)
     add_measure_parser(sub)

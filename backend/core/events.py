@@ -128,7 +128,7 @@ class Warn(_Event):
 
 class Artifact(_Event):
     type: Literal["artifact"] = "artifact"
-    kind: Literal["checkpoint", "adapter", "report", "model", "gguf", "modelfile", "export"]
+    kind: Literal["checkpoint", "adapter", "report", "model", "gguf", "modelfile", "export", "version"]
     path: str
     step: int | None = None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import platform
 
-from backend.core.events import DeviceInfo, EventSink, Started
+from backend.core.events import Artifact, DeviceInfo, EventSink, Started, Warn
 from backend.core.layout import JobLayout
 from backend.core.result import JobResult
 from backend.core.spec import JobSpec
@@ -56,10 +56,10 @@ def run_kind(spec: AnySpec, layout: JobLayout, sink: EventSink, stop: StopReques
         if spec.training.objective != "sft":
             from backend.training.preference import run_preference
 
-            return run_preference(spec, layout, sink, stop, resume, runtime)
+            return register(run_preference(spec, layout, sink, stop, resume, runtime), spec, layout, sink)
         from backend.training.sft import run_sft
 
-        return run_sft(spec, layout, sink, stop, resume, runtime)
+        return register(run_sft(spec, layout, sink, stop, resume, runtime), spec, layout, sink)
     if isinstance(spec, MergeSpec):
         from backend.export.job import run_merge
 
@@ -85,3 +85,33 @@ def _gpu() -> DeviceInfo | None:
 
 def _cpu() -> DeviceInfo:
     return DeviceInfo(kind="cpu", name=platform.processor() or platform.machine())
+
+
+def register(result: JobResult, spec: JobSpec, layout: JobLayout, sink: EventSink) -> JobResult:
+    """Register a trained adapter as the next version of the adapter named after the job.
+
+    A registry that cannot take it (a full disk, a broken folder) does not fail the job: the
+    adapter is in the job folder, and the warning says how to register it later.
+    """
+    if result.status != "succeeded" or result.adapter_path is None:
+        return result
+    from backend.registry.errors import RegistryError
+    from backend.registry.registry import Registry
+    from backend.registry.version import slug
+
+    name = slug(spec.name) or "adapter"
+    lineage = {"continued_from": spec.continue_from} if spec.continue_from else {}
+    try:
+        version = Registry().add(result.adapter_path, name, job=str(layout.root), lineage=lineage)
+    except (OSError, RegistryError) as exc:
+        sink.emit(
+            Warn(
+                code="not_registered",
+                message=f"the adapter was not added to the registry: {exc}. Add it later with: "
+                f"lora-studio adapters add {result.adapter_path} --name {name}",
+            )
+        )
+        return result
+    sink.emit(Artifact(kind="version", path=str(version.folder), step=result.step))
+    sink.log(f"registered as {version.label} (staging)")
+    return result

@@ -1,0 +1,169 @@
+"""The registry's SQLite index: what the list, compare and chart views read, rebuilt from the folders.
+
+One row per version with the columns a table sorts by, and one row per adapter with a
+signature of its folder (the history file's size and each version record's size and time).
+Before answering, ``refresh`` re-reads every adapter whose signature changed, so the index
+follows the folders even when another process or a person changed them; ``rebuild`` drops
+everything and reads all folders again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from backend.registry.history import AdapterState, fold, read_events
+from backend.registry.version import VERSION_RECORD, Version, read_version, version_number
+
+HISTORY = "history.jsonl"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS adapters (
+    name TEXT PRIMARY KEY, signature TEXT NOT NULL, production INTEGER, history TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS versions (
+    name TEXT NOT NULL, version INTEGER NOT NULL, stage TEXT NOT NULL, registered_at TEXT,
+    base_ref TEXT, base_fingerprint TEXT, dataset TEXT, dataset_hash TEXT, rank INTEGER,
+    heldout_loss REAL, task_score REAL, size_bytes INTEGER, folder TEXT NOT NULL,
+    tags TEXT NOT NULL, notes TEXT NOT NULL, problem TEXT, record TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+"""
+COLUMNS = (
+    "name",
+    "version",
+    "stage",
+    "registered_at",
+    "base_ref",
+    "base_fingerprint",
+    "dataset",
+    "dataset_hash",
+    "rank",
+    "heldout_loss",
+    "task_score",
+    "size_bytes",
+    "folder",
+    "tags",
+    "notes",
+    "problem",
+)
+
+
+SELECT_VERSIONS = f"SELECT {', '.join(COLUMNS)} FROM versions"  # noqa: S608 - fixed column names
+_INSERT_VERSION = f"INSERT INTO versions VALUES ({', '.join('?' * (len(COLUMNS) + 1))})"  # noqa: S608
+
+
+@contextmanager
+def connect(path: Path) -> Iterator[sqlite3.Connection]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=10, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(_SCHEMA)
+        yield db
+    finally:
+        db.close()
+
+
+def signature(adapter_root: Path) -> str:
+    """Changes whenever the history grows or a version folder or its record changes."""
+    parts = []
+    for path in sorted(adapter_root.glob("v*")):
+        if version_number(path) is None:
+            continue
+        try:
+            stat = (path / VERSION_RECORD).stat()
+            parts.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+        except OSError:
+            parts.append(f"{path.name}:-")
+        try:
+            stat = (path / "lora_studio_adapter.json").stat()
+            parts.append(f"{stat.st_size}:{stat.st_mtime_ns}")
+        except OSError:
+            parts.append("-")
+    try:
+        parts.append(f"h{(adapter_root / HISTORY).stat().st_size}")
+    except OSError:
+        parts.append("h-")
+    return "|".join(parts)
+
+
+def load_adapter(adapter_root: Path) -> tuple[AdapterState, list[Version], list[dict[str, Any]]]:
+    """Fold an adapter's history over its version folders: its state, its live versions and its events."""
+    folders = {n: p for p in adapter_root.glob("v*") if (n := version_number(p)) is not None and p.is_dir()}
+    events = read_events(adapter_root / HISTORY)
+    state = fold(events, set(folders))
+    versions = [read_version(adapter_root.name, folders[n]) for n in sorted(state.versions)]
+    return state, versions, events
+
+
+def _row(version: Version, state: AdapterState) -> tuple[Any, ...]:
+    training, vstate = version.training, state.versions[version.number]
+    metrics = training.get("metrics") or {}
+    latest = (version.evaluations or [{}])[-1]
+    spec = training.get("spec") or {}
+    dataset = training.get("dataset") or {}
+    return (
+        version.name,
+        version.number,
+        vstate.stage,
+        version.registered.get("registered_at"),
+        version.base_ref,
+        version.base_fingerprint,
+        dataset.get("path"),
+        dataset.get("content_hash"),
+        (spec.get("lora") or {}).get("r"),
+        _number(latest.get("loss", metrics.get("eval_loss"))),
+        _number(latest.get("task_score")),
+        version.registered.get("size_bytes"),
+        str(version.folder),
+        json.dumps(sorted(vstate.tags)),
+        json.dumps(vstate.notes),
+        version.problem,
+        json.dumps({"registered": version.registered, "training": training}),
+    )
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def reindex(db: sqlite3.Connection, adapter_root: Path) -> None:
+    """Replace one adapter's rows with what its folder says now, in one transaction."""
+    state, versions, events = load_adapter(adapter_root)
+    name = adapter_root.name
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("DELETE FROM versions WHERE name = ?", (name,))
+        db.execute("DELETE FROM adapters WHERE name = ?", (name,))
+        if versions or events:
+            db.execute(
+                "INSERT INTO adapters VALUES (?, ?, ?, ?)",
+                (name, signature(adapter_root), state.production, json.dumps(events)),
+            )
+            db.executemany(_INSERT_VERSION, [_row(v, state) for v in versions])
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def refresh(db: sqlite3.Connection, root: Path) -> None:
+    """Re-read the adapters whose folders changed since they were indexed, and drop vanished ones."""
+    known = dict(db.execute("SELECT name, signature FROM adapters").fetchall())
+    present = {p.name: p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")} if root.is_dir() else {}
+    for name, folder in present.items():
+        if known.get(name) != signature(folder):
+            reindex(db, folder)
+    for name in set(known) - set(present):
+        db.execute("DELETE FROM versions WHERE name = ?", (name,))
+        db.execute("DELETE FROM adapters WHERE name = ?", (name,))
+
+
+def rebuild(db: sqlite3.Connection, root: Path) -> None:
+    db.execute("DELETE FROM versions")
+    db.execute("DELETE FROM adapters")
+    refresh(db, root)
