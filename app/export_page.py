@@ -40,7 +40,9 @@ from backend.core.task_specs import ExportSpec, MergeSpec
 from backend.export.check_ram import gguf_checks
 from backend.export.errors import ExportError
 from backend.export.gguf.llama_cpp_run import installed as llama_cpp_installed
-from backend.export.merge import plan_merge
+from backend.export.job import MERGED_DIR
+from backend.export.merge import MergePlan, merge_key, plan_merge
+from backend.export.merge_reuse import find_merge
 from backend.jobs.checks import Check
 from backend.jobs.job import FINISHED
 from backend.jobs.queue import JobQueue
@@ -155,6 +157,7 @@ class ExportPage(QWidget):
         for box in (self.gguf, self.gguf_lora, self.merged, self.adapter_only):
             box.toggled.connect(self._update)
         self.merge_dtype.currentIndexChanged.connect(self._update)
+        self.output.editingFinished.connect(self._update)
         self.picker.adapter_changed.connect(self._update)
         self._queued: list[int] = []
         """The jobs this page queued last, while its message about them stands."""
@@ -182,13 +185,17 @@ class ExportPage(QWidget):
         wanted = any(box.isChecked() for box in (self.gguf, self.gguf_lora, self.merged, self.adapter_only))
         needs, blocked = "", info is None
         if info is not None and (self.gguf.isChecked() or self.merged.isChecked()):
+            dtype = self.merge_dtype.currentData() if self.merged.isChecked() else "auto"
             try:
-                plan = plan_merge(info.path, None, self.merge_dtype.currentData())
+                plan = plan_merge(info.path, None, dtype)
             except ExportError as exc:
                 needs, blocked = f"<span style='color:#c62828'>{exc}</span> {exc.hint or ''}", True
             else:
+                reused = self._finished_merge(plan)
                 needs = (
-                    f"Merging into {plan.base_path.name} ({plan.parameter_count / 1e6:,.0f}M parameters) needs "
+                    f"The GGUF is made from the finished merge at {reused}, without merging again."
+                    if reused is not None
+                    else f"Merging into {plan.base_path.name} ({plan.parameter_count / 1e6:,.0f}M parameters) needs "
                     f"about {plan.ram_bytes / 2**30:.1f} GiB of RAM and {plan.output_bytes / 2**30:.2f} GiB of disk."
                 )
                 notes = list(plan.warnings)
@@ -198,6 +205,13 @@ class ExportPage(QWidget):
                     needs += " " + " ".join(notes)
         self._needs.setText(needs)
         self.export_button.setEnabled(wanted and not blocked)
+
+    def _finished_merge(self, plan: MergePlan) -> Path | None:
+        """The merge a GGUF export alone would convert instead of merging (the job decides again when it runs)."""
+        if not self.gguf.isChecked() or (self.merged.isChecked() and self.output.text().strip()):
+            return None  # no GGUF, or the merged model asked for in a folder of its own
+        key = merge_key(plan, verify=True)
+        return find_merge(key, sorted(self._session.jobs_dir.glob(f"*/{MERGED_DIR}"))) if key else None
 
     def _queue_changed(self) -> None:
         self.picker.refresh()

@@ -13,6 +13,7 @@ from app.session import Session
 from backend.core.events import Progress, read_events
 from backend.core.layout import ADAPTER_RECORD
 from backend.core.task_specs import ExportSpec, load_spec
+from backend.export.merge import merge_adapter
 from backend.jobs.queue import JobQueue
 from tests.adapters import make_adapter
 
@@ -49,6 +50,21 @@ def test_says_which_checks_the_ram_at_hand_allows(qtbot: QtBot, session: Session
     page.gguf.setChecked(False)
     page.merged.setChecked(True)
     assert "source model" not in page._needs.text(), "a merge alone has no GGUF to check"
+
+
+def test_says_when_a_finished_merge_will_be_converted_instead_of_merging_again(
+    qtbot: QtBot, session: Session, adapter: Path
+) -> None:
+    merged = session.jobs_dir / "earlier-merge" / "merged"
+    merge_adapter(adapter, merged)  # as a merge job leaves it: auto format, verified
+
+    page = _page(qtbot, session, adapter)
+    assert page._needs.text() == f"The GGUF is made from the finished merge at {merged}, without merging again."
+    page.merged.setChecked(True)
+    page.merge_dtype.setCurrentIndex(page.merge_dtype.findData("float32"))
+    assert page._needs.text().startswith("Merging into"), "a float32 merge is another model"
+    page.merge_dtype.setCurrentIndex(page.merge_dtype.findData("auto"))
+    assert "finished merge" in page._needs.text(), "the kept merged model is that same merge"
 
 
 def test_refuses_an_adapter_whose_base_changed(qtbot: QtBot, session: Session, adapter: Path, tmp_path: Path) -> None:
