@@ -102,6 +102,8 @@ def summary_html(job: Job) -> str:
         facts.append(f"started {full_time(job.started_at)}")
     if job.ended_at:
         facts.append(f"ended {full_time(job.ended_at)}")
+        if (ran := job.run_time()) is not None:  # read once it ended; a running job's time is the Monitor's
+            facts.append(ran.words())
     if job.attempt > 1:
         facts.append(f"{job.attempt} attempts")
     if job.cause:

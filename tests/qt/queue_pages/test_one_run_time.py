@@ -1,4 +1,4 @@
-"""One duration: the Monitor, the Jobs page, the notification and ``lora-studio queue show`` say the same labelled run
+"""One duration: the Monitor, the Jobs page (table and summary), the notification and ``lora-studio queue show`` say the same labelled run
 time of a job that a real (stand-in) worker ran, taken from its events by ``backend.core.run_time``."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from app.job_details import summary_html
 from app.job_model import ENDED, JobTableModel
 from app.monitor_page import MonitorPage
 from app.notifications import ended_text
@@ -40,6 +41,7 @@ def test_every_page_and_the_terminal_say_the_same_run_time(
     assert words in model.data(model.index(0, ENDED), Qt.ItemDataRole.ToolTipRole)
 
     assert words in ended_text(finished)[1]
+    assert words in summary_html(finished)
 
     assert main(["queue", "show", str(job.id)]) == 0
     assert f"run time    {words}" in capsys.readouterr().out
