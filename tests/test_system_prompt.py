@@ -189,3 +189,16 @@ def test_the_training_job_tokenizes_the_system_prompt_it_was_given(tiny_llama: P
             [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != IGNORE]
         )
         assert "pirate" not in learned and "Answer in one word" not in learned
+
+
+def test_check_counts_tokens_with_the_system_prompt_given(qwen_like: Path, chats: Path, capsys) -> None:
+    """--system-prompt "" leaves no example to the template's own; text lengthens every example without one."""
+    report = {}
+    for given in (None, "", "Talk like a pirate, always, in every reply you write."):
+        argv = ["data", "check", str(chats), "--model", str(qwen_like), "--json"]
+        assert main(argv + ([] if given is None else ["--system-prompt", given])) == EXIT_OK
+        report[given] = json.loads(capsys.readouterr().out)["tokens"]
+    default, empty, pirate = report.values()
+    assert (default["without_system"], empty["without_system"], pirate["without_system"]) == (2, 0, 0)
+    assert empty["template_system_prompt"] == "" and default["template_system_prompt"].startswith(NOTICE)
+    assert empty["total"] < default["total"] and pirate["total"] > empty["total"]

@@ -70,7 +70,7 @@ def _token_counter(args: argparse.Namespace) -> Any:
     from backend.data.tokens import TokenCounter, load_tokenizer
 
     tokenizer = load_tokenizer(args.model, progress=_model_stages(args))
-    return TokenCounter(tokenizer, args.model, args.max_length, seed=args.seed)
+    return TokenCounter(tokenizer, args.model, args.max_length, seed=args.seed, system_prompt=args.system_prompt)
 
 
 def _print_report(report: DataReport, shown: int) -> None:
@@ -291,12 +291,7 @@ def add_data_parser(sub: Any) -> None:
     _reading_arguments(data_preview)
     data_preview.add_argument("--model", default="default", help="whose chat template and tokenizer (default: SmolLM2)")
     data_preview.add_argument("--max-length", type=int, default=_DEFAULT_MAX_LENGTH, help="mark where this cuts")
-    data_preview.add_argument(
-        "--system-prompt",
-        metavar="TEXT",
-        help='as data.system_prompt: the system prompt of examples without one ("": none; '
-        "default: what the chat template does)",
-    )
+    _system_prompt_argument(data_preview)
     data_preview.add_argument(
         "--json", action="store_true", help="print the text, its loss spans (character offsets) and the cut as JSON"
     )
@@ -331,11 +326,21 @@ def _reading_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _system_prompt_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--system-prompt",
+        metavar="TEXT",
+        help='as data.system_prompt: the system prompt of examples without one ("": none; default: what the '
+        "model's chat template does)",
+    )
+
+
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", type=Path, help="a data file, a folder of them, or a saved Hugging Face dataset")
     _reading_arguments(parser)
     parser.add_argument("--model", help="also count tokens with this model's tokenizer and chat template")
     parser.add_argument("--max-length", type=int, default=_DEFAULT_MAX_LENGTH, help="max sequence length in tokens")
+    _system_prompt_argument(parser)
     parser.add_argument("--eval-split", type=float, default=0.1, help="share held out for evaluation (default 0.1)")
     parser.add_argument("--seed", type=int, default=42, help="split seed (default 42)")
     parser.add_argument("--report", type=Path, help="also write the report: .json, or .md for Markdown")

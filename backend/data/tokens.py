@@ -22,6 +22,7 @@ from backend.core.progress import ProgressFn
 from backend.data.chat_tokens import (
     IGNORE,
     TemplateError,
+    TemplateSystemPrompt,
     TokenizedChat,
     render_chat,
     template_system_prompt,
@@ -109,17 +110,18 @@ def preview(
 
 
 def _notices(tokenizer: Any, example: Example) -> list[str]:
-    """The template's own system prompt, where it shows in this example: it has no system message, or an empty
-    one the template does not honour."""
-    if example.text is not None:
-        return []
+    """What the rendered example holds that its data does not: the template's own system prompt."""
     found = template_system_prompt(tokenizer)
-    if found is None:
+    if found is None or example.text is not None or not _gets_template_system(found, example.messages):
         return []
-    first = example.messages[0]
-    if first["role"] != "system" or (not first["content"] and not found.suppressible):
-        return [found.notice()]
-    return []
+    return [found.notice()]
+
+
+def _gets_template_system(found: TemplateSystemPrompt, messages: list[Any]) -> bool:
+    """Whether the template writes its own system prompt into ``messages``: they have no system message, or an
+    empty one it does not honour."""
+    first = messages[0]
+    return first["role"] != "system" or (not first["content"] and not found.suppressible)
 
 
 class TokenCounter:
@@ -133,8 +135,10 @@ class TokenCounter:
         loss_on: Literal["assistant", "all"] = "assistant",
         sample_size: int = LOSS_SAMPLE,
         seed: int = 0,
+        system_prompt: str | None = None,
     ) -> None:
         self.tokenizer, self.model, self.max_length, self.loss_on = tokenizer, model, max_length, loss_on
+        self.system_prompt = system_prompt  # data.system_prompt, given to conversations without one
         self.lengths = array("I")  # per accepted example, in order; 0 where the template failed
         self.problems = ProblemLog()
         self.sample: list[Example] = []
@@ -186,8 +190,8 @@ class TokenCounter:
         tools = json.loads(example.tools) if example.tools else None
         if tools and not self.template_shows_tools:
             self.tools_ignored += 1
-        messages = batch.messages(index)
-        if self.template_system is not None and messages[0]["role"] != "system":
+        messages = with_system_prompt(batch.messages(index), self.system_prompt)
+        if self.template_system is not None and _gets_template_system(self.template_system, messages):
             self.without_system += 1
         if not self.template_shows_calls and any(m.get("tool_calls") and learned(m) for m in messages):
             why = (
@@ -256,6 +260,8 @@ class TokenCounter:
     def _loss_share(self) -> tuple[float | None, int]:
         total = loss = lost = 0
         for example in self.sample:
+            if example.text is None:
+                example = replace(example, messages=with_system_prompt(example.messages, self.system_prompt))
             try:
                 tokens = tokenize_example(self.tokenizer, example, self.loss_on)
             except Exception:  # noqa: BLE001, S112 - already reported as template_error when counting
