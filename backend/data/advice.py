@@ -53,8 +53,7 @@ def advise(report: DataReport) -> list[Advice]:
         advice.append(
             Advice(
                 "many_excluded",
-                f"{report.excluded:,} of {count(report.rows, 'row')} ({report.excluded / report.rows:.0%}) cannot be "
-                "used; "
+                f"{report.excluded:,} of {report.rows:,} rows ({report.excluded / report.rows:.0%}) cannot be used; "
                 "the problems below say why and what to change.",
             )
         )

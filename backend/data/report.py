@@ -184,9 +184,7 @@ class DataReport:
             if f.format == "unread":
                 lines.append(f"{f.name}: {f.format_label}: {f.reason}")
             else:
-                lines.append(
-                    f"{f.name}: {f.format_label} ({f.reason}); {f.accepted:,} of {count(f.rows, 'row')} usable"
-                )
+                lines.append(f"{f.name}: {f.format_label} ({f.reason}); {f.accepted:,} of {f.rows:,} rows usable")
         lines.extend(self.notes)
         kinds = []
         if self.chat_examples:
