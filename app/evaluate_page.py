@@ -45,11 +45,10 @@ from app.session import Session
 from backend.core.task_specs import EvaluateSpec
 from backend.evaluation.report import REPORT_HTML, REPORT_MD, loss_explanation, prompt_text, word_diff
 from backend.evaluation.report_schema import REPORT_JSON, EvaluationReport, read_report
+from backend.jobs.job import FINISHED
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import ensure_runner
 from widgets.diff_view import Column, SideBySideDiff
-
-_POLL_MS = 2000
 
 
 class EvaluatePage(QWidget):
@@ -170,7 +169,9 @@ class EvaluatePage(QWidget):
         layout.addWidget(self.splitter, 1)
 
         self.picker.adapter_changed.connect(self._adapter_changed)
-        self._watch = QueueWatch(self, self._queue, _POLL_MS)
+        self._waiting_for: int | None = None
+        """The evaluation job this page queued last, while its message stands."""
+        self._watch = QueueWatch(self, session.queue_state())
         self._watch.changed.connect(self._queue_changed)
         self._adapter_changed()
         self._watch.check()
@@ -210,6 +211,7 @@ class EvaluatePage(QWidget):
             ensure_runner(self._queue)
             self._session.job_queued.emit(added.job.id)
             lines.insert(0, f"Queued job {added.job.id}; its report appears here when it finishes.")
+            self._waiting_for = added.job.id
         self.message.setText("<br>".join(lines))
         self._watch.check()
 
@@ -229,7 +231,9 @@ class EvaluatePage(QWidget):
         self.picker.refresh()
         self.compare_picker.refresh()
         current = self.reports.currentData()
-        jobs = [job for job in self._queue.jobs("succeeded") if job.kind == "evaluate"]
+        self._drop_stale_message()
+        state = self._session.queue_state()  # the jobs as every page sees them, the moment they end
+        jobs = [job for job in state.jobs() if job.state == "succeeded" and job.kind == "evaluate"]
         jobs = [job for job in jobs if (job.folder / REPORT_JSON).is_file()]
         self.reports.blockSignals(True)
         self.reports.clear()
@@ -241,6 +245,20 @@ class EvaluatePage(QWidget):
         self.reports.blockSignals(False)
         if self.reports.currentData() != current:
             self._show_selected_report()
+
+    def _drop_stale_message(self) -> None:
+        """The "Queued job N…" message stands while job N waits or runs; then its report, or why not, replaces it."""
+        if self._waiting_for is None:
+            return
+        job = self._session.queue_state().job(self._waiting_for)
+        if job is not None and job.state not in FINISHED:
+            return
+        self._waiting_for = None
+        if job is None or job.state == "succeeded":
+            self.message.clear()
+        else:
+            why = f": {job.message.strip().splitlines()[0]}" if job.message else ""
+            self.message.setText(f"Job {job.id} {job.state}{why}")
 
     def _show_selected_report(self) -> None:
         folder = self.reports.currentData()

@@ -1,9 +1,11 @@
 """The Jobs page: the queue as a table, what can be done with each job, and the selected job's log.
 
-The queue lives in SQLite and is changed by runners in other processes, so the page polls
-its change counter every half second (one indexed read) and re-reads the jobs only when it
-moved. The page keeps polling while another page is shown, for the status bar and the
-end-of-job notifications (``jobs_changed``), and stops when its window closes.
+The page shows the session's ``QueueState`` (``app.queue_state``): the jobs, the queue's pause and
+the runners, as every page sees them, re-shown the moment the state says it changed. The page's
+timer asks the state to look every ``POLL_MS`` while its window is open, whichever page is shown,
+for the status bar and the end-of-job notifications (``jobs_changed``), and stops when its window
+closes. What an action can do is computed from the selected job as soon as it is selected, and a
+message about a job's state goes when that state does.
 
 Each action is a ``JobQueue`` method that answers with a sentence; the page shows it and
 emits it as ``status_message``. Deleting asks first and says which files go.
@@ -36,27 +38,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.event_feed import recent_progress
 from app.job_actions import JobActions
 from app.job_delete import delete_question
 from app.job_details import JobDetails
 from app.job_model import JobTableModel
 from app.job_table import job_table
 from app.open_location import open_location
-from app.runner_watch import RunnerBanner, StartRunner
+from app.queue_state import TICK_MS
+from app.runner_watch import QueueBar, RunnerBanner, StartRunner
 from app.session import Session
-from backend.core.progress import eta_seconds
 from backend.core.spec import JobSpec, SpecError
 from backend.jobs.job import Job
 from backend.jobs.queue import ActionResult, JobQueue
 from backend.jobs.runner import ensure_runner
-from backend.jobs.settle import settle_orphans
 from widgets.palette import negative_color
 from widgets.window_timer import WindowTimer
 
-POLL_MS = 500
-_RUNNER_EVERY = 4  # polls: look at the runners every 2 s
-_SETTLE_EVERY = 10  # polls: settle jobs whose worker died unwatched every 5 s
+POLL_MS = TICK_MS
 
 
 class JobsPage(QWidget):
@@ -78,12 +76,13 @@ class JobsPage(QWidget):
     ) -> None:
         super().__init__(parent)
         self._session = session
-        self._queue = JobQueue(session.queue_path, session.jobs_dir)
+        self._state = session.queue_state()
+        self._queue = self._state.queue()
         self._start_runner = start_runner or ensure_runner
         self._open_folder = open_folder or (lambda path: open_location(path, self))
-        self._seen_changes: int | None = None
         self._read_once = False
-        self._polls = 0
+        self._message_about: tuple[int, str] | None = None
+        """The job the shown message is about and its state then: the message goes when that state does."""
         self._menu: QMenu | None = None
         self.confirmation: QMessageBox | None = None
         """The open delete confirmation, if any."""
@@ -93,12 +92,16 @@ class JobsPage(QWidget):
         self.table = job_table(self.model, self.fontMetrics())
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.table.doubleClicked.connect(self._show_charts)
-        self.table.selectionModel().currentRowChanged.connect(self._on_current_row)
+        self.table.selectionModel().selectionChanged.connect(self._on_selection)
 
         self.job_actions = JobActions(self)
         self._connect_actions()
         self.runner_banner = RunnerBanner()
         self.runner_banner.startRequested.connect(self.start_runner)
+        self.runner_banner.resumeRequested.connect(lambda: self.set_queue_paused(False))
+        self.queue_bar = QueueBar()
+        self.pause_queue = self.queue_bar.button
+        self.pause_queue.toggled.connect(self.set_queue_paused)
         self.message = QLabel(wordWrap=True, textFormat=Qt.TextFormat.PlainText)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message.hide()
@@ -124,6 +127,7 @@ class JobsPage(QWidget):
         self.splitter.setSizes([1, 1])
 
         layout = QVBoxLayout(self)
+        layout.addWidget(self.queue_bar)
         layout.addWidget(self.runner_banner)
         layout.addLayout(self.job_actions.toolbar())
         layout.addWidget(self.message)
@@ -131,6 +135,7 @@ class JobsPage(QWidget):
 
         session.job_selected.connect(self._on_session_job)
         session.job_queued.connect(self._on_job_queued)
+        self._state.changed.connect(self._show_jobs)
         self._show_details(None)
         self._update_actions()
         self.poller = WindowTimer(self, poll_ms, self.poll)
@@ -146,36 +151,38 @@ class JobsPage(QWidget):
     # -- reading the queue -------------------------------------------------------------------------
 
     def poll(self) -> None:
-        """One tick: re-read the jobs if the queue moved; follow the selected job's log."""
-        self._polls += 1
-        changes = self._queue.changes()
-        if changes != self._seen_changes:
+        """One tick: the state looks (and tells this page if anything moved); follow the selected job's log."""
+        self._state.tick()
+        if not self._read_once:
             self.refresh()
-        elif self._polls % _RUNNER_EVERY == 0:
-            self._check_runners(self.model.jobs())
-        if self._polls % _SETTLE_EVERY == 0 and any(job.state == "running" for job in self.model.jobs()):
-            settle_orphans(self._queue)  # moves the counter when it settles one: read on the next tick
         self._follow_selected()
 
     def refresh(self) -> None:
         """Read every job again now."""
-        self._seen_changes = self._queue.changes()
-        jobs = self._queue.jobs()
-        etas = {
-            job.id: eta_seconds(recent_progress(job.layout.events, job.events_offset))
-            for job in jobs
-            if job.state == "running"
-        }
+        self._state.refresh()
+
+    @Slot(list)
+    def _show_jobs(self, jobs: list[Job]) -> None:
+        """Show the jobs as the state now has them, keeping the selection."""
+        etas = {job.id: self._state.eta(job.id) for job in jobs if job.state == "running"}
         selected = self.selected_job()
-        self.model.set_jobs(jobs, etas)
-        if selected is not None:
-            self._select_row(self.model.row_of(selected.id))
-        elif not self._read_once and self._session.job_id is not None:
-            self._select_row(self.model.row_of(self._session.job_id))  # chosen before this page first read
+        selection = self.table.selectionModel()
+        selection.blockSignals(True)  # a new order resets the rows: the selection is put back, not lost and found
+        try:
+            self.model.set_jobs(jobs, etas)
+            if selected is not None:
+                self._select_row(self.model.row_of(selected.id))
+            elif not self._read_once and self._session.job_id is not None:
+                self._select_row(self.model.row_of(self._session.job_id))  # chosen before this page first read
+        finally:
+            selection.blockSignals(False)
+        self.table.viewport().update()
         self._read_once = True
         self._check_runners(jobs)
         self._update_actions()
         self._show_details(self.selected_job())
+        self._follow_selected()
+        self._drop_stale_message(jobs)
         self.jobs_changed.emit(jobs)
 
     def selected_job(self) -> Job | None:
@@ -224,7 +231,7 @@ class JobsPage(QWidget):
         if job is None:
             return None
         result = do(job.id)
-        self.show_message(result.message, ok=result.ok)
+        self.show_message(result.message, ok=result.ok, about=result.job)
         self.refresh()
         return result
 
@@ -242,7 +249,8 @@ class JobsPage(QWidget):
             self.refresh()
             return
         text = f"Job {added.job.id} is queued: a copy of job {job.id}."
-        self.show_message(" ".join([text, *problems]), ok=True)
+        self.show_message(" ".join([text, *problems]), ok=True, about=added.job)
+        self._start_runner(self._queue)  # queued means it will run, unless the queue is paused
         self.refresh()
         self.select_job(added.job.id)
 
@@ -308,23 +316,48 @@ class JobsPage(QWidget):
         self.show_message(self.runner_banner.start(self._queue, self._start_runner), ok=True)
         self._check_runners(self.model.jobs())
 
-    def show_message(self, text: str, *, ok: bool = True) -> None:
-        """Show what an action did (in red when it was refused) and pass it to the status bar."""
+    @Slot(bool)
+    def set_queue_paused(self, paused: bool) -> None:
+        """Pause the whole queue (no job starts) or resume it, starting a runner if none works through it."""
+        if paused == self._state.paused():
+            return
+        result = self._queue.set_paused(paused)
+        if not paused:
+            self._start_runner(self._queue)
+        self.show_message(result.message, ok=result.ok)
+        self.refresh()
+
+    def show_message(self, text: str, *, ok: bool = True, about: Job | None = None) -> None:
+        """Show what an action did (in red when it was refused) and pass it to the status bar.
+
+        A message ``about`` a job describes its state at that moment, and goes when that state does.
+        """
         self.message.setText(text)
         palette = self.palette()
         if not ok:
             palette.setColor(QPalette.ColorRole.WindowText, negative_color(palette))
         self.message.setPalette(palette)
         self.message.show()
+        self._message_about = (about.id, about.label) if about is not None else None
         self.status_message.emit(text)
+
+    def _drop_stale_message(self, jobs: list[Job]) -> None:
+        if self._message_about is None:
+            return
+        job_id, label = self._message_about
+        now = next((job.label for job in jobs if job.id == job_id), None)
+        if now != label:
+            self.message.hide()
+            self._message_about = None
 
     # -- runners -------------------------------------------------------------------------------------
 
     def _check_runners(self, jobs: list[Job]) -> None:
-        self.runner_banner.check(self._queue, jobs)
+        self.runner_banner.check(jobs, alive=self._state.runner_alive(), paused=self._state.paused())
+        self.queue_bar.show_state(paused=self._state.paused(), alive=self._state.runner_alive())
 
     def runner_alive(self) -> bool:
-        return self.runner_banner.alive()
+        return self._state.runner_alive()
 
     # -- the selected job ---------------------------------------------------------------------------
 
@@ -338,9 +371,10 @@ class JobsPage(QWidget):
             index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
         )
 
-    @Slot(QModelIndex, QModelIndex)
-    def _on_current_row(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        job = self.model.job(current.row()) if current.isValid() else None
+    @Slot()
+    def _on_selection(self) -> None:
+        """A row was selected (a click sets the current row first and selects it after: the selection counts)."""
+        job = self.selected_job()
         self._update_actions()
         self._show_details(job)
         if job is not None and job.id != self._session.job_id:

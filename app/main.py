@@ -63,6 +63,7 @@ def build_window(settings: QSettings, session: Session | None = None) -> MainWin
     are built (and their modules imported) the first time they are shown.
     """
     session = session or Session()
+    session.keep_in(settings)  # the last session's dataset and job, before the pages that show them are built
     window = MainWindow(settings)
     jobs = JobsPage(session)
 

@@ -7,6 +7,7 @@ milliseconds (``app.event_feed.FeedFollower``), so a run of 100,000 steps fills 
 while the window keeps answering; the charts draw at most every 100 ms each, one per turn.
 
 The page reads only while it is shown; when it is shown again it catches up from where it was.
+The job's state comes from the session's ``QueueState``, the one every page observes, the moment it changes.
 The charts it shows, and the line of the last system sample, are made in ``app.monitor_charts``.
 """
 
@@ -29,17 +30,17 @@ from PySide6.QtWidgets import (
 
 from app.event_feed import Batch, FeedFollower
 from app.monitor_charts import WAITING_SAMPLE, gpu_charts, host_charts, system_line, training_charts
+from app.queue_state import TICK_MS
 from app.session import Session
 from backend.core.events import Progress, Telemetry
 from backend.core.progress import duration_words, eta_seconds
 from backend.core.run_time import run_time
 from backend.jobs.job import FINISHED, Job
-from backend.jobs.queue import JobQueue
 from widgets.chart_grid import ChartGrid
 from widgets.live_chart import LiveChart, Series, SeriesStyle
 from widgets.palette import negative_color
 
-FOLLOW_MS = 250
+FOLLOW_MS = TICK_MS
 WAITING_STEP = "Waiting for the first step…"
 NOTHING_RECORDED = "This job recorded no values for this chart."
 
@@ -50,11 +51,10 @@ class MonitorPage(QWidget):
     def __init__(self, session: Session, parent: QWidget | None = None, *, follow_ms: int = FOLLOW_MS) -> None:
         super().__init__(parent)
         self._session = session
-        self._queue = JobQueue(session.queue_path, session.jobs_dir)
+        self._state = session.queue_state()
         self._job_id: int | None = None
         self.job: Job | None = None
-        """The selected job as the queue last said."""
-        self._seen_changes: int | None = None
+        """The selected job as the queue state last said."""
         self._recent: list[Progress] = []
         self._telemetry: Telemetry | None = None
         self._gpus: dict[int, str] = {}
@@ -67,6 +67,7 @@ class MonitorPage(QWidget):
         self._stack.addWidget(self._build_empty_state())
         self._stack.addWidget(self._build_content())
         session.job_selected.connect(self.show_job)
+        self._state.changed.connect(self._on_jobs)
         if session.job_id is not None:
             self.show_job(session.job_id)
 
@@ -177,7 +178,8 @@ class MonitorPage(QWidget):
             chart.clear()
         if self._gpus:  # the next job may have other GPUs: fresh charts with no series
             self._replace_gpu_grid()
-        self._seen_changes = None
+        if self._state.job(job_id) is None:  # queued a moment ago, or never looked at yet
+            self._state.refresh()
         self._read_row()
         self._stack.setCurrentIndex(1)
         self.follower.follow(None)
@@ -188,11 +190,17 @@ class MonitorPage(QWidget):
         return self._job_id
 
     def poll(self) -> None:
-        """One tick: the job's row if the queue moved, new events, and the header's countdown."""
-        if self._queue.changes() != self._seen_changes:
-            self._read_row()
+        """One tick: the queue state looks (the job's row follows through ``_on_jobs``), new events, the countdown."""
+        self._state.tick()
         self.follower.poll()
         self._update_header()
+
+    @Slot(list)
+    def _on_jobs(self, _jobs: list[Job]) -> None:
+        if self._job_id is not None:
+            if self._timer.isActive():  # shown and following: the event that moved the job is charted with it
+                self.follower.poll()
+            self._read_row()
 
     def _start_following(self) -> None:
         if self.job is None:
@@ -206,8 +214,7 @@ class MonitorPage(QWidget):
             self._timer.start()
 
     def _read_row(self) -> None:
-        self._seen_changes = self._queue.changes()
-        self.job = self._queue.get(self._job_id) if self._job_id is not None else None
+        self.job = self._state.job(self._job_id) if self._job_id is not None else None
         if self.job is None and self._job_id is not None:
             self.follower.follow(None)
             self._timer.stop()

@@ -1,40 +1,41 @@
-"""Follow the job queue while a page is on screen: one timer, one change counter, one signal.
+"""A page's view of job states: ``changed`` when a job appears, goes or changes state, not at every step.
 
-The queue's change counter (``JobQueue.changes``) is a single cheap read; a page re-reads the
-jobs only when it moved. The timer runs only while the page is shown, so hidden pages cost
-nothing and no timer outlives its page.
+The Evaluate and Export pages list jobs by state (reports of finished evaluations, exports and
+their outcome); re-reading their folders at every training step would be waste. The watch
+listens to the session's ``QueueState``, which every page shares, so a state reaches these pages
+as soon as it reaches the Jobs page, whether or not they are shown; while the page's window is
+open the watch asks the state to look every ``TICK_MS`` too, for a page used without the Jobs page.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QWidget
 
-from backend.jobs.queue import JobQueue
+from app.queue_state import TICK_MS, QueueState
+from backend.jobs.job import Job
+from widgets.window_timer import WindowTimer
 
 
 class QueueWatch(QObject):
     changed = Signal()
-    """The queue changed since the last look (and once at the first look)."""
+    """A job appeared, went or changed state since the last look (and once at ``check``)."""
 
-    def __init__(self, page: QWidget, queue: JobQueue, interval_ms: int) -> None:
+    def __init__(self, page: QWidget, state: QueueState, interval_ms: int = TICK_MS) -> None:
         super().__init__(page)
-        self._queue = queue
-        self._seen: int | None = None
-        self._timer = QTimer(self, interval=interval_ms)
-        self._timer.timeout.connect(self.check)
-        page.installEventFilter(self)
+        self._state = state
+        self._seen: tuple[tuple[int, str], ...] | None = None
+        state.changed.connect(self._on_jobs)
+        self._timer = WindowTimer(page, interval_ms, state.tick)
 
     def check(self) -> None:
-        """Emit ``changed`` if the queue moved since the last check."""
-        changes = self._queue.changes()
-        if changes != self._seen:
-            self._seen = changes
-            self.changed.emit()
+        """Look now and emit ``changed`` whatever was seen before (a page's first fill, or after it queued)."""
+        self._seen = None
+        self._state.refresh()
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.Show:
-            self._timer.start()
-        elif event.type() == QEvent.Type.Hide:
-            self._timer.stop()
-        return False
+    @Slot(list)
+    def _on_jobs(self, jobs: list[Job]) -> None:
+        states = tuple((job.id, job.label) for job in jobs)
+        if states != self._seen:
+            self._seen = states
+            self.changed.emit()

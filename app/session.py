@@ -1,17 +1,25 @@
-"""What the pages share: the chosen dataset, the selected job, and the way to ask for a page.
+"""What the pages share: the chosen dataset, the selected job, the queue's state, and the way to ask for a page.
 
 Pages never hold each other; each takes the one ``Session`` and talks through its
-signals, so any page can be built, tested or replaced alone.
+signals, so any page can be built, tested or replaced alone. The queue's state is one
+``app.queue_state.QueueState`` that every page observes. ``keep_in`` brings back the dataset and
+the job of the last session (QSettings), and keeps them there as they change.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QSettings, Signal
 
+from app.queue_state import QueueState
 from backend.core import paths
+
+SETTINGS_DATASET = "session/dataset"
+SETTINGS_JOB = "session/job"
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,8 @@ class Session(QObject):
         self.job_id: int | None = None
         self.pending_edit: object | None = None
         """A spec ``request_edit`` asked for that no form has taken yet: the page may not be built."""
+        self._queue_state: QueueState | None = None
+        self._settings: QSettings | None = None
         self.dataset_changed.connect(self._remember_dataset)
         self.job_selected.connect(self._remember_job)
 
@@ -59,6 +69,27 @@ class Session(QObject):
     @property
     def jobs_dir(self) -> Path:
         return self.home / "jobs"
+
+    def queue_state(self) -> QueueState:
+        """The one view of the queue that every page observes (made on first use)."""
+        if self._queue_state is None:
+            self._queue_state = QueueState(self.queue_path, self.jobs_dir, parent=self)
+        return self._queue_state
+
+    def keep_in(self, settings: QSettings) -> None:
+        """Bring back the last session's dataset (if its file is still there) and job (if still queued; else the
+        running one), before any page is built; from now on, keep each as it changes."""
+        self._settings = settings
+        dataset = _dataset_from(settings.value(SETTINGS_DATASET))
+        if dataset is not None:
+            self.dataset = dataset
+        state = self.queue_state()
+        state.refresh()
+        saved = settings.value(SETTINGS_JOB)
+        job = state.job(int(saved)) if saved is not None and str(saved).isdigit() else None
+        running = next((j for j in state.jobs() if j.state == "running"), None)
+        chosen = job or running
+        self.job_id = chosen.id if chosen is not None else None
 
     def request_edit(self, spec: object) -> None:
         """Open ``spec`` in the Model & training form, whether or not that page exists yet."""
@@ -72,6 +103,21 @@ class Session(QObject):
 
     def _remember_dataset(self, choice: DatasetChoice) -> None:
         self.dataset = choice
+        if self._settings is not None:
+            self._settings.setValue(SETTINGS_DATASET, json.dumps(dataclasses.asdict(choice)))
 
     def _remember_job(self, job_id: int) -> None:
         self.job_id = job_id
+        if self._settings is not None:
+            self._settings.setValue(SETTINGS_JOB, job_id)
+
+
+def _dataset_from(saved: object) -> DatasetChoice | None:
+    """The dataset saved by an earlier session, or None when there is none, it cannot be read or its file is gone."""
+    if not isinstance(saved, str):
+        return None
+    try:
+        choice = DatasetChoice(**json.loads(saved))
+    except (ValueError, TypeError):
+        return None
+    return choice if Path(choice.path).exists() else None

@@ -75,20 +75,25 @@ def queue_spec(
     start: bool,
     start_runner: Callable[[JobQueue], int | None],
 ) -> tuple[Job | None, list[Message]]:
-    """Add ``spec`` to the queue after its pre-flight checks (and start a runner if asked).
+    """Add ``spec`` to the queue after its pre-flight checks and make sure a runner works through it.
 
+    A queued job is one that will run: the runner is started whether the job was added or started
+    (``start`` only changes what is said), and a paused queue is the one thing that holds it back.
     Returns the job, if queued, and what to tell the user: the outcome first, then the checks,
     errors before warnings before notes.
     """
     added = queue.add(spec)
-    if added.job is not None and start:
+    if added.job is not None:
         start_runner(queue)
     job = added.job
     messages: list[Message] = []
     if job is None:
         messages.append(("error", "The job was not queued; the problems below block it."))
     else:
-        where = "It starts now." if start else "It runs when its turn comes."
+        if queue.paused():
+            where = "The queue is paused: it starts once you resume the queue on the Jobs page."
+        else:
+            where = "It starts now." if start else "It runs when its turn comes."
         messages.append(("ok", f"Queued as job {job.id}, “{job.name}”. {where}"))
     checks = sorted(added.checks, key=lambda check: _CHECK_ORDER[check.level])
     messages += [(check.level, check.message) for check in checks]

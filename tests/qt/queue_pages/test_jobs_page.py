@@ -174,7 +174,7 @@ def test_actions_follow_the_state_and_refusals_are_shown(
 ) -> None:
     job = add(queue, tmp_path, "waiting")
     opened: list[Path] = []
-    page = make_page(qtbot, session, open_folder=opened.append)
+    page = make_page(qtbot, session, open_folder=opened.append, start_runner=lambda _queue: None)
     page.select_job(job.id)
     enabled = {a.text() for a in page.actions() if a.isEnabled()}
     assert {"Cancel", "Pause", "Duplicate", "Delete…", "Open folder"} <= enabled
@@ -207,7 +207,7 @@ def test_status_bar_and_notification_when_a_job_ends(
     queue.pause(add(queue, tmp_path, "later").id)
     window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     qtbot.addWidget(window)
-    page = JobsPage(session, poll_ms=100)
+    page = JobsPage(session, poll_ms=100, start_runner=lambda _queue: None)
     window.add_page("Jobs", page, studio_icon("jobs"))
     notifier = hook_up(window, page)
     window.show()
