@@ -1,4 +1,5 @@
-"""Injected into a worker's PYTHONPATH by tests/test_faults.py: a disk that fills after the first checkpoint.
+"""Injected into a worker's PYTHONPATH by tests/test_faults.py (and bench/soak_worker.py for the queue soak): a
+disk that fills after the first checkpoint.
 
 Once a ``checkpoint-*`` folder exists in the job, ``os.write`` to the job's ``events.jsonl`` has
 ``LORA_STUDIO_TEST_FREE_BYTES`` bytes left: the write that crosses it is cut short (as a full disk cuts it),
