@@ -10,16 +10,20 @@ everything and reads all folders again.
 from __future__ import annotations
 
 import json
+import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from backend.core.layout import ADAPTER_RECORD
 from backend.registry.history import AdapterState, fold, read_events
 from backend.registry.version import VERSION_RECORD, Version, read_version, version_number
 
 HISTORY = "history.jsonl"
+_FOLDER = re.compile(r"v[1-9][0-9]*")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS adapters (
     name TEXT PRIMARY KEY, signature TEXT NOT NULL, production INTEGER, history TEXT NOT NULL
@@ -69,23 +73,20 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
 
 
 def signature(adapter_root: Path) -> str:
-    """Changes whenever the history grows or a version folder or its record changes."""
+    """Changes whenever the history grows or a version folder or one of its two records changes."""
     parts = []
-    for path in sorted(adapter_root.glob("v*")):
-        if version_number(path) is None:
-            continue
-        try:
-            stat = (path / VERSION_RECORD).stat()
-            parts.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
-        except OSError:
-            parts.append(f"{path.name}:-")
-        try:
-            stat = (path / "lora_studio_adapter.json").stat()
-            parts.append(f"{stat.st_size}:{stat.st_mtime_ns}")
-        except OSError:
-            parts.append("-")
+    with os.scandir(adapter_root) as entries:
+        folders = sorted(e.name for e in entries if _FOLDER.fullmatch(e.name) and e.is_dir())
+    for name in folders:
+        parts.append(name)
+        for record in (VERSION_RECORD, ADAPTER_RECORD):
+            try:
+                stat = os.stat(f"{adapter_root}/{name}/{record}")
+                parts.append(f"{stat.st_size}:{stat.st_mtime_ns}")
+            except OSError:
+                parts.append("-")
     try:
-        parts.append(f"h{(adapter_root / HISTORY).stat().st_size}")
+        parts.append(f"h{os.stat(adapter_root / HISTORY).st_size}")
     except OSError:
         parts.append("h-")
     return "|".join(parts)
@@ -151,16 +152,25 @@ def reindex(db: sqlite3.Connection, adapter_root: Path) -> None:
         raise
 
 
-def refresh(db: sqlite3.Connection, root: Path) -> None:
-    """Re-read the adapters whose folders changed since they were indexed, and drop vanished ones."""
-    known = dict(db.execute("SELECT name, signature FROM adapters").fetchall())
-    present = {p.name: p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")} if root.is_dir() else {}
-    for name, folder in present.items():
-        if known.get(name) != signature(folder):
+def refresh(db: sqlite3.Connection, root: Path, name: str | None = None) -> None:
+    """Re-read the adapters (or just ``name``) whose folders changed since they were indexed; drop vanished ones."""
+    if name is None:
+        known = dict(db.execute("SELECT name, signature FROM adapters").fetchall())
+    else:
+        known = dict(db.execute("SELECT name, signature FROM adapters WHERE name = ?", (name,)).fetchall())
+    if name is not None:
+        present = {name: root / name} if (root / name).is_dir() else {}
+    elif root.is_dir():
+        with os.scandir(root) as entries:
+            present = {e.name: root / e.name for e in entries if e.is_dir() and not e.name.startswith(".")}
+    else:
+        present = {}
+    for adapter, folder in present.items():
+        if known.get(adapter) != signature(folder):
             reindex(db, folder)
-    for name in set(known) - set(present):
-        db.execute("DELETE FROM versions WHERE name = ?", (name,))
-        db.execute("DELETE FROM adapters WHERE name = ?", (name,))
+    for adapter in set(known) - set(present):
+        db.execute("DELETE FROM versions WHERE name = ?", (adapter,))
+        db.execute("DELETE FROM adapters WHERE name = ?", (adapter,))
 
 
 def rebuild(db: sqlite3.Connection, root: Path) -> None:

@@ -76,7 +76,7 @@ class Registry:
 
     def versions(self, name: str | None = None) -> list[Listed]:
         """Every version (of ``name``), newest first within each adapter, adapters by name."""
-        with self._index() as db:
+        with self._index(name) as db:
             where = " WHERE name = ?" if name else ""
             order = " ORDER BY name, version DESC"
             rows = db.execute(index.SELECT_VERSIONS + where + order, (name,) if name else ()).fetchall()
@@ -255,7 +255,7 @@ class Registry:
 
     def rebuild(self) -> None:
         """Drop the index and read every folder again."""
-        with self._index(refresh=False) as db:
+        with index.connect(self.db_path) as db:
             index.rebuild(db, self.root)
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -283,10 +283,10 @@ class Registry:
             yield root
 
     @contextmanager
-    def _index(self, refresh: bool = True) -> Iterator[Any]:
+    def _index(self, name: str | None = None) -> Iterator[Any]:
+        """The index, brought up to date with the folders first (only ``name``'s, when given)."""
         with index.connect(self.db_path) as db:
-            if refresh:
-                index.refresh(db, self.root)
+            index.refresh(db, self.root, name)
             yield db
 
     def _reindex(self, name: str) -> None:
@@ -323,8 +323,8 @@ def _training_record(source: Path, base: Path | None) -> dict[str, Any]:
 
 def _listed(row: tuple[Any, ...]) -> Listed:
     values = dict(zip(index.COLUMNS, row, strict=True))
-    values["tags"] = json.loads(values["tags"])
-    values["notes"] = json.loads(values["notes"])
+    for key in ("tags", "notes"):  # most versions have none: skip the parser for the common "[]"
+        values[key] = json.loads(values[key]) if values[key] != "[]" else []
     return Listed(**values)
 
 
