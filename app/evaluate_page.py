@@ -123,7 +123,7 @@ class EvaluatePage(QWidget):
         self.open_html = QPushButton("Open full report")
         self.open_html.clicked.connect(self._open_html)
         self.losses = QTableWidget(0, 4)
-        self.losses.setHorizontalHeaderLabels(["Model", "Held-out loss", "Perplexity", "Against the base"])
+        self.losses.setHorizontalHeaderLabels(["Model", "Evaluation held-out loss", "Perplexity", "Against the base"])
         self.losses.verticalHeader().hide()
         self.losses.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.losses.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)

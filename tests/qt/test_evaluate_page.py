@@ -45,6 +45,7 @@ def test_queues_an_evaluation_and_shows_its_report(
     qtbot.waitUntil(lambda: page.reports.count() == 1, timeout=10_000)
 
     assert page.losses.item(0, 0).text().startswith("base")
+    assert page.losses.horizontalHeaderItem(1).text() == "Evaluation held-out loss"
     # The loss shown is named, beside the adapter's in-training one (2.75 in its record) and why they differ.
     note = page._data.text()
     assert "This is the evaluation held-out loss" in note and "in-training held-out loss" in note
