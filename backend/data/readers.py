@@ -3,7 +3,8 @@
 Each reader yields ``Chunk``s: the records (a line number where the file has
 lines, and the parsed value or an ``Unreadable`` saying why not) and how far
 through the file it is, so the caller can report progress and stop between
-chunks. Nothing is decided about formats here.
+chunks. Nothing is decided about formats here; a file that is empty or not text is refused before it is
+read (``files.text_encoding``), and a .json object whose list holds a conversation's turns is one row.
 """
 
 from __future__ import annotations
