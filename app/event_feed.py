@@ -113,8 +113,10 @@ class EventFeed:
         self.origin: float | None = None
         """Time of the first event: telemetry is charted in seconds since then."""
         self.recent: deque[Progress] = deque(maxlen=_RECENT_PROGRESS)
-        self.boundaries: list[Started | Done] = []
-        """Every attempt's start and end so far: its run time (``backend.core.run_time.run_time``)."""
+        self.boundaries: list[Event] = []
+        """Every attempt's start and end so far, and the last event of one that ended without ``done``: its run
+        time (``backend.core.run_time.run_time``)."""
+        self._last: Event | None = None
         self.kind: str | None = None
         """The job's kind, from its start: how its end is worded."""
         self.events = 0
@@ -153,6 +155,7 @@ class EventFeed:
             self.origin = None
             self.recent.clear()
             self.boundaries.clear()
+            self._last = None
             self.events = self.metric_events = 0
             batch.reset = True
         self._identity = info.st_ino
@@ -173,6 +176,9 @@ class EventFeed:
         return batch
 
     def _take(self, event: Event, batch: Batch) -> None:
+        if isinstance(event, Started) and self._last is not None and not isinstance(self._last, Done):
+            self.boundaries.append(self._last)  # the last sign of life of an attempt killed without a done event
+        self._last = event
         batch.events += 1
         if self.origin is None:
             self.origin = event.time

@@ -42,9 +42,29 @@ def test_the_job_time_adds_up_its_attempts_and_leaves_out_the_wait_between_them(
     assert finished == RunTime(attempt_s=41.0, job_s=62.0, attempts=2, running=False)
     assert finished.words() == "ran 1 min in all over 2 attempts, 41 s in the last"
     assert run_time(events[:3]).words() == "ran 21 s"
-    # A worker killed without a done event: its attempt ends where the queue recorded the end.
+    # A worker killed without a done event: its attempt ends where the queue recorded the end, or, when a later
+    # attempt followed, at its last event.
     assert run_time([_started(1000.0)], until=1080.0).words() == "ran 1 min"
+    killed = [_started(0.0), Progress(time=40.0, step=4, total_steps=9, elapsed_s=35.0), _started(500.0)]
+    after_a_kill = run_time([*killed, Done(time=530.0, status="succeeded", step=9, duration_s=30.0)])
+    assert (after_a_kill.job_s, after_a_kill.attempt_s, after_a_kill.attempts) == (70.0, 30.0, 2)
     assert run_time([Progress(step=1, total_steps=2, elapsed_s=1.0)]) is None
+
+
+def test_the_file_gives_the_same_run_time_as_the_events(tmp_path: Path) -> None:
+    events = [
+        _started(0.0),
+        *(Progress(time=float(i), step=i, total_steps=99, elapsed_s=float(i)) for i in range(1, 41)),
+        _started(500.0),  # the first worker was killed after its step 40
+        Progress(time=510.0, step=41, total_steps=99, elapsed_s=10.0),
+        Done(time=530.0, status="paused", step=41, duration_s=31.0),
+        _started(900.0),
+        Progress(time=950.0, step=42, total_steps=99, elapsed_s=50.0),
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(event.model_dump_json() + "\n" for event in events))
+    assert read_run_time(path, 1000.0, running=True) == run_time(events, 1000.0, running=True)
+    assert read_run_time(path) == RunTime(attempt_s=50.0, job_s=40.0 + 31.0 + 50.0, attempts=3, running=False)
 
 
 def test_each_kind_ends_in_its_own_words() -> None:

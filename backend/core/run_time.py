@@ -2,7 +2,8 @@
 
 - **attempt**: the wall time of one run of the job's worker: the ``duration_s`` of its ``done``
   event (measured by the worker from its start), or from its ``started`` event to now while it
-  runs. A pause ends an attempt and a resume starts another.
+  runs. A pause ends an attempt and a resume starts another. A worker killed without a ``done``
+  ran until its last event.
 - **job**: the sum of the attempts in the job's ``events.jsonl`` (a retry from scratch starts a
   new file and keeps the old one under ``attempts/N/``). Time waiting in the queue or paused
   does not count.
@@ -24,7 +25,9 @@ from backend.core.events import Done, Event, Started, parse_event
 from backend.core.progress import duration_words
 
 _BOUNDARY = re.compile(rb'"type":\s*"(?:started|done)"')
-"""The only events a run time needs: the rest of a long file is skipped unparsed."""
+"""The events a run time needs, with the last event of an attempt that ended without ``done``: the rest of a
+long file is skipped unparsed."""
+_STARTED = re.compile(rb'"type":\s*"started"')
 
 
 @dataclass(frozen=True)
@@ -53,20 +56,24 @@ class RunTime:
 def run_time(events: Iterable[Event], until: float | None = None, *, running: bool = False) -> RunTime | None:
     """The run time of these events (any others are ignored); None before the first ``started``.
 
-    ``until`` ends an attempt that has no ``done`` event: now while the job runs (``running``), or
-    when the queue recorded the end of a worker that died without saying so. Without it such an
-    attempt counts up to its last known moment, its start.
+    An attempt without a ``done`` event ran until its last event; the latest one runs to ``until``
+    when given: now while the job runs (``running``), or when the queue recorded the end of a worker
+    that died without saying so.
     """
-    spans: list[tuple[float, float | None]] = []
-    """Each attempt's start and, once done, its length."""
+    spans: list[tuple[float, float | None, float]] = []
+    """Each attempt's start, its length once done, and its last event's time."""
     for event in events:
         if isinstance(event, Started):
-            spans.append((event.time, None))
-        elif isinstance(event, Done) and spans and spans[-1][1] is None:
-            spans[-1] = (spans[-1][0], event.duration_s)
+            spans.append((event.time, None, event.time))
+        elif spans and spans[-1][1] is None:
+            start, _, _ = spans[-1]
+            spans[-1] = (start, event.duration_s, event.time) if isinstance(event, Done) else (start, None, event.time)
     if not spans:
         return None
-    lengths = [max(0.0, length if length is not None else (until or start) - start) for start, length in spans]
+    lengths = []
+    for number, (start, length, last) in enumerate(spans, start=1):
+        end = until if until is not None and number == len(spans) else last
+        lengths.append(length if length is not None else max(0.0, end - start))
     running = running and spans[-1][1] is None
     return RunTime(attempt_s=lengths[-1], job_s=sum(lengths), attempts=len(spans), running=running)
 
@@ -82,9 +89,25 @@ def read_run_time(path: Path, until: float | None = None, *, running: bool = Fal
 
 
 def _boundaries(lines: Iterable[bytes]) -> Iterable[Event]:
+    """Every ``started`` and ``done`` event, and the last other event before a ``started`` and at the end (the
+    last sign of life of an attempt that ended without ``done``)."""
+    previous: bytes | None = None
     for raw in lines:
-        if raw.endswith(b"\n") and _BOUNDARY.search(raw):
-            try:
-                yield parse_event(raw)
-            except ValueError:
-                continue
+        if not raw.endswith(b"\n"):
+            continue
+        if not _BOUNDARY.search(raw):
+            previous = raw
+            continue
+        if previous is not None and _STARTED.search(raw):
+            yield from _parsed(previous)
+        yield from _parsed(raw)
+        previous = None
+    if previous is not None:
+        yield from _parsed(previous)
+
+
+def _parsed(raw: bytes) -> Iterable[Event]:
+    try:
+        yield parse_event(raw)
+    except ValueError:
+        return

@@ -9,12 +9,15 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from app.event_feed import EventFeed
 from app.job_details import summary_html
 from app.job_model import ENDED, JobTableModel
 from app.monitor_page import MonitorPage
 from app.notifications import ended_text
 from app.session import Session
 from backend.cli.main import main
+from backend.core.events import DeviceInfo, Done, Progress, Started
+from backend.core.run_time import read_run_time, run_time
 from backend.jobs.queue import JobQueue
 from tests.queue_support import add, run_once
 
@@ -45,3 +48,22 @@ def test_every_page_and_the_terminal_say_the_same_run_time(
 
     assert main(["queue", "show", str(job.id)]) == 0
     assert f"run time    {words}" in capsys.readouterr().out
+
+
+def test_the_monitor_s_feed_keeps_what_the_run_time_needs(tmp_path: Path) -> None:
+    """Attempts paused, killed without a done event and running: the feed's events give the file's run time."""
+    device = DeviceInfo(kind="cpu", name="test")
+    started = [Started(time=at, job_kind="train", pid=1, device=device, versions={}) for at in (0.0, 100.0, 500.0)]
+    events = [
+        started[0], Progress(time=20.0, step=2, total_steps=9, elapsed_s=20.0),
+        Done(time=30.0, status="paused", step=2, duration_s=30.0),
+        started[1], Progress(time=140.0, step=4, total_steps=9, elapsed_s=40.0),  # then killed
+        started[2], Progress(time=520.0, step=5, total_steps=9, elapsed_s=20.0),
+    ]  # fmt: skip
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(event.model_dump_json() + "\n" for event in events))
+    feed = EventFeed(path, lines=False)
+    feed.read()
+    ran = run_time(feed.boundaries, 560.0, running=True)
+    assert ran == read_run_time(path, 560.0, running=True)
+    assert ran is not None and (ran.job_s, ran.attempt_s, ran.attempts) == (30.0 + 40.0 + 60.0, 60.0, 3)
