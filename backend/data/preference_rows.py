@@ -22,9 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backend.core.events import EventSink, Warn
+from backend.core.spec import Data
 from backend.data.chunk import Unreadable
 from backend.data.files import TEXT_KINDS, SourceFile, find_sources
 from backend.data.formats import FORMATS, LABELS, Detection, Normalizer, detect, normalizer
+from backend.data.load import MAX_LISTED_PROBLEMS
 from backend.data.message import Message
 from backend.data.preference import LAYOUTS, PROMPT_KEYS, flag
 from backend.data.problems import DataError
@@ -61,6 +64,31 @@ class PreferenceData:
     def split(self, fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
         """The same seeded split as SFT data (``backend.data.split``), by source row."""
         return split(self.records, fraction, seed)
+
+
+def load_preference_split(data: Data, objective: str, sink: EventSink) -> tuple[list[Record], list[Record], str]:
+    """Train and held-out records split as SFT data is (``data.eval_path``, else ``data.eval_split`` by source
+    row), and their hash; every row left out becomes a warning (the first few, then the count). Training reads
+    them with this call, and evaluation remakes the held-out pairs with it."""
+    train_set = read_preferences(Path(data.path), objective, data.chunk_chars, data.sheet)
+    eval_set = (
+        read_preferences(Path(data.eval_path), objective, data.chunk_chars, data.sheet) if data.eval_path else None
+    )
+    for loaded in (train_set, eval_set):
+        if loaded is not None:
+            sink.log("; ".join(loaded.layouts))
+            for problem in loaded.problems[:MAX_LISTED_PROBLEMS]:
+                sink.emit(Warn(code="row_rejected", message=problem))
+            if len(loaded.problems) > MAX_LISTED_PROBLEMS:
+                message = (
+                    f"{len(loaded.problems)} of {loaded.rows} rows excluded in all; the first {MAX_LISTED_PROBLEMS}"
+                )
+                sink.emit(Warn(code="rows_rejected", message=message + " are listed above"))
+    if eval_set is None:
+        train, held = train_set.split(data.eval_split, data.split_seed)
+        return train, held, train_set.content_hash
+    both = hashlib.sha256((train_set.content_hash + eval_set.content_hash).encode()).hexdigest()
+    return train_set.records, eval_set.records, both
 
 
 def flatten(records: list[Record]) -> list[dict[str, Any]]:

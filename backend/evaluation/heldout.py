@@ -36,6 +36,8 @@ class HeldOut:
     loss_on: LossOn
     available: int  # examples before max_examples cut the list
     warnings: list[str] = field(default_factory=list)
+    pairs: list[dict[str, Any]] = field(default_factory=list)
+    """Preference adapters: the held-out pairs (trl rows), whose chosen conversations are ``examples``."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ def held_out(spec: EvaluateSpec, train_spec: JobSpec | None, recorded_hash: str 
     else:
         held = _training_split(train_spec, recorded_hash, adapter_name, max_length, loss_on)
     if spec.max_examples is not None and len(held.examples) > spec.max_examples:
-        held.examples = held.examples[: spec.max_examples]
+        held.examples, held.pairs = held.examples[: spec.max_examples], held.pairs[: spec.max_examples]
         held.source += f"; the first {spec.max_examples} of {held.available} examples"
     return held
 
@@ -73,6 +75,15 @@ def _named_data(
 
     if not path.exists():
         raise EvaluationError(f"The held-out data {path} does not exist.", error_type="data")
+    if train_spec is not None and train_spec.training.objective != "sft":
+        from backend.data.preference_rows import read_preferences
+
+        loaded_pairs = read_preferences(path, "dpo")  # any pair layout; labelled answers cannot be compared
+        pairs = _pairs(loaded_pairs.records)
+        warnings = [f"{path}: {len(loaded_pairs.problems)} rows cannot be used and are left out"] * bool(
+            loaded_pairs.problems
+        )
+        return _preference_held_out(pairs, str(path), loaded_pairs.content_hash, max_length, warnings)
     options = ImportOptions.from_spec(train_spec.data) if train_spec else ImportOptions()
     loaded = read_dataset(path, options)
     warnings = []
@@ -107,8 +118,17 @@ def _training_split(
                 hint="Put the file back where it was, or name a held-out dataset (data) for the evaluation.",
                 error_type="data",
             )
+    preference = train_spec.training.objective != "sft"
+    pairs: list[dict[str, Any]] = []
     # Training's own reader and split; its warnings (rejected rows, advice) were shown when it trained.
-    _, examples, content_hash = load_training_data(train_spec.data, EventSink(None, None))
+    if preference:
+        from backend.data.preference_rows import load_preference_split
+
+        _, records, content_hash = load_preference_split(data, train_spec.training.objective, EventSink(None, None))
+        pairs = _pairs(records)
+        examples = [_chosen_example(pair) for pair in pairs]
+    else:
+        _, examples, content_hash = load_training_data(train_spec.data, EventSink(None, None))
     if data.eval_path:
         source = f"{data.eval_path} (the training job's held-out file)"
     else:
@@ -122,7 +142,41 @@ def _training_split(
         )
     if not examples:
         warnings.append("the training job held nothing out (eval_split 0 and no eval_path), so no loss is measured")
+    if preference:
+        kto = " (KTO: the desirable answers and the undesirable ones of the same prompt)" * bool(
+            train_spec.training.objective == "kto"
+        )
+        source += f"; {len(pairs)} pairs{kto}"
+        return _preference_held_out(pairs, source, content_hash, max_length, warnings)
     return HeldOut(examples, source, content_hash, max_length, loss_on, len(examples), warnings)
+
+
+def _pairs(records: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Held-out pairs as trl rows; KTO records become pairs where a prompt has a desirable and an undesirable
+    answer (a pair trained as KTO is one record of both), and single labelled answers are left out."""
+    pairs = []
+    for record in records:
+        if len(record) == 1 and "chosen" in record[0]:
+            pairs.append(record[0])
+        elif len(record) == 2 and record[0].get("label") is True and record[1].get("label") is False:
+            pairs.append(
+                {"prompt": record[0]["prompt"], "chosen": record[0]["completion"], "rejected": record[1]["completion"]}
+            )
+    return pairs
+
+
+def _chosen_example(pair: dict[str, Any]) -> Example:
+    return Example(messages=[*pair["prompt"], *pair["chosen"]])
+
+
+def _preference_held_out(
+    pairs: list[dict[str, Any]], source: str, content_hash: str, max_length: int, warnings: list[str]
+) -> HeldOut:
+    """The held-out pairs of a preference adapter: the loss is measured on their chosen answers."""
+    if not pairs:
+        warnings.append("no held-out preference pairs (KTO answers without a pair cannot be compared)")
+    examples = [_chosen_example(pair) for pair in pairs]
+    return HeldOut(examples, source, content_hash, max_length, "assistant", len(examples), warnings, pairs)
 
 
 def tokenize_held_out(tokenizer: Any, held: HeldOut) -> tuple[list[TokenizedExample], list[str]]:

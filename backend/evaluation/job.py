@@ -112,6 +112,9 @@ def run_evaluation(spec: EvaluateSpec, layout: JobLayout, sink: EventSink, stop:
     losses = _aggregate(sums, items)
     if losses:
         sink.emit(Metric(step=steps.step, split="eval", values=_flat_losses(losses)))
+    accuracy = _preference_accuracy(comparison, held, keys, steps)
+    if accuracy:
+        sink.emit(Metric(step=steps.step, split="eval", values=accuracy))
 
     decoding = Decoding(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, seed=spec.seed)
     outputs = _generations(comparison, prompts, keys, decoding, batch, steps)
@@ -135,7 +138,7 @@ def run_evaluation(spec: EvaluateSpec, layout: JobLayout, sink: EventSink, stop:
     for path in (files.json, files.markdown, files.html):
         sink.emit(Artifact(kind="report", path=str(path)))
     update_records(report, adapters, files.json, warn)
-    return EvaluationOutcome(metrics=_metrics(losses, len(items), len(prompts)), report_path=files.json)
+    return EvaluationOutcome(metrics=_metrics(losses, len(items), len(prompts)) | accuracy, report_path=files.json)
 
 
 # -- what is evaluated --------------------------------------------------------------------------
@@ -319,6 +322,20 @@ def _losses(
                 sums[key] += batch_losses(model, chunk, pad)
         steps.advance("held-out loss")
     return sums
+
+
+def _preference_accuracy(comparison: Comparison, held: HeldOut, keys: list[str], steps: _Steps) -> dict[str, float]:
+    """A preference adapter's held-out pairs: how often each model finds the chosen answer likelier."""
+    if not held.pairs:
+        return {}
+    from backend.evaluation.preference import preference_accuracy
+
+    values = {}
+    for key in keys:
+        steps.check()
+        with comparison.using(key) as model:
+            values[f"{key}_preference_accuracy"] = preference_accuracy(model, comparison.tokenizer, held.pairs)
+    return values
 
 
 def _aggregate(sums: dict[str, list[float]], items: list[TokenizedExample]) -> dict[str, dict[str, float]]:

@@ -25,8 +25,7 @@ from backend.core.layout import ADAPTER_RECORD, JobLayout
 from backend.core.result import JobResult
 from backend.core.spec import JobSpec
 from backend.core.stop import StopRequest
-from backend.data.load import MAX_LISTED_PROBLEMS
-from backend.data.preference_rows import PreferenceData, Record, counts, flatten, read_preferences
+from backend.data.preference_rows import Record, counts, flatten, load_preference_split
 from backend.data.problems import DataError
 from backend.models.fingerprint import fingerprint
 from backend.models.runtime import Runtime
@@ -128,45 +127,13 @@ def _check_continued(adapter: Path, model_path: Path) -> None:
 
 def load_preference_data(spec: JobSpec, sink: EventSink) -> tuple[list[Record], list[Record], str]:
     """Train and held-out records, split as SFT data is, and their hash; every row left out becomes a warning."""
-    data, objective = spec.data, spec.training.objective
-    train_set = read_preferences(Path(data.path), objective, data.chunk_chars, data.sheet)
-    eval_set = (
-        read_preferences(Path(data.eval_path), objective, data.chunk_chars, data.sheet) if data.eval_path else None
-    )
-    for loaded in (train_set, eval_set):
-        if loaded is not None:
-            _report(loaded, sink)
-    if eval_set is not None:
-        train, held = train_set.records, eval_set.records
-        content_hash = _hash(train_set.content_hash + eval_set.content_hash)
-    else:
-        train, held = train_set.split(data.eval_split, data.split_seed)
-        content_hash = train_set.content_hash
+    objective = spec.training.objective
+    train, held, content_hash = load_preference_split(spec.data, objective, sink)
     what = "answers" if objective == "kto" else "pairs"
     sink.log(f"dataset: {len(flatten(train))} training and {len(flatten(held))} held-out {what}")
     if objective == "kto":
         _balance(spec, train, sink)
     return train, held, content_hash
-
-
-def _hash(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _report(loaded: PreferenceData, sink: EventSink) -> None:
-    sink.log("; ".join(loaded.layouts))
-    for problem in loaded.problems[:MAX_LISTED_PROBLEMS]:
-        sink.emit(Warn(code="row_rejected", message=problem))
-    if len(loaded.problems) > MAX_LISTED_PROBLEMS:
-        sink.emit(
-            Warn(
-                code="rows_rejected",
-                message=f"{len(loaded.problems)} of {loaded.rows} rows excluded in all; the first "
-                f"{MAX_LISTED_PROBLEMS} are listed above",
-            )
-        )
 
 
 def _balance(spec: JobSpec, train: list[Record], sink: EventSink) -> None:
