@@ -15,6 +15,7 @@ from typing import Any
 
 from backend.cli.common import EXIT_FAILED, EXIT_OK
 from backend.registry.errors import RegistryError
+from backend.registry.gates import parse_gates
 from backend.registry.history import STAGES
 from backend.registry.registry import Listed, Registry
 from backend.registry.version import Version, slug
@@ -62,6 +63,11 @@ def add_adapters_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     promote.add_argument("version", type=_version)
     promote.add_argument("--stage", choices=STAGES, default="production")
     promote.add_argument("--reason", default="", help="why, kept in the adapter's history")
+    promote.add_argument("--override", metavar="REASON", help="promote although a release gate fails; kept")
+    gates = command("gates", "check a version against the adapter's release gates, or set the gates", _gates)
+    gates.add_argument("name")
+    gates.add_argument("version", nargs="?", type=_version, help="default: the newest version")
+    gates.add_argument("--set", type=Path, metavar="FILE", help="a gates YAML file to use from now on")
     rollback = command("rollback", "put back the version that was in production before the current one", _rollback)
     rollback.add_argument("name")
     rollback.add_argument("--reason", default="", help="why, kept in the adapter's history")
@@ -204,12 +210,33 @@ def _note(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    event = Registry().promote(args.name, args.version, args.stage, args.reason)
+    event = Registry().promote(args.name, args.version, args.stage, args.reason, args.override)
     if args.json:
         return _print_json(event)
     previous = event.get("previous")
     print(f"{args.name} v{args.version} is now in {args.stage}" + (f" (v{previous} archived)" if previous else ""))
     return EXIT_OK
+
+
+def _gates(args: argparse.Namespace) -> int:
+    registry = Registry()
+    if args.set:
+        registry.set_gates(args.name, parse_gates(args.set.read_text(encoding="utf-8"), str(args.set)))
+    listed = registry.versions(args.name)
+    if not listed:
+        raise RegistryError(f"There is no adapter named '{args.name}'.", "See `lora-studio adapters list`.")
+    number = args.version if args.version is not None else listed[0].version  # newest first
+    results = registry.gate_results(args.name, number)
+    if args.json:
+        return _print_json({"name": args.name, "version": number, "gates": [r.to_dict() for r in results]})
+    if not results:
+        print(f"{args.name} has no release gates; set them with: lora-studio adapters gates {args.name} --set FILE")
+        return EXIT_OK
+    for result in results:
+        print(f"  {'pass' if result.passed else 'FAIL'}  {result.gate.describe():<36} {result.why}")
+    passed = all(r.passed for r in results)
+    print(f"{args.name} v{number} {'passes' if passed else 'does not pass'} its release gates")
+    return EXIT_OK if passed else EXIT_FAILED
 
 
 def _rollback(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from backend.evaluation.record import record_evaluation
 from backend.evaluation.report import prompt_text, word_diff
 from backend.evaluation.report_schema import EvaluationReport
 from backend.evaluation.side_by_side import BASE, Comparison, Decoding
+from backend.evaluation.task_metrics import mean_scores, score
 from backend.export.adapter import AdapterInfo
 
 ADAPTER, COMPARE = "adapter", "compare"
@@ -68,11 +69,13 @@ def build_report(
     decoding: Decoding,
     warnings: list[str],
     duration: float,
+    refusal: dict[str, dict[str, float]] | None = None,
 ) -> EvaluationReport:
     from backend.models.runtime import library_versions
 
     base_path, base_label, base_fingerprint = base
     prompt_items, prompts_source, outputs = prompts
+    refusal = refusal or {}
     keys = [BASE, *(a.key for a in adapters)]
     per_example = [
         {
@@ -96,6 +99,12 @@ def build_report(
             }
     if losses and COMPARE in losses:
         deltas["compare_vs_adapter"] = {"loss": losses[COMPARE]["loss"] - losses[ADAPTER]["loss"]}
+    scores = [
+        {key: score(answers[key], item.reference) for key in keys} if item.reference else {}
+        for item, answers in zip(prompt_items, outputs, strict=True)
+    ]
+    scored = [per_model for per_model in scores if per_model]
+    task = {key: mean_scores([s[key] for s in scored]) for key in keys} if scored else {}
     generations = [
         {
             "index": i,
@@ -104,6 +113,7 @@ def build_report(
             "where": item.where,
             "outputs": answers,
             "diff": {key: [list(op) for op in word_diff(answers[BASE], answers[key])] for key in keys[1:]},
+            "scores": scores[i],
         }
         for i, (item, answers) in enumerate(zip(prompt_items, outputs, strict=True))
     ]
@@ -160,6 +170,8 @@ def build_report(
             "prompts_source": prompts_source,
             "decoding": decoding.settings(),
             "generations": generations,
+            "task": task,
+            "refusal": refusal,
             "warnings": warnings,
             "duration_s": round(duration, 3),
         }
@@ -229,6 +241,13 @@ def update_records(report: EvaluationReport, adapters: list[EvaluatedAdapter], r
             ],
             "prompts": len(report.generations),
             "answers_changed": sum(g.changed(adapter.key) for g in report.generations),
+            "task": report.task.get(adapter.key),
+            "base_task": report.task.get(BASE),
+            "task_score": (report.task.get(adapter.key) or {}).get("primary"),
+            "base_task_score": (report.task.get(BASE) or {}).get("primary"),
+            "refusal_rate": (report.refusal.get(adapter.key) or {}).get("refusal_rate"),
+            "base_refusal_rate": (report.refusal.get(BASE) or {}).get("refusal_rate"),
+            "over_refusal_rate": (report.refusal.get(adapter.key) or {}).get("over_refusal_rate"),
             "decoding": report.decoding,
             "precision": report.precision,
         }

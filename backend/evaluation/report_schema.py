@@ -105,6 +105,9 @@ class Generation(_Part):
     where: str | None = None
     outputs: dict[str, str] = Field(description="Per model key.")
     diff: dict[str, list[tuple[DiffKind, str]]] = Field(default_factory=dict, description="Per adapter key.")
+    scores: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="Per model key: the task metrics against the reference (task_metrics.py)."
+    )
 
     def changed(self, key: str) -> bool:
         return self.outputs[key] != self.outputs["base"]
@@ -134,6 +137,12 @@ class EvaluationReport(_Part):
     prompts_source: str = ""
     decoding: dict[str, Any] = Field(default_factory=dict)
     generations: list[Generation] = Field(default_factory=list)
+    task: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="Per model key: mean task metrics over the answers that have a reference."
+    )
+    refusal: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="Per model key: refusal_rate and over_refusal_rate (refusal.py)."
+    )
     warnings: list[str] = Field(default_factory=list)
     duration_s: float = 0.0
 

@@ -24,6 +24,7 @@ from backend.core.paths import data_home
 from backend.models.fingerprint import fingerprint
 from backend.registry import index
 from backend.registry.errors import RegistryError
+from backend.registry.gates import GateResult, Gates, check, read_gates, write_gates
 from backend.registry.history import STAGES, AdapterState, Stage, append_event, read_events
 from backend.registry.version import Version, check_name, read_version, write_version
 
@@ -184,13 +185,43 @@ class Registry:
         self._reindex(name)
         return read_version(name, folder)
 
-    def promote(self, name: str, number: int, stage: Stage = "production", reason: str = "") -> dict[str, Any]:
-        """Move a version to ``stage``; production replaces (and archives) the current production version."""
+    def gate_results(self, name: str, number: int) -> list[GateResult]:
+        """The adapter's gates checked against this version's latest evaluation (and production's)."""
+        state, versions = self._load(name)
+        version = self._need(name, number, versions)
+        production = next((v for v in versions if v.number == state.production), None)
+        latest = version.evaluations[-1] if version.evaluations else None
+        theirs = production.evaluations[-1] if production and production.evaluations else None
+        if production is not None and production.number == number:
+            theirs = None
+        return check(read_gates(self._adapter_root(name)), latest, theirs)
+
+    def set_gates(self, name: str, gates: Gates) -> None:
+        with self._locked(name) as root:
+            write_gates(root, gates)
+            append_event(root / index.HISTORY, {"event": "gates", "gates": [g.describe() for g in gates.gates]})
+        self._reindex(name)
+
+    def promote(
+        self, name: str, number: int, stage: Stage = "production", reason: str = "", override: str | None = None
+    ) -> dict[str, Any]:
+        """Move a version to ``stage``; production replaces (and archives) the current production version.
+
+        Production must pass the adapter's gates, unless ``override`` gives a reason, which is recorded.
+        """
         if stage not in STAGES:
             raise RegistryError(f"'{stage}' is not a stage.", f"Choose one of {', '.join(STAGES)}.")
         with self._locked(name) as root:
             state, versions = self._load(name)
             self._need(name, number, versions)
+            failed = [r for r in self.gate_results(name, number) if not r.passed] if stage == "production" else []
+            if failed and not override:
+                raise RegistryError(
+                    f"{name} v{number} does not pass its release gates: "
+                    + "; ".join(f"{r.gate.describe()} failed ({r.why})" for r in failed)
+                    + ".",
+                    "Evaluate it again after improving it, or promote with --override REASON (the reason is kept).",
+                )
             if state.versions[number].stage == stage:
                 raise RegistryError(f"{name} v{number} is already in {stage}.")
             if state.production == number:
@@ -199,9 +230,12 @@ class Registry:
                     "or it is rolled back.",
                     f"`lora-studio adapters rollback {name}` brings back the previous production version.",
                 )
-            event = {"event": "stage", "version": number, "stage": stage, "reason": reason}
+            event: dict[str, Any] = {"event": "stage", "version": number, "stage": stage, "reason": reason}
             if stage == "production":
                 event["previous"] = state.production
+            if failed:
+                event["override"] = override
+                event["failed_gates"] = [r.to_dict() for r in failed]
             written = append_event(root / index.HISTORY, event)
         self._reindex(name)
         return written
@@ -270,10 +304,12 @@ class Registry:
         state, versions, _ = index.load_adapter(root)
         return state, versions
 
-    def _need(self, name: str, number: int, versions: list[Version]) -> None:
-        if not any(v.number == number for v in versions):
-            hint = f"Its versions: {_numbers(versions)}." if versions else "See `lora-studio adapters list`."
-            raise RegistryError(f"{name} has no version {number}.", hint)
+    def _need(self, name: str, number: int, versions: list[Version]) -> Version:
+        for version in versions:
+            if version.number == number:
+                return version
+        hint = f"Its versions: {_numbers(versions)}." if versions else "See `lora-studio adapters list`."
+        raise RegistryError(f"{name} has no version {number}.", hint)
 
     @contextmanager
     def _locked(self, name: str) -> Iterator[Path]:
