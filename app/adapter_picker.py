@@ -1,7 +1,8 @@
-"""Choose a trained adapter: those the queue's jobs produced, or any PEFT folder on disk.
+"""Choose a trained adapter: a registered version, one the queue's jobs produced, or any PEFT folder on disk.
 
 Shared by the Evaluate and Export pages. Reading an adapter's record is a small
-JSON file, so it happens on the GUI thread; nothing here loads weights.
+JSON file, and the registry's list comes from its index (a few ms for tens of versions),
+so both happen on the GUI thread; nothing here loads weights.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
@@ -18,6 +19,11 @@ from backend.evaluation.loss_note import EVALUATION, IN_TRAINING
 from backend.export.adapter import AdapterInfo, read_adapter
 from backend.export.errors import ExportError
 from backend.jobs.queue import JobQueue
+from backend.registry.errors import RegistryError
+from backend.registry.registry import Registry
+
+if TYPE_CHECKING:
+    from app.session import Session
 
 _RECENT_KEY = "adapters/recent"
 _RECENT_MAX = 8
@@ -38,6 +44,17 @@ def queue_adapters(queue: JobQueue) -> list[AdapterEntry]:
         when = time.strftime("%d %b %H:%M", time.localtime(job.ended_at or job.created_at))
         entries.append(AdapterEntry(job.adapter_path, f"{job.name} (job {job.id}, {when})"))
     return entries
+
+
+def registry_adapters(registry: Registry) -> list[AdapterEntry]:
+    """Registered versions, production first, then the newest: "support-triage v3 (production)"."""
+    try:
+        listed = registry.versions()
+    except (RegistryError, OSError):
+        return []  # an unreadable registry leaves the other adapters to choose from
+    order = {"production": 0, "staging": 1, "archived": 2}
+    listed.sort(key=lambda v: (order.get(v.stage, 3), v.name, -v.version))
+    return [AdapterEntry(v.folder, f"{v.label} ({v.stage})") for v in listed if v.problem is None]
 
 
 def describe(info: AdapterInfo) -> str:
@@ -66,9 +83,12 @@ class AdapterPicker(QWidget):
 
     adapter_changed = Signal(str)
 
-    def __init__(self, queue: JobQueue, settings: QSettings, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, queue: JobQueue, settings: QSettings, parent: QWidget | None = None, *, registry: Registry | None = None
+    ) -> None:
         super().__init__(parent)
         self._queue = queue
+        self._registry = registry or Registry()
         self._settings = settings
         self._combo = QComboBox()
         self._combo.setMinimumContentsLength(40)
@@ -91,7 +111,7 @@ class AdapterPicker(QWidget):
     def refresh(self) -> None:
         """Re-read the queue's adapters and the recent folders, keeping the current choice."""
         current = self.path()
-        entries = queue_adapters(self._queue)
+        entries = registry_adapters(self._registry) + queue_adapters(self._queue)
         known = {entry.path for entry in entries}
         for folder in self._recent():
             if folder not in known and Path(folder).is_dir():
@@ -113,6 +133,16 @@ class AdapterPicker(QWidget):
             self._remember(folder)
             self.refresh()
         self._combo.setCurrentIndex(self._combo.findData(folder))
+
+    def follow_requests(self, session: Session, page: str) -> None:
+        """Choose the folders ``session.request_adapter`` asks ``page`` for (the Adapters page's Export)."""
+
+        def requested(title: str, _folder: str) -> None:
+            if title == page and (folder := session.take_pending_adapter(page)):
+                self.select(folder)
+
+        session.adapter_requested.connect(requested)
+        requested(page, "")  # one asked for before the page was built
 
     def info(self) -> tuple[AdapterInfo | None, str]:
         """The chosen adapter read from disk, or None and why not."""

@@ -63,6 +63,7 @@ class EvaluatePage(QWidget):
         self._report: EvaluationReport | None = None
 
         self.picker = AdapterPicker(self._queue, settings)
+        self.picker.follow_requests(session, "Evaluate")
         self.compare = QCheckBox("Compare with a second adapter (A/B)")
         self.compare_picker = AdapterPicker(self._queue, settings)
         self.compare_picker.setEnabled(False)

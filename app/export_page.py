@@ -71,6 +71,7 @@ class ExportPage(QWidget):
         self._settings = settings if settings is not None else QSettings()
 
         self.picker = AdapterPicker(self._queue, self._settings)
+        self.picker.follow_requests(session, "Export")
         self._about = QLabel()
         self._about.setWordWrap(True)
         self._about.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

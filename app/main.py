@@ -49,6 +49,12 @@ PAGES = (
         "Compare the adapter with the base model on held-out data and your own prompts.",
     ),
     (
+        "Adapters",
+        "adapters",
+        "Every registered adapter version: compare them, promote one to production through its "
+        "release gates, roll back, tag, evaluate or export.",
+    ),
+    (
         "Export",
         "export",
         "Merge the adapter and export safetensors or GGUF for llama.cpp, Ollama and LM Studio.",
@@ -87,6 +93,11 @@ def build_window(settings: QSettings, session: Session | None = None) -> MainWin
 
         return EvaluatePage(session, settings=settings)
 
+    def adapters() -> QWidget:
+        from app.adapters_page import AdaptersPage
+
+        return AdaptersPage(session)
+
     def export() -> QWidget:
         from app.export_page import ExportPage
 
@@ -98,6 +109,7 @@ def build_window(settings: QSettings, session: Session | None = None) -> MainWin
         "Jobs": jobs,
         "Monitor": LazyPage(monitor),
         "Evaluate": LazyPage(evaluate),
+        "Adapters": LazyPage(adapters),
         "Export": LazyPage(export),
     }
     for title, icon, tip in PAGES:

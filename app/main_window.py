@@ -169,12 +169,15 @@ class MainWindow(QMainWindow):
         splitter = self._settings.value("window/splitter")
         if splitter is not None:
             self._splitter.restoreState(splitter)
-        page = cast(int | str, self._settings.value("window/page", 0))  # an int, or its text in an INI file
-        self.show_page(min(int(page), max(self._nav.count() - 1, 0)))
+        # The page's title, so that adding a page does not move it; an index (older settings) still works.
+        page = str(cast(int | str, self._settings.value("window/page", 0)))
+        titles = self.page_titles()
+        index = titles.index(page) if page in titles else int(page) if page.isdigit() else 0
+        self.show_page(min(index, max(self._nav.count() - 1, 0)))
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._settings.setValue("window/geometry", self.saveGeometry())
         self._settings.setValue("window/splitter", self._splitter.saveState())
-        self._settings.setValue("window/page", self.current_page())
+        self._settings.setValue("window/page", self.page_titles()[self.current_page()] if self._nav.count() else 0)
         self._gpu_timer.stop()
         super().closeEvent(event)

@@ -49,6 +49,8 @@ class Session(QObject):
     """Ask the window to show the page with this title."""
     edit_spec = Signal(object)
     """A training ``JobSpec`` to load into the Model & training form (``request_edit``)."""
+    adapter_requested = Signal(str, str)
+    """A page's title and the adapter folder it should choose (``request_adapter``)."""
 
     def __init__(self, home: Path | None = None) -> None:
         super().__init__()
@@ -57,6 +59,8 @@ class Session(QObject):
         self.job_id: int | None = None
         self.pending_edit: object | None = None
         """A spec ``request_edit`` asked for that no form has taken yet: the page may not be built."""
+        self.pending_adapters: dict[str, str] = {}
+        """Adapter folders ``request_adapter`` asked a page (by title) to choose that it has not taken yet."""
         self._queue_state: QueueState | None = None
         self._settings: QSettings | None = None
         self.dataset_changed.connect(self._remember_dataset)
@@ -96,6 +100,15 @@ class Session(QObject):
         self.pending_edit = spec
         self.edit_spec.emit(spec)
         self.show_page.emit("Model & training")
+
+    def request_adapter(self, page: str, folder: str) -> None:
+        """Show ``page`` (Evaluate or Export) with the adapter in ``folder`` chosen, whether or not it is built yet."""
+        self.pending_adapters[page] = folder
+        self.adapter_requested.emit(page, folder)
+        self.show_page.emit(page)
+
+    def take_pending_adapter(self, page: str) -> str | None:
+        return self.pending_adapters.pop(page, None)
 
     def take_pending_edit(self) -> object | None:
         spec, self.pending_edit = self.pending_edit, None

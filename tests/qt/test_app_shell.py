@@ -47,6 +47,7 @@ def test_window_geometry_and_page_are_restored(qtbot, settings: QSettings) -> No
     first.show_page(2)
     first.resize(1000, 700)
     first.close()
+    assert settings.value("window/page") == "Jobs"  # by title: a page added before it does not move it
     second = build_window(settings)
     qtbot.addWidget(second)
     assert second.current_page() == 2
