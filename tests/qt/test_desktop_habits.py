@@ -152,6 +152,7 @@ def test_every_menu_text_has_a_mnemonic_that_renders_and_no_literal_underscore(w
         "&Jobs",
         "M&onitor",
         "&Evaluate",
+        "&Adapters",
         "E&xport",
     ]
     for menu in menus:
