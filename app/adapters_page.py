@@ -10,7 +10,7 @@ overridden with a typed reason that the history keeps.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, cast
 
 from PySide6.QtCore import QItemSelectionModel, QObject, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtGui import QCloseEvent, QShowEvent
@@ -41,6 +41,7 @@ from backend.jobs.queue import JobQueue
 from backend.jobs.runner import ensure_runner
 from backend.registry.errors import RegistryError
 from backend.registry.gates import GateResult
+from backend.registry.history import Stage, VersionState
 from backend.registry.registry import Listed, Registry
 from widgets.version_chart import VersionChart
 
@@ -273,7 +274,7 @@ class AdaptersPage(QWidget):
     def _show_details(self, listed: Listed) -> None:
         try:
             version = self.registry.get(listed.name, listed.version)
-            state = self.registry.state(listed.name).version(listed.version)
+            state = VersionState(cast(Stage, listed.stage), set(listed.tags), listed.notes)  # as the index row says
             events = [e for e in self.registry.history(listed.name) if e.get("version") in (listed.version, None)]
         except (RegistryError, OSError) as exc:
             self.details.setPlainText(f"{listed.label} cannot be read: {exc}")
