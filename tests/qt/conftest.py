@@ -8,6 +8,7 @@ is gone, and crashes some later, unrelated test; failing the test that started i
 from __future__ import annotations
 
 import contextlib
+import gc
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,6 +72,9 @@ def _nothing_left_running(qapp: QApplication, monkeypatch: pytest.MonkeyPatch) -
     left += [f"an open window: {w!r}" for w in qapp.topLevelWidgets() if w.isVisible()]
     for window in qapp.topLevelWidgets():
         window.close()
+    # The test's Qt objects that only a cycle keeps (a session, its file watcher) are collected here, on the GUI
+    # thread: collected later by a pool thread's allocation, they would be deleted from the wrong thread.
+    gc.collect()
     assert not left, "still running after the test: " + "; ".join(left)
 
 

@@ -145,16 +145,12 @@ def menu_texts(menu: QMenu) -> list[str]:
 def test_every_menu_text_has_a_mnemonic_that_renders_and_no_literal_underscore(window: MainWindow) -> None:
     menus = menus_of(window)
     assert [m.title() for m in menus] == ["&File", "&View", "&Go", "&Job", "&Help"]
-    go = menus[2]
-    assert [a.text() for a in go.actions()] == [
-        "&Data",
-        "&Model && training",
-        "&Jobs",
-        "M&onitor",
-        "&Evaluate",
-        "&Adapters",
-        "E&xport",
-    ]
+    go = [action.text() for action in menus[2].actions()]
+    assert go[:4] == ["&Data", "&Model && training", "&Jobs", "M&onitor"]
+    shown = [text.replace("&&", "\0").replace("&", "").replace("\0", "&") for text in go]
+    assert shown == [title for title, _, _ in PAGES], "each page's title, as written"
+    keys = [text.replace("&&", "")[text.replace("&&", "").index("&") + 1].lower() for text in go]
+    assert len(set(keys)) == len(keys), "each page its own mnemonic"
     for menu in menus:
         for text in menu_texts(menu):
             single = text.replace("&&", "")
