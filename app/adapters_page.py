@@ -1,7 +1,8 @@
 """The Adapters page: every registered version, its provenance and history, comparisons, and release actions.
 
 The table is filled from the registry's index off the GUI thread (listing 1,000 versions
-takes ~80 ms on a loaded machine; bench/adapters_page.py measures the page fill); the
+takes ~80 ms on a loaded machine; bench/adapters_page.py measures the page fill), when the page
+is shown, after each action and when a job starts or ends while it is shown; the
 detail pane and comparison read one or two version folders on the GUI thread (a few ms).
 Actions go through ``backend.registry``; a refusal (a gate that fails, a production version
 that cannot be deleted) is shown with its numbers and what to do, and a failed gate can be
@@ -35,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from app.adapter_details import details_html, gate_lines, number
 from app.adapter_table import VersionsFilter, VersionsModel
+from app.queue_watch import QueueWatch
 from app.session import Session
 from backend.core.task_specs import EvaluateSpec
 from backend.jobs.queue import JobQueue
@@ -199,6 +201,8 @@ class AdaptersPage(QWidget):
         layout.addWidget(splitter, 1)
         layout.addWidget(self.message)
         self._selection_changed()
+        self._watch = QueueWatch(self, session.queue_state())
+        self._watch.changed.connect(self._jobs_changed)
 
     # -- filling -----------------------------------------------------------------------------
 
@@ -226,6 +230,11 @@ class AdaptersPage(QWidget):
         self._reading = None
         self.message.setText(f"The registry cannot be read: {reason}")
         self.filled.emit()
+
+    def _jobs_changed(self) -> None:
+        """A job ended or started: a finished training registers a version, an evaluation adds numbers."""
+        if self.isVisible():
+            self.refresh()
 
     def showEvent(self, event: QShowEvent) -> None:
         self.refresh()
