@@ -344,7 +344,10 @@ class AdaptersPage(QWidget):
         try:
             self.registry.promote(listed.name, listed.version, "production", reason)
         except RegistryError as exc:
-            failed = [r for r in self.registry.gate_results(listed.name, listed.version) if not r.passed]
+            try:
+                failed = [r for r in self.registry.gate_results(listed.name, listed.version) if not r.passed]
+            except RegistryError:  # an unreadable gates.yaml: the refusal itself says so
+                failed = []
             if not failed:
                 self._refused(exc)
                 return

@@ -247,3 +247,14 @@ def test_the_adapter_picker_offers_registered_versions(
         assert session.pending_adapters == {}
     finally:
         queue.close()
+
+
+def test_a_hand_broken_gates_file_is_reported_not_a_crash(qtbot, session: Session, registry: Registry) -> None:
+    (registry.root / "support-triage" / "gates.yaml").write_text("gates:\n  - metric: loss\n    rule: '=='\n")
+    page = filled_page(qtbot, session, registry)
+    page.select(("support-triage", 1))
+    assert "The gates cannot be checked" in page.details.toPlainText()
+    page.ask = Scripted("first")
+    page.promote_selected()
+    assert "gates LoRA Studio cannot read" in page.message.text()
+    assert stages(registry) == {1: "staging", 2: "staging"}
