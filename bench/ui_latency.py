@@ -6,7 +6,8 @@ End to end, as the studio runs: a throwaway data folder and queue, a tiny Llama 
 child process, like the tests', so this GUI process never loads torch) on the tests' colour task,
 a real runner (``lora-studio queue run``, started as the window starts it) and the real worker
 training it. In this process the Jobs and Monitor pages share one session, both shown (offscreen).
-Two jobs run: the first to its end, the second cancelled from the Jobs page after a few steps.
+Two jobs run: the first to its end, the second cancelled from the Jobs page after a few steps;
+then a few short jobs, each one more start and end.
 
 A timer looks at the pages' widgets every 2 ms and notes when each thing first shows:
 
@@ -48,6 +49,7 @@ from backend.jobs.queue import JobQueue  # noqa: E402
 
 SAMPLE_MS = 2
 CANCEL_AT = 20
+SHORT_STEPS = 10
 
 
 def build_model(folder: Path) -> Path:
@@ -161,6 +163,7 @@ def summary(latencies: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200, help="steps of the job that runs to its end")
+    parser.add_argument("--short", type=int, default=4, help=f"{SHORT_STEPS}-step jobs after those, for more ends")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ui_latency.md")
     args = parser.parse_args()
     from PySide6.QtWidgets import QApplication
@@ -223,7 +226,9 @@ def measure(args: argparse.Namespace, app: object, home: Path, model: Path, *, p
     queue = session.queue_state().queue()
     rows: dict[str, dict[str, list[float]]] = {"Jobs": {}, "Monitor": {}}
     records: list[float] = []
-    for name, steps, cancel in (("finishes", args.steps, False), ("cancelled", 10_000, True)):
+    plan = [("finishes", args.steps, False), ("cancelled", 10_000, True)]
+    plan += [(f"short-{n}", SHORT_STEPS, False) for n in range(1, args.short + 1)]
+    for name, steps, cancel in plan:
         job, _ = queue_spec(queue, new_spec(model, data, name, steps), start=False, start_runner=ensure_runner)
         assert job is not None
         session.job_selected.emit(job.id)
@@ -232,8 +237,16 @@ def measure(args: argparse.Namespace, app: object, home: Path, model: Path, *, p
             spin(600, lambda: watcher.steps["Jobs"].get(CANCEL_AT) is not None)
             jobs_page.cancel_selected()
         end = "cancelled" if cancel else "succeeded"
-        if not spin(900, lambda end=end: ("Monitor", end) in watcher.states and ("Jobs", end) in watcher.states):
-            raise RuntimeError(f"job {job.id} did not end in time; see {home}")
+        ended = spin(
+            900,
+            lambda end=end, job_id=job.id: (
+                (("Monitor", end) in watcher.states and ("Jobs", end) in watcher.states)
+                or getattr(queue.get(job_id), "state", "") in ("failed", "interrupted")
+            ),
+        )
+        record = queue.get(job.id)
+        if not ended or record is None or record.state in ("failed", "interrupted"):
+            raise RuntimeError(f"job {job.id} did not end {end}: {record and record.label} {record and record.message}")
         spin(30, lambda job_id=job.id: getattr(queue.get(job_id), "ended_at", None) is not None)
         record = queue.get(job.id)
         assert record is not None and record.started_at is not None and record.ended_at is not None
@@ -250,7 +263,7 @@ def measure(args: argparse.Namespace, app: object, home: Path, model: Path, *, p
             rows[page_name].setdefault("ended (from the done event)", []).append(
                 watcher.states[(page_name, end)] - done.time
             )
-        print(name, {page: {k: summary(v) for k, v in kinds.items()} for page, kinds in rows.items()}, flush=True)
+        print(name, flush=True)
     cpu_share = (time.process_time() - cpu_before) / (time.monotonic() - wall_before)
     watcher.timer.stop()
     costs = look_costs(queue, home)
@@ -282,7 +295,7 @@ def write_report(args: argparse.Namespace, runs: dict[str, dict], loads: list[tu
     lines = [
         "# From a job's event to the Jobs and Monitor pages",
         "",
-        f"`python bench/ui_latency.py --steps {args.steps}`; its docstring describes the run.",
+        f"`python bench/ui_latency.py --steps {args.steps} --short {args.short}`; its docstring describes the run.",
         "",
         *(f"- {line}" for line in machine()),
         "- Load average (1, 5, 15 min) before, between and after the runs: "
