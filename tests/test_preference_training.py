@@ -15,9 +15,13 @@ from typing import Any
 
 import pytest
 
-from backend.core.events import Artifact, Done, Error, Event, Metric, Progress, Started
+from backend.core.events import Artifact, Done, Error, Event, EventSink, Metric, Progress, Started
 from backend.core.layout import ADAPTER_RECORD, JobLayout
 from backend.core.spec import JobSpec
+from backend.core.stop import StopRequest
+from backend.core.task_specs import EvaluateSpec
+from backend.evaluation.job import run_evaluation
+from backend.evaluation.preference import preference_accuracy
 from backend.jobs.launch import start_worker, stream
 from backend.jobs.worker import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK
 from backend.training.checkpoints import checkpoint_step, is_complete, latest_checkpoint
@@ -137,7 +141,7 @@ def test_a_preference_job_learns_the_preferred_answers(tmp_path: Path, tiny_llam
 
 
 @SLOW
-def test_the_adapter_loads_and_prefers_the_right_colours(tmp_path: Path, tiny_llama: Path) -> None:
+def test_the_adapter_loads_prefers_the_right_colours_and_evaluates(tmp_path: Path, tiny_llama: Path) -> None:
     layout = make_job(tmp_path, tiny_llama, "dpo", training={"max_steps": 30})
     code, _ = run(layout)
     assert code == EXIT_OK, layout.log.read_text()[-3000:]
@@ -147,34 +151,29 @@ def test_the_adapter_loads_and_prefers_the_right_colours(tmp_path: Path, tiny_ll
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(layout.adapter)
-
-    def answer_logp(model: Any, thing: str, colour: str) -> float:
-        prompt = [{"role": "user", "content": f"What colour is the {thing}?"}]
-        full = [*prompt, {"role": "assistant", "content": f"The {thing} is {colour}."}]
-        start = len(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)["input_ids"])
-        ids = torch.tensor([tokenizer.apply_chat_template(full, tokenize=True)["input_ids"]])
-        with torch.no_grad():
-            logps = model(input_ids=ids).logits.log_softmax(-1)[0, :-1].gather(-1, ids[0, 1:, None])[:, 0]
-        return float(logps[start - 1 :].sum())
-
-    def accuracy(model: Any) -> float:
-        rng = random.Random(7)
-        wins = [
-            answer_logp(model, thing, COLOURS[thing])
-            > answer_logp(model, thing, rng.choice([c for c in COLOURS.values() if c != COLOURS[thing]]))
-            for thing in COLOURS
-        ]
-        return sum(wins) / len(wins)
-
+    rng = random.Random(7)
+    held_out = [colour_pair(thing, rng) for thing in COLOURS]
     base = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32)
-    before = accuracy(base)
+    before = preference_accuracy(base, tokenizer, held_out)
     tuned = PeftModel.from_pretrained(base, layout.adapter)
-    assert accuracy(tuned) >= 0.75 > before
+    assert preference_accuracy(tuned, tokenizer, held_out) >= 0.75 > before
+
+    # The evaluate job remakes the training job's held-out pairs and measures both models on them.
+    evaluation = JobLayout.new(tmp_path / "jobs", "evaluate")
+    spec = EvaluateSpec.from_dict({"adapter": str(layout.adapter), "max_prompts": 2, "max_new_tokens": 4})
+    outcome = run_evaluation(spec, evaluation, EventSink(None, None), StopRequest())
+    assert outcome.metrics["eval_examples"] == 12, "the 10% held out of 120 pairs, as training split them"
+    assert outcome.metrics["adapter_preference_accuracy"] > outcome.metrics["base_preference_accuracy"]
+    report = json.loads(outcome.report_path.read_text())
+    assert report["losses"]["adapter"]["loss"] < report["losses"]["base"]["loss"], "the chosen answers got likelier"
 
 
 @SLOW
-def test_a_cancelled_dpo_job_resumes_to_the_same_step_count(tmp_path: Path, tiny_llama: Path) -> None:
-    layout = make_job(tmp_path, tiny_llama, "dpo", schedule={"save_every_steps": 100, "eval_every_steps": 100})
+def test_a_cancelled_dpo_job_resumes_to_the_same_step_count_and_losses(tmp_path: Path, tiny_llama: Path) -> None:
+    settings: dict[str, Any] = {"schedule": {"save_every_steps": 100, "eval_every_steps": 100}}
+    code, reference = run(make_job(tmp_path, tiny_llama, "dpo", "reference", **settings))
+    assert code == EXIT_OK
+    layout = make_job(tmp_path, tiny_llama, "dpo", "interrupted", **settings)
 
     def cancel_after_step_5(event: Event, _process: Any) -> None:
         if isinstance(event, Progress) and event.step == 5:
@@ -193,6 +192,14 @@ def test_a_cancelled_dpo_job_resumes_to_the_same_step_count(tmp_path: Path, tiny
     assert second[0].resumed_from_step == stopped
     assert [p.step for p in second if isinstance(p, Progress)] == list(range(stopped + 1, 25))
     assert second[-1].status == "succeeded" and second[-1].step == 24
+    # The resumed steps are the uninterrupted run's: same data order, weights and optimizer state.
+    for key in ("loss", "rewards/margins"):
+        expected = dict(enumerate(series(reference, key), start=1))
+        got = {
+            **dict(enumerate(series(first, key), start=1)),
+            **dict(enumerate(series(second, key), start=stopped + 1)),
+        }
+        assert got == expected, key
 
 
 @SLOW
@@ -233,3 +240,48 @@ def test_continuing_a_folder_that_is_no_adapter_is_a_data_error(tmp_path: Path, 
         f"continue_from: {tmp_path} is not an adapter folder (it has no adapter_config.json); give the adapter "
         "folder of a finished job"
     )
+
+
+@SLOW
+def test_dpo_on_smollm2_raises_preference_accuracy_on_held_out_pairs(smollm2_store: dict, tmp_path: Path) -> None:
+    """The shipped concise-answers set (assets/datasets/concise_answers): held-out questions the training pairs
+    never ask, answered correctly and briefly, are preferred more often after DPO than before."""
+    assets = Path(__file__).parent.parent / "assets" / "datasets" / "concise_answers"
+    spec = JobSpec.from_dict(
+        {
+            "name": "concise",
+            "base_model": str(smollm2_store["record"].path),
+            "quantization": {"mode": "none"},
+            "lora": {"r": 16},
+            "training": {
+                "objective": "dpo",
+                "max_steps": 24,
+                "micro_batch_size": 4,
+                "gradient_accumulation_steps": 1,
+                "learning_rate": 5e-4,
+                "max_seq_length": 128,
+                "gradient_checkpointing": False,
+            },
+            "data": {"path": str(assets / "train.jsonl"), "eval_path": str(assets / "eval.jsonl")},
+            "schedule": {"save_every_steps": 100, "eval_every_steps": 12},
+        }
+    )
+    layout = JobLayout.new(tmp_path / "jobs", "concise")
+    spec.save(layout.spec)
+    code, events = run(layout)
+    assert code == EXIT_OK, layout.log.read_text()[-3000:]
+    assert series(events, "eval_rewards/accuracies", "eval")
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from backend.data.preference_rows import flatten, read_preferences
+
+    pairs = flatten(read_preferences(assets / "eval.jsonl", "dpo").records)
+    tokenizer = AutoTokenizer.from_pretrained(layout.adapter)
+    base = AutoModelForCausalLM.from_pretrained(smollm2_store["record"].path, dtype=torch.float32)
+    before = preference_accuracy(base, tokenizer, pairs)
+    after = preference_accuracy(PeftModel.from_pretrained(base, layout.adapter), tokenizer, pairs)
+    print(f"SmolLM2 preference accuracy on {len(pairs)} held-out pairs: {before:.2f} before DPO, {after:.2f} after")
+    assert after > before

@@ -4,8 +4,9 @@ trl's own trainers run the loop: DPOTrainer and KTOTrainer, ORPOTrainer and CPOT
 ``simpo`` loss) from ``trl.experimental``. Their training arguments are the SFT job's own (``sft._sft_config``),
 copied field by field, so batch, schedule, precision, seeds, logging and checkpoints cannot drift from an SFT
 job's; only the method's settings (``preference:`` in the spec) are added. The same callback turns the loop
-into events (with the methods' rewards, margins and accuracies as metrics) and marks each checkpoint, so
-cancel, resume and the queue treat these jobs exactly like SFT.
+into events (with the methods' rewards, margins and accuracies as metrics) and marks each checkpoint, and
+the same resume guards (``training.resume``) keep a resumed run's weights in the dtypes and layout they
+trained in, so cancel, resume and the queue treat these jobs exactly like SFT.
 
 The reference model of DPO and KTO is never a second copy of the base: with a fresh adapter trl computes it
 with the adapter disabled (the base as it is), and when the job continues an adapter (``continue_from``) trl
@@ -30,6 +31,7 @@ from backend.data.problems import DataError
 from backend.models.fingerprint import fingerprint
 from backend.models.runtime import Runtime
 from backend.training.progress import EventCallback
+from backend.training.resume import keep_4bit_layout, keeping_dtypes_on_resume
 from backend.training.sft import (
     Prepared,
     _lora_config,
@@ -63,6 +65,7 @@ def run_preference(
         tokenizer.pad_token = tokenizer.eos_token
     sink.log(f"loading {model_path.name} ({runtime.describe()})")
     model = AutoModelForCausalLM.from_pretrained(model_path, **runtime.model_kwargs())
+    keep_4bit_layout(model)
     peft_config = None
     if spec.continue_from:
         from peft import PeftModel
@@ -195,7 +198,7 @@ def _trainer(
         method = {"loss_type": "simpo", "cpo_alpha": 0.0, "simpo_gamma": p.simpo_gamma}
         args = _config(CPOConfig, base, common | method)
         trainer_class = CPOTrainer
-    return trainer_class(
+    return keeping_dtypes_on_resume(trainer_class)(
         model=prepared.model,
         args=args,
         train_dataset=prepared.train_ds,
