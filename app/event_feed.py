@@ -50,8 +50,21 @@ Points = dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]
 """chart key -> series key -> (xs, ys) as float arrays."""
 
 # Chart and series keys, shared with the Monitor page.
-TRAIN_VALUES = {"loss": ("loss", "train"), "learning_rate": ("lr", "lr"), "grad_norm": ("grad_norm", "grad_norm")}
-EVAL_VALUES = {"eval_loss": ("loss", "eval")}
+TRAIN_VALUES = {
+    "loss": ("loss", "train"),
+    "learning_rate": ("lr", "lr"),
+    "grad_norm": ("grad_norm", "grad_norm"),
+    # Preference jobs (backend.core.events.PREFERENCE_KEYS): app.monitor_charts.preference_charts
+    "rewards/chosen": ("rewards", "chosen"),
+    "rewards/rejected": ("rewards", "rejected"),
+    "rewards/margins": ("rewards", "margin"),
+    "rewards/accuracies": ("pref_accuracy", "train"),
+}
+EVAL_VALUES = {
+    "eval_loss": ("loss", "eval"),
+    "eval_rewards/margins": ("rewards", "eval_margin"),
+    "eval_rewards/accuracies": ("pref_accuracy", "eval"),
+}
 
 
 @dataclass

@@ -31,6 +31,31 @@ def training_charts() -> dict[str, LiveChart]:
     }
 
 
+def preference_charts() -> dict[str, LiveChart]:
+    """A preference job's own values by step (trl's rewards): the implied rewards of the chosen and rejected
+    answers and their margin, and how often the chosen answer wins; held-out values as points."""
+    return {
+        "rewards": LiveChart(
+            "Preference rewards",
+            [
+                Series("chosen", "Chosen answers"),
+                Series("rejected", "Rejected answers"),
+                Series("margin", "Margin"),
+                Series("eval_margin", "Held-out margin", SeriesStyle.POINTS),
+            ],
+        ),
+        "pref_accuracy": LiveChart(
+            "Share of pairs whose chosen answer wins",
+            [Series("train", "Training pairs"), Series("eval", "Held-out pairs", SeriesStyle.POINTS)],
+            y_range=(0, 1),
+        ),
+    }
+
+
+PREFERENCE_CHARTS = frozenset({"rewards", "pref_accuracy"})
+"""The keys of ``preference_charts``, known without building a widget."""
+
+
 class _ElapsedAxis(TypedDict):
     """The options of a chart over time since the job started."""
 

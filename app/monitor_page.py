@@ -29,7 +29,15 @@ from PySide6.QtWidgets import (
 )
 
 from app.event_feed import Batch, FeedFollower
-from app.monitor_charts import WAITING_SAMPLE, gpu_charts, host_charts, system_line, training_charts
+from app.monitor_charts import (
+    PREFERENCE_CHARTS,
+    WAITING_SAMPLE,
+    gpu_charts,
+    host_charts,
+    preference_charts,
+    system_line,
+    training_charts,
+)
 from app.queue_state import TICK_MS
 from app.session import Session
 from backend.core.events import Progress, Telemetry
@@ -127,6 +135,10 @@ class MonitorPage(QWidget):
         self.training = ChartGrid(columns=2)
         for key, chart in training_charts().items():
             self.charts[key] = self.training.add(chart)
+        self.preference = ChartGrid(columns=2)  # shown once a job sends preference values (DPO, ORPO, KTO...)
+        for key, chart in preference_charts().items():
+            self.charts[key] = self.preference.add(chart)
+        self.preference.setVisible(False)
 
         self.system_tab = QWidget()
         system = QVBoxLayout(self.system_tab)
@@ -144,7 +156,8 @@ class MonitorPage(QWidget):
         training_tab = QWidget()
         training = QVBoxLayout(training_tab)
         training.setContentsMargins(0, self.fontMetrics().height() // 2, 0, 0)
-        training.addWidget(self.training)
+        training.addWidget(self.training, 2)
+        training.addWidget(self.preference, 1)
 
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -231,6 +244,9 @@ class MonitorPage(QWidget):
         if batch.reset:
             for chart in self.charts.values():
                 chart.clear()
+            self.preference.setVisible(False)
+        if not PREFERENCE_CHARTS.isdisjoint(batch.points):
+            self.preference.setVisible(True)
         if batch.gpus:
             self._add_gpus(batch.gpus)
         for chart_key, series in batch.points.items():
@@ -322,7 +338,9 @@ class MonitorPage(QWidget):
         self.system.setVisible(self._telemetry is not None)
         finished = job.state in FINISHED
         for key, chart in self.charts.items():
-            waiting = WAITING_STEP if key in ("loss", "lr", "grad_norm", "tokens") else WAITING_SAMPLE
+            waiting = (
+                WAITING_STEP if key in ("loss", "lr", "grad_norm", "tokens", *PREFERENCE_CHARTS) else WAITING_SAMPLE
+            )
             chart.set_empty_text(NOTHING_RECORDED if finished else waiting)
         self._update_gpu_visibility()
 
