@@ -12,7 +12,8 @@ What a look reads is chosen to be cheap:
   step, and its ``done`` event ends the job as shown at once, with the outcome the runner will
   record (``backend.jobs.settle.conclude``), instead of when the worker has exited and the
   runner has noticed;
-- whether a runner is alive, once a second; orphans settled every five seconds while a job runs.
+- whether a runner is alive, when the counter moved (a runner's start and claims move it) and once a
+  second (one that died moves nothing); orphans settled every five seconds while a job runs.
 
 One look costs tens of microseconds; bench/results/ui_latency.md has the measured cost and the
 time from a job's event to a page showing it. The looks are driven by the pages' own window timers
@@ -148,7 +149,7 @@ class QueueState(QObject):
             self._read = self._queue.jobs()
             self._paused = self._queue.paused()
             moved = True
-        if force or now - self._runners_at >= _RUNNERS_EVERY_S:
+        if moved or now - self._runners_at >= _RUNNERS_EVERY_S:  # a runner's start or claim moves the counter
             self._runners_at = now
             alive = any(runner.alive for runner in self._queue.runners())
             moved |= alive != self._runner_alive
