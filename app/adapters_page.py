@@ -193,6 +193,7 @@ class AdaptersPage(QWidget):
         splitter.addWidget(self.tabs)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
+        splitter.setSizes([600, 400])  # the table's columns readable at the window's first size
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -219,7 +220,10 @@ class AdaptersPage(QWidget):
     def _listed(self, rows: list[Listed]) -> None:
         chosen = [(r.name, r.version) for r in self.selected()]
         self._reading = None
+        first = not self.model.rows
         self.model.set_rows(rows)
+        if first and rows:
+            self.table.resizeColumnsToContents()  # once: later fills keep the widths a person set
         self._select(chosen)
         self.filled.emit()
         if self._again:

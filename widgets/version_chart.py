@@ -7,6 +7,7 @@ measured, which leaves a gap) and which two versions are being compared.
 from __future__ import annotations
 
 import pyqtgraph as pg
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QWidget
 
 from widgets.chart_colors import series_color
@@ -22,6 +23,7 @@ class VersionChart(pg.PlotWidget):
         self.setLabel("bottom", "version")
         self.showGrid(x=True, y=True, alpha=0.2)
         self.setMenuEnabled(False)
+        self.setBackground(self.palette().color(QPalette.ColorRole.Base))
         self.points: dict[int, float] = {}
         """What is drawn: version number → value (tests read it)."""
 
@@ -30,6 +32,8 @@ class VersionChart(pg.PlotWidget):
         self.points = {n: v for n, v in sorted(values.items()) if v is not None}
         color = series_color(0, self.palette())
         xs, ys = list(self.points), list(self.points.values())
+        step = max(1, len(xs) // 10)  # whole version numbers, ten labels at most
+        self.getAxis("bottom").setTickSpacing(step, step)
         self.plot(xs, ys, pen=pg.mkPen(color, width=1), symbol="o", symbolSize=5, symbolBrush=color)
         shown = [n for n in marked if n in self.points]
         for i, number in enumerate(shown):
