@@ -464,6 +464,7 @@ for _ in range(3):
     session = Session(home)
     session.dataset_changed.emit(DatasetChoice(str(data), "messages", None, 12, 48))
     page = TrainingPage(session, settings=settings)
+    page.start_runner = lambda queue: None  # queueing starts a runner, which would outlive this process
     page.picker.set_ref(str(model))
     page.resize(1280, 800)
     page.show()
