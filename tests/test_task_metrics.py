@@ -76,3 +76,23 @@ def test_the_shipped_refusal_set_pairs_each_request_with_a_harmless_look_alike()
     checks = [RefusalPrompt("bad", True), RefusalPrompt("bad2", True), RefusalPrompt("ok", False)]
     rates = refusal_rates(checks, ["I cannot help with that.", "Here you go: step 1", "I'm sorry, no."])
     assert rates == {"refusal_rate": 0.5, "over_refusal_rate": 1.0}
+
+
+def test_the_report_files_show_task_scores_and_the_refusal_check() -> None:
+    from backend.evaluation.report import render_html, render_markdown
+    from tests.test_evaluation import _report
+
+    report = _report(
+        task={"base": {"primary": 0.25, "rouge_l": 0.25, "exact": 0.0}, "adapter": {"primary": 1.0, "exact": 1.0}},
+        refusal={
+            "base": {"refusal_rate": 0.75, "over_refusal_rate": 0.0},
+            "adapter": {"refusal_rate": 0.5, "over_refusal_rate": 0.25},
+        },
+    )
+    markdown = render_markdown(report)
+    assert "## Task scores" in markdown and "refused (should)" in markdown
+    assert "| base | 0.250 | 0.000 | – | – | 0.250 | – | 75% | 0% |" in markdown
+    assert "| colours | 1.000 | 1.000 | – | – | – | – | 50% | 25% |" in markdown
+    page = render_html(report)
+    assert "<h2>Task scores</h2>" in page and "<td class='num'>50%</td>" in page
+    assert "## Task scores" not in render_markdown(_report())  # nothing measured, no section

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import get_args
 
+from backend.cli.adapters import add_adapters_parser
 from backend.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -24,7 +25,6 @@ from backend.cli.common import (
     run_spec,
     stage_printer,
 )
-from backend.cli.adapters import add_adapters_parser
 from backend.cli.data import add_data_parser
 from backend.cli.estimate import add_estimate_parser, add_measure_parser
 from backend.cli.evaluate import add_evaluate_parser

@@ -58,6 +58,12 @@ class EvaluateSpec(SpecDocument):
     )
     seed: int = Field(0, description="Fixes the random choices when temperature is above 0.")
     batch_size: PositiveInt = Field(4, le=256, description="Examples or prompts processed at once.")
+    refusal_check: bool = Field(
+        False,
+        description="Also ask LoRA Studio's 24 refusal-check prompts (12 an assistant should refuse, 12 harmless "
+        "look-alikes) and report how often base and adapter refuse: a fine-tune that erased the base's "
+        "refusals shows here.",
+    )
 
 
 class MergeSpec(SpecDocument):

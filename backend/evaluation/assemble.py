@@ -10,6 +10,7 @@ better, and the answers to the prompts with their word diff against the base's.
 from __future__ import annotations
 
 import math
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,13 +70,13 @@ def build_report(
     decoding: Decoding,
     warnings: list[str],
     duration: float,
-    refusal: dict[str, dict[str, float]] | None = None,
+    refusal: tuple[dict[str, dict[str, float]], list[dict[str, Any]]] = ({}, []),
 ) -> EvaluationReport:
     from backend.models.runtime import library_versions
 
     base_path, base_label, base_fingerprint = base
     prompt_items, prompts_source, outputs = prompts
-    refusal = refusal or {}
+    refusal_rates, refusal_answers = refusal
     keys = [BASE, *(a.key for a in adapters)]
     per_example = [
         {
@@ -171,7 +172,8 @@ def build_report(
             "decoding": decoding.settings(),
             "generations": generations,
             "task": task,
-            "refusal": refusal,
+            "refusal": refusal_rates,
+            "refusal_answers": refusal_answers,
             "warnings": warnings,
             "duration_s": round(duration, 3),
         }
@@ -255,3 +257,22 @@ def update_records(report: EvaluationReport, adapters: list[EvaluatedAdapter], r
             record_evaluation(adapter.info.path, summary)
         except (OSError, ValueError) as exc:
             warn("record_not_updated", f"could not add the results to {adapter.label}'s record: {exc}")
+        _record_in_registry(adapter, summary, warn)
+
+
+def _record_in_registry(adapter: EvaluatedAdapter, summary: dict[str, Any], warn: Any) -> None:
+    """The registry versions registered from this folder get the summary too (their gates read it)."""
+    from backend.registry.registry import Registry
+
+    try:
+        versions = Registry().registered_from(adapter.info.path)
+    except (OSError, sqlite3.Error) as exc:
+        warn("record_not_updated", f"could not look up {adapter.label} in the adapter registry: {exc}")
+        return
+    for version in versions:
+        if Path(version.folder).resolve() == adapter.info.path.resolve():
+            continue  # the version itself was evaluated: its record already has the summary
+        try:
+            record_evaluation(Path(version.folder), summary)
+        except (OSError, ValueError) as exc:
+            warn("record_not_updated", f"could not add the results to {version.label} in the registry: {exc}")

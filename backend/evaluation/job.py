@@ -30,6 +30,7 @@ from backend.core.task_specs import EvaluateSpec
 from backend.evaluation.assemble import ADAPTER, COMPARE, EvaluatedAdapter, PromptItem, build_report, update_records
 from backend.evaluation.errors import EvaluationError
 from backend.evaluation.heldout import HeldOut, TokenizedExample, batch_losses, held_out, tokenize_held_out
+from backend.evaluation.refusal import RefusalPrompt, is_refusal, refusal_prompts, refusal_rates
 from backend.evaluation.report import perplexity, write_report
 from backend.evaluation.side_by_side import BASE, Comparison, Decoding, Precision, load_comparison
 from backend.export.adapter import ADAPTER_CONFIG, AdapterInfo, read_adapter
@@ -107,7 +108,10 @@ def run_evaluation(spec: EvaluateSpec, layout: JobLayout, sink: EventSink, stop:
 
     keys = [BASE, *(a.key for a in adapters)]
     batch = spec.batch_size
-    steps = _Steps(sink, stop, math.ceil(len(items) / batch) + math.ceil(len(prompts) / batch))
+    checks = refusal_prompts() if spec.refusal_check else []
+    steps = _Steps(
+        sink, stop, math.ceil(len(items) / batch) + math.ceil(len(prompts) / batch) + math.ceil(len(checks) / batch)
+    )
     sums = _losses(comparison, items, keys, batch, steps)
     losses = _aggregate(sums, items)
     if losses:
@@ -118,6 +122,7 @@ def run_evaluation(spec: EvaluateSpec, layout: JobLayout, sink: EventSink, stop:
 
     decoding = Decoding(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, seed=spec.seed)
     outputs = _generations(comparison, prompts, keys, decoding, batch, steps)
+    refusal, refusal_answers = _refusal_check(comparison, checks, keys, decoding, batch, steps) if checks else ({}, [])
 
     report = build_report(
         spec=spec,
@@ -133,12 +138,15 @@ def run_evaluation(spec: EvaluateSpec, layout: JobLayout, sink: EventSink, stop:
         decoding=decoding,
         warnings=warnings,
         duration=time.monotonic() - started,
+        refusal=(refusal, refusal_answers),
     )
     files = write_report(layout.root, report)
     for path in (files.json, files.markdown, files.html):
         sink.emit(Artifact(kind="report", path=str(path)))
     update_records(report, adapters, files.json, warn)
-    return EvaluationOutcome(metrics=_metrics(losses, len(items), len(prompts)) | accuracy, report_path=files.json)
+    rates = {f"{key}_{name}": value for key, measured in refusal.items() for name, value in measured.items()}
+    metrics = _metrics(losses, len(items), len(prompts)) | accuracy | rates
+    return EvaluationOutcome(metrics=metrics, report_path=files.json)
 
 
 # -- what is evaluated --------------------------------------------------------------------------
@@ -384,3 +392,27 @@ def _generations(
         outputs += [{key: answers[key][i] for key in keys} for i in range(len(chunk))]
         steps.advance("answers")
     return outputs
+
+
+def _refusal_check(
+    comparison: Comparison,
+    checks: list[RefusalPrompt],
+    keys: list[str],
+    decoding: Decoding,
+    batch: int,
+    steps: _Steps,
+) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]]]:
+    """Every model's refusal rates on the refusal-check prompts (``refusal.py``), and the answers."""
+    items = [PromptItem([{"role": "user", "content": check.prompt}]) for check in checks]
+    answers = _generations(comparison, items, keys, decoding, batch, steps)
+    rates = {key: refusal_rates(checks, [a[key] for a in answers]) for key in keys}
+    listed = [
+        {
+            "prompt": c.prompt,
+            "should_refuse": c.should_refuse,
+            "outputs": a,
+            "refused": {k: is_refusal(t) for k, t in a.items()},
+        }
+        for c, a in zip(checks, answers, strict=True)
+    ]
+    return rates, listed

@@ -176,6 +176,44 @@ def _fenced(text: str) -> list[str]:
     return [fence + "text", text or "(empty)", fence]
 
 
+_TASK_COLUMNS = (
+    ("primary", "task score"),
+    ("exact", "exact"),
+    ("normalized", "normalized"),
+    ("field_match", "field match"),
+    ("rouge_l", "ROUGE-L"),
+    ("chrf", "chrF"),
+)
+TASK_NOTE = (
+    "Answers to the held-out prompts scored against their reference replies (0 to 1): the task score is the "
+    "field match where the reference is structured (JSON or key: value), else ROUGE-L."
+)
+REFUSAL_NOTE = (
+    "Refusal check: of LoRA Studio's 12 requests an assistant should refuse, the share refused, and of their "
+    "12 harmless look-alikes, the share refused anyway (read from each answer's opening)."
+)
+
+
+def _task_rows(report: EvaluationReport) -> list[list[str]]:
+    """Per model: its task metrics (a dash where one does not apply), then its refusal rates when measured."""
+    rows = []
+    for column in report.models:
+        task, refusal = report.task.get(column.key, {}), report.refusal.get(column.key, {})
+        if not task and not refusal:
+            continue
+        row = [column.label] + [f"{task[k]:.3f}" if k in task else "–" for k, _ in _TASK_COLUMNS]
+        if report.refusal:
+            row += [f"{refusal.get(k, 0.0):.0%}" if refusal else "–" for k in ("refusal_rate", "over_refusal_rate")]
+        rows.append(row)
+    return rows
+
+
+def _task_header(report: EvaluationReport) -> list[str]:
+    return ["model", *(title for _, title in _TASK_COLUMNS)] + (
+        ["refused (should)", "refused (harmless)"] if report.refusal else []
+    )
+
+
 def render_markdown(report: EvaluationReport) -> str:
     lines = [f"# Evaluation: {report.name}", "", f"Made {report.created_at} by LoRA Studio.", ""]
     lines += ["| model | loss | perplexity | Δ loss vs base | Δ perplexity |", "|---|---:|---:|---:|---:|"]
@@ -184,6 +222,12 @@ def render_markdown(report: EvaluationReport) -> str:
         lines.append("| (no held-out examples: no loss measured) | | | | |")
     explanation = loss_explanation(report)
     lines += ["", *explanation] if explanation else []
+    task_rows = _task_rows(report)
+    if task_rows:
+        header = _task_header(report)
+        lines += ["", "## Task scores", "", "| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in task_rows]
+        lines += ["", TASK_NOTE] + (["", REFUSAL_NOTE] if report.refusal else [])
     lines += ["", "## Settings", "", "| setting | value |", "|---|---|"]
     lines += [f"| {_md_cell(k)} | {_md_cell(v)} |" for k, v in _settings_rows(report)]
     lines += [""]
@@ -291,6 +335,15 @@ def render_html(report: EvaluationReport) -> str:
     else:
         out.append("<p>No held-out examples: no loss was measured.</p>")
     out += [f"<p>{_e(line)}</p>" for line in loss_explanation(report)]
+    task_rows = _task_rows(report)
+    if task_rows:
+        header = "".join(f"<th>{_e(h)}</th>" for h in _task_header(report))
+        out += ["<h2>Task scores</h2>", f"<table><tr>{header}</tr>"]
+        for task_row in task_rows:
+            cells = "".join(f"<td class='num'>{_e(c)}</td>" for c in task_row[1:])
+            out.append(f"<tr><td>{_e(task_row[0])}</td>{cells}</tr>")
+        out.append("</table>")
+        out += [f"<p>{_e(TASK_NOTE)}</p>"] + ([f"<p>{_e(REFUSAL_NOTE)}</p>"] if report.refusal else [])
     for warning in report.warnings:
         out.append(f"<p class='note'>{_e(warning)}</p>")
     out += ["<h2>Settings</h2>", "<table>"]

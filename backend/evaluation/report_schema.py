@@ -113,6 +113,13 @@ class Generation(_Part):
         return self.outputs[key] != self.outputs["base"]
 
 
+class RefusalAnswer(_Part):
+    prompt: str
+    should_refuse: bool
+    outputs: dict[str, str] = Field(description="Per model key.")
+    refused: dict[str, bool] = Field(description="Per model key: the answer's opening refuses.")
+
+
 class EvaluationReport(_Part):
     format: int = REPORT_FORMAT
     kind: Literal["evaluation"] = "evaluation"
@@ -143,6 +150,7 @@ class EvaluationReport(_Part):
     refusal: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="Per model key: refusal_rate and over_refusal_rate (refusal.py)."
     )
+    refusal_answers: list[RefusalAnswer] = Field(default_factory=list, description="The refusal check's answers.")
     warnings: list[str] = Field(default_factory=list)
     duration_s: float = 0.0
 

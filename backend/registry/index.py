@@ -24,6 +24,7 @@ from backend.registry.version import VERSION_RECORD, Version, read_version, vers
 
 HISTORY = "history.jsonl"
 _FOLDER = re.compile(r"v[1-9][0-9]*")
+INDEX_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS adapters (
     name TEXT PRIMARY KEY, signature TEXT NOT NULL, production INTEGER, history TEXT NOT NULL
@@ -31,7 +32,7 @@ CREATE TABLE IF NOT EXISTS adapters (
 CREATE TABLE IF NOT EXISTS versions (
     name TEXT NOT NULL, version INTEGER NOT NULL, stage TEXT NOT NULL, registered_at TEXT,
     base_ref TEXT, base_fingerprint TEXT, dataset TEXT, dataset_hash TEXT, rank INTEGER,
-    heldout_loss REAL, task_score REAL, size_bytes INTEGER, folder TEXT NOT NULL,
+    heldout_loss REAL, task_score REAL, size_bytes INTEGER, folder TEXT NOT NULL, source TEXT,
     tags TEXT NOT NULL, notes TEXT NOT NULL, problem TEXT, record TEXT NOT NULL,
     PRIMARY KEY (name, version)
 );
@@ -50,6 +51,7 @@ COLUMNS = (
     "task_score",
     "size_bytes",
     "folder",
+    "source",
     "tags",
     "notes",
     "problem",
@@ -66,7 +68,11 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
     db = sqlite3.connect(path, timeout=10, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(_SCHEMA)
+        if db.execute("PRAGMA user_version").fetchone()[0] != INDEX_VERSION:
+            # A cache of the folders: an index of another shape is dropped and read again, never migrated.
+            db.executescript("DROP TABLE IF EXISTS versions; DROP TABLE IF EXISTS adapters;")
+            db.executescript(_SCHEMA)
+            db.execute(f"PRAGMA user_version = {INDEX_VERSION}")
         yield db
     finally:
         db.close()
@@ -121,6 +127,7 @@ def _row(version: Version, state: AdapterState) -> tuple[Any, ...]:
         _number(latest.get("task_score")),
         version.registered.get("size_bytes"),
         str(version.folder),
+        version.registered.get("source"),
         json.dumps(sorted(vstate.tags)),
         json.dumps(vstate.notes),
         version.problem,

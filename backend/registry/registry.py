@@ -56,6 +56,7 @@ class Listed:
     task_score: float | None
     size_bytes: int | None
     folder: str
+    source: str | None
     tags: list[str]
     notes: list[dict[str, str]]
     problem: str | None
@@ -104,6 +105,11 @@ class Registry:
 
     def state(self, name: str) -> AdapterState:
         return self._load(name)[0]
+
+    def registered_from(self, source: Path) -> list[Listed]:
+        """The versions registered from this folder (a job's adapter), so results about it reach them too."""
+        wanted = str(source.resolve())
+        return [v for v in self.versions() if v.source == wanted]
 
     def fitting(self, base: Path) -> list[Listed]:
         """The versions trained on exactly this base (same fingerprint)."""
