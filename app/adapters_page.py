@@ -460,6 +460,7 @@ def _table(headers: tuple[str, ...]) -> QTableWidget:
     table.setHorizontalHeaderLabels(list(headers))
     table.verticalHeader().hide()
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
     return table
 

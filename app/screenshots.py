@@ -63,6 +63,39 @@ def prepare(steps: int) -> None:
             waiting.name = "support-triage-rank32"
             waiting.lora.r = 32
             queue.add(waiting)
+    register_versions(steps)
+
+
+def register_versions(steps: int) -> None:
+    """support-triage v1 (the job above, evaluated and promoted) and v2 (rank 8, half the steps), for the Adapters
+    page: each a real training job registered as it finished, and a real evaluation of its version folder."""
+    from backend.cli.demo import demo_spec
+    from backend.core.task_specs import EvaluateSpec
+    from backend.jobs.queue import JobQueue
+    from backend.jobs.runner import Runner
+    from backend.registry.registry import Registry
+
+    registry = Registry()
+    if len(registry.versions("support-triage")) >= 2:
+        return
+    with JobQueue() as queue:
+        held = [job.id for job in queue.jobs("queued")]
+        for job_id in held:  # the job left waiting for the Jobs page waits on
+            queue.pause(job_id)
+        second = demo_spec(max(2, steps // 2))
+        second.name = "support-triage"
+        second.lora.r = 8
+        queue.add(second)
+        Runner(queue).run(once=True)
+        for version in registry.versions("support-triage"):
+            if not version.problem and not registry.get("support-triage", version.version).evaluations:
+                name = f"support-triage-v{version.version}-evaluation"
+                queue.add(EvaluateSpec(name=name, adapter=version.folder, max_prompts=8, max_new_tokens=48))
+        Runner(queue).run(once=True)
+        for job_id in held:
+            queue.resume(job_id)
+    if registry.state("support-triage").production is None:
+        registry.promote("support-triage", 1, reason="the first version that answers in the triage format")
 
 
 def wait_until(app: QCoreApplication, condition: Callable[[], bool], timeout_s: float) -> None:
@@ -174,6 +207,7 @@ def open_window(home: Path) -> tuple[QApplication, MainWindow]:
 
 def shoot(out: Path, home: Path) -> list[Path]:
     from app import appearance
+    from app.adapters_page import AdaptersPage
     from app.data_page import DataPage
     from app.jobs_page import JobsPage
     from backend.core import paths
@@ -215,6 +249,14 @@ def shoot(out: Path, home: Path) -> list[Path]:
     save("Monitor", "4-monitor", settle_s=3.0)
     save("Evaluate", "5-evaluate", settle_s=3.0)
     save("Export", "6-export", settle_s=2.0)
+    adapters = page("Adapters")
+    assert isinstance(adapters, AdaptersPage)
+    window.show_page(window.page_titles().index("Adapters"))
+    wait_until(app, lambda: adapters.model.rowCount() >= 2, 10)
+    adapters.select(("support-triage", 1))
+    save("Adapters", "8-adapters")
+    adapters.select(("support-triage", 1), ("support-triage", 2))
+    save("Adapters", "9-adapters-compare")
     appearance.apply(app, "dark")
     save("Monitor", "7-monitor-dark", settle_s=2.0)
     appearance.apply(app, "system")
