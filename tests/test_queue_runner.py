@@ -215,5 +215,5 @@ def test_a_disk_that_filled_up_while_the_job_waited_fails_it_at_launch(
     monkeypatch.setattr(preflight, "free_bytes", lambda _path: 10 << 20)
     run_once(queue)
     failed = queue.get(job.id)
-    assert (failed.state, failed.error_type, failed.attempt) == ("failed", "disk_space", 1)
+    assert (failed.state, failed.error_type, failed.attempt) == ("failed", "disk_full", 1)
     assert "Not enough disk space" in failed.message and not failed.layout.events.exists()

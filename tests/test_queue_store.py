@@ -299,3 +299,14 @@ def test_a_full_disk_blocks_queueing_with_the_numbers(
 def test_the_queue_modules_the_gui_imports_leave_the_ml_stack_unloaded() -> None:
     code = "import backend.jobs.queue, backend.jobs.runner, backend.jobs.settle, backend.core.tail"
     assert run_fresh(code).loaded == []
+
+
+def test_cancelling_a_paused_job_that_ran_says_what_it_keeps(queue: JobQueue, tmp_path: Path) -> None:
+    add(queue, tmp_path, "ran")
+    never = add(queue, tmp_path, "never")
+    job = queue.claim("cpu")
+    queue.pause(job.id)
+    assert queue.finish(queue.get(job.id), Outcome("queued", "Paused at step 4.", step=4))
+    assert queue.cancel(job.id).ok
+    assert queue.get(job.id).message == "Cancelled while it waited to resume from step 4; its checkpoints are kept."
+    assert queue.cancel(never.id).ok and queue.get(never.id).message == "Cancelled before it ran."

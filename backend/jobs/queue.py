@@ -392,7 +392,7 @@ class JobQueue:
                     return ActionResult(
                         True, f"Job {job_id} is paused; it stays in line until resumed.", self.get(job_id)
                     )
-                self._update(db, job_id, state="cancelled", ended_at=time.time(), message="Cancelled before it ran.")
+                self._update(db, job_id, state="cancelled", ended_at=time.time(), message=_cancelled_in_line(job))
                 return ActionResult(True, f"Job {job_id} is cancelled.", self.get(job_id))
             if job.state in FINISHED:
                 return ActionResult(False, f"Job {job_id} has already {job.state}.", job)
@@ -496,3 +496,12 @@ def _archive_attempt(layout: JobLayout) -> None:
         if folder.exists():
             shutil.rmtree(folder)
     layout.cancel_request.unlink(missing_ok=True)
+
+
+def _cancelled_in_line(job: Job) -> str:
+    """What a cancel of a job waiting in line did: one that already ran keeps what it made."""
+    if not job.attempt:
+        return "Cancelled before it ran."
+    if job.step:
+        return f"Cancelled while it waited to resume from step {job.step}; its checkpoints are kept."
+    return "Cancelled while it waited to run again; its files are kept."

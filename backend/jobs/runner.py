@@ -214,7 +214,7 @@ class Runner:
         checks = launch_checks(spec, self.queue.jobs_dir)
         if blocking(checks):
             message = " ".join(check.message for check in checks if check.level == "error")
-            return Outcome("failed", message, "Free disk space, then retry the job.", error_type="disk_space")
+            return Outcome("failed", message, "Free disk space, then retry the job.", error_type="disk_full")
         return None
 
     # -- following -----------------------------------------------------------------
