@@ -3,7 +3,7 @@
 ``JobActions`` owns the ``QAction``s (text, tooltip with its shortcut, icon) and enables each
 from the selected job's state and its place in the line; the page connects what they do. The
 toolbar and the context menu are built from the same actions, so a shortcut, a button and a
-menu entry can never disagree.
+menu entry can never disagree; each has its own mnemonic, underlined in the context menu.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QMenu, QStyle, QToolButton, QWidget
 
+from app.main_window import with_mnemonic
 from backend.jobs.job import REQUEUEABLE, Job
 
 _Shortcut = str | QKeySequence.StandardKey | None
@@ -25,6 +26,7 @@ class JobActions(QObject):
         """The actions are added to ``owner``: their shortcuts work while it or a child has the focus."""
         super().__init__(owner)
         self._owner = owner
+        self._mnemonics: set[str] = set()
         pixmap = QStyle.StandardPixmap
         self.cancel = self._make(
             "Cancel",
@@ -88,7 +90,7 @@ class JobActions(QObject):
         )
 
     def _make(self, text: str, tip: str, shortcut: _Shortcut, symbol: QStyle.StandardPixmap | None = None) -> QAction:
-        action = QAction(text, self._owner)
+        action = QAction(with_mnemonic(text, self._mnemonics), self._owner)  # the buttons show it without the &
         if symbol is not None:
             action.setIcon(self._owner.style().standardIcon(symbol))
         if shortcut is not None:

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from backend.core.progress import duration_words
+from backend.core.progress import STEP_KINDS, duration_words
 from backend.jobs.job import Job
 from widgets.palette import negative_color
 
@@ -79,6 +79,16 @@ def full_time(stamp: float | None) -> str:
     return "" if stamp is None else datetime.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def progress_text(job: Job, stage: str | None) -> str:
+    """The Progress column in the job's kind's words: "12 / 30" steps for training, the stage a merge or an
+    export is in ("Merging", "Writing") while it runs: their counts restart with each stage and say nothing after."""
+    if job.kind not in STEP_KINDS:
+        return stage.capitalize() if stage and job.state == "running" else ""
+    if job.step is None or not job.total_steps:
+        return ""
+    return f"{job.step:,} / {job.total_steps:,}"
+
+
 def state_text(job: Job, place: int | None) -> str:
     """The state as the table shows it: the queue's label, and a queued job's place in line."""
     if job.label == "queued" and place is not None:
@@ -123,14 +133,21 @@ class JobTableModel(QAbstractTableModel):
         self._jobs: list[Job] = []
         self._places: dict[int, int] = {}
         self._etas: dict[int, float | None] = {}
+        self._stages: dict[int, str | None] = {}
 
     # -- data in --------------------------------------------------------------------------------
 
-    def set_jobs(self, jobs: Sequence[Job], etas: dict[int, float | None] | None = None) -> None:
+    def set_jobs(
+        self,
+        jobs: Sequence[Job],
+        etas: dict[int, float | None] | None = None,
+        stages: dict[int, str | None] | None = None,
+    ) -> None:
+        """``etas`` and ``stages`` are the running jobs' time left and a merge's or export's stage (``QueueState``)."""
         jobs = list(jobs)
         queued = [job.id for job in jobs if job.state == "queued"]
         places = {job_id: place for place, job_id in enumerate(queued, start=1)}
-        etas = etas or {}
+        etas, stages = etas or {}, stages or {}
         if [job.id for job in jobs] == [job.id for job in self._jobs]:
             changed = [
                 row
@@ -138,13 +155,14 @@ class JobTableModel(QAbstractTableModel):
                 if old != new
                 or self._places.get(old.id) != places.get(new.id)
                 or self._etas.get(old.id) != etas.get(new.id)
+                or self._stages.get(old.id) != stages.get(new.id)
             ]
-            self._jobs, self._places, self._etas = jobs, places, etas
+            self._jobs, self._places, self._etas, self._stages = jobs, places, etas, stages
             for row in changed:
                 self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
             return
         self.beginResetModel()
-        self._jobs, self._places, self._etas = jobs, places, etas
+        self._jobs, self._places, self._etas, self._stages = jobs, places, etas, stages
         self.endResetModel()
 
     def jobs(self) -> list[Job]:
@@ -179,7 +197,7 @@ class JobTableModel(QAbstractTableModel):
         if role == JOB_ROLE:
             return job
         if role == PROGRESS_ROLE and column == PROGRESS:
-            return job.progress
+            return job.progress if job.kind in STEP_KINDS or job.state == "running" else None
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(job, column)
         if role == Qt.ItemDataRole.DecorationRole and column == STATE and job.label in _STATE_ICONS:
@@ -200,9 +218,7 @@ class JobTableModel(QAbstractTableModel):
         if column == STATE:
             return state_text(job, self._places.get(job.id))
         if column == PROGRESS:
-            if job.step is None or not job.total_steps:
-                return ""
-            return f"{job.step:,} / {job.total_steps:,}"
+            return progress_text(job, self._stages.get(job.id))
         if column == ETA:
             eta = self._etas.get(job.id)
             return "" if eta is None or job.state != "running" else duration_words(eta)
@@ -304,7 +320,7 @@ class JobTableModel(QAbstractTableModel):
 
 
 class ProgressDelegate(QStyledItemDelegate):
-    """Draws the progress column as a bar with "step / total" on it."""
+    """Draws the progress column as a bar with its text ("step / total", or a merge's stage) on it."""
 
     def paint(
         self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex

@@ -164,12 +164,14 @@ class JobsPage(QWidget):
     @Slot(list)
     def _show_jobs(self, jobs: list[Job]) -> None:
         """Show the jobs as the state now has them, keeping the selection."""
-        etas = {job.id: self._state.eta(job.id) for job in jobs if job.state == "running"}
+        running = [job.id for job in jobs if job.state == "running"]
+        etas = {job_id: self._state.eta(job_id) for job_id in running}
+        stages = {job_id: self._state.stage(job_id) for job_id in running}
         selected = self.selected_job()
         selection = self.table.selectionModel()
         selection.blockSignals(True)  # a new order resets the rows: the selection is put back, not lost and found
         try:
-            self.model.set_jobs(jobs, etas)
+            self.model.set_jobs(jobs, etas, stages)
             if selected is not None:
                 self._select_row(self.model.row_of(selected.id))
             elif not self._read_once and self._session.job_id is not None:
@@ -358,6 +360,10 @@ class JobsPage(QWidget):
 
     def runner_alive(self) -> bool:
         return self._state.runner_alive()
+
+    def queue_paused(self) -> bool:
+        """Whether the whole queue is paused, as last read: the status bar says so beside the count."""
+        return self._state.paused()
 
     # -- the selected job ---------------------------------------------------------------------------
 

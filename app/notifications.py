@@ -7,7 +7,7 @@ otherwise in the status bar. ``hook_up`` connects both to the Jobs page, which p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from PySide6.QtCore import QObject, Signal, SignalInstance, Slot
@@ -20,14 +20,17 @@ from backend.jobs.job import FINISHED, Job
 STATUS_MESSAGE_MS = 20_000
 
 
-def queue_summary(jobs: Sequence[Job]) -> str:
-    """ "1 running · 2 queued · 1 paused", or "Queue empty"."""
+def queue_summary(jobs: Sequence[Job], *, queue_paused: bool = False) -> str:
+    """ "1 running · 2 queued · 1 paused", or "Queue empty"; led by "Queue paused" while the whole queue is paused
+    (``JobQueue.set_paused``), so a person who paused it sees why the queued jobs wait."""
     running = sum(1 for job in jobs if job.state == "running")
     paused = sum(1 for job in jobs if job.paused)
     queued = sum(1 for job in jobs if job.state == "queued") - paused
     parts = [
         f"{count} {what}" for count, what in ((running, "running"), (queued, "queued"), (paused, "paused")) if count
     ]
+    if queue_paused:
+        return " · ".join(["Queue paused", *parts])
     return " · ".join(parts) if parts else "Queue empty"
 
 
@@ -63,10 +66,16 @@ class JobNotifier(QObject):
     """Title and text of each notification, however it was shown."""
 
     def __init__(
-        self, window: StatusWindow | None = None, icon: QIcon | None = None, parent: QObject | None = None
+        self,
+        window: StatusWindow | None = None,
+        icon: QIcon | None = None,
+        parent: QObject | None = None,
+        queue_paused: Callable[[], bool] = lambda: False,
     ) -> None:
+        """``queue_paused`` says whether the whole queue is paused as last read (``QueueState.paused``)."""
         super().__init__(parent)
         self._window = window
+        self._queue_paused = queue_paused
         self._icon = icon
         self._states: dict[int, str] | None = None  # None until the first look: jobs ended before it are old news
         self._tray: QSystemTrayIcon | None = None
@@ -75,7 +84,7 @@ class JobNotifier(QObject):
     def update(self, jobs: list[Job]) -> None:
         """Take the queue as just read: notify each job that ended since the last look."""
         if self._window is not None:
-            self._window.set_queue_status(queue_summary(jobs))
+            self._window.set_queue_status(queue_summary(jobs, queue_paused=self._queue_paused()))
         before, self._states = self._states, {job.id: job.state for job in jobs}
         if before is None:
             return
@@ -108,13 +117,17 @@ class _JobsSource(Protocol):
     jobs_changed: SignalInstance
     status_message: SignalInstance
 
+    def queue_paused(self) -> bool: ...
+
 
 def hook_up(window: StatusWindow, jobs_page: _JobsSource) -> JobNotifier:
-    """The status bar's queue count, the pages' action messages and end-of-job notifications.
+    """The status bar's queue count (and whether the queue is paused), the pages' action messages and end-of-job
+    notifications.
 
     One line in the window's wiring: ``hook_up(window, jobs_page)``.
     """
-    notifier = JobNotifier(window, parent=jobs_page if isinstance(jobs_page, QObject) else None)
+    parent = jobs_page if isinstance(jobs_page, QObject) else None
+    notifier = JobNotifier(window, parent=parent, queue_paused=jobs_page.queue_paused)
     jobs_page.jobs_changed.connect(notifier.update)
     jobs_page.status_message.connect(window.show_status_message)
     return notifier

@@ -9,9 +9,9 @@ What a look reads is chosen to be cheap:
 - the queue database's change counter (``JobQueue.changes``), one indexed read: the jobs are read
   again only when it moved;
 - each running job's ``events.jsonl``, followed from its end: a progress event moves the job's
-  step, and its ``done`` event ends the job as shown at once, with the outcome the runner will
-  record (``backend.jobs.settle.conclude``), instead of when the worker has exited and the
-  runner has noticed;
+  step (and a merge's or export's stage), and its ``done`` event ends the job as shown at once,
+  with the outcome the runner will record (``backend.jobs.settle.conclude``), instead of when the
+  worker has exited and the runner has noticed;
 - whether a runner is alive, when the counter moved (a runner's start and claims move it) and once a
   second (one that died moves nothing); orphans settled every five seconds while a job runs.
 
@@ -116,6 +116,11 @@ class QueueState(QObject):
         live = self._live.get(job_id)
         return eta_seconds(list(live.recent)) if live is not None and live.ended is None else None
 
+    def stage(self, job_id: int) -> str | None:
+        """A running merge's or export's stage ("merging", "writing"…), from its last progress event."""
+        live = self._live.get(job_id)
+        return live.seen.stage if live is not None and live.ended is None else None
+
     # -- looking ------------------------------------------------------------------------------------
 
     def tick(self) -> None:
@@ -161,7 +166,7 @@ class QueueState(QObject):
             self.changed.emit(list(self._shown))
 
     def _follow_running(self) -> bool:
-        """Read what running jobs' workers appended; whether a step or an end was new."""
+        """Read what running jobs' workers appended; whether a step, a stage or an end was new."""
         running = {job.id: job for job in self._read if job.state == "running"}
         for job_id in [job_id for job_id, live in self._live.items() if job_id not in running]:
             del self._live[job_id]
@@ -172,7 +177,7 @@ class QueueState(QObject):
                 live = self._live[job.id] = _Live(job.attempt, _tail_near_end(job))
             if live.ended is not None:
                 continue
-            before = (live.seen.step, live.seen.total_steps)
+            before = (live.seen.step, live.seen.total_steps, live.seen.stage)
             events = live.tail.read()
             if not events:
                 continue
@@ -181,7 +186,7 @@ class QueueState(QObject):
             if _ended(events):
                 live.ended = _as_ended(job, live.seen)
                 moved = True
-            moved |= (live.seen.step, live.seen.total_steps) != before
+            moved |= (live.seen.step, live.seen.total_steps, live.seen.stage) != before
         return moved
 
     def _watch_files(self) -> None:

@@ -32,13 +32,15 @@ class AttemptEvents:
     error: Error | None = None
     step: int | None = None
     total_steps: int | None = None
+    stage: str | None = None
+    """A merge's or an export's stage as its last progress event named it (``Progress.stage``)."""
 
     def add(self, events: Iterable[Event]) -> None:
         for event in events:
             if isinstance(event, Started):
                 self.started = True
             elif isinstance(event, Progress):
-                self.step, self.total_steps = event.step, event.total_steps
+                self.step, self.total_steps, self.stage = event.step, event.total_steps, event.stage
             elif isinstance(event, Error):
                 self.error = event
             elif isinstance(event, Done):

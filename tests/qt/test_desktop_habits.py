@@ -172,7 +172,7 @@ def test_every_job_action_is_in_the_job_menu_with_its_shortcut(window: MainWindo
     jobs = window.page_widget([title for title, _, _ in PAGES].index("Jobs"))
     page_actions = {a for a in jobs.actions() if isinstance(a, QAction)}
     assert page_actions and page_actions <= in_menu
-    shortcuts = {a.text(): a.shortcut().toString() for a in in_menu}
+    shortcuts = {a.iconText(): a.shortcut().toString() for a in in_menu}
     assert shortcuts["Cancel"] == "Ctrl+." and shortcuts["Open folder"] == "Ctrl+Shift+O"
 
 
