@@ -138,3 +138,45 @@ def test_the_cli_checks_sets_and_overrides_gates(registry: Registry, tmp_path: P
     assert refused.returncode == 1 and "does not pass its release gates" in refused.stderr
     forced = cli("promote", "triage", "3", "--override", "the base's loss is on other data", "--json")
     assert forced.returncode == 0 and json.loads(forced.stdout)["override"] == "the base's loss is on other data"
+
+
+def test_a_regression_suite_gate_names_the_prompts_production_passed_and_this_version_fails(
+    registry: Registry,
+) -> None:
+    prompts = ["Refund after 45 days?", "Opening hours?", "Cancel my order"]
+    registry.set_gates(
+        "triage",
+        Gates(
+            gates=[
+                Gate(metric="suites.core.regressions", rule="<=", than=0),
+                Gate(metric="suites.core.pass_rate", rule=">=", than=0.5),
+            ]
+        ),
+    )
+    evaluated(registry, 1, suites={"core": {"passed": [True, True, False], "pass_rate": 2 / 3, "prompts": prompts}})
+    assert all(r.passed for r in registry.gate_results("triage", 1))  # nothing in production yet
+    registry.promote("triage", 1)
+    evaluated(registry, 2, suites={"core": {"passed": [False, True, True], "pass_rate": 2 / 3, "prompts": prompts}})
+    regression, rate = registry.gate_results("triage", 2)
+    assert not regression.passed and rate.passed
+    assert regression.why == "1 prompt(s) of 'core' pass in production but fail here: 'Refund after 45 days?'"
+    evaluated(registry, 3, suites={"core": {"passed": [True, True, True], "pass_rate": 1.0, "prompts": prompts}})
+    assert all(r.passed for r in registry.gate_results("triage", 3))
+    evaluated(registry, 3, suites={"core": {"passed": [True], "pass_rate": 1.0, "prompts": prompts[:1]}})
+    (changed, _) = registry.gate_results("triage", 3)
+    assert not changed.passed and "with the same prompts" in changed.why
+
+
+def test_suite_properties_say_what_an_answer_lacks() -> None:
+    from backend.evaluation.suites import SuitePrompt, failures
+
+    item = SuitePrompt(
+        prompt="p", must_contain=["30 days"], must_not_contain=["guarantee"], must_match="^sorry", close_to_base=0.5
+    )
+    assert failures(item, "Sorry, refunds are possible within 30 days.", "Sorry, refunds within 30 days only.") == []
+    assert failures(item, "We guarantee a refund.", "Sorry, refunds within 30 days only.") == [
+        "does not contain '30 days'",
+        "contains 'guarantee'",
+        "does not match '^sorry'",
+        "strays from the base's answer (ROUGE-L 0.20 < 0.5)",
+    ]

@@ -96,3 +96,23 @@ def test_the_report_files_show_task_scores_and_the_refusal_check() -> None:
     page = render_html(report)
     assert "<h2>Task scores</h2>" in page and "<td class='num'>50%</td>" in page
     assert "## Task scores" not in render_markdown(_report())  # nothing measured, no section
+
+
+def test_the_report_files_list_each_suites_passes_and_why_a_prompt_failed() -> None:
+    from backend.evaluation.report import render_html, render_markdown
+    from tests.test_evaluation import _report
+
+    run = {
+        "prompts": ["Refund?", "Hours?"],
+        "outputs": [{"base": "No.", "adapter": "30 days."}, {"base": "9-5", "adapter": "9-5"}],
+        "results": {
+            "base": {"passed": [False, True], "pass_rate": 0.5, "why": [["does not contain '30 days'"], []]},
+            "adapter": {"passed": [True, True], "pass_rate": 1.0, "why": [[], []]},
+        },
+    }
+    report = _report(suites={"core": run})
+    markdown = render_markdown(report)
+    assert "## Regression suite: core" in markdown
+    assert "| base | 1 of 2 | 1 |" in markdown and "| colours | 2 of 2 | – |" in markdown
+    assert "> base, prompt 1: does not contain '30 days'" in markdown
+    assert "<h2>Regression suite: core</h2>" in render_html(report)

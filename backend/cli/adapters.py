@@ -68,6 +68,14 @@ def add_adapters_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     gates.add_argument("name")
     gates.add_argument("version", nargs="?", type=_version, help="default: the newest version")
     gates.add_argument("--set", type=Path, metavar="FILE", help="a gates YAML file to use from now on")
+    suite = command("suite", "list an adapter's regression suites, or keep a suite file with it", _suite)
+    suite.add_argument("name")
+    suite.add_argument("--set", type=Path, metavar="FILE", help="a suite YAML file to keep (its name: its 'name')")
+    evaluate = command(
+        "evaluate", "evaluate a version with the adapter's suites and the refusal check, in this terminal", _evaluate
+    )
+    evaluate.add_argument("name")
+    evaluate.add_argument("version", nargs="?", type=_version, help="default: the newest version")
     rollback = command("rollback", "put back the version that was in production before the current one", _rollback)
     rollback.add_argument("name")
     rollback.add_argument("--reason", default="", help="why, kept in the adapter's history")
@@ -237,6 +245,54 @@ def _gates(args: argparse.Namespace) -> int:
     passed = all(r.passed for r in results)
     print(f"{args.name} v{number} {'passes' if passed else 'does not pass'} its release gates")
     return EXIT_OK if passed else EXIT_FAILED
+
+
+def _suite(args: argparse.Namespace) -> int:
+    from backend.evaluation.errors import EvaluationError
+    from backend.evaluation.suites import read_suite
+
+    registry = Registry()
+    if args.set:
+        try:
+            suite = read_suite(args.set)
+        except EvaluationError as exc:
+            raise RegistryError(str(exc)) from None
+        path = registry.set_suite(args.name, suite.name, args.set.read_text(encoding="utf-8"))
+        if not args.json:
+            print(f"{args.name}: suite '{suite.name}' ({len(suite.prompts)} prompts) kept at {path}")
+    suites = registry.suites(args.name)
+    if args.json:
+        return _print_json({name: str(path) for name, path in suites.items()})
+    for name, path in suites.items():
+        print(f"  {name}  {path}")
+    return EXIT_OK
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    """Run the evaluate job on a version's folder with every suite kept with the adapter and the refusal check."""
+    from backend.cli.common import run_spec, spec_from_options
+
+    registry = Registry()
+    listed = registry.versions(args.name)
+    if not listed:
+        raise RegistryError(f"There is no adapter named '{args.name}'.", "See `lora-studio adapters list`.")
+    version = registry.get(args.name, args.version if args.version is not None else listed[0].version)
+    spec = spec_from_options(
+        {
+            "kind": "evaluate",
+            "name": f"{version.name}-v{version.number}",
+            "adapter": str(version.folder),
+            "suites": [str(path) for path in registry.suites(args.name).values()],
+            "refusal_check": True,
+        }
+    )
+    if spec is None:
+        return EXIT_FAILED
+    code, _ = run_spec(spec, None, args.json)
+    if code == EXIT_OK and not args.json:
+        for result in registry.gate_results(version.name, version.number):
+            print(f"  gate {'pass' if result.passed else 'FAIL'}  {result.gate.describe():<36} {result.why}")
+    return code
 
 
 def _rollback(args: argparse.Namespace) -> int:

@@ -24,6 +24,12 @@ def add_evaluate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "--data", type=Path, metavar="PATH", help="held-out data (default: the adapter's own evaluation split)"
     )
     evaluate.add_argument("--base", help="the base model (default: the one the adapter was trained on)")
+    evaluate.add_argument(
+        "--suite", type=Path, action="append", default=[], metavar="FILE", help="a regression suite (repeatable)"
+    )
+    evaluate.add_argument(
+        "--refusal-check", action="store_true", help="also report how often each model refuses (docs/evaluation.md)"
+    )
     evaluate.add_argument("--name", help="a name for the job and its report")
     evaluate.add_argument("--jobs-dir", type=Path, help="where the job folder goes (default: the data folder)")
     evaluate.add_argument("--queue", action="store_true", help="queue the job instead of running it here")
@@ -43,6 +49,8 @@ def _evaluate(args: argparse.Namespace) -> int:
             "prompts": absolute_path(args.prompts),
             "data": absolute_path(args.data),
             "base_model": model_ref(args.base),
+            "suites": [absolute_path(path) for path in args.suite] or None,
+            "refusal_check": args.refusal_check or None,
         }
     )
     if spec is None:

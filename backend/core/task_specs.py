@@ -64,6 +64,11 @@ class EvaluateSpec(SpecDocument):
         "look-alikes) and report how often base and adapter refuse: a fine-tune that erased the base's "
         "refusals shows here.",
     )
+    suites: list[str] = Field(
+        default_factory=list,
+        description="Regression suites to run: YAML files of prompts with the properties their answers must have "
+        "(must contain, must not contain, must match, close to the base's answer); see docs/evaluation.md.",
+    )
 
 
 class MergeSpec(SpecDocument):

@@ -208,6 +208,28 @@ def _task_rows(report: EvaluationReport) -> list[list[str]]:
     return rows
 
 
+def _suite_rows(report: EvaluationReport) -> list[tuple[str, list[tuple[str, str, str]], list[str]]]:
+    """Per suite: per model (label, "passed of total", numbers of the failed prompts), and why each failed."""
+    suites = []
+    for name, run in report.suites.items():
+        rows, reasons = [], []
+        for column in report.models:
+            result = run.results.get(column.key)
+            if not result:
+                continue
+            failed = [i for i, ok in enumerate(result["passed"]) if not ok]
+            rows.append(
+                (
+                    column.label,
+                    f"{len(run.prompts) - len(failed)} of {len(run.prompts)}",
+                    ", ".join(str(i + 1) for i in failed) or "–",
+                )
+            )
+            reasons += [f"{column.label}, prompt {i + 1}: {'; '.join(result['why'][i])}" for i in failed]
+        suites.append((name, rows, reasons))
+    return suites
+
+
 def _task_header(report: EvaluationReport) -> list[str]:
     return ["model", *(title for _, title in _TASK_COLUMNS)] + (
         ["refused (should)", "refused (harmless)"] if report.refusal else []
@@ -228,6 +250,11 @@ def render_markdown(report: EvaluationReport) -> str:
         lines += ["", "## Task scores", "", "| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
         lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in task_rows]
         lines += ["", TASK_NOTE] + (["", REFUSAL_NOTE] if report.refusal else [])
+    for name, passed, failed in _suite_rows(report):
+        lines += ["", f"## Regression suite: {_md_cell(name)}", ""]
+        lines += ["| model | passed | failed prompts |", "|---|---:|---|"]
+        lines += [f"| {_md_cell(label)} | {count} | {_md_cell(why)} |" for label, count, why in passed]
+        lines += [f"> {_md_cell(line)}" for line in failed]
     lines += ["", "## Settings", "", "| setting | value |", "|---|---|"]
     lines += [f"| {_md_cell(k)} | {_md_cell(v)} |" for k, v in _settings_rows(report)]
     lines += [""]
@@ -344,6 +371,12 @@ def render_html(report: EvaluationReport) -> str:
             out.append(f"<tr><td>{_e(task_row[0])}</td>{cells}</tr>")
         out.append("</table>")
         out += [f"<p>{_e(TASK_NOTE)}</p>"] + ([f"<p>{_e(REFUSAL_NOTE)}</p>"] if report.refusal else [])
+    for name, passed, failed in _suite_rows(report):
+        out += [f"<h2>Regression suite: {_e(name)}</h2>"]
+        out.append("<table><tr><th>model</th><th>passed</th><th>failed</th></tr>")
+        out += [f"<tr><td>{_e(a)}</td><td class='num'>{_e(b)}</td><td>{_e(c)}</td></tr>" for a, b, c in passed]
+        out.append("</table>")
+        out += [f"<p class='note'>{_e(line)}</p>" for line in failed]
     for warning in report.warnings:
         out.append(f"<p class='note'>{_e(warning)}</p>")
     out += ["<h2>Settings</h2>", "<table>"]

@@ -120,6 +120,36 @@ class RefusalAnswer(_Part):
     refused: dict[str, bool] = Field(description="Per model key: the answer's opening refuses.")
 
 
+class SuiteRun(_Part):
+    """One regression suite's prompts, every model's answers, and per model which passed and why not."""
+
+    prompts: list[str]
+    outputs: list[dict[str, str]] = Field(description="Per prompt, per model key.")
+    results: dict[str, dict[str, Any]] = Field(description="Per model key: passed (per prompt), pass_rate, why.")
+
+
+class ToolCall(_Part):
+    """A call found in an answer (``tool_calls.py``): parsed, naming a defined function, with valid arguments."""
+
+    text: str
+    parsed: bool
+    name: str | None = None
+    arguments: Any = None
+    valid_name: bool = False
+    valid_arguments: bool = False
+    problem: str | None = Field(None, description="Why the call fails the check, in words.")
+
+
+class ToolCallAnswer(_Part):
+    """One prompt with tools: whether its reference calls a function, and the calls in every model's answer."""
+
+    index: int = Field(description="The generation's index.")
+    where: str | None = None
+    expected: bool = Field(description="The reference answer makes a call.")
+    reference_calls: list[dict[str, Any]] = Field(default_factory=list)
+    calls: dict[str, list[ToolCall]] = Field(description="Per model key.")
+
+
 class EvaluationReport(_Part):
     format: int = REPORT_FORMAT
     kind: Literal["evaluation"] = "evaluation"
@@ -151,6 +181,15 @@ class EvaluationReport(_Part):
         default_factory=dict, description="Per model key: refusal_rate and over_refusal_rate (refusal.py)."
     )
     refusal_answers: list[RefusalAnswer] = Field(default_factory=list, description="The refusal check's answers.")
+    tool_calls: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Per model key, where held-out prompts carry tools: calls_expected, calls_made, parse_rate, "
+        "valid_name_rate, valid_arguments_rate (tool_calls.py).",
+    )
+    tool_call_answers: list[ToolCallAnswer] = Field(
+        default_factory=list, description="The tool-call check's answers, one per prompt with tools."
+    )
+    suites: dict[str, SuiteRun] = Field(default_factory=dict, description="Per suite name (suites.py).")
     warnings: list[str] = Field(default_factory=list)
     duration_s: float = 0.0
 

@@ -19,7 +19,10 @@ truth; edit it by hand or with ``lora-studio adapters gates NAME --set FILE``)::
         than: production          # the production version's latest evaluation
 
 Metrics are the keys of an evaluation summary (``loss``, ``task_score``, ``refusal_rate``,
-``over_refusal_rate``, ``task.<metric>`` for each task metric); ``than`` is a number,
+``over_refusal_rate``, ``task.<metric>`` for each task metric, ``tool_calls.<metric>`` for the
+tool-call check (``tool_calls.valid_arguments_rate``, ``tool_calls.parse_rate``, ...), ``suites.<suite>.pass_rate``,
+and ``suites.<suite>.regressions``: the prompts of a regression suite that the production
+version's answers pass and this version's fail, compared prompt by prompt); ``than`` is a number,
 ``base`` (the base's value in the same evaluation) or ``production`` (the production
 version's own latest value). A gate whose numbers are missing fails and says which
 evaluation would supply them.
@@ -120,14 +123,37 @@ def write_gates(adapter_root: Path, gates: Gates) -> None:
 def _value(summary: dict[str, Any], metric: str) -> float | None:
     if metric.startswith("task."):
         value = (summary.get("task") or {}).get(metric.removeprefix("task."))
+    elif metric.startswith("tool_calls."):
+        value = (summary.get("tool_calls") or {}).get(metric.removeprefix("tool_calls."))
+    elif metric.startswith("suites."):
+        suite, _, key = metric.removeprefix("suites.").rpartition(".")
+        value = ((summary.get("suites") or {}).get(suite) or {}).get(key)
     else:
         value = summary.get(metric)
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _regressions(summary: dict[str, Any], production: dict[str, Any], suite: str) -> tuple[int, str] | None:
+    """Prompts of ``suite`` that production's answers passed and this version's fail, or None if not comparable."""
+    mine = (summary.get("suites") or {}).get(suite) or {}
+    theirs = (production.get("suites") or {}).get(suite) or {}
+    if not mine.get("passed") or not theirs.get("passed") or mine.get("prompts") != theirs.get("prompts"):
+        return None
+    worse = [i for i, (a, b) in enumerate(zip(mine["passed"], theirs["passed"], strict=True)) if b and not a]
+    listed = ", ".join(f"'{mine['prompts'][i][:40]}'" for i in worse[:3])
+    return len(worse), listed
+
+
 def _base_value(summary: dict[str, Any], metric: str) -> float | None:
+    if metric.startswith("suites."):
+        suite, _, key = metric.removeprefix("suites.").rpartition(".")
+        value = ((summary.get("suites") or {}).get(suite) or {}).get(f"base_{key}")
+        return float(value) if isinstance(value, int | float) else None
     if metric.startswith("task."):
         value = (summary.get("base_task") or {}).get(metric.removeprefix("task."))
+        return float(value) if isinstance(value, int | float) else None
+    if metric.startswith("tool_calls."):
+        value = (summary.get("base_tool_calls") or {}).get(metric.removeprefix("tool_calls."))
         return float(value) if isinstance(value, int | float) else None
     return _value(summary, _BASE_KEYS.get(metric, f"base_{metric}"))
 
@@ -138,6 +164,9 @@ def check(gates: Gates, summary: dict[str, Any] | None, production: dict[str, An
     for gate in gates.gates:
         if summary is None:
             results.append(GateResult(gate, False, None, None, "the version has not been evaluated"))
+            continue
+        if gate.metric.startswith("suites.") and gate.metric.endswith(".regressions"):
+            results.append(_regression_gate(gate, summary, production))
             continue
         value = _value(summary, gate.metric)
         if gate.than == "base":
@@ -165,3 +194,19 @@ def check(gates: Gates, summary: dict[str, Any] | None, production: dict[str, An
         )
         results.append(GateResult(gate, passed, value, reference, why))
     return results
+
+
+def _regression_gate(gate: Gate, summary: dict[str, Any], production: dict[str, Any] | None) -> GateResult:
+    """``suites.<name>.regressions``: prompts the production version passes and this one fails."""
+    suite = gate.metric.removeprefix("suites.").removesuffix(".regressions")
+    if production is None:
+        return GateResult(gate, True, None, None, "no version is in production yet")
+    found = _regressions(summary, production, suite)
+    if found is None:
+        why = f"the suite '{suite}' was not run on both this version and production with the same prompts"
+        return GateResult(gate, False, None, None, why + ": evaluate both with it")
+    count, listed = found
+    bound = (float(gate.than) if isinstance(gate.than, int | float) else 0.0) + gate.margin
+    passed = _RULES[gate.rule](count, bound)
+    why = f"{count} prompt(s) of '{suite}' pass in production but fail here" + (f": {listed}" if count else "")
+    return GateResult(gate, passed, float(count), 0.0, why)

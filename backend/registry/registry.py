@@ -19,6 +19,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from backend.core.atomic import write_text_atomic
 from backend.core.layout import ADAPTER_RECORD
 from backend.core.paths import data_home
 from backend.models.fingerprint import fingerprint
@@ -29,6 +30,7 @@ from backend.registry.history import STAGES, AdapterState, Stage, append_event, 
 from backend.registry.version import Version, check_name, read_version, write_version
 
 LOCK_TIMEOUT_S = 30
+SUITES = "suites"
 
 
 def registry_dir() -> Path:
@@ -201,6 +203,21 @@ class Registry:
         if production is not None and production.number == number:
             theirs = None
         return check(read_gates(self._adapter_root(name)), latest, theirs)
+
+    def suites(self, name: str) -> dict[str, Path]:
+        """The adapter's regression suites (``suites/<suite>.yaml`` in its folder), by name."""
+        folder = self._adapter_root(name) / SUITES
+        return {p.stem: p for p in sorted(folder.glob("*.yaml"))} if folder.is_dir() else {}
+
+    def set_suite(self, name: str, suite: str, text: str) -> Path:
+        """Keep a suite with the adapter (checked by the caller); a suite of that name is replaced."""
+        check_name(suite)
+        with self._locked(name) as root:
+            (root / SUITES).mkdir(exist_ok=True)
+            path = root / SUITES / f"{suite}.yaml"
+            write_text_atomic(path, text)
+            append_event(root / index.HISTORY, {"event": "suite", "suite": suite})
+        return path
 
     def set_gates(self, name: str, gates: Gates) -> None:
         with self._locked(name) as root:
