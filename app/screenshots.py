@@ -183,7 +183,88 @@ def walk_file_open(app: QApplication, window: MainWindow, out: Path) -> list[Pat
     return saved
 
 
-WALKS: dict[str, Callable[[QApplication, MainWindow, Path], list[Path]]] = {"file-open": walk_file_open}
+STANDIN_STEP_S = 1.0
+"""The stand-in worker's pace in the cancel walk-through: slow enough to picture the job while it stops."""
+
+
+def walk_cancel_running(app: QApplication, window: MainWindow, out: Path) -> list[Path]:
+    """Select a running job and cancel it: a real runner (a thread of this process) starts the stand-in worker
+    (``backend.jobs.standin``: the job protocol, checkpoints and all, without training), so the job truly runs."""
+    import threading
+
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    from app.job_model import NAME
+    from app.jobs_page import JobsPage
+    from backend.cli.demo import demo_spec
+    from backend.jobs.job import Job
+    from backend.jobs.queue import JobQueue
+    from backend.jobs.runner import Runner, RunnerSettings
+
+    spec = demo_spec(40)
+    spec.name = "support-triage-walk"
+    spec.schedule.save_every_steps = 4
+    with JobQueue() as queue:
+        held = [job.id for job in queue.jobs("queued") if not job.held]
+        for other in held:  # jobs of the prepared pictures wait: the stand-in runs only the walk's own
+            queue.pause(other)
+        added = queue.add(spec)
+    if added.job is None:
+        raise SystemExit(f"the walk's job was not queued: {[check.message for check in added.checks]}")
+    job_id = added.job.id
+    standin = (sys.executable, "-m", "backend.jobs.standin", "--step-s", str(STANDIN_STEP_S))
+
+    def run_queue() -> None:
+        with JobQueue() as own:  # a connection of the runner's own thread
+            Runner(own, RunnerSettings(worker_command=standin)).run(once=True)
+
+    runner = threading.Thread(target=run_queue, name="walk-runner")
+    runner.start()
+    saved: list[Path] = []
+
+    def save(name: str, settle_s: float = 0.3) -> None:
+        settle(app, settle_s)
+        path = out / f"walk-cancel-running-{name}.png"
+        grab_with_popups(window).save(str(path))
+        saved.append(path)
+
+    page = window.page_widget(window.page_titles().index("Jobs"))
+    assert isinstance(page, JobsPage)
+    window.show_page(window.page_titles().index("Jobs"))
+
+    def shown() -> Job:
+        return page.model.jobs()[page.model.row_of(job_id) or 0]
+
+    wait_until(app, lambda: page.model.row_of(job_id) is not None and (shown().step or 0) >= 5, 60)
+    row = page.model.row_of(job_id)
+    assert row is not None, "the walk's job never showed"
+    rect = page.table.visualRect(page.model.index(row, NAME))
+    QTest.mouseClick(page.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())  # as a person selects it
+    wait_until(app, lambda: page.job_actions.cancel.isEnabled(), 5)
+    save("1-selected")
+    menu = page.job_actions.context_menu(page)  # what a right-click on the row opens
+    menu.popup(page.table.viewport().mapToGlobal(rect.center()))
+    menu.setActiveAction(page.job_actions.cancel)
+    save("2-menu")
+    menu.hide()
+    page.job_actions.cancel.trigger()  # the page shows the request at once; the worker stops within its step
+    assert shown().label == "cancelling", shown().label
+    save("3-cancelling", settle_s=0.0)
+    wait_until(app, lambda: shown().state == "cancelled", 60)
+    save("4-cancelled")
+    runner.join(60)
+    with JobQueue() as queue:
+        queue.delete(job_id)  # a later run's pictures of the pages do not show it
+        for other in held:
+            queue.resume(other)
+    return saved
+
+
+WALKS: dict[str, Callable[[QApplication, MainWindow, Path], list[Path]]] = {
+    "file-open": walk_file_open,
+    "cancel-running": walk_cancel_running,
+}
 """Each walk-through by name: it drives the window as a person would and returns the pictures it saved."""
 
 
