@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from backend.evaluation.report import prompt_text, word_diff
 from backend.evaluation.report_schema import EvaluationReport
 from backend.evaluation.side_by_side import BASE, Comparison, Decoding
 from backend.evaluation.task_metrics import mean_scores, score
+from backend.evaluation.tool_calls import check_calls, tool_call_rates
 from backend.export.adapter import AdapterInfo
 
 ADAPTER, COMPARE = "adapter", "compare"
@@ -33,9 +34,11 @@ _LISTED_EXAMPLES = 10
 
 @dataclass(frozen=True)
 class PromptItem:
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     reference: str | None = None
     where: str | None = None
+    tools: list[dict[str, Any]] | None = None  # the example's tool definitions, shown to the model
+    reference_calls: list[dict[str, Any]] | None = None  # the calls the reference reply makes
 
 
 @dataclass(frozen=True)
@@ -174,10 +177,33 @@ def build_report(
             "task": task,
             "refusal": refusal_rates,
             "refusal_answers": refusal_answers,
+            **_tool_call_check(prompt_items, outputs, keys),
             "warnings": warnings,
             "duration_s": round(duration, 3),
         }
     )
+
+
+def _tool_call_check(prompt_items: list[PromptItem], outputs: list[dict[str, str]], keys: list[str]) -> dict[str, Any]:
+    """The report's ``tool_calls`` rates and ``tool_call_answers`` over the prompts that carry tools."""
+    with_tools = [(i, item) for i, item in enumerate(prompt_items) if item.tools]
+    if not with_tools:
+        return {}
+    checked = {key: [check_calls(outputs[i][key], item.tools or []) for i, item in with_tools] for key in keys}
+    expected = [bool(item.reference_calls) for _, item in with_tools]
+    return {
+        "tool_calls": {key: tool_call_rates(expected, checked[key]) for key in keys},
+        "tool_call_answers": [
+            {
+                "index": i,
+                "where": item.where,
+                "expected": bool(item.reference_calls),
+                "reference_calls": item.reference_calls or [],
+                "calls": {key: [asdict(call) for call in checked[key][row]] for key in keys},
+            }
+            for row, (i, item) in enumerate(with_tools)
+        ],
+    }
 
 
 def _example_prompt(item: TokenizedExample) -> str:
@@ -250,6 +276,8 @@ def update_records(report: EvaluationReport, adapters: list[EvaluatedAdapter], r
             "refusal_rate": (report.refusal.get(adapter.key) or {}).get("refusal_rate"),
             "base_refusal_rate": (report.refusal.get(BASE) or {}).get("refusal_rate"),
             "over_refusal_rate": (report.refusal.get(adapter.key) or {}).get("over_refusal_rate"),
+            "tool_calls": report.tool_calls.get(adapter.key),
+            "base_tool_calls": report.tool_calls.get(BASE),
             "decoding": report.decoding,
             "precision": report.precision,
         }

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from backend.evaluation.side_by_side import BASE, Comparison, Decoding, Precisio
 from backend.export.adapter import ADAPTER_CONFIG, AdapterInfo, read_adapter
 from backend.models.errors import ModelError
 
+_PROMPT_KEYS = ("role", "content", "tool_calls", "tool_call_id", "name")
 _QUANT_NAMES = {"nf4": "4-bit NF4", "fp4": "4-bit FP4", "int8": "8-bit"}
 _FIT_MARGIN = 1.25  # 16-bit weights plus activations and the CUDA context must fit in free GPU memory
 
@@ -145,6 +147,9 @@ def run_evaluation(spec: EvaluateSpec, layout: JobLayout, sink: EventSink, stop:
         sink.emit(Artifact(kind="report", path=str(path)))
     update_records(report, adapters, files.json, warn)
     rates = {f"{key}_{name}": value for key, measured in refusal.items() for name, value in measured.items()}
+    rates |= {
+        f"{key}_tool_{name}": value for key, measured in report.tool_calls.items() for name, value in measured.items()
+    }
     metrics = _metrics(losses, len(items), len(prompts)) | accuracy | rates
     return EvaluationOutcome(metrics=metrics, report_path=files.json)
 
@@ -276,13 +281,18 @@ def _prompts(spec: EvaluateSpec, held: HeldOut) -> tuple[list[PromptItem], str]:
 
 
 def _from_example(example: Any) -> PromptItem | None:
-    """The conversation up to its last reply, and that reply as the reference; None for plain text."""
+    """The conversation up to its last reply, and that reply as the reference; None for plain text.
+
+    An example with tools keeps them, its turns' calls and results, and the calls its reply makes.
+    """
     messages = example.messages
     last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=None)
     if last is None or not any(m["role"] == "user" for m in messages[:last]):
         return None
-    prompt = [{"role": m["role"], "content": m["content"]} for m in messages[:last]]
-    return PromptItem(prompt, messages[last]["content"], example.where())
+    prompt = [{k: m[k] for k in _PROMPT_KEYS if k in m} for m in messages[:last]]
+    tools = json.loads(example.tools) if example.tools else None
+    calls = messages[last].get("tool_calls")
+    return PromptItem(prompt, messages[last]["content"], example.where(), tools or None, calls or None)
 
 
 def _loading(train_spec: JobSpec | None, base_path: Path) -> tuple[dict[str, Any] | None, Precision | None]:
@@ -388,7 +398,8 @@ def _generations(
     for start in range(0, len(prompts), batch):
         steps.check()
         chunk = [p.messages for p in prompts[start : start + batch]]
-        answers = {key: comparison.generate(chunk, decoding, key, first_index=start) for key in keys}
+        tools = [p.tools for p in prompts[start : start + batch]]
+        answers = {key: comparison.generate(chunk, decoding, key, first_index=start, tools=tools) for key in keys}
         outputs += [{key: answers[key][i] for key in keys} for i in range(len(chunk))]
         steps.advance("answers")
     return outputs

@@ -123,18 +123,24 @@ class Comparison:
 
     def generate(
         self,
-        prompts: list[list[dict[str, str]]],
+        prompts: list[list[dict[str, Any]]],
         decoding: Decoding,
         adapter: str = BASE,
         first_index: int = 0,
+        tools: list[list[dict[str, Any]] | None] | None = None,
     ) -> list[str]:
         """Answers to ``prompts`` (conversations ending before the reply), in one batch.
 
         ``first_index`` is the index of ``prompts[0]`` in the whole prompt list: sampling seeds by it.
+        ``tools`` holds each prompt's tool definitions (or None), shown to the model by its template.
         """
         import torch
 
-        texts = [render_chat(self.tokenizer, prompt, generation_prompt=True) for prompt in prompts]
+        shown = tools or [None] * len(prompts)
+        texts = [
+            render_chat(self.tokenizer, prompt, tool_list, generation_prompt=True)
+            for prompt, tool_list in zip(prompts, shown, strict=True)
+        ]
         config = self.generation_config(decoding)
         with self.using(adapter) as model:
             if decoding.greedy:
