@@ -24,24 +24,7 @@ from backend.data.rules import Reject
 from backend.data.scan import ImportOptions
 from backend.data.store import import_dataset, read_examples
 from backend.data.tokens import TokenCounter, tokenize_example
-from tests.tiny_models import build_tiny_tokenizer
-
-NL = "{{ '\\n' }}"
-TOOLS_TEMPLATE = (
-    "{% if tools %}<|im_start|>system\n{% if messages[0].role == 'system' %}{{ messages[0].content }}\n\n{% endif %}"
-    "# Tools\n<tools>{% for tool in tools %}\n{{ tool | tojson }}{% endfor %}\n</tools><|im_end|>" + NL + ""
-    "{% elif messages[0].role == 'system' %}<|im_start|>system\n{{ messages[0].content }}<|im_end|>" + NL + ""
-    "{% endif %}{% for message in messages %}"
-    "{% if message.role == 'user' %}<|im_start|>user\n{{ message.content }}<|im_end|>" + NL + ""
-    "{% elif message.role == 'assistant' %}<|im_start|>assistant\n{% generation %}{{ message.content }}"
-    "{% for call in message.tool_calls or [] %}{% if message.content or not loop.first %}" + NL + "{% endif %}"
-    '<tool_call>\n{"name": "{{ call.function.name }}", "arguments": {{ call.function.arguments | tojson }}}\n'
-    "</tool_call>{% endfor %}<|im_end|>{% endgeneration %}" + NL + ""
-    "{% elif message.role == 'tool' %}<|im_start|>user\n<tool_response>\n{{ message.content }}\n</tool_response>"
-    "<|im_end|>" + NL + "{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-"""Qwen2.5/Hermes-style: a tool list in the system turn, calls as <tool_call> JSON, results as <tool_response>."""
+from tests.tiny_models import TOOLS_TEMPLATE, build_tiny_tokenizer
 
 _TOKENIZERS: dict[str, Any] = {}
 

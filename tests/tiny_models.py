@@ -157,6 +157,24 @@ GEMMA_TEMPLATE = (
 """Gemma 3's template: Gemma has no system role, so system text opens the first user turn;
 the model's content and its ``<end_of_turn>`` are the trained part."""
 
+_NL = "{{ '\\n' }}"
+TOOLS_TEMPLATE = (
+    "{% if tools %}<|im_start|>system\n{% if messages[0].role == 'system' %}{{ messages[0].content }}\n\n{% endif %}"
+    "# Tools\n<tools>{% for tool in tools %}\n{{ tool | tojson }}{% endfor %}\n</tools><|im_end|>" + _NL + ""
+    "{% elif messages[0].role == 'system' %}<|im_start|>system\n{{ messages[0].content }}<|im_end|>" + _NL + ""
+    "{% endif %}{% for message in messages %}"
+    "{% if message.role == 'user' %}<|im_start|>user\n{{ message.content }}<|im_end|>" + _NL + ""
+    "{% elif message.role == 'assistant' %}<|im_start|>assistant\n{% generation %}{{ message.content }}"
+    "{% for call in message.tool_calls or [] %}{% if message.content or not loop.first %}" + _NL + "{% endif %}"
+    '<tool_call>\n{"name": "{{ call.function.name }}", "arguments": {{ call.function.arguments | tojson }}}\n'
+    "</tool_call>{% endfor %}<|im_end|>{% endgeneration %}" + _NL + ""
+    "{% elif message.role == 'tool' %}<|im_start|>user\n<tool_response>\n{{ message.content }}\n</tool_response>"
+    "<|im_end|>" + _NL + "{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+"""Qwen2.5/Hermes-style ChatML with tools: a tool list in the system turn, calls as ``<tool_call>`` JSON,
+results as ``<tool_response>``; for the byte-level (ChatML) families, given to :func:`build_tiny_model`."""
+
 
 @dataclass(frozen=True)
 class TokenizerStyle:
@@ -307,8 +325,10 @@ def _gemma_vocab(style: TokenizerStyle) -> tuple[dict[str, int], list[tuple[str,
     return vocab, list(merges)
 
 
-def build_tiny_tokenizer(arch: str) -> PreTrainedTokenizerBase:
+def build_tiny_tokenizer(arch: str, chat_template: str | None = None) -> PreTrainedTokenizerBase:
     """The tokenizer :func:`build_tiny_model` saves for ``arch``: special tokens, chat template and all.
+
+    ``chat_template`` replaces the family's (``TOOLS_TEMPLATE`` for a model that calls tools).
 
     Gemma and Qwen2 get their own transformers classes, as on the Hub. ``AutoTokenizer``
     rebuilds those from vocab and merges with a hard-coded pipeline, which is why the
@@ -324,7 +344,7 @@ def build_tiny_tokenizer(arch: str) -> PreTrainedTokenizerBase:
         "extra_special_tokens": [t for t in style.turn_tokens if t not in (style.bos, style.eos, style.pad)],
         "add_bos_token": style.add_bos,
         "add_eos_token": False,
-        "chat_template": style.chat_template,
+        "chat_template": chat_template or style.chat_template,
         "model_max_length": MAX_POSITIONS,
         "padding_side": "right",
         "clean_up_tokenization_spaces": False,
@@ -395,7 +415,9 @@ def tiny_config(arch: str, tokenizer: PreTrainedTokenizerBase) -> PretrainedConf
             raise _unknown_arch(arch)
 
 
-def build_tiny_model(arch: str, out_dir: Path, *, seed: int = 0, dtype: str = "bfloat16") -> Path:
+def build_tiny_model(
+    arch: str, out_dir: Path, *, seed: int = 0, dtype: str = "bfloat16", chat_template: str | None = None
+) -> Path:
     """Save a random-weight ``arch`` model and its tokenizer into ``out_dir``, and return ``out_dir``.
 
     Weights are random (norm scales and biases included) and stored as safetensors in
@@ -407,7 +429,7 @@ def build_tiny_model(arch: str, out_dir: Path, *, seed: int = 0, dtype: str = "b
     import torch
     from transformers import AutoModelForCausalLM, GenerationConfig
 
-    tokenizer = build_tiny_tokenizer(arch)
+    tokenizer = build_tiny_tokenizer(arch, chat_template)
     config = tiny_config(arch, tokenizer)
     with torch.random.fork_rng(devices=[]):
         # Mixing in the architecture keeps same-shaped families (Llama, Mistral) apart.
