@@ -234,7 +234,11 @@ class ExportPage(QWidget):
             item.setToolTip("\n".join(outputs) or text)
             self.results.setItem(row, 2, item)
             folder = Path(outputs[-1]) if outputs else job.folder
+            shown = self.results.cellWidget(row, 3)
+            if isinstance(shown, QPushButton) and shown.property("folder") == str(folder):
+                continue  # a new button each fill would stand unplaced at the table's corner until the next layout
             button = QPushButton("Open folder")
+            button.setProperty("folder", str(folder))
             button.clicked.connect(lambda _=False, f=folder: open_location(f if f.is_dir() else f.parent, self))
             self.results.setCellWidget(row, 3, button)
 

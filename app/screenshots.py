@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -261,9 +262,91 @@ def walk_cancel_running(app: QApplication, window: MainWindow, out: Path) -> lis
     return saved
 
 
+def tiny_adapter(folder: Path) -> Path:
+    """The tests' tiny Llama and an adapter of it (``tests.tiny_models``, ``tests.adapters``), made in a child
+    process so that torch stays out of this one; kept in ``folder`` for the next run."""
+    adapter = folder / "adapter"
+    if not adapter.is_dir():
+        code = (
+            "import sys; from pathlib import Path; from tests.tiny_models import build_tiny_model; "
+            "from tests.adapters import make_adapter; home = Path(sys.argv[1]); "
+            "make_adapter(build_tiny_model('llama', home / 'tiny-llama'), home / 'adapter', r=4, lora_alpha=8)"
+        )
+        subprocess.run([sys.executable, "-c", code, str(folder)], cwd=ROOT, check=True, capture_output=True)
+    return adapter
+
+
+def walk_export_after_merge(app: QApplication, window: MainWindow, out: Path) -> list[Path]:
+    """Export after merge: a merged model made on the Export page, then a GGUF of the same adapter, which the page
+    says (and the job shows) is converted from that finished merge instead of merging again. The jobs run in the
+    runner the window starts, with the real worker, on the tests' tiny Llama: seconds, not minutes."""
+    import os
+    import signal
+
+    from app.export_page import ExportPage
+    from app.jobs_page import JobsPage
+    from backend.core import paths
+    from backend.jobs.queue import JobQueue
+    from widgets.lazy_page import LazyPage
+
+    adapter = tiny_adapter(paths.data_home() / "walk-export")
+    with JobQueue() as queue:
+        runners_before = {runner.pid for runner in queue.runners()}
+    titles = window.page_titles()
+    window.show_page(titles.index("Export"))
+    shown = window.page_widget(titles.index("Export"))
+    page = shown.page() if isinstance(shown, LazyPage) else shown
+    jobs = window.page_widget(titles.index("Jobs"))
+    assert isinstance(page, ExportPage) and isinstance(jobs, JobsPage)
+    saved: list[Path] = []
+
+    def save(name: str) -> None:
+        settle(app, 0.5)
+        path = out / f"walk-export-after-merge-{name}.png"
+        window.grab().save(str(path))
+        saved.append(path)
+
+    def run_and_wait() -> int:
+        before = {job.id for job in jobs.model.jobs()}
+        page.export()  # queued: the window starts a runner, as for any job
+        wait_until(app, lambda: len(jobs.model.jobs()) > len(before), 10)
+        (job_id,) = {job.id for job in jobs.model.jobs()} - before
+        with JobQueue() as queue:  # as the runner records it: the page shows an end a few seconds sooner
+            wait_until(app, lambda: getattr(queue.get(job_id), "state", "") not in ("queued", "running"), 300)
+            job = queue.get(job_id)
+        assert job is not None
+        if job.state != "succeeded":
+            raise SystemExit(f"the walk's {job.kind} job {job.state}: {job.message}")
+        return job_id
+
+    page.picker.select(str(adapter))
+    page.gguf.setChecked(False)
+    page.merged.setChecked(True)
+    save("1-merge")
+    merge_id = run_and_wait()
+    save("2-merged")
+    page.merged.setChecked(False)
+    page.gguf.setChecked(True)
+    page.gguf_type.setCurrentIndex(page.gguf_type.findData("f16"))
+    save("3-gguf-from-the-merge")
+    export_id = run_and_wait()
+    save("4-exported")
+    jobs.select_job(export_id)
+    window.show_page(titles.index("Jobs"))
+    save("5-export-job")
+    with JobQueue() as queue:
+        for runner in queue.runners():
+            if runner.alive and runner.pid not in runners_before:
+                os.kill(runner.pid, signal.SIGTERM)  # the runner the walk's jobs started; it stops between jobs
+        for job_id in (export_id, merge_id):  # a later run's pictures of the pages do not show them
+            queue.delete(job_id)
+    return saved
+
+
 WALKS: dict[str, Callable[[QApplication, MainWindow, Path], list[Path]]] = {
     "file-open": walk_file_open,
     "cancel-running": walk_cancel_running,
+    "export-after-merge": walk_export_after_merge,
 }
 """Each walk-through by name: it drives the window as a person would and returns the pictures it saved."""
 

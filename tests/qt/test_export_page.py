@@ -12,7 +12,7 @@ from app.export_page import ExportPage
 from app.session import Session
 from backend.core.events import Progress, read_events
 from backend.core.layout import ADAPTER_RECORD
-from backend.core.task_specs import ExportSpec, load_spec
+from backend.core.task_specs import ExportSpec, MergeSpec, load_spec
 from backend.export.merge import merge_adapter
 from backend.jobs.queue import JobQueue
 from tests.adapters import make_adapter
@@ -130,3 +130,17 @@ def test_the_gguf_lora_choice_queues_an_adapter_export_and_no_merge(
     assert page.export_button.isEnabled() and page.system.isEnabled() and page._needs.text() == ""
     (spec,) = page.specs()
     assert spec.target == "gguf_lora" and spec.source == str(adapter) and spec.output_dir == str(tmp_path)
+
+
+def test_a_refill_keeps_each_rows_open_folder_button(qtbot: QtBot, session: Session, adapter: Path) -> None:
+    """A new button each fill stood unplaced over the Job column until the next layout."""
+    with JobQueue(session.queue_path, session.jobs_dir) as queue:
+        added = queue.add(MergeSpec(name="merged", adapter=str(adapter)), checks=[])
+    assert added.job is not None
+    page = _page(qtbot, session, adapter)
+    page.show()
+    session.queue_state().refresh()
+    qtbot.waitUntil(lambda: page.results.rowCount() == 1)
+    button = page.results.cellWidget(0, 3)
+    page._fill_results()
+    assert page.results.cellWidget(0, 3) is button
