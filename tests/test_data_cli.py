@@ -192,3 +192,49 @@ def test_data_modules_import_without_the_ml_stack() -> None:
     code = f"import importlib; [importlib.import_module('backend.data.' + m) for m in {modules!r}]"
     assert "tokens" in modules and "store" in modules
     assert run_fresh(code).loaded == []
+
+
+def test_preview_shows_the_tools_as_the_template_renders_them(tmp_path: Path, tiny_llama: Path, capsys) -> None:
+    from tests.tiny_models import TOOLS_TEMPLATE, build_tiny_model
+
+    weather = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+    call = {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": "Weather in Oslo?"},
+                {"role": "assistant", "content": "", "tool_calls": [call]},
+                {"role": "tool", "content": "5 C"},
+                {"role": "assistant", "content": "It is 5 C."},
+            ],
+            "tools": [weather],
+        },
+        {
+            "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}],
+            "tools": [weather],
+        },
+    ]
+    path = tmp_path / "tools.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    model = build_tiny_model("qwen2", tmp_path / "model", chat_template=TOOLS_TEMPLATE)
+
+    assert main(["data", "preview", str(path), "1", "--model", str(model)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert '# Tools\n<tools>{"type": "function", "function": {"name": "get_weather", "parameters":' in out
+    assert '[[<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call><|im_end|>' in out
+    assert "<tool_response>\n5 C\n</tool_response>" in out and "[[It is 5 C.<|im_end|>" in out
+    assert "note:" not in out
+
+    assert main(["data", "preview", str(path), "2", "--model", str(tiny_llama)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "get_weather" not in out
+    assert (
+        "note: This example has tool definitions, but this model's chat template does not show tools, so the model "
+        "will not see them; choose a model whose template supports tools." in out
+    )

@@ -110,11 +110,20 @@ def preview(
 
 
 def _notices(tokenizer: Any, example: Example) -> list[str]:
-    """What the rendered example holds that its data does not: the template's own system prompt."""
-    found = template_system_prompt(tokenizer)
-    if found is None or example.text is not None or not _gets_template_system(found, example.messages):
+    """What the rendered example holds that its data does not (the template's own system prompt), and what of
+    the data it leaves out (tool definitions a template without tool support does not show)."""
+    if example.text is not None:
         return []
-    return [found.notice()]
+    notices = []
+    found = template_system_prompt(tokenizer)
+    if found is not None and _gets_template_system(found, example.messages):
+        notices.append(found.notice())
+    if example.tools and not tool_support(tokenizer).tools:
+        notices.append(
+            "This example has tool definitions, but this model's chat template does not show tools, so the model "
+            "will not see them; choose a model whose template supports tools."
+        )
+    return notices
 
 
 def _gets_template_system(found: TemplateSystemPrompt, messages: list[Any]) -> bool:
