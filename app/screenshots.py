@@ -184,6 +184,26 @@ def walk_file_open(app: QApplication, window: MainWindow, out: Path) -> list[Pat
     return saved
 
 
+def hold_others() -> list[int]:
+    """Pause the queued jobs of the prepared pictures (the one left waiting), so that a walk's runner runs only the
+    walk's own jobs; their ids, for ``release``."""
+    from backend.jobs.queue import JobQueue
+
+    with JobQueue() as queue:
+        held = [job.id for job in queue.jobs("queued") if not job.held]
+        for job_id in held:
+            queue.pause(job_id)
+    return held
+
+
+def release(held: list[int]) -> None:
+    from backend.jobs.queue import JobQueue
+
+    with JobQueue() as queue:
+        for job_id in held:
+            queue.resume(job_id)
+
+
 STANDIN_STEP_S = 1.0
 """The stand-in worker's pace in the cancel walk-through: slow enough to picture the job while it stops."""
 
@@ -206,10 +226,8 @@ def walk_cancel_running(app: QApplication, window: MainWindow, out: Path) -> lis
     spec = demo_spec(40)
     spec.name = "support-triage-walk"
     spec.schedule.save_every_steps = 4
+    held = hold_others()  # the stand-in runs only the walk's own job
     with JobQueue() as queue:
-        held = [job.id for job in queue.jobs("queued") if not job.held]
-        for other in held:  # jobs of the prepared pictures wait: the stand-in runs only the walk's own
-            queue.pause(other)
         added = queue.add(spec)
     if added.job is None:
         raise SystemExit(f"the walk's job was not queued: {[check.message for check in added.checks]}")
@@ -257,8 +275,7 @@ def walk_cancel_running(app: QApplication, window: MainWindow, out: Path) -> lis
     runner.join(60)
     with JobQueue() as queue:
         queue.delete(job_id)  # a later run's pictures of the pages do not show it
-        for other in held:
-            queue.resume(other)
+    release(held)
     return saved
 
 
@@ -290,6 +307,7 @@ def walk_export_after_merge(app: QApplication, window: MainWindow, out: Path) ->
     from widgets.lazy_page import LazyPage
 
     adapter = tiny_adapter(paths.data_home() / "walk-export")
+    held = hold_others()
     with JobQueue() as queue:
         runners_before = {runner.pid for runner in queue.runners()}
     titles = window.page_titles()
@@ -340,6 +358,7 @@ def walk_export_after_merge(app: QApplication, window: MainWindow, out: Path) ->
                 os.kill(runner.pid, signal.SIGTERM)  # the runner the walk's jobs started; it stops between jobs
         for job_id in (export_id, merge_id):  # a later run's pictures of the pages do not show them
             queue.delete(job_id)
+    release(held)
     return saved
 
 
