@@ -121,3 +121,39 @@ def test_the_report_lists_every_answer_and_the_gates_read_the_rates() -> None:
     failing = check(gates, {"tool_calls": found["tool_calls"]["base"]}, None)
     assert [r.passed for r in failing] == [False, False]
     assert failing[1].why == "the base's tool_calls.parse_rate was not measured"
+
+
+def test_the_report_files_show_the_rates_per_model() -> None:
+    from backend.evaluation.report import render_html, render_markdown
+    from backend.evaluation.report_schema import EvaluationReport
+
+    rates = {"calls_expected": 8.0, "calls_made": 6.0, "parse_rate": 0.75, "valid_name_rate": 0.75}
+    report = EvaluationReport.model_validate(
+        {
+            "name": "weather",
+            "created_at": "2026-12-08T00:00:00Z",
+            "job": "/jobs/evaluate",
+            "precision": "float32",
+            "device": "cpu",
+            "base": {"label": "tiny", "path": "/models/tiny"},
+            "models": [{"key": "base", "label": "base"}, {"key": "adapter", "label": "weather-tools"}],
+            "data": {"source": "held_out.jsonl"},
+            "tool_calls": {
+                "base": {
+                    **rates,
+                    "calls_made": 0.0,
+                    "parse_rate": 0.0,
+                    "valid_name_rate": 0.0,
+                    "valid_arguments_rate": 0,
+                },
+                "adapter": {**rates, "valid_arguments_rate": 0.625},
+            },
+        }
+    )
+    markdown = render_markdown(report)
+    assert "## Tool calls" in markdown
+    assert "| base | 8 | 0 | 0% | 0% | 0% |" in markdown
+    assert "| weather-tools | 8 | 6 | 75% | 75% | 62% |" in markdown
+    html = render_html(report)
+    assert "<h2>Tool calls</h2>" in html and "<td class='num'>62%</td>" in html
+    assert "Tool calls" not in render_markdown(report.model_copy(update={"tool_calls": {}}))

@@ -230,6 +230,26 @@ def _suite_rows(report: EvaluationReport) -> list[tuple[str, list[tuple[str, str
     return suites
 
 
+TOOL_CALL_HEADER = ["model", "calls expected", "calls made", "parse", "valid name", "valid arguments"]
+TOOL_CALL_NOTE = (
+    "Tool calls: of the answers whose reference makes a call, the share holding a call that parses as JSON, "
+    "whose calls all name a function the example defines, and whose calls also have arguments valid against "
+    "that function's schema; every call and its problem is in report.json (tool_call_answers)."
+)
+
+
+def _tool_call_rows(report: EvaluationReport) -> list[list[str]]:
+    """Per model with tool-call rates: the counts, then the rates as percentages."""
+    rows = []
+    for column in report.models:
+        rates = report.tool_calls.get(column.key)
+        if rates:
+            counts = [f"{rates['calls_expected']:.0f}", f"{rates['calls_made']:.0f}"]
+            shares = [f"{rates[k]:.0%}" for k in ("parse_rate", "valid_name_rate", "valid_arguments_rate")]
+            rows.append([column.label, *counts, *shares])
+    return rows
+
+
 def _task_header(report: EvaluationReport) -> list[str]:
     return ["model", *(title for _, title in _TASK_COLUMNS)] + (
         ["refused (should)", "refused (harmless)"] if report.refusal else []
@@ -250,6 +270,11 @@ def render_markdown(report: EvaluationReport) -> str:
         lines += ["", "## Task scores", "", "| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
         lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in task_rows]
         lines += ["", TASK_NOTE] + (["", REFUSAL_NOTE] if report.refusal else [])
+    tool_rows = _tool_call_rows(report)
+    if tool_rows:
+        lines += ["", "## Tool calls", "", "| " + " | ".join(TOOL_CALL_HEADER) + " |", "|---|---:|---:|---:|---:|---:|"]
+        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in tool_rows]
+        lines += ["", TOOL_CALL_NOTE]
     for name, passed, failed in _suite_rows(report):
         lines += ["", f"## Regression suite: {_md_cell(name)}", ""]
         lines += ["| model | passed | failed prompts |", "|---|---:|---|"]
@@ -371,6 +396,14 @@ def render_html(report: EvaluationReport) -> str:
             out.append(f"<tr><td>{_e(task_row[0])}</td>{cells}</tr>")
         out.append("</table>")
         out += [f"<p>{_e(TASK_NOTE)}</p>"] + ([f"<p>{_e(REFUSAL_NOTE)}</p>"] if report.refusal else [])
+    tool_rows = _tool_call_rows(report)
+    if tool_rows:
+        header = "".join(f"<th>{_e(h)}</th>" for h in TOOL_CALL_HEADER)
+        out += ["<h2>Tool calls</h2>", f"<table><tr>{header}</tr>"]
+        for tool_row in tool_rows:
+            cells = "".join(f"<td class='num'>{_e(c)}</td>" for c in tool_row[1:])
+            out.append(f"<tr><td>{_e(tool_row[0])}</td>{cells}</tr>")
+        out += ["</table>", f"<p>{_e(TOOL_CALL_NOTE)}</p>"]
     for name, passed, failed in _suite_rows(report):
         out += [f"<h2>Regression suite: {_e(name)}</h2>"]
         out.append("<table><tr><th>model</th><th>passed</th><th>failed</th></tr>")
