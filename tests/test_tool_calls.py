@@ -121,6 +121,11 @@ def test_the_report_lists_every_answer_and_the_gates_read_the_rates() -> None:
     failing = check(gates, {"tool_calls": found["tool_calls"]["base"]}, None)
     assert [r.passed for r in failing] == [False, False]
     assert failing[1].why == "the base's tool_calls.parse_rate was not measured"
+    unmeasured = check(gates, {"loss": 1.0}, None)[0]
+    assert unmeasured.why == (
+        "tool_calls.valid_arguments_rate was not measured: run an evaluation whose held-out examples carry tools "
+        "and tool calls"
+    )
 
 
 def test_the_report_files_show_the_rates_per_model() -> None:

@@ -178,7 +178,11 @@ def check(gates: Gates, summary: dict[str, Any] | None, production: dict[str, An
         else:
             reference, source = float(gate.than), "the threshold"
         if value is None:
-            need = _NEEDS.get(gate.metric, "an evaluation that measures it")
+            need = _NEEDS.get(gate.metric) or (
+                "an evaluation whose held-out examples carry tools and tool calls"
+                if gate.metric.startswith("tool_calls.")
+                else "an evaluation that measures it"
+            )
             results.append(GateResult(gate, False, None, reference, f"{gate.metric} was not measured: run {need}"))
             continue
         if reference is None:
