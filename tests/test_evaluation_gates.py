@@ -62,7 +62,17 @@ def test_task_scores_reach_the_report_the_record_and_the_registry_version_gates_
     adapter = train(tmp_path, tiny_llama, write_colour_task(tmp_path / "colours.jsonl", 200), "colours")
     registry = Registry()
     registry.add(adapter, "colours")  # registered from the job's folder, as a finished job is
-    report = evaluate(tmp_path, adapter, max_prompts=6, max_new_tokens=12)
+    suite_file = tmp_path / "colours-suite.yaml"
+    suite_file.write_text(
+        "name: colours\nprompts:\n"
+        "  - {prompt: 'What colour is a lemon?', must_not_contain: ['purple lemon'], must_match: '.'}\n"
+        "  - {prompt: 'What colour is the sky?', must_contain: ['no model says this']}\n"
+    )
+    from backend.cli.main import main as cli
+
+    assert cli(["adapters", "suite", "colours", "--set", str(suite_file)]) == 0
+    assert list(registry.suites("colours")) == ["colours"]
+    report = evaluate(tmp_path, adapter, max_prompts=6, max_new_tokens=12, suites=[str(suite_file)])
 
     assert set(report["task"]) == {"base", "adapter"}
     for key in ("base", "adapter"):
@@ -72,8 +82,15 @@ def test_task_scores_reach_the_report_the_record_and_the_registry_version_gates_
     # 30 steps on the colour task: the adapter's answers are closer to the references than the base's.
     assert report["task"]["adapter"]["rouge_l"] > report["task"]["base"]["rouge_l"]
 
+    run = report["suites"]["colours"]
+    assert len(run["outputs"]) == 2 and set(run["results"]) == {"base", "adapter"}
+    for key in ("base", "adapter"):
+        assert run["results"][key]["passed"][1] is False
+        assert run["results"][key]["why"][1] == ["does not contain 'no model says this'"]
+
     version = registry.get("colours", 1)
     latest = version.evaluations[-1]
+    assert latest["suites"]["colours"]["passed"] == run["results"]["adapter"]["passed"]
     assert latest["task_score"] == pytest.approx(report["task"]["adapter"]["primary"])
     assert latest["base_task_score"] == pytest.approx(report["task"]["base"]["primary"])
     (listed,) = registry.versions("colours")

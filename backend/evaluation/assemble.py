@@ -74,6 +74,7 @@ def build_report(
     warnings: list[str],
     duration: float,
     refusal: tuple[dict[str, dict[str, float]], list[dict[str, Any]]] = ({}, []),
+    suites: dict[str, dict[str, Any]] | None = None,
 ) -> EvaluationReport:
     from backend.models.runtime import library_versions
 
@@ -178,6 +179,7 @@ def build_report(
             "refusal": refusal_rates,
             "refusal_answers": refusal_answers,
             **_tool_call_check(prompt_items, outputs, keys),
+            "suites": suites or {},
             "warnings": warnings,
             "duration_s": round(duration, 3),
         }
@@ -278,6 +280,15 @@ def update_records(report: EvaluationReport, adapters: list[EvaluatedAdapter], r
             "over_refusal_rate": (report.refusal.get(adapter.key) or {}).get("over_refusal_rate"),
             "tool_calls": report.tool_calls.get(adapter.key),
             "base_tool_calls": report.tool_calls.get(BASE),
+            "suites": {
+                name: {
+                    "pass_rate": run.results[adapter.key]["pass_rate"],
+                    "base_pass_rate": run.results[BASE]["pass_rate"],
+                    "passed": run.results[adapter.key]["passed"],
+                    "prompts": run.prompts,
+                }
+                for name, run in report.suites.items()
+            },
             "decoding": report.decoding,
             "precision": report.precision,
         }

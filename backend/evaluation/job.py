@@ -34,6 +34,7 @@ from backend.evaluation.heldout import HeldOut, TokenizedExample, batch_losses, 
 from backend.evaluation.refusal import RefusalPrompt, is_refusal, refusal_prompts, refusal_rates
 from backend.evaluation.report import perplexity, write_report
 from backend.evaluation.side_by_side import BASE, Comparison, Decoding, Precision, load_comparison
+from backend.evaluation.suites import Suite, check_suite, read_suite
 from backend.export.adapter import ADAPTER_CONFIG, AdapterInfo, read_adapter
 from backend.models.errors import ModelError
 
@@ -111,9 +112,9 @@ def run_evaluation(spec: EvaluateSpec, layout: JobLayout, sink: EventSink, stop:
     keys = [BASE, *(a.key for a in adapters)]
     batch = spec.batch_size
     checks = refusal_prompts() if spec.refusal_check else []
-    steps = _Steps(
-        sink, stop, math.ceil(len(items) / batch) + math.ceil(len(prompts) / batch) + math.ceil(len(checks) / batch)
-    )
+    suites = [read_suite(Path(path)) for path in spec.suites]
+    batches = [len(items), len(prompts), len(checks), *(len(suite.prompts) for suite in suites)]
+    steps = _Steps(sink, stop, sum(math.ceil(count / batch) for count in batches))
     sums = _losses(comparison, items, keys, batch, steps)
     losses = _aggregate(sums, items)
     if losses:
@@ -125,6 +126,7 @@ def run_evaluation(spec: EvaluateSpec, layout: JobLayout, sink: EventSink, stop:
     decoding = Decoding(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, seed=spec.seed)
     outputs = _generations(comparison, prompts, keys, decoding, batch, steps)
     refusal, refusal_answers = _refusal_check(comparison, checks, keys, decoding, batch, steps) if checks else ({}, [])
+    suite_runs = {suite.name: _suite_run(comparison, suite, keys, decoding, batch, steps) for suite in suites}
 
     report = build_report(
         spec=spec,
@@ -141,6 +143,7 @@ def run_evaluation(spec: EvaluateSpec, layout: JobLayout, sink: EventSink, stop:
         warnings=warnings,
         duration=time.monotonic() - started,
         refusal=(refusal, refusal_answers),
+        suites=suite_runs,
     )
     files = write_report(layout.root, report)
     for path in (files.json, files.markdown, files.html):
@@ -427,3 +430,16 @@ def _refusal_check(
         for c, a in zip(checks, answers, strict=True)
     ]
     return rates, listed
+
+
+def _suite_run(
+    comparison: Comparison, suite: Suite, keys: list[str], decoding: Decoding, batch: int, steps: _Steps
+) -> dict[str, Any]:
+    """Every model's answers to a regression suite, and which passed (``suites.py``)."""
+    items = [PromptItem([{"role": "user", "content": item.prompt}]) for item in suite.prompts]
+    answers = _generations(comparison, items, keys, decoding, batch, steps)
+    return {
+        "prompts": [item.prompt for item in suite.prompts],
+        "outputs": answers,
+        "results": check_suite(suite, answers, BASE),
+    }
