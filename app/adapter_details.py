@@ -11,6 +11,7 @@ from typing import Any
 
 from backend.registry.gates import GateResult
 from backend.registry.history import VersionState
+from backend.registry.registry import flat
 from backend.registry.version import Version
 from widgets.units import format_bytes
 
@@ -25,17 +26,6 @@ SPEC_HIGHLIGHTS = (
     ("quantization", "quantization"),
     ("objective", "objective"),
 )
-
-
-def flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested settings as ``section.key`` → value."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def number(value: Any) -> str:

@@ -137,7 +137,7 @@ class Registry:
 
     def diff(self, a: Version, b: Version) -> dict[str, Any]:
         """Spec fields, data hash and metrics that differ between two versions."""
-        spec_a, spec_b = _flat(a.training.get("spec") or {}), _flat(b.training.get("spec") or {})
+        spec_a, spec_b = flat(a.training.get("spec") or {}), flat(b.training.get("spec") or {})
         fields = {
             key: [spec_a.get(key), spec_b.get(key)]
             for key in sorted(set(spec_a) | set(spec_b))
@@ -391,11 +391,12 @@ def _numbers(versions: list[Version]) -> str:
     return ", ".join(f"v{v.number}" for v in versions)
 
 
-def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as ``section.key`` → value (how a diff and the Adapters page name them)."""
     out: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
+            out.update(flat(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
     return out

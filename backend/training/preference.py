@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from backend.core.events import Artifact, EventSink, Warn
+from backend.core.events import EventSink, Warn
 from backend.core.layout import ADAPTER_RECORD, JobLayout
 from backend.core.result import JobResult
 from backend.core.spec import JobSpec
@@ -36,10 +36,10 @@ from backend.training.sft import (
     Prepared,
     _lora_config,
     _resume_checkpoint,
-    _save_adapter,
     _sft_config,
     _steps_hint,
     base_model_path,
+    train_and_save,
 )
 from backend.training.targets import resolve_targets
 
@@ -90,25 +90,14 @@ def run_preference(
 
     callback = EventCallback(sink, stop)
     trainer = _trainer(spec, layout, runtime, prepared, peft_config, [callback])
-    if resume and resume_from is None:
-        sink.emit(Warn(code="no_checkpoint", message="no complete checkpoint to resume from; starting over"))
-    if resume_from is not None:
-        sink.log(f"resuming from {resume_from.name}")
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
 
-    step = trainer.state.global_step
-    if callback.stopped_early:
-        return JobResult(status="cancelled", step=step, metrics=callback.last_train)
-    metrics = {f"train_{k}": v for k, v in callback.last_train.items()}
-    if eval_ds is not None:
-        if callback.last_eval_step != step:
-            trainer.evaluate()
-        metrics.update(callback.last_eval)
-    if _REFERENCE_ADAPTER in getattr(trainer.model, "peft_config", {}):
-        trainer.model.delete_adapter(_REFERENCE_ADAPTER)  # the frozen copy is no part of the result
-    adapter = _save_adapter(trainer, spec, layout, prepared, metrics, runtime)
-    sink.emit(Artifact(kind="adapter", path=str(adapter), step=step))
-    return JobResult(status="succeeded", step=step, metrics=metrics, adapter_path=adapter)
+    def drop_reference() -> None:
+        if _REFERENCE_ADAPTER in getattr(trainer.model, "peft_config", {}):
+            trainer.model.delete_adapter(_REFERENCE_ADAPTER)  # the frozen copy is no part of the result
+
+    return train_and_save(
+        trainer, callback, spec, layout, prepared, runtime, sink, resume, resume_from, before_save=drop_reference
+    )
 
 
 def _check_continued(adapter: Path, model_path: Path) -> None:

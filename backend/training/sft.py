@@ -12,6 +12,7 @@ import json
 import math
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -239,6 +240,22 @@ def run_sft(
     prepared = prepare(spec, base_model_path(spec, sink), sink, stop, runtime)
     callback = EventCallback(sink, stop)
     trainer = build_trainer(spec, layout, runtime, prepared, [callback])
+    return train_and_save(trainer, callback, spec, layout, prepared, runtime, sink, resume, resume_from)
+
+
+def train_and_save(
+    trainer: Any,
+    callback: EventCallback,
+    spec: JobSpec,
+    layout: JobLayout,
+    prepared: Prepared,
+    runtime: Runtime,
+    sink: EventSink,
+    resume: bool,
+    resume_from: Path | None,
+    before_save: Callable[[], None] = lambda: None,
+) -> JobResult:
+    """Run the loop (from ``resume_from`` when given), evaluate at the end, save the adapter: any trl trainer."""
     if resume and resume_from is None:
         sink.emit(Warn(code="no_checkpoint", message="no complete checkpoint to resume from; starting over"))
     if resume_from is not None:
@@ -254,6 +271,7 @@ def run_sft(
         if callback.last_eval_step != step:
             trainer.evaluate()
         metrics.update(callback.last_eval)
+    before_save()
     adapter = _save_adapter(trainer, spec, layout, prepared, metrics, runtime)
     sink.emit(Artifact(kind="adapter", path=str(adapter), step=step))
     return JobResult(status="succeeded", step=step, metrics=metrics, adapter_path=adapter)
