@@ -22,10 +22,10 @@ from backend.core.stop import StopRequest
 from backend.core.task_specs import EvaluateSpec
 from backend.evaluation.job import run_evaluation
 from backend.evaluation.preference import preference_accuracy
-from backend.jobs.launch import start_worker, stream
 from backend.jobs.worker import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK
 from backend.training.checkpoints import checkpoint_step, is_complete, latest_checkpoint
 from tests.datasets import COLOURS
+from tests.test_worker import run
 
 
 @pytest.fixture(autouse=True)
@@ -85,17 +85,6 @@ def make_job(tmp_path: Path, model: Path, objective: str, name: str = "job", **s
     layout = JobLayout.new(tmp_path / "jobs", name)
     spec.save(layout.spec)
     return layout
-
-
-def run(layout: JobLayout, resume: bool = False, on_event=None) -> tuple[int, list[Event]]:
-    process = start_worker(layout, resume=resume)
-    events: list[Event] = []
-    for event in stream(process):
-        assert not isinstance(event, str), f"non-event line on the worker's stdout: {event!r}"
-        events.append(event)
-        if on_event is not None:
-            on_event(event, process)
-    return process.wait(), events
 
 
 def series(events: list[Event], key: str, split: str = "train") -> list[float]:
